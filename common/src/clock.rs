@@ -1,0 +1,186 @@
+//! Time stamps for the hot path: raw TSC reads through quanta, or `CLOCK_MONOTONIC`
+//! where the TSC cannot be trusted.
+//!
+//! [`Clock::raw`] is the only call the hot path makes: one `rdtsc` (about 10 ns here),
+//! no system call, no allocation. Raw readings are compared and turned into
+//! nanoseconds off the hot path with [`Clock::delta_ns`] or [`Clock::ns_per_raw`].
+//!
+//! Raw readings from two processes on one machine are comparable when both use the
+//! same source: an invariant TSC is shared by all cores, and `CLOCK_MONOTONIC` is
+//! system-wide. The ring header records the producer's source so that a consumer with
+//! another source refuses to mix them.
+//!
+//! The source is the TSC when the CPU reports an invariant TSC (`constant_tsc` and
+//! `nonstop_tsc` in `/proc/cpuinfo`), else `CLOCK_MONOTONIC`. Setting
+//! `HFT_CLOCK=monotonic` forces the fallback.
+
+use serde::Serialize;
+
+/// Where raw clock readings come from.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockSource {
+    /// The invariant time-stamp counter, read through quanta; units are TSC cycles.
+    Tsc = 1,
+    /// `clock_gettime(CLOCK_MONOTONIC)`; units are nanoseconds.
+    Monotonic = 2,
+}
+
+impl ClockSource {
+    /// The source stored as `value` in a ring header, if known.
+    pub fn from_u32(value: u32) -> Option<ClockSource> {
+        match value {
+            1 => Some(ClockSource::Tsc),
+            2 => Some(ClockSource::Monotonic),
+            _ => None,
+        }
+    }
+
+    /// A short lowercase name: `tsc` or `monotonic`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClockSource::Tsc => "tsc",
+            ClockSource::Monotonic => "monotonic",
+        }
+    }
+}
+
+/// Whether `/proc/cpuinfo` reports an invariant TSC.
+pub fn tsc_is_invariant() -> bool {
+    std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|s| {
+        s.lines().find(|l| l.starts_with("flags")).is_some_and(|l| {
+            let has = |f: &str| l.split_whitespace().any(|w| w == f);
+            has("constant_tsc") && has("nonstop_tsc")
+        })
+    })
+}
+
+/// A clock with a fixed source. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Clock {
+    source: ClockSource,
+    quanta: quanta::Clock,
+}
+
+impl Clock {
+    /// The best trustworthy source on this machine (see the module docs).
+    pub fn new() -> Clock {
+        let forced = std::env::var("HFT_CLOCK").is_ok_and(|v| v == "monotonic");
+        let source = if !forced && cfg!(target_arch = "x86_64") && tsc_is_invariant() {
+            ClockSource::Tsc
+        } else {
+            ClockSource::Monotonic
+        };
+        Clock::with_source(source)
+    }
+
+    /// A clock reading `source`.
+    pub fn with_source(source: ClockSource) -> Clock {
+        Clock {
+            source,
+            quanta: quanta::Clock::new(),
+        }
+    }
+
+    /// Where readings come from.
+    pub fn source(&self) -> ClockSource {
+        self.source
+    }
+
+    /// A raw reading: TSC cycles or monotonic nanoseconds. No allocation, no system
+    /// call on the TSC path (the monotonic path goes through the vDSO).
+    #[inline(always)]
+    pub fn raw(&self) -> u64 {
+        match self.source {
+            ClockSource::Tsc => self.quanta.raw(),
+            ClockSource::Monotonic => monotonic_ns(),
+        }
+    }
+
+    /// Nanoseconds from `start` to `end` (0 if `end` is before `start`).
+    pub fn delta_ns(&self, start: u64, end: u64) -> u64 {
+        if end <= start {
+            return 0;
+        }
+        match self.source {
+            ClockSource::Tsc => self.quanta.delta_as_nanos(start, end),
+            ClockSource::Monotonic => end - start,
+        }
+    }
+
+    /// Nanoseconds per raw unit, for converting whole histograms at once.
+    pub fn ns_per_raw(&self) -> f64 {
+        match self.source {
+            ClockSource::Tsc => {
+                const SPAN: u64 = 1 << 40;
+                self.quanta.delta_as_nanos(0, SPAN) as f64 / SPAN as f64
+            }
+            ClockSource::Monotonic => 1.0,
+        }
+    }
+
+    /// Raw units in `ns` nanoseconds (rounded).
+    pub fn raw_from_ns(&self, ns: u64) -> u64 {
+        (ns as f64 / self.ns_per_raw()).round() as u64
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Clock {
+        Clock::new()
+    }
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds.
+#[inline]
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC is always supported on
+    // Linux, so the call cannot fail and only writes `ts`.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Wall-clock nanoseconds since the Unix epoch (for run identities, not latency).
+pub fn unix_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_sources_advance_and_convert() {
+        for source in [ClockSource::Tsc, ClockSource::Monotonic] {
+            if source == ClockSource::Tsc && !cfg!(target_arch = "x86_64") {
+                continue;
+            }
+            let c = Clock::with_source(source);
+            let a = c.raw();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let b = c.raw();
+            assert!(b > a);
+            let ns = c.delta_ns(a, b);
+            // Slept at least 20 ms; a sleep can overrun, so only the lower bound holds.
+            assert!(ns >= 19_000_000, "{source:?}: {ns} ns");
+            assert_eq!(c.delta_ns(b, a), 0);
+            let scaled = ((b - a) as f64 * c.ns_per_raw()) as u64;
+            assert!(scaled.abs_diff(ns) <= ns / 1000 + 1, "{scaled} vs {ns}");
+        }
+    }
+
+    #[test]
+    fn source_round_trips_through_u32() {
+        for s in [ClockSource::Tsc, ClockSource::Monotonic] {
+            assert_eq!(ClockSource::from_u32(s as u32), Some(s));
+        }
+        assert_eq!(ClockSource::from_u32(0), None);
+    }
+}

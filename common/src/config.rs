@@ -1,0 +1,934 @@
+//! The run configuration: one TOML file read by feed, engine and lab.
+//!
+//! Every table has `deny_unknown_fields`, so a misspelt key is an error, not a silent
+//! default. After parsing, [`Config::validate`] checks every value and cross-field
+//! rule (positive finite rates, unique symbol names, a power-of-two ring capacity, a
+//! core plan whose hot cores are distinct and allowed, …).
+//!
+//! Every error is a [`ConfigError::Invalid`] that renders as
+//! `FILE:LINE:COLUMN: KEY: MESSAGE`, with the line and column of the offending key in
+//! the file, so both processes fail with the same readable message.
+//!
+//! Loading reads a file and allocates; it is start-up work, never on a hot path.
+
+use crate::cores::WaitStrategy;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Largest offered rate per symbol, and in total, in ticks per second.
+pub const MAX_RATE_PER_S: f64 = 100_000_000.0;
+/// Largest number of symbols (the tick carries a 16-bit symbol index).
+pub const MAX_SYMBOLS: usize = u16::MAX as usize + 1;
+/// Longest symbol name (order messages carry it).
+pub const MAX_SYMBOL_NAME: usize = 32;
+/// Smallest ring capacity a configuration may ask for.
+pub const MIN_RING_CAPACITY: u64 = 1024;
+/// Largest ring capacity a configuration may ask for (2²⁶ slots, 4 GiB).
+pub const MAX_RING_CAPACITY: u64 = 1 << 26;
+
+/// A whole run, as read from TOML. See `configs/default.toml` and the README's
+/// configuration reference for every key.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Seed of the synthetic market data; the same seed gives the same ticks.
+    pub seed: u64,
+    /// How long the feed publishes, in seconds.
+    pub duration_s: f64,
+    /// Leading part of the run whose latencies are discarded, in seconds.
+    #[serde(default = "default_warmup_s")]
+    pub warmup_s: f64,
+    /// The shared-memory ring.
+    pub ring: RingConfig,
+    /// Core plan.
+    pub cores: CoreConfig,
+    /// Feed settings.
+    #[serde(default)]
+    pub feed: FeedConfig,
+    /// Engine settings.
+    #[serde(default)]
+    pub engine: EngineConfig,
+    /// Interval logs and output files.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// The instruments, in symbol-index order.
+    pub symbols: Vec<SymbolConfig>,
+}
+
+fn default_warmup_s() -> f64 {
+    1.0
+}
+
+/// `[ring]`: where the ring lives and how many ticks it holds.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RingConfig {
+    /// Path of the ring file, normally under `/dev/shm`.
+    pub path: PathBuf,
+    /// Number of 64-byte slots; a power of two.
+    pub capacity: u64,
+}
+
+/// `[cores]`: the core plan.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoreConfig {
+    /// Core of the feed's publishing (md) thread.
+    pub feed_md: usize,
+    /// Core of the engine's hot thread.
+    pub engine_hot: usize,
+    /// Cores cold threads may use; empty means every allowed core.
+    #[serde(default)]
+    pub cold: Vec<usize>,
+}
+
+/// `[feed]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeedConfig {
+    /// What the md thread does while waiting for the next scheduled tick.
+    pub wait: WaitStrategy,
+    /// Fraction of ticks that are trades (the rest are quotes), in `[0, 1]`.
+    pub trade_ratio: f64,
+    /// Capacity of the md → history channel, in ticks; a full channel drops (and counts)
+    /// history copies rather than stall publishing.
+    pub history_channel: usize,
+    /// Cold history retention.
+    pub history: HistoryConfig,
+}
+
+impl Default for FeedConfig {
+    fn default() -> FeedConfig {
+        FeedConfig {
+            wait: WaitStrategy::Spin,
+            trade_ratio: 0.1,
+            history_channel: 1 << 16,
+            history: HistoryConfig::default(),
+        }
+    }
+}
+
+/// `[feed.history]`: how much tick history the feed keeps; set exactly one key.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// Keep at most this many ticks (all symbols together); the oldest are evicted.
+    pub retention_ticks: Option<u64>,
+    /// Keep at most this many bytes of ticks; the oldest are evicted.
+    pub retention_bytes: Option<u64>,
+}
+
+impl HistoryConfig {
+    /// The retention as a tick count (bytes are divided by the 64-byte tick size).
+    pub fn max_ticks(&self) -> u64 {
+        match (self.retention_ticks, self.retention_bytes) {
+            (Some(t), _) => t,
+            (None, Some(b)) => b / 64,
+            (None, None) => 1_000_000,
+        }
+    }
+}
+
+/// Where the engine's per-tick scratch memory comes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scratch {
+    /// The global allocator (allocates and frees every tick).
+    Heap,
+    /// A bumpalo arena, reset at every tick.
+    #[default]
+    Arena,
+}
+
+impl Scratch {
+    /// Lowercase name as in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scratch::Heap => "heap",
+            Scratch::Arena => "arena",
+        }
+    }
+}
+
+/// `[engine]`: hot path and strategy settings.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// What the hot thread does when the ring is empty.
+    pub wait: WaitStrategy,
+    /// Scratch memory strategy.
+    pub scratch: Scratch,
+    /// Pre-sized capacity of the per-tick arena, in bytes.
+    pub arena_bytes: usize,
+    /// Order levels quoted on each side per decision.
+    pub levels: u32,
+    /// Length of the moving window of mid prices (mean and volatility).
+    pub window: usize,
+    /// Lots quoted at the first level; deeper levels quote more.
+    pub quote_lots: u32,
+    /// Half spread of the first level, in ticks of the symbol.
+    pub half_spread_ticks: u32,
+    /// Distance between levels, in ticks.
+    pub level_step_ticks: u32,
+    /// Price skew per lot of inventory, in ticks (leans quotes to reduce the position).
+    pub skew_ticks_per_lot: f64,
+    /// Widening of the spread per unit of windowed volatility (in ticks).
+    pub vol_widen: f64,
+    /// Position limit per symbol, in lots: beyond it the engine quotes one side only.
+    pub max_position_lots: i64,
+    /// Capacity of the hot → cold order channel; a full channel drops (and counts) orders.
+    pub order_channel: usize,
+    /// Extra seconds the engine waits past `duration_s` (from its first tick) for the
+    /// end of the feed's stream before it stops by itself.
+    pub grace_s: f64,
+    /// Milliseconds without a sign of life from the feed (no tick, no heartbeat) after
+    /// which the engine reports the producer gone and stops.
+    pub producer_timeout_ms: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        EngineConfig {
+            wait: WaitStrategy::Spin,
+            scratch: Scratch::Arena,
+            arena_bytes: 64 * 1024,
+            levels: 3,
+            window: 64,
+            quote_lots: 10,
+            half_spread_ticks: 1,
+            level_step_ticks: 1,
+            skew_ticks_per_lot: 0.02,
+            vol_widen: 1.0,
+            max_position_lots: 500,
+            order_channel: 1 << 16,
+            grace_s: 2.0,
+            producer_timeout_ms: 1000,
+        }
+    }
+}
+
+/// `[log]`: interval lines and output files.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Length of one logging interval, in milliseconds.
+    pub interval_ms: u64,
+    /// Folder for `summary.json` and the `.hlog` files (created if missing).
+    pub out_dir: PathBuf,
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            interval_ms: 1000,
+            out_dir: PathBuf::from("results/latest"),
+        }
+    }
+}
+
+/// `[[symbols]]`: one instrument.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SymbolConfig {
+    /// Unique name.
+    pub name: String,
+    /// Offered rate in ticks per second.
+    pub rate_per_s: f64,
+    /// Starting mid price.
+    pub start_px: f64,
+    /// Price increment; every price is a multiple of it.
+    pub tick_size: f64,
+    /// Standard deviation of the mid's move per tick, in basis points.
+    pub volatility_bps: f64,
+}
+
+impl Config {
+    /// Reads, parses and validates `path` against the cores this process may use.
+    pub fn load(path: &Path, allowed_cores: &[usize]) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path, allowed_cores)
+    }
+
+    /// Parses and validates `text`; `path` names the file in errors.
+    pub fn parse(text: &str, path: &Path, allowed_cores: &[usize]) -> Result<Config, ConfigError> {
+        let de = toml::Deserializer::new(text);
+        let config: Config =
+            serde_path_to_error::deserialize(de).map_err(|e| serde_error(text, path, e))?;
+        config
+            .validate(allowed_cores)
+            .map_err(|(key, message)| invalid(text, path, &key, None, message))?;
+        Ok(config)
+    }
+
+    /// Total offered rate of all symbols, ticks per second.
+    pub fn total_rate_per_s(&self) -> f64 {
+        self.symbols.iter().map(|s| s.rate_per_s).sum()
+    }
+
+    /// Checks every value and cross-field rule. On failure returns the key path
+    /// (`symbols[2].rate_per_s`) and what is wrong with it.
+    pub fn validate(&self, allowed_cores: &[usize]) -> Result<(), (KeyPath, String)> {
+        let k = |s: &str| KeyPath::key(s);
+        positive_finite(self.duration_s, 7.0 * 86_400.0)
+            .map_err(|m| (k("duration_s"), format!("duration {m}")))?;
+        if !(self.warmup_s.is_finite() && self.warmup_s >= 0.0 && self.warmup_s < self.duration_s) {
+            return Err((
+                k("warmup_s"),
+                format!(
+                    "warm-up must be at least 0 and shorter than duration_s ({}), got {}",
+                    self.duration_s, self.warmup_s
+                ),
+            ));
+        }
+        self.validate_ring()?;
+        self.validate_cores(allowed_cores)?;
+        self.validate_feed()?;
+        self.validate_engine()?;
+        if self.log.interval_ms < 10 || self.log.interval_ms > 3_600_000 {
+            return Err((
+                KeyPath::key("log").then("interval_ms"),
+                format!(
+                    "must be between 10 and 3600000 ms, got {}",
+                    self.log.interval_ms
+                ),
+            ));
+        }
+        self.validate_symbols()
+    }
+
+    fn validate_ring(&self) -> Result<(), (KeyPath, String)> {
+        let cap = self.ring.capacity;
+        if !cap.is_power_of_two() || !(MIN_RING_CAPACITY..=MAX_RING_CAPACITY).contains(&cap) {
+            return Err((
+                KeyPath::key("ring").then("capacity"),
+                format!(
+                    "must be a power of two between {MIN_RING_CAPACITY} and {MAX_RING_CAPACITY}, got {cap}"
+                ),
+            ));
+        }
+        let path = &self.ring.path;
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+        if path.file_name().is_none() || parent.is_some_and(|p| !p.is_dir()) {
+            return Err((
+                KeyPath::key("ring").then("path"),
+                format!(
+                    "{} is not a file path in an existing folder",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the core plan against `allowed` (the process's cores, read at start-up):
+    /// every id allowed, the two hot cores distinct, cold cores allowed.
+    pub fn validate_cores(&self, allowed: &[usize]) -> Result<(), (KeyPath, String)> {
+        let c = &self.cores;
+        let shown = format!("{allowed:?}");
+        for (name, id) in [("feed_md", c.feed_md), ("engine_hot", c.engine_hot)] {
+            if !allowed.contains(&id) {
+                return Err((
+                    KeyPath::key("cores").then(name),
+                    format!("core {id} is not one this process may use (allowed: {shown})"),
+                ));
+            }
+        }
+        if c.feed_md == c.engine_hot {
+            return Err((
+                KeyPath::key("cores").then("engine_hot"),
+                format!(
+                    "core {} is already the feed's hot core (cores.feed_md); hot threads need cores of their own",
+                    c.engine_hot
+                ),
+            ));
+        }
+        for (i, &id) in c.cold.iter().enumerate() {
+            if !allowed.contains(&id) {
+                return Err((
+                    KeyPath::key("cores").then("cold").index(i),
+                    format!("core {id} is not one this process may use (allowed: {shown})"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_feed(&self) -> Result<(), (KeyPath, String)> {
+        let f = &self.feed;
+        let feed = KeyPath::key("feed");
+        if !(f.trade_ratio.is_finite() && (0.0..=1.0).contains(&f.trade_ratio)) {
+            return Err((
+                feed.then("trade_ratio"),
+                format!("must be between 0 and 1, got {}", f.trade_ratio),
+            ));
+        }
+        if !(16..=1 << 24).contains(&f.history_channel) {
+            return Err((
+                feed.then("history_channel"),
+                format!(
+                    "must be between 16 and {}, got {}",
+                    1 << 24,
+                    f.history_channel
+                ),
+            ));
+        }
+        let h = &f.history;
+        let hist = feed.then("history");
+        match (h.retention_ticks, h.retention_bytes) {
+            (Some(_), Some(_)) => Err((
+                hist.then("retention_bytes"),
+                "set either retention_ticks or retention_bytes, not both".into(),
+            )),
+            (Some(0), None) => Err((hist.then("retention_ticks"), "must be at least 1".into())),
+            (None, Some(b)) if b < 64 => Err((
+                hist.then("retention_bytes"),
+                format!("must be at least one 64-byte tick, got {b}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn validate_engine(&self) -> Result<(), (KeyPath, String)> {
+        let e = &self.engine;
+        let key = |s| KeyPath::key("engine").then(s);
+        let range = |name: &'static str, v: u64, lo: u64, hi: u64| {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err((key(name), format!("must be between {lo} and {hi}, got {v}")))
+            }
+        };
+        range("arena_bytes", e.arena_bytes as u64, 1024, 1 << 30)?;
+        range("levels", e.levels as u64, 1, 16)?;
+        range("window", e.window as u64, 2, 65_536)?;
+        range("quote_lots", e.quote_lots as u64, 1, 1_000_000)?;
+        range(
+            "half_spread_ticks",
+            e.half_spread_ticks as u64,
+            1,
+            1_000_000,
+        )?;
+        range("level_step_ticks", e.level_step_ticks as u64, 1, 1_000_000)?;
+        range(
+            "max_position_lots",
+            e.max_position_lots.max(0) as u64,
+            1,
+            1 << 40,
+        )?;
+        range("order_channel", e.order_channel as u64, 16, 1 << 24)?;
+        range("producer_timeout_ms", e.producer_timeout_ms, 10, 3_600_000)?;
+        for (name, v) in [
+            ("skew_ticks_per_lot", e.skew_ticks_per_lot),
+            ("vol_widen", e.vol_widen),
+            ("grace_s", e.grace_s),
+        ] {
+            if !(v.is_finite() && (0.0..=1e6).contains(&v)) {
+                return Err((
+                    key(name),
+                    format!("must be a finite number from 0 to 1e6, got {v}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_symbols(&self) -> Result<(), (KeyPath, String)> {
+        if self.symbols.is_empty() {
+            return Err((
+                KeyPath::key("symbols"),
+                "at least one symbol is required".into(),
+            ));
+        }
+        if self.symbols.len() > MAX_SYMBOLS {
+            return Err((
+                KeyPath::key("symbols"),
+                format!("at most {MAX_SYMBOLS} symbols, got {}", self.symbols.len()),
+            ));
+        }
+        let mut seen = HashSet::with_capacity(self.symbols.len());
+        for (i, s) in self.symbols.iter().enumerate() {
+            let key = |f: &str| KeyPath::key("symbols").index(i).then(f);
+            let name = s.name.trim();
+            if name.is_empty() {
+                return Err((key("name"), "symbol name is empty".into()));
+            }
+            if name.len() > MAX_SYMBOL_NAME
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./:".contains(&b))
+            {
+                return Err((
+                    key("name"),
+                    format!(
+                        "symbol name {name:?} must be at most {MAX_SYMBOL_NAME} characters of A-Z, a-z, 0-9, '-', '_', '.', '/', ':'"
+                    ),
+                ));
+            }
+            if !seen.insert(name) {
+                return Err((key("name"), format!("duplicate symbol name {name:?}")));
+            }
+            positive_finite(s.rate_per_s, MAX_RATE_PER_S)
+                .map_err(|m| (key("rate_per_s"), format!("rate {m}")))?;
+            positive_finite(s.start_px, 1e9)
+                .map_err(|m| (key("start_px"), format!("price {m}")))?;
+            positive_finite(s.tick_size, s.start_px)
+                .map_err(|m| (key("tick_size"), format!("tick size {m} (the start price)")))?;
+            if s.tick_size * crate::tick::PX_SCALE as f64 <= 0.5 {
+                return Err((
+                    key("tick_size"),
+                    format!(
+                        "tick size {} is finer than the 1e-8 price resolution",
+                        s.tick_size
+                    ),
+                ));
+            }
+            if !(s.volatility_bps.is_finite() && (0.0..=1000.0).contains(&s.volatility_bps)) {
+                return Err((
+                    key("volatility_bps"),
+                    format!(
+                        "must be between 0 and 1000 basis points, got {}",
+                        s.volatility_bps
+                    ),
+                ));
+            }
+        }
+        let total = self.total_rate_per_s();
+        if total > MAX_RATE_PER_S {
+            return Err((
+                KeyPath::key("symbols"),
+                format!("total rate {total} ticks/s is above the {MAX_RATE_PER_S} limit"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn positive_finite(v: f64, max: f64) -> Result<(), String> {
+    if v.is_nan() {
+        Err("must be a number, got nan".into())
+    } else if v <= 0.0 {
+        Err(format!("must be greater than 0, got {v}"))
+    } else if !v.is_finite() || v > max {
+        Err(format!("must be at most {max}, got {v}"))
+    } else {
+        Ok(())
+    }
+}
+
+/// A key path inside the config, like `symbols[2].rate_per_s`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyPath(Vec<Seg>);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+impl KeyPath {
+    /// A path of one key.
+    pub fn key(k: &str) -> KeyPath {
+        KeyPath(vec![Seg::Key(k.to_string())])
+    }
+    /// This path followed by key `k`.
+    pub fn then(mut self, k: &str) -> KeyPath {
+        self.0.push(Seg::Key(k.to_string()));
+        self
+    }
+    /// This path followed by array index `i`.
+    pub fn index(mut self, i: usize) -> KeyPath {
+        self.0.push(Seg::Index(i));
+        self
+    }
+}
+
+impl fmt::Display for KeyPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("(top level)");
+        }
+        for (i, seg) in self.0.iter().enumerate() {
+            match seg {
+                Seg::Key(k) if i == 0 => write!(f, "{k}")?,
+                Seg::Key(k) => write!(f, ".{k}")?,
+                Seg::Index(n) => write!(f, "[{n}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A configuration that could not be read or is not valid.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read config: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a valid configuration.
+    #[error("{path}:{line}:{column}: {key}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the offending key.
+        line: usize,
+        /// 1-based column of the offending key.
+        column: usize,
+        /// The key path, like `symbols[2].rate_per_s`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn serde_error(
+    text: &str,
+    path: &Path,
+    err: serde_path_to_error::Error<toml::de::Error>,
+) -> ConfigError {
+    let mut key = KeyPath::default();
+    for seg in err.path().iter() {
+        match seg {
+            serde_path_to_error::Segment::Seq { index } => key = key.index(*index),
+            serde_path_to_error::Segment::Map { key: k } => key = key.then(k),
+            serde_path_to_error::Segment::Enum { variant } => key = key.then(variant),
+            serde_path_to_error::Segment::Unknown => {}
+        }
+    }
+    let inner = err.inner();
+    let message = inner.message().trim().to_string();
+    // Name the key serde could not place: a missing or unknown field.
+    for prefix in ["missing field `", "unknown field `"] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            if let Some(name) = rest.split('`').next() {
+                let named = matches!(key.0.last(), Some(Seg::Key(k)) if k == name);
+                if !named {
+                    key = key.then(name);
+                }
+            }
+        }
+    }
+    if key.0.is_empty() {
+        if let Some(k) = inner.span().and_then(|s| key_on_line(text, s.start)) {
+            key = KeyPath::key(&k);
+        }
+    }
+    invalid(text, path, &key, inner.span().map(|s| s.start), message)
+}
+
+/// The key assigned on the line holding byte `offset`, for syntax errors.
+fn key_on_line(text: &str, offset: usize) -> Option<String> {
+    let start = text[..offset.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    let line = text[start..].lines().next()?;
+    let (k, _) = line.split_once('=')?;
+    let k = k.trim();
+    (!k.is_empty() && !k.starts_with('#')).then(|| k.to_string())
+}
+
+fn invalid(
+    text: &str,
+    path: &Path,
+    key: &KeyPath,
+    offset: Option<usize>,
+    message: String,
+) -> ConfigError {
+    let offset = offset.or_else(|| span_of(text, key)).unwrap_or(0);
+    let (line, column) = line_col(text, offset);
+    ConfigError::Invalid {
+        path: path.to_path_buf(),
+        line,
+        column,
+        key: key.to_string(),
+        message,
+    }
+}
+
+/// Byte offset of `key` in `text`: the key itself where it is written, else the
+/// deepest enclosing table or array element that is.
+fn span_of(text: &str, key: &KeyPath) -> Option<usize> {
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let mut table: &dyn toml_edit::TableLike = doc.as_table();
+    let mut item: Option<&toml_edit::Item> = None;
+    let mut best = None;
+    for seg in &key.0 {
+        match seg {
+            Seg::Key(k) => {
+                let (key, it) = match item {
+                    None => table.get_key_value(k)?,
+                    Some(it) => {
+                        table = it.as_table_like()?;
+                        table.get_key_value(k)?
+                    }
+                };
+                best = key.span().map(|s| s.start).or(best);
+                item = Some(it);
+            }
+            Seg::Index(i) => {
+                let it = item?;
+                let off = if let Some(aot) = it.as_array_of_tables() {
+                    let t = aot.get(*i)?;
+                    item = None;
+                    table = t;
+                    t.span().map(|s| s.start)
+                } else {
+                    let v = it.as_array()?.get(*i)?;
+                    let off = v.span().map(|s| s.start);
+                    if let Some(t) = v.as_inline_table() {
+                        table = t;
+                        item = None;
+                    } else {
+                        return off.or(best);
+                    }
+                    off
+                };
+                best = off.or(best);
+            }
+        }
+    }
+    best
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |i| before.len() - i - 1)
+        + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+seed = 7
+duration_s = 2.0
+warmup_s = 0.5
+
+[ring]
+path = "/dev/shm/test.ring"
+capacity = 4096
+
+[cores]
+feed_md = 0
+engine_hot = 1
+
+[[symbols]]
+name = "AAA"
+rate_per_s = 1000
+start_px = 100.0
+tick_size = 0.01
+volatility_bps = 1.0
+
+[[symbols]]
+name = "BBB"
+rate_per_s = 500.5
+start_px = 20.0
+tick_size = 0.05
+volatility_bps = 2.0
+"#;
+
+    const CORES: &[usize] = &[0, 1];
+
+    fn err(text: &str) -> String {
+        match Config::parse(text, Path::new("cfg.toml"), CORES) {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn good_config_parses_with_defaults() {
+        let c = Config::parse(GOOD, Path::new("cfg.toml"), CORES).unwrap();
+        assert_eq!(c.symbols.len(), 2);
+        assert_eq!(c.total_rate_per_s(), 1500.5);
+        assert_eq!(c.engine.scratch, Scratch::Arena);
+        assert_eq!(c.feed.history.max_ticks(), 1_000_000);
+        assert_eq!(c.log.interval_ms, 1000);
+    }
+
+    #[test]
+    fn shipped_configs_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") && !path.ends_with("compare.toml") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                // Ring folders may not exist on every machine; check the rest.
+                let c: Config = toml::from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+                let mut c2 = c.clone();
+                c2.ring.path = std::env::temp_dir().join("x.ring");
+                c2.validate(CORES)
+                    .unwrap_or_else(|(k, m)| panic!("{path:?}: {k}: {m}"));
+                n += 1;
+            }
+        }
+        assert!(n >= 3);
+    }
+
+    #[test]
+    fn syntax_error_names_line_column_and_key() {
+        let e = err(&GOOD.replace("capacity = 4096", "capacity = = 4096"));
+        assert!(e.starts_with("cfg.toml:8:"), "{e}");
+        assert!(e.contains("capacity"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key() {
+        let e = err(&GOOD.replace("capacity = 4096", "capacity = 4096\ncapacty = 3"));
+        assert!(
+            e.starts_with("cfg.toml:9:1: ring.capacty: unknown field `capacty`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn wrong_type() {
+        let e = err(&GOOD.replace("rate_per_s = 1000", "rate_per_s = \"fast\""));
+        assert!(
+            e.starts_with("cfg.toml:16:14: symbols[0].rate_per_s: invalid type"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn missing_symbols() {
+        let text = &GOOD[..GOOD.find("[[symbols]]").unwrap()];
+        let e = err(text);
+        assert!(
+            e.starts_with("cfg.toml:1:1: symbols: missing field `symbols`"),
+            "{e}"
+        );
+        let e = err(&text.replace("seed = 7\n", "seed = 7\nsymbols = []\n"));
+        assert!(
+            e.starts_with("cfg.toml:3:1: symbols: at least one symbol"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn duplicate_symbol() {
+        let e = err(&GOOD.replace("\"BBB\"", "\"A=B\""));
+        assert!(
+            e.starts_with("cfg.toml:22:1: symbols[1].name: symbol name \"A=B\" must be"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("\"BBB\"", "\" \""));
+        assert!(
+            e.starts_with("cfg.toml:22:1: symbols[1].name: symbol name is empty"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("\"BBB\"", "\"AAA\""));
+        assert!(
+            e.starts_with("cfg.toml:22:1: symbols[1].name: duplicate symbol name \"AAA\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn zero_negative_nan_and_absurd_rates() {
+        for (bad, msg) in [
+            ("0", "must be greater than 0, got 0"),
+            ("-5", "must be greater than 0, got -5"),
+            ("nan", "must be a number, got nan"),
+            ("inf", "must be at most"),
+            ("1e12", "must be at most"),
+        ] {
+            let e = err(&GOOD.replace("rate_per_s = 500.5", &format!("rate_per_s = {bad}")));
+            assert!(
+                e.starts_with("cfg.toml:23:1: symbols[1].rate_per_s: rate "),
+                "{e}"
+            );
+            assert!(e.contains(msg), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn core_out_of_range_or_shared() {
+        let e = err(&GOOD.replace("engine_hot = 1", "engine_hot = 5000"));
+        assert!(
+            e.starts_with("cfg.toml:12:1: cores.engine_hot: core 5000 is not one"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("engine_hot = 1", "engine_hot = 0"));
+        assert!(
+            e.starts_with("cfg.toml:12:1: cores.engine_hot: core 0 is already"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("engine_hot = 1", "engine_hot = 1\ncold = [0, 9]"));
+        assert!(
+            e.starts_with("cfg.toml:13:12: cores.cold[1]: core 9"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("feed_md = 0", "feed_md = -1"));
+        assert!(
+            e.starts_with("cfg.toml:11:11: cores.feed_md: invalid value"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn ring_capacity_and_path() {
+        let e = err(&GOOD.replace("capacity = 4096", "capacity = 4000"));
+        assert!(
+            e.starts_with("cfg.toml:8:1: ring.capacity: must be a power of two"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("capacity = 4096", "capacity = 2"));
+        assert!(e.contains("ring.capacity"), "{e}");
+        let e = err(&GOOD.replace("/dev/shm/test.ring", "/no/such/dir/x.ring"));
+        assert!(
+            e.starts_with("cfg.toml:7:1: ring.path: /no/such/dir/x.ring is not"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn other_values() {
+        let e = err(&GOOD.replace("warmup_s = 0.5", "warmup_s = 3"));
+        assert!(e.starts_with("cfg.toml:4:1: warmup_s:"), "{e}");
+        let e = err(&GOOD.replace("duration_s = 2.0", "duration_s = 0"));
+        assert!(
+            e.starts_with("cfg.toml:3:1: duration_s: duration must be greater than 0"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("tick_size = 0.05", "tick_size = 0.0"));
+        assert!(e.contains("symbols[1].tick_size"), "{e}");
+        let e = err(&format!("{GOOD}\n[engine]\nlevels = 0\n"));
+        assert!(
+            e.contains(": engine.levels: must be between 1 and 16, got 0"),
+            "{e}"
+        );
+        let e = err(&format!("{GOOD}\n[engine]\nscratch = \"pool2\"\n"));
+        assert!(e.contains("engine.scratch: unknown variant `pool2`"), "{e}");
+        let e = err(&format!(
+            "{GOOD}\n[feed.history]\nretention_ticks = 5\nretention_bytes = 640\n"
+        ));
+        assert!(
+            e.contains("feed.history.retention_bytes: set either"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unreadable_file() {
+        let e = Config::load(Path::new("/no/such/file.toml"), CORES).unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("/no/such/file.toml: cannot read config"));
+    }
+}

@@ -1,0 +1,418 @@
+//! Run manifest and summaries: what ran, where, with which settings, and what it
+//! measured, as JSON.
+//!
+//! The feed writes a [`FeedSummary`], the engine an [`EngineSummary`]; `lab run`
+//! merges both into one [`Summary`] (`summary.json`). Collecting a manifest reads
+//! files under `/proc` and allocates: it runs at start-up or shutdown, never per tick.
+
+use crate::alloc::AllocCounts;
+use crate::config::Config;
+use crate::latency::Percentiles;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Git revision the binaries were built from (`-dirty` if the tree had changes).
+pub const GIT_REV: &str = env!("HFT_GIT_REV");
+
+/// The allocator of one process.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocatorInfo {
+    /// `system`, `jemalloc`, `mimalloc` or `tcmalloc`.
+    pub name: String,
+    /// Version of the allocator library.
+    pub version: String,
+}
+
+/// Where and how a process ran.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Manifest {
+    /// CPU model name from `/proc/cpuinfo`.
+    pub cpu_model: String,
+    /// Cores this process was allowed to use at start-up.
+    pub cores_allowed: Vec<usize>,
+    /// Thread role → core it was pinned to (absent if pinning failed).
+    pub cores_used: BTreeMap<String, usize>,
+    /// Kernel release.
+    pub kernel: String,
+    /// Clock source of the stamps (`tsc` or `monotonic`).
+    pub clock_source: String,
+    /// Allocator of this process.
+    pub allocator: AllocatorInfo,
+    /// Allocator-related environment variables as set for this process.
+    pub allocator_env: BTreeMap<String, String>,
+    /// Git revision of the build.
+    pub git_rev: String,
+    /// The configuration file and its validated contents.
+    pub config_path: String,
+    /// The validated configuration.
+    pub config: serde_json::Value,
+}
+
+/// Environment variables that change allocator behaviour.
+pub fn allocator_env() -> BTreeMap<String, String> {
+    std::env::vars()
+        .filter(|(k, _)| {
+            k == "_RJEM_MALLOC_CONF"
+                || k.starts_with("MIMALLOC_")
+                || k == "GLIBC_TUNABLES"
+                || k.starts_with("TCMALLOC_")
+                || k.starts_with("MALLOC_ARENA")
+        })
+        .collect()
+}
+
+/// The CPU model name, or `unknown`.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The kernel release, or `unknown`.
+pub fn kernel() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Resident set size of this process in bytes, from `/proc/self/statm`.
+pub fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+impl Manifest {
+    /// Collects the manifest of this process.
+    pub fn collect(
+        config: &Config,
+        config_path: &Path,
+        cores_allowed: &[usize],
+        cores_used: BTreeMap<String, usize>,
+        clock_source: &str,
+        allocator: AllocatorInfo,
+    ) -> Manifest {
+        Manifest {
+            cpu_model: cpu_model(),
+            cores_allowed: cores_allowed.to_vec(),
+            cores_used,
+            kernel: kernel(),
+            clock_source: clock_source.into(),
+            allocator,
+            allocator_env: allocator_env(),
+            git_rev: GIT_REV.into(),
+            config_path: config_path.display().to_string(),
+            config: serde_json::to_value(config).unwrap_or_default(),
+        }
+    }
+}
+
+/// A byte count in readable binary units: `512B`, `12.3KiB`, `4.0MiB`, `1.50GiB`.
+pub fn fmt_bytes(bytes: u64) -> String {
+    const K: f64 = 1024.0;
+    let b = bytes as f64;
+    if b < K {
+        format!("{bytes}B")
+    } else if b < K * K {
+        format!("{:.1}KiB", b / K)
+    } else if b < K * K * K {
+        format!("{:.1}MiB", b / (K * K))
+    } else {
+        format!("{:.2}GiB", b / (K * K * K))
+    }
+}
+
+/// Why a process stopped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// The feed published its whole configured duration / the engine drained the stream.
+    #[default]
+    EndOfStream,
+    /// The configured duration (plus grace) passed.
+    Duration,
+    /// SIGINT or SIGTERM.
+    Signal,
+    /// The producer stopped showing signs of life.
+    ProducerGone,
+}
+
+/// What the feed reports at the end of a run.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct FeedSummary {
+    /// Ticks published to the ring.
+    pub published: u64,
+    /// Configured total rate, ticks per second.
+    pub offered_per_s: f64,
+    /// Published ticks divided by the publishing time.
+    pub achieved_per_s: f64,
+    /// Seconds spent publishing.
+    pub elapsed_s: f64,
+    /// Ticks held in the cold history at the end.
+    pub history_ticks: u64,
+    /// Bytes of tick history held at the end (ticks × 64).
+    pub history_bytes: u64,
+    /// Ticks evicted from the history by the retention limit.
+    pub history_evicted: u64,
+    /// Completed 1-second OHLCV bars held at the end.
+    pub history_bars: u64,
+    /// History copies dropped because the md → history channel was full.
+    pub history_dropped: u64,
+    /// Global allocator calls of the md (publishing) thread after start-up.
+    pub md_allocs: AllocCounts,
+    /// Global allocator calls of the history thread.
+    pub history_allocs: AllocCounts,
+    /// Resident set size at the end, bytes.
+    pub rss_bytes: u64,
+    /// Allocator statistics at the end (allocator-specific keys).
+    pub allocator_stats: BTreeMap<String, u64>,
+    /// Why the feed stopped.
+    pub end_reason: EndReason,
+    /// Run manifest.
+    pub manifest: Manifest,
+}
+
+/// What the engine reports at the end of a run.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct EngineSummary {
+    /// Highest sequence number the producer had published when the engine stopped.
+    pub published_seen: u64,
+    /// Ticks received whole.
+    pub received: u64,
+    /// Gaps (lapped reads) reported by the ring.
+    pub gaps: u64,
+    /// Ticks skipped in gaps, or corrupt.
+    pub missed: u64,
+    /// Ticks received after the warm-up (the ones in the latency figures).
+    pub measured_ticks: u64,
+    /// Scratch strategy.
+    pub scratch: String,
+    /// Hot-thread global allocator calls per measured tick.
+    pub global_allocs_per_tick: f64,
+    /// Hot-thread allocator counts after the warm-up.
+    pub hot_allocs: AllocCounts,
+    /// Orders encoded and handed to the cold thread.
+    pub orders: u64,
+    /// Orders dropped because the hot → cold channel was full.
+    pub orders_dropped: u64,
+    /// Orders the cold thread found malformed (framing, length or checksum); should be 0.
+    pub orders_invalid: u64,
+    /// Lots filled against the engine's quotes (simulated from trades).
+    pub filled_lots: u64,
+    /// Net position at the end, lots.
+    pub net_position_lots: i64,
+    /// Ticks whose slot held bytes that are not a valid tick (counted in `missed`).
+    pub corrupt: u64,
+    /// Arena capacity at the end (bytes; 0 without an arena).
+    pub arena_bytes: u64,
+    /// Allocator statistics at the end (allocator-specific keys).
+    pub allocator_stats: BTreeMap<String, u64>,
+    /// Resident set size at the end, bytes.
+    pub rss_bytes: u64,
+    /// Latency percentiles per stage after the warm-up, nanoseconds.
+    pub latency_ns: BTreeMap<String, Percentiles>,
+    /// Why the engine stopped.
+    pub end_reason: EndReason,
+    /// Run manifest.
+    pub manifest: Manifest,
+}
+
+/// Tick accounting of a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TickCounts {
+    /// Published by the feed.
+    pub published: u64,
+    /// Received whole by the engine.
+    pub received: u64,
+    /// Gaps the engine reported.
+    pub gaps: u64,
+    /// Ticks the engine missed in gaps.
+    pub missed: u64,
+}
+
+/// Offered and achieved rates.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Rates {
+    /// Configured total rate, ticks/s.
+    pub offered_per_s: f64,
+    /// Rate the feed achieved, ticks/s.
+    pub achieved_per_s: f64,
+}
+
+/// The engine section of `summary.json`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct EngineSection {
+    /// Allocator name and version.
+    pub allocator: AllocatorInfo,
+    /// Scratch strategy.
+    pub scratch: String,
+    /// Hot-thread global allocator calls per tick after warm-up.
+    pub global_allocs_per_tick: f64,
+    /// Everything else the engine reported.
+    pub detail: EngineSummary,
+}
+
+/// The feed section of `summary.json`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct FeedSection {
+    /// Allocator name and version.
+    pub allocator: AllocatorInfo,
+    /// Ticks in the cold history at the end.
+    pub history_ticks: u64,
+    /// Everything else the feed reported.
+    pub detail: FeedSummary,
+}
+
+/// The merged result of one run (`summary.json`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Summary {
+    /// Tick accounting.
+    pub ticks: TickCounts,
+    /// Offered and achieved rates.
+    pub rate: Rates,
+    /// Latency percentiles per stage, nanoseconds.
+    pub latency_ns: BTreeMap<String, Percentiles>,
+    /// Engine figures.
+    pub engine: EngineSection,
+    /// Feed figures.
+    pub feed: FeedSection,
+    /// The environment (from the engine's manifest, with both allocators).
+    pub manifest: Manifest,
+}
+
+impl Summary {
+    /// Merges the two processes' summaries.
+    pub fn merge(feed: FeedSummary, engine: EngineSummary) -> Summary {
+        let mut manifest = engine.manifest.clone();
+        manifest.cores_used.extend(feed.manifest.cores_used.clone());
+        Summary {
+            ticks: TickCounts {
+                published: feed.published,
+                received: engine.received,
+                gaps: engine.gaps,
+                missed: engine.missed,
+            },
+            rate: Rates {
+                offered_per_s: feed.offered_per_s,
+                achieved_per_s: feed.achieved_per_s,
+            },
+            latency_ns: engine.latency_ns.clone(),
+            engine: EngineSection {
+                allocator: engine.manifest.allocator.clone(),
+                scratch: engine.scratch.clone(),
+                global_allocs_per_tick: engine.global_allocs_per_tick,
+                detail: engine,
+            },
+            feed: FeedSection {
+                allocator: feed.manifest.allocator.clone(),
+                history_ticks: feed.history_ticks,
+                detail: feed,
+            },
+            manifest,
+        }
+    }
+}
+
+/// Writes `value` as pretty JSON to `path` atomically (a temporary file, then a rename),
+/// owner-only, so a reader never sees a half-written summary.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        serde_json::to_writer_pretty(&mut f, value).map_err(std::io::Error::other)?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_takes_counts_from_both_sides() {
+        let feed = FeedSummary {
+            published: 100,
+            offered_per_s: 1000.0,
+            achieved_per_s: 999.0,
+            history_ticks: 100,
+            manifest: Manifest {
+                allocator: AllocatorInfo {
+                    name: "jemalloc".into(),
+                    version: "5".into(),
+                },
+                cores_used: [("feed_md".to_string(), 0)].into(),
+                ..Manifest::default()
+            },
+            ..FeedSummary::default()
+        };
+        let engine = EngineSummary {
+            received: 90,
+            gaps: 1,
+            missed: 10,
+            scratch: "arena".into(),
+            manifest: Manifest {
+                allocator: AllocatorInfo {
+                    name: "mimalloc".into(),
+                    version: "2".into(),
+                },
+                cores_used: [("engine_hot".to_string(), 1)].into(),
+                ..Manifest::default()
+            },
+            ..EngineSummary::default()
+        };
+        let s = Summary::merge(feed, engine);
+        assert_eq!(
+            s.ticks,
+            TickCounts {
+                published: 100,
+                received: 90,
+                gaps: 1,
+                missed: 10
+            }
+        );
+        assert_eq!(s.engine.allocator.name, "mimalloc");
+        assert_eq!(s.feed.allocator.name, "jemalloc");
+        assert_eq!(s.manifest.cores_used.len(), 2);
+        let v = serde_json::to_value(&s).unwrap();
+        for key in ["ticks", "rate", "latency_ns", "engine", "feed", "manifest"] {
+            assert!(v.get(key).is_some(), "{key}");
+        }
+    }
+
+    #[test]
+    fn readable_bytes() {
+        assert_eq!(fmt_bytes(512), "512B");
+        assert_eq!(fmt_bytes(12_595), "12.3KiB");
+        assert_eq!(fmt_bytes(4 << 20), "4.0MiB");
+        assert_eq!(fmt_bytes(3 << 29), "1.50GiB");
+    }
+
+    #[test]
+    fn json_is_written_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.json");
+        write_json(&p, &TickCounts::default()).unwrap();
+        let back: TickCounts = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        assert_eq!(back, TickCounts::default());
+        assert!(!dir.path().join("s.json.tmp").exists());
+    }
+}

@@ -1,0 +1,50 @@
+//! mimalloc's version and process statistics, behind a safe API.
+//!
+//! Only meaningful in a binary whose global allocator is mimalloc. Reading the
+//! statistics makes system calls (`getrusage`); call it from a cold thread.
+
+use std::collections::BTreeMap;
+
+/// mimalloc's version as `major.minor.patch`.
+pub fn version() -> String {
+    // SAFETY: `mi_version` takes no arguments, has no preconditions and only returns an int.
+    let v = unsafe { libmimalloc_sys::mi_version() };
+    format!("{}.{}.{}", v / 100, (v / 10) % 10, v % 10)
+}
+
+/// Process figures that mimalloc keeps: RSS and commit (current and peak, bytes), page
+/// faults, and CPU times (ms).
+pub fn process_info() -> BTreeMap<String, u64> {
+    let mut v = [0usize; 8];
+    let [a, b, c, d, e, f, g, h] = &mut v;
+    // SAFETY: every argument is a valid, distinct, writable `usize` on this stack frame;
+    // `mi_process_info` only writes through them and keeps no pointer after returning.
+    unsafe { libmimalloc_sys::mi_process_info(a, b, c, d, e, f, g, h) };
+    let names = [
+        "elapsed_ms",
+        "user_ms",
+        "system_ms",
+        "current_rss",
+        "peak_rss",
+        "current_commit",
+        "peak_commit",
+        "page_faults",
+    ];
+    names
+        .iter()
+        .zip(v)
+        .map(|(n, x)| (n.to_string(), x as u64))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn version_and_info() {
+        let v = super::version();
+        assert_eq!(v.split('.').count(), 3, "{v}");
+        let info = super::process_info();
+        assert_eq!(info.len(), 8);
+        assert!(info["elapsed_ms"] < 1 << 40);
+    }
+}

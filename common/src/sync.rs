@@ -1,0 +1,10 @@
+//! Atomics used by the ring, switched to loom's model-checked versions under `cfg(loom)`.
+//!
+//! Every atomic the ring protocol touches comes through here, so `RUSTFLAGS="--cfg loom"`
+//! turns the protocol into a loom model without changing its code.
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};

@@ -1,0 +1,228 @@
+//! Per-symbol state of the engine: top of book, microprice, a moving window of mids
+//! (mean and volatility), our working quotes and our position.
+//!
+//! All memory is allocated when the state is created (the window is a fixed ring);
+//! updating it per tick never allocates. Hot thread only.
+
+use common::tick::{Side, Tick, TickKind};
+
+/// Per-symbol state.
+pub struct SymbolState {
+    /// Price increment × 10⁸.
+    pub tick_e8: i64,
+    /// Best bid × 10⁸.
+    pub bid_px_e8: i64,
+    /// Best ask × 10⁸.
+    pub ask_px_e8: i64,
+    /// Size at the best bid, lots.
+    pub bid_qty_lots: u32,
+    /// Size at the best ask, lots.
+    pub ask_qty_lots: u32,
+    window: Box<[i64]>,
+    head: usize,
+    len: usize,
+    sum: i128,
+    /// Sum of squared mid changes (in ticks²) over the window.
+    sq_diff_sum: f64,
+    /// Position in lots (positive long).
+    pub position_lots: i64,
+    /// Cash from fills, price × 10⁸ × lots (negative after buying).
+    pub cash_e8: i128,
+    /// Our working bid and ask at the first level (0 = none), for fill simulation.
+    pub our_bid_px_e8: i64,
+    /// See `our_bid_px_e8`.
+    pub our_ask_px_e8: i64,
+    /// Size of our first-level quotes.
+    pub our_qty_lots: u32,
+    /// Working (price, lots) per order slot (`2 × levels`), to send only changes.
+    pub working: Box<[(i64, u32)]>,
+    /// Lots filled against our quotes.
+    pub filled_lots: u64,
+}
+
+impl SymbolState {
+    /// A state with a window of `window` mids and `slots` working-order slots.
+    pub fn new(tick_e8: i64, window: usize, slots: usize) -> SymbolState {
+        SymbolState {
+            tick_e8: tick_e8.max(1),
+            bid_px_e8: 0,
+            ask_px_e8: 0,
+            bid_qty_lots: 0,
+            ask_qty_lots: 0,
+            window: vec![0; window.max(2)].into_boxed_slice(),
+            head: 0,
+            len: 0,
+            sum: 0,
+            sq_diff_sum: 0.0,
+            position_lots: 0,
+            cash_e8: 0,
+            our_bid_px_e8: 0,
+            our_ask_px_e8: 0,
+            our_qty_lots: 0,
+            working: vec![(0, 0); slots].into_boxed_slice(),
+            filled_lots: 0,
+        }
+    }
+
+    /// Applies a tick: fills against our quotes (for trades), top of book, window.
+    #[inline]
+    pub fn on_tick(&mut self, tick: &Tick) {
+        if tick.kind == TickKind::Trade {
+            self.fill(tick);
+        }
+        self.bid_px_e8 = tick.bid_px_e8;
+        self.ask_px_e8 = tick.ask_px_e8;
+        self.bid_qty_lots = tick.bid_qty_lots;
+        self.ask_qty_lots = tick.ask_qty_lots;
+        self.push_mid(tick.mid_px_e8());
+    }
+
+    /// A trade that reaches our price fills our first-level quote.
+    fn fill(&mut self, tick: &Tick) {
+        let qty = tick.last_qty_lots.min(self.our_qty_lots) as i64;
+        if qty == 0 {
+            return;
+        }
+        match tick.side {
+            // An aggressive seller hits bids at or above its price: ours if we bid there.
+            Side::Sell if self.our_bid_px_e8 > 0 && tick.last_px_e8 <= self.our_bid_px_e8 => {
+                self.position_lots += qty;
+                self.cash_e8 -= self.our_bid_px_e8 as i128 * qty as i128;
+                self.filled_lots += qty as u64;
+            }
+            Side::Buy if self.our_ask_px_e8 > 0 && tick.last_px_e8 >= self.our_ask_px_e8 => {
+                self.position_lots -= qty;
+                self.cash_e8 += self.our_ask_px_e8 as i128 * qty as i128;
+                self.filled_lots += qty as u64;
+            }
+            _ => {}
+        }
+    }
+
+    fn push_mid(&mut self, mid: i64) {
+        let n = self.window.len();
+        let tick = self.tick_e8 as f64;
+        if self.len > 0 {
+            let prev = self.window[(self.head + n - 1) % n];
+            let d = (mid - prev) as f64 / tick;
+            self.sq_diff_sum += d * d;
+        }
+        if self.len == n {
+            // Drop the oldest mid and the change that followed it.
+            let oldest = self.window[self.head];
+            let next = self.window[(self.head + 1) % n];
+            let d = (next - oldest) as f64 / tick;
+            self.sq_diff_sum = (self.sq_diff_sum - d * d).max(0.0);
+            self.sum -= oldest as i128;
+        } else {
+            self.len += 1;
+        }
+        self.window[self.head] = mid;
+        self.sum += mid as i128;
+        self.head = (self.head + 1) % n;
+    }
+
+    /// Mean mid over the window × 10⁸ (0 before the first tick).
+    pub fn mean_mid_e8(&self) -> f64 {
+        if self.len == 0 {
+            0.0
+        } else {
+            self.sum as f64 / self.len as f64
+        }
+    }
+
+    /// Root mean square of the mid's moves over the window, in ticks.
+    pub fn volatility_ticks(&self) -> f64 {
+        if self.len < 2 {
+            0.0
+        } else {
+            (self.sq_diff_sum / (self.len - 1) as f64).sqrt()
+        }
+    }
+
+    /// Size-weighted mid (microprice) × 10⁸.
+    pub fn microprice_e8(&self) -> f64 {
+        let (bq, aq) = (self.bid_qty_lots as f64, self.ask_qty_lots as f64);
+        if bq + aq == 0.0 {
+            return (self.bid_px_e8 + self.ask_px_e8) as f64 / 2.0;
+        }
+        (self.bid_px_e8 as f64 * aq + self.ask_px_e8 as f64 * bq) / (bq + aq)
+    }
+
+    /// Number of mids in the window.
+    pub fn window_len(&self) -> usize {
+        self.len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quote(bid: i64, ask: i64) -> Tick {
+        Tick {
+            bid_px_e8: bid,
+            ask_px_e8: ask,
+            bid_qty_lots: 1,
+            ask_qty_lots: 1,
+            ..Tick::default()
+        }
+    }
+
+    #[test]
+    fn window_mean_and_volatility_match_a_direct_computation() {
+        let mut s = SymbolState::new(10, 4, 2);
+        let mids = [100, 120, 110, 150, 130, 130, 90];
+        for &m in &mids {
+            s.on_tick(&quote(m - 10, m + 10));
+        }
+        let last4 = &mids[3..];
+        let mean = last4.iter().sum::<i64>() as f64 / 4.0;
+        assert_eq!(s.mean_mid_e8(), mean);
+        let diffs: Vec<f64> = last4
+            .windows(2)
+            .map(|w| (w[1] - w[0]) as f64 / 10.0)
+            .collect();
+        let rms = (diffs.iter().map(|d| d * d).sum::<f64>() / 3.0).sqrt();
+        assert!(
+            (s.volatility_ticks() - rms).abs() < 1e-9,
+            "{} vs {rms}",
+            s.volatility_ticks()
+        );
+        assert_eq!(s.window_len(), 4);
+    }
+
+    #[test]
+    fn trades_fill_our_quotes_and_move_the_position() {
+        let mut s = SymbolState::new(1, 8, 2);
+        s.our_bid_px_e8 = 99;
+        s.our_ask_px_e8 = 101;
+        s.our_qty_lots = 5;
+        let trade = |side, px, qty| Tick {
+            kind: TickKind::Trade,
+            side,
+            last_px_e8: px,
+            last_qty_lots: qty,
+            ..quote(98, 102)
+        };
+        s.on_tick(&trade(Side::Sell, 99, 3)); // hits our bid
+        assert_eq!(s.position_lots, 3);
+        assert_eq!(s.cash_e8, -297);
+        s.on_tick(&trade(Side::Sell, 100, 3)); // above our bid: not ours
+        assert_eq!(s.position_lots, 3);
+        s.on_tick(&trade(Side::Buy, 102, 9)); // lifts our ask, capped at our size
+        assert_eq!(s.position_lots, -2);
+        assert_eq!(s.cash_e8, -297 + 505);
+        assert_eq!(s.filled_lots, 8);
+    }
+
+    #[test]
+    fn microprice_leans_to_the_thin_side() {
+        let mut s = SymbolState::new(1, 4, 2);
+        let mut t = quote(100, 110);
+        t.bid_qty_lots = 9;
+        t.ask_qty_lots = 1;
+        s.on_tick(&t);
+        assert!(s.microprice_e8() > 105.0);
+    }
+}

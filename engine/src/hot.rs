@@ -1,0 +1,308 @@
+//! The hot loop: busy-polls the ring, handles each tick with fresh scratch memory,
+//! stamps the decision time and records the four stage latencies.
+//!
+//! Per tick: one ring poll, two clock reads (received, decided), an arena reset (arena
+//! mode), the decision, four histogram records. No lock, no system call, no logging;
+//! no global allocation in arena mode after warm-up. About once a millisecond it does
+//! housekeeping: the stop flag, the deadline, the producer's liveness, the warm-up end
+//! and the interval hand-off to the cold thread (which never blocks: see
+//! [`common::latency::IntervalRecorder::rotate`]).
+
+use crate::decider::Decider;
+use allocator_api2::alloc::Global;
+use bumpalo::Bump;
+use common::alloc::{thread_counts, AllocCounts};
+use common::clock::Clock;
+use common::cores::Waiter;
+use common::latency::{Interval, IntervalRecorder, Rotate, Stage};
+use common::manifest::EndReason;
+use common::ring::{Poll, Region, Subscriber};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Scratch memory of one tick.
+pub enum Scratch {
+    /// A bumpalo arena, reset before every tick.
+    Arena(Bump),
+    /// The global allocator.
+    Heap,
+}
+
+impl Scratch {
+    /// An arena of `bytes` capacity, touched once so that its pages are resident.
+    pub fn arena(bytes: usize) -> Scratch {
+        let mut bump = Bump::with_capacity(bytes);
+        bump.alloc_slice_fill_copy(bytes.saturating_sub(1024).max(1), 0u8);
+        bump.reset();
+        Scratch::Arena(bump)
+    }
+
+    /// Arena capacity in bytes (0 for the heap).
+    pub fn arena_bytes(&self) -> u64 {
+        match self {
+            Scratch::Arena(b) => b.allocated_bytes() as u64,
+            Scratch::Heap => 0,
+        }
+    }
+}
+
+/// Raw-clock settings of the loop.
+#[derive(Clone, Copy, Debug)]
+pub struct HotSettings {
+    /// Warm-up after the first tick.
+    pub warmup_raw: u64,
+    /// Logging interval.
+    pub interval_raw: u64,
+    /// Run length after the first tick (duration plus grace).
+    pub limit_raw: u64,
+    /// No sign of life for this long: the producer is gone.
+    pub producer_timeout_raw: u64,
+    /// Housekeeping period.
+    pub housekeeping_raw: u64,
+}
+
+/// What the loop counted.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HotResult {
+    /// Ticks received.
+    pub received: u64,
+    /// Gaps reported.
+    pub gaps: u64,
+    /// Ticks missed in gaps or corrupt.
+    pub missed: u64,
+    /// Corrupt ticks.
+    pub corrupt: u64,
+    /// Ticks received after the warm-up.
+    pub measured: u64,
+    /// Global allocator calls after the warm-up.
+    pub allocs_after_warmup: AllocCounts,
+    /// Why the loop ended.
+    pub end_reason: EndReason,
+    /// Producer's published count at the end.
+    pub published_seen: u64,
+}
+
+/// Per-interval counters.
+#[derive(Clone, Copy)]
+struct IntervalCounts {
+    start_raw: u64,
+    ticks: u64,
+    gaps: u64,
+    missed: u64,
+    allocs: AllocCounts,
+}
+
+struct Loop<'a> {
+    clock: &'a Clock,
+    s: HotSettings,
+    stop: &'a AtomicBool,
+    recorder: &'a mut IntervalRecorder,
+    r: HotResult,
+    iv: IntervalCounts,
+    first_raw: u64,
+    warm_end_raw: u64,
+    in_warmup: bool,
+    received_at_warm_end: u64,
+    allocs_at_warm_end: AllocCounts,
+    next_rotate_raw: u64,
+    last_published: u64,
+    last_heartbeat: u64,
+    last_progress_raw: u64,
+}
+
+/// Runs until the stream ends, the stop flag is set, the run's time is up or the
+/// producer is gone. Sends every interval (the last one too) to the cold thread.
+#[allow(clippy::too_many_arguments)] // each is a distinct piece of hot-thread state
+pub fn run<R: Region>(
+    sub: &mut Subscriber<R>,
+    clock: &Clock,
+    settings: HotSettings,
+    waiter: &mut Waiter,
+    decider: &mut Decider,
+    scratch: &mut Scratch,
+    recorder: &mut IntervalRecorder,
+    stop: &AtomicBool,
+) -> HotResult {
+    let now = clock.raw();
+    let mut l = Loop {
+        clock,
+        s: settings,
+        stop,
+        recorder,
+        r: HotResult::default(),
+        iv: IntervalCounts {
+            start_raw: now,
+            ticks: 0,
+            gaps: 0,
+            missed: 0,
+            allocs: thread_counts(),
+        },
+        first_raw: 0,
+        warm_end_raw: u64::MAX,
+        in_warmup: true,
+        received_at_warm_end: 0,
+        allocs_at_warm_end: thread_counts(),
+        next_rotate_raw: now + settings.interval_raw,
+        last_published: 0,
+        last_heartbeat: 0,
+        last_progress_raw: now,
+    };
+    let mut next_housekeeping = 0u64;
+    let mut empties = 0u32;
+    let reason = loop {
+        match sub.poll() {
+            Poll::Tick(tick) => {
+                let received = clock.raw();
+                match scratch {
+                    Scratch::Arena(bump) => {
+                        bump.reset();
+                        decider.handle(&tick, &*bump);
+                    }
+                    Scratch::Heap => decider.handle(&tick, Global),
+                }
+                let done = clock.raw();
+                let st = l.recorder.stages();
+                st.record(
+                    Stage::FeedLag,
+                    tick.published_raw.saturating_sub(tick.scheduled_raw),
+                );
+                st.record(Stage::Hop, received.saturating_sub(tick.published_raw));
+                st.record(Stage::Engine, done - received);
+                st.record(Stage::E2e, done.saturating_sub(tick.scheduled_raw));
+                l.iv.ticks += 1;
+                waiter.reset();
+                if done >= next_housekeeping {
+                    if let Some(reason) = l.housekeeping(done, sub) {
+                        break reason;
+                    }
+                    next_housekeeping = done + l.s.housekeeping_raw;
+                }
+            }
+            Poll::Empty => {
+                waiter.wait();
+                empties += 1;
+                if empties >= 128 {
+                    empties = 0;
+                    let now = clock.raw();
+                    if now >= next_housekeeping {
+                        if let Some(reason) = l.housekeeping(now, sub) {
+                            break reason;
+                        }
+                        next_housekeeping = now + l.s.housekeeping_raw;
+                    }
+                }
+            }
+            Poll::Gap { missed, .. } => {
+                l.iv.gaps += 1;
+                l.iv.missed += missed;
+            }
+            Poll::Corrupt { .. } => {
+                l.iv.missed += 1;
+                l.r.corrupt += 1;
+            }
+            Poll::Ended => break EndReason::EndOfStream,
+        }
+    };
+    l.finish(reason, sub)
+}
+
+impl Loop<'_> {
+    /// Once a millisecond or so; returns why to stop, if it is time.
+    #[cold]
+    fn housekeeping<R: Region>(&mut self, now: u64, sub: &Subscriber<R>) -> Option<EndReason> {
+        let received = self.r.received + self.iv.ticks;
+        if self.first_raw == 0 && received > 0 {
+            self.first_raw = now;
+            self.warm_end_raw = now.saturating_add(self.s.warmup_raw);
+        }
+        if self.stop.load(Ordering::Relaxed) {
+            return Some(EndReason::Signal);
+        }
+        if self.first_raw != 0 && now - self.first_raw >= self.s.limit_raw {
+            return Some(EndReason::Duration);
+        }
+        let header = sub.header();
+        let published = header.published.load(Ordering::Acquire);
+        let heartbeat = header.heartbeat_raw.load(Ordering::Relaxed);
+        if published != self.last_published || heartbeat != self.last_heartbeat {
+            self.last_published = published;
+            self.last_heartbeat = heartbeat;
+            self.last_progress_raw = now;
+        } else if now - self.last_progress_raw >= self.s.producer_timeout_raw
+            && sub.next_seq() > published
+        {
+            return Some(EndReason::ProducerGone);
+        }
+        if self.in_warmup && now >= self.warm_end_raw {
+            // Close the warm-up interval so that measured intervals start clean.
+            self.rotate(now, true);
+            self.in_warmup = false;
+            self.received_at_warm_end = self.r.received + self.iv.ticks;
+            self.allocs_at_warm_end = thread_counts();
+            self.next_rotate_raw = now + self.s.interval_raw;
+        } else if now >= self.next_rotate_raw {
+            let warm = self.in_warmup;
+            self.rotate(now, warm);
+            self.next_rotate_raw = now + self.s.interval_raw;
+        }
+        None
+    }
+
+    /// Hands the interval to the cold thread if a spare set is back; else the interval
+    /// goes on. Returns whether it was handed over.
+    fn rotate(&mut self, now: u64, warmup: bool) -> bool {
+        let allocs = thread_counts();
+        let iv = self.iv;
+        let sent = self.recorder.rotate(|stages| Interval {
+            stages,
+            start_raw: iv.start_raw,
+            end_raw: now,
+            ticks: iv.ticks,
+            gaps: iv.gaps,
+            missed: iv.missed,
+            allocs: allocs.since(&iv.allocs),
+            warmup,
+        });
+        if sent == Rotate::NoSpare {
+            return false;
+        }
+        self.r.received += iv.ticks;
+        self.r.gaps += iv.gaps;
+        self.r.missed += iv.missed;
+        self.iv = IntervalCounts {
+            start_raw: now,
+            ticks: 0,
+            gaps: 0,
+            missed: 0,
+            allocs,
+        };
+        true
+    }
+
+    /// Sends the last interval (waiting for a spare set: the loop is over) and totals up.
+    fn finish<R: Region>(mut self, reason: EndReason, sub: &Subscriber<R>) -> HotResult {
+        let now = self.clock.raw();
+        let warm = self.in_warmup;
+        let end_allocs = thread_counts();
+        let measured = (self.r.received + self.iv.ticks).saturating_sub(self.received_at_warm_end);
+        let mut tries = 0;
+        while !self.rotate(now, warm) && tries < 5_000 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            tries += 1;
+        }
+        if tries == 5_000 {
+            // The cold thread is gone or stuck; keep the counts right regardless.
+            self.r.received += self.iv.ticks;
+            self.r.gaps += self.iv.gaps;
+            self.r.missed += self.iv.missed;
+        }
+        self.r.measured = if warm { 0 } else { measured };
+        self.r.allocs_after_warmup = if warm {
+            AllocCounts::default()
+        } else {
+            end_allocs.since(&self.allocs_at_warm_end)
+        };
+        self.r.end_reason = reason;
+        self.r.published_seen = sub.header().published.load(Ordering::Acquire);
+        self.r
+    }
+}

@@ -1,0 +1,443 @@
+//! The trading engine: subscribes to the feed's ring, runs a market-making strategy on
+//! every tick on a pinned hot thread with a per-tick bumpalo arena, and logs stage
+//! latency percentiles.
+//!
+//! # Threads
+//!
+//! - **hot** (pinned to `cores.engine_hot`, busy-polling): see [`hot`]. No allocation
+//!   per tick after warm-up in arena mode (counted and reported as
+//!   `global_allocs_per_tick`), no lock, no system call, no logging.
+//! - **report** (cold): every interval receives the hot thread's histograms over a
+//!   crossbeam channel, prints one line per stage, appends `engine.hlog`, keeps the run
+//!   totals, and returns the histograms for reuse.
+//! - **orders** (cold): receives finished order messages (fixed-size values over a
+//!   crossbeam channel), checks their framing and checksum, and counts them, standing in
+//!   for an order gateway.
+//!
+//! Cold threads poll their channels with short sleeps instead of blocking, so that a
+//! send from the hot thread never has to wake a sleeping receiver (a system call).
+//!
+//! The engine waits for the feed if started first, adopts the feed's clock source, and
+//! stops at the end of the feed's stream, after `duration_s + grace_s` from its first
+//! tick, when the feed stops showing signs of life, or on SIGINT/SIGTERM. It then writes
+//! `engine_summary.json` next to `engine.hlog`.
+#![deny(unsafe_code)]
+
+pub mod book;
+pub mod cli;
+pub mod decider;
+pub mod hot;
+pub mod order;
+pub mod strategy;
+
+use anyhow::{anyhow, Context};
+use clap::Parser;
+use common::clock::{Clock, ClockSource};
+use common::config::{Config, Scratch as ScratchMode};
+use common::cores::{allowed_cores, pin_current, restrict_current, WaitStrategy, Waiter};
+use common::latency::{
+    fixed_histogram, format_line, interval_channel, to_ns, Hlog, IntervalSink, Percentiles,
+    HIGHEST_NS, STAGES,
+};
+use common::manifest::{rss_bytes, write_json, AllocatorInfo, EndReason, EngineSummary, Manifest};
+use common::ring::shm::{self, MappedRegion, OpenError, RingInfo};
+use common::ring::{StartAt, Subscriber};
+use crossbeam_channel::{Receiver, TryRecvError};
+use hdrhistogram::Histogram;
+use order::OrderMsg;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+// The unit tests count the global allocator's calls (see `decider`'s tests).
+#[cfg(test)]
+#[global_allocator]
+static TEST_ALLOC: common::alloc::CountingAlloc<std::alloc::System> =
+    common::alloc::CountingAlloc::new(std::alloc::System, "system");
+
+/// How the binary's global allocator is named and inspected.
+pub struct AllocatorHooks {
+    /// `mimalloc`, `system`, `jemalloc`, `tcmalloc`.
+    pub name: &'static str,
+    /// The allocator's version.
+    pub version: fn() -> String,
+    /// The allocator's statistics, read on a cold thread.
+    pub stats: fn() -> BTreeMap<String, u64>,
+}
+
+/// A failure with its exit code: 2 for bad input, 1 for everything else.
+pub struct Failure {
+    /// Process exit code.
+    pub code: u8,
+    /// What went wrong.
+    pub error: anyhow::Error,
+}
+
+fn bad_input(error: impl Into<anyhow::Error>) -> Failure {
+    Failure {
+        code: 2,
+        error: error.into(),
+    }
+}
+
+fn runtime(error: impl Into<anyhow::Error>) -> Failure {
+    Failure {
+        code: 1,
+        error: error.into(),
+    }
+}
+
+/// Entry point of every engine binary: parses the command line, runs, reports.
+pub fn main_with(hooks: AllocatorHooks) -> ExitCode {
+    let args = cli::Args::parse();
+    match run(&args, &hooks) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("engine: error: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn pid_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Waits until a live feed's ring can be opened. `None` if stopped while waiting.
+fn wait_for_ring(
+    config: &Config,
+    stop: &AtomicBool,
+) -> Result<Option<(Subscriber<MappedRegion>, RingInfo)>, Failure> {
+    let path = &config.ring.path;
+    let mut said = false;
+    let mut say = |what: String| {
+        if !said {
+            eprintln!("engine: {what}");
+            said = true;
+        }
+    };
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        match shm::open(path, StartAt::Oldest) {
+            Ok((sub, info)) if sub.producer_ended() => {
+                drop(sub);
+                say(format!(
+                    "ring {} is from a feed (pid {}) that has ended; waiting for a new feed",
+                    path.display(),
+                    info.producer_pid
+                ));
+            }
+            Ok((sub, info)) if !pid_alive(info.producer_pid) => {
+                drop(sub);
+                say(format!(
+                    "ring {} was left by pid {}, which is not running; waiting for a new feed",
+                    path.display(),
+                    info.producer_pid
+                ));
+            }
+            Ok(found) => return Ok(Some(found)),
+            Err(OpenError::Missing(_)) => {
+                say(format!("waiting for feed on {}", path.display()));
+            }
+            Err(e @ OpenError::Invalid { .. }) => return Err(bad_input(e)),
+            Err(e) => return Err(runtime(e)),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
+    // Read the allowed cores before any thread is pinned.
+    let allowed = allowed_cores();
+    let (config, out) = args.run.load(&allowed).map_err(bad_input)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("cannot install signal handler")
+            .map_err(runtime)?;
+    }
+    if config.engine.wait == WaitStrategy::Spin && allowed.len() <= 2 {
+        eprintln!(
+            "engine: note: {} allowed cores for 2 spinning hot threads (feed md, engine hot); \
+             cold threads share their cores, expect a noisy tail",
+            allowed.len()
+        );
+    }
+    let hlog_path = out.join("engine.hlog");
+    let start_time = SystemTime::now();
+    let hlog = Hlog::create(
+        &hlog_path,
+        start_time,
+        &format!(
+            "engine {} config {}",
+            common::manifest::GIT_REV,
+            args.run.config.display()
+        ),
+    )
+    .with_context(|| format!("cannot create {}", hlog_path.display()))
+    .map_err(bad_input)?;
+
+    let Some((mut sub, info)) = wait_for_ring(&config, &stop)? else {
+        eprintln!("engine: stopped while waiting for the feed");
+        return Ok(());
+    };
+    let source = ClockSource::from_u32(info.clock_source).ok_or_else(|| {
+        bad_input(anyhow!(
+            "ring {} names an unknown clock source {}",
+            config.ring.path.display(),
+            info.clock_source
+        ))
+    })?;
+    let clock = Clock::with_source(source);
+    eprintln!(
+        "engine: reading {} (feed pid {}, {} slots, clock {}), scratch {}, {} levels",
+        config.ring.path.display(),
+        info.producer_pid,
+        info.capacity,
+        source.name(),
+        config.engine.scratch.name(),
+        config.engine.levels
+    );
+
+    let (recorder, sink) = interval_channel(2);
+    let (orders_tx, orders_rx) =
+        crossbeam_channel::bounded::<OrderMsg>(config.engine.order_channel);
+    let report = {
+        let clock = clock.clone();
+        let cold = config.cores.cold.clone();
+        let interval_ms = config.log.interval_ms;
+        std::thread::Builder::new()
+            .name("engine-report".into())
+            .spawn(move || {
+                restrict_current(&cold);
+                report_thread(sink, hlog, &clock, interval_ms)
+            })
+            .context("cannot start the report thread")
+            .map_err(runtime)?
+    };
+    let orders_thread = {
+        let cold = config.cores.cold.clone();
+        std::thread::Builder::new()
+            .name("engine-orders".into())
+            .spawn(move || {
+                restrict_current(&cold);
+                order_thread(orders_rx)
+            })
+            .context("cannot start the order thread")
+            .map_err(runtime)?
+    };
+    let hot = {
+        let config = config.clone();
+        let clock = clock.clone();
+        let stop = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("engine-hot".into())
+            .spawn(move || {
+                let pinned = pin_current(config.cores.engine_hot);
+                if !pinned {
+                    eprintln!(
+                        "engine: warning: could not pin the hot thread to core {}",
+                        config.cores.engine_hot
+                    );
+                }
+                // Allocate and touch the hot thread's memory after pinning.
+                let mut scratch = match config.engine.scratch {
+                    ScratchMode::Arena => hot::Scratch::arena(config.engine.arena_bytes),
+                    ScratchMode::Heap => hot::Scratch::Heap,
+                };
+                let mut decider = decider::Decider::new(&config, orders_tx);
+                let mut waiter = Waiter::new(config.engine.wait);
+                let mut recorder = recorder;
+                let ms = |v: f64| clock.raw_from_ns((v * 1e6) as u64);
+                let settings = hot::HotSettings {
+                    warmup_raw: ms(config.warmup_s * 1e3),
+                    interval_raw: ms(config.log.interval_ms as f64),
+                    limit_raw: ms((config.duration_s + config.engine.grace_s) * 1e3),
+                    producer_timeout_raw: ms(config.engine.producer_timeout_ms as f64),
+                    housekeeping_raw: ms(1.0),
+                };
+                let result = hot::run(
+                    &mut sub,
+                    &clock,
+                    settings,
+                    &mut waiter,
+                    &mut decider,
+                    &mut scratch,
+                    &mut recorder,
+                    &stop,
+                );
+                (result, pinned, scratch.arena_bytes(), decider)
+            })
+            .context("cannot start the hot thread")
+            .map_err(runtime)?
+    };
+    let (result, pinned, arena_bytes, decider) = hot
+        .join()
+        .map_err(|_| runtime(anyhow!("hot thread panicked")))?;
+    let (orders, orders_dropped) = (decider.orders, decider.orders_dropped);
+    let (filled_lots, net_position_lots) = (decider.filled_lots(), decider.net_position_lots());
+    drop(decider); // closes the order channel
+    let (_orders_ok, orders_invalid) = orders_thread
+        .join()
+        .map_err(|_| runtime(anyhow!("order thread panicked")))?;
+    let latency_ns = report
+        .join()
+        .map_err(|_| runtime(anyhow!("report thread panicked")))?
+        .with_context(|| format!("cannot write {}", hlog_path.display()))
+        .map_err(runtime)?;
+
+    let mut cores_used = BTreeMap::new();
+    if pinned {
+        cores_used.insert("engine_hot".to_string(), config.cores.engine_hot);
+    }
+    let summary = EngineSummary {
+        published_seen: result.published_seen,
+        received: result.received,
+        gaps: result.gaps,
+        missed: result.missed,
+        measured_ticks: result.measured,
+        scratch: config.engine.scratch.name().into(),
+        global_allocs_per_tick: if result.measured > 0 {
+            result.allocs_after_warmup.calls() as f64 / result.measured as f64
+        } else {
+            0.0
+        },
+        hot_allocs: result.allocs_after_warmup,
+        orders,
+        orders_dropped,
+        orders_invalid,
+        filled_lots,
+        net_position_lots,
+        corrupt: result.corrupt,
+        arena_bytes,
+        rss_bytes: rss_bytes(),
+        allocator_stats: (hooks.stats)(),
+        latency_ns,
+        end_reason: result.end_reason,
+        manifest: Manifest::collect(
+            &config,
+            &args.run.config,
+            &allowed,
+            cores_used,
+            source.name(),
+            AllocatorInfo {
+                name: hooks.name.into(),
+                version: (hooks.version)(),
+            },
+        ),
+    };
+    let path = out.join("engine_summary.json");
+    write_json(&path, &summary)
+        .with_context(|| format!("cannot write {}", path.display()))
+        .map_err(runtime)?;
+    println!(
+        "engine done ({:?}): received={} gaps={} missed={} published={} hot_allocs/tick={:.3} orders={} dropped={} invalid={} -> {}",
+        summary.end_reason,
+        summary.received,
+        summary.gaps,
+        summary.missed,
+        summary.published_seen,
+        summary.global_allocs_per_tick,
+        summary.orders,
+        summary.orders_dropped,
+        summary.orders_invalid,
+        path.display()
+    );
+    if summary.end_reason == EndReason::ProducerGone {
+        return Err(runtime(anyhow!(
+            "the feed stopped showing signs of life for {} ms; summary written",
+            config.engine.producer_timeout_ms
+        )));
+    }
+    Ok(())
+}
+
+/// Receives intervals, prints and logs them, keeps totals of the measured ones.
+fn report_thread(
+    sink: IntervalSink,
+    mut hlog: Hlog,
+    clock: &Clock,
+    interval_ms: u64,
+) -> std::io::Result<BTreeMap<String, Percentiles>> {
+    let ns_per_raw = clock.ns_per_raw();
+    let mut ns = fixed_histogram(HIGHEST_NS);
+    let mut totals: Vec<Histogram<u64>> =
+        STAGES.iter().map(|_| fixed_histogram(HIGHEST_NS)).collect();
+    let mut first_raw = None;
+    let mut result = Ok(());
+    loop {
+        let mut interval = match sink.full.try_recv() {
+            Ok(i) => i,
+            Err(TryRecvError::Empty) => {
+                std::thread::sleep(Duration::from_millis(interval_ms.clamp(1, 10)));
+                continue;
+            }
+            Err(TryRecvError::Disconnected) => break,
+        };
+        let first = *first_raw.get_or_insert(interval.start_raw);
+        let offset = Duration::from_nanos(clock.delta_ns(first, interval.start_raw));
+        let length = Duration::from_nanos(clock.delta_ns(interval.start_raw, interval.end_raw));
+        let t = (offset + length).as_secs_f64();
+        let per_tick = if interval.ticks > 0 {
+            interval.allocs.calls() as f64 / interval.ticks as f64
+        } else {
+            0.0
+        };
+        println!(
+            "engine t={t:.1}s ticks={} gaps={} missed={} hot_allocs/tick={per_tick:.3} (allocs={} frees={} bytes={}){}",
+            interval.ticks,
+            interval.gaps,
+            interval.missed,
+            interval.allocs.allocs,
+            interval.allocs.frees,
+            interval.allocs.bytes,
+            if interval.warmup { " [warm-up]" } else { "" }
+        );
+        for (i, stage) in STAGES.iter().enumerate() {
+            to_ns(interval.stages.get(*stage), ns_per_raw, &mut ns);
+            println!(
+                "engine   {}",
+                format_line(stage.name(), &Percentiles::of(&ns))
+            );
+            if result.is_ok() {
+                result = hlog.append(stage.name(), &ns, offset, length);
+            }
+            if !interval.warmup {
+                totals[i]
+                    .add(&ns)
+                    .expect("histograms with equal bounds add");
+            }
+        }
+        interval.stages.reset();
+        if sink.spares.send(interval.stages).is_err() {
+            break;
+        }
+    }
+    result?;
+    hlog.flush()?;
+    Ok(STAGES
+        .iter()
+        .zip(&totals)
+        .map(|(s, h)| (s.name().to_string(), Percentiles::of(h)))
+        .collect())
+}
+
+/// Receives order messages, checks and counts them; returns (valid, invalid).
+fn order_thread(rx: Receiver<OrderMsg>) -> (u64, u64) {
+    let (mut ok, mut bad) = (0u64, 0u64);
+    loop {
+        match rx.try_recv() {
+            Ok(m) => match order::verify(m.as_bytes()) {
+                Ok(()) => ok += 1,
+                Err(_) => bad += 1,
+            },
+            Err(TryRecvError::Empty) => std::thread::sleep(Duration::from_millis(1)),
+            Err(TryRecvError::Disconnected) => return (ok, bad),
+        }
+    }
+}

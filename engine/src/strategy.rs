@@ -1,0 +1,213 @@
+//! The market maker: quotes `levels` orders on each side around a fair price, widened by
+//! the windowed volatility and skewed against the inventory.
+//!
+//! [`decide`] is written once, generic over an allocator: the order intents go into a
+//! `Vec` in whatever allocator the scratch strategy supplies (the per-tick arena, or the
+//! global heap), so every scratch mode runs the same logic. Hot thread only; it
+//! allocates only through the allocator it is given.
+
+use crate::book::SymbolState;
+use allocator_api2::alloc::Allocator;
+use allocator_api2::vec::Vec;
+use common::config::EngineConfig;
+
+/// Buy or sell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderSide {
+    /// Bid.
+    Buy,
+    /// Offer.
+    Sell,
+}
+
+/// One order the strategy wants working.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OrderIntent {
+    /// Symbol index.
+    pub symbol: u16,
+    /// Side.
+    pub side: OrderSide,
+    /// Level, 0 = closest to the fair price.
+    pub level: u8,
+    /// Limit price × 10⁸, on the symbol's tick grid.
+    pub px_e8: i64,
+    /// Size in lots.
+    pub qty_lots: u32,
+}
+
+impl OrderIntent {
+    /// Index of this order's working slot: bids first, then asks.
+    pub fn slot(&self, levels: u32) -> usize {
+        match self.side {
+            OrderSide::Buy => self.level as usize,
+            OrderSide::Sell => levels as usize + self.level as usize,
+        }
+    }
+}
+
+/// Strategy parameters, copied out of the configuration once.
+#[derive(Clone, Copy, Debug)]
+pub struct Params {
+    levels: u32,
+    quote_lots: u32,
+    half_spread_ticks: f64,
+    level_step_ticks: f64,
+    skew_ticks_per_lot: f64,
+    vol_widen: f64,
+    max_position_lots: i64,
+}
+
+impl Params {
+    /// The parameters of `[engine]`.
+    pub fn new(c: &EngineConfig) -> Params {
+        Params {
+            levels: c.levels,
+            quote_lots: c.quote_lots,
+            half_spread_ticks: c.half_spread_ticks as f64,
+            level_step_ticks: c.level_step_ticks as f64,
+            skew_ticks_per_lot: c.skew_ticks_per_lot,
+            vol_widen: c.vol_widen,
+            max_position_lots: c.max_position_lots,
+        }
+    }
+
+    /// Levels per side.
+    pub fn levels(&self) -> u32 {
+        self.levels
+    }
+}
+
+/// The orders to keep working for `symbol` after its latest tick, bids then asks.
+/// A side whose position limit is reached is not quoted. Records the first-level
+/// quotes in the state for fill simulation.
+#[inline]
+pub fn decide<A: Allocator>(
+    symbol: u16,
+    s: &mut SymbolState,
+    p: &Params,
+    alloc: A,
+) -> Vec<OrderIntent, A> {
+    let mut out = Vec::with_capacity_in(2 * p.levels as usize, alloc);
+    let tick = s.tick_e8 as f64;
+    // Fair price: the microprice pulled a little towards the window mean.
+    let fair = 0.8 * s.microprice_e8() + 0.2 * s.mean_mid_e8();
+    let half = (p.half_spread_ticks + p.vol_widen * s.volatility_ticks()) * tick;
+    let skew = -p.skew_ticks_per_lot * s.position_lots as f64 * tick;
+    let center = fair + skew;
+    let can_buy = s.position_lots < p.max_position_lots;
+    let can_sell = s.position_lots > -p.max_position_lots;
+    s.our_bid_px_e8 = 0;
+    s.our_ask_px_e8 = 0;
+    s.our_qty_lots = p.quote_lots;
+    for level in 0..p.levels {
+        let offset = half + level as f64 * p.level_step_ticks * tick;
+        let qty_lots = p.quote_lots * (level + 1);
+        if can_buy {
+            // Round bids down and asks up onto the tick grid: never tighter than intended.
+            let px = ((center - offset) / tick).floor() as i64 * s.tick_e8;
+            if px > 0 {
+                out.push(OrderIntent {
+                    symbol,
+                    side: OrderSide::Buy,
+                    level: level as u8,
+                    px_e8: px,
+                    qty_lots,
+                });
+                if level == 0 {
+                    s.our_bid_px_e8 = px;
+                }
+            }
+        }
+        if can_sell {
+            let px = ((center + offset) / tick).ceil() as i64 * s.tick_e8;
+            out.push(OrderIntent {
+                symbol,
+                side: OrderSide::Sell,
+                level: level as u8,
+                px_e8: px,
+                qty_lots,
+            });
+            if level == 0 {
+                s.our_ask_px_e8 = px;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use allocator_api2::alloc::Global;
+    use common::tick::Tick;
+
+    fn state() -> SymbolState {
+        let mut s = SymbolState::new(100, 8, 6);
+        s.on_tick(&Tick {
+            bid_px_e8: 10_000,
+            ask_px_e8: 10_200,
+            bid_qty_lots: 5,
+            ask_qty_lots: 5,
+            ..Tick::default()
+        });
+        s
+    }
+
+    fn params() -> Params {
+        Params::new(&EngineConfig {
+            levels: 3,
+            quote_lots: 10,
+            half_spread_ticks: 1,
+            level_step_ticks: 2,
+            skew_ticks_per_lot: 0.5,
+            vol_widen: 0.0,
+            max_position_lots: 100,
+            ..EngineConfig::default()
+        })
+    }
+
+    #[test]
+    fn quotes_levels_around_fair_on_the_grid() {
+        let mut s = state();
+        let o = decide(0, &mut s, &params(), Global);
+        assert_eq!(o.len(), 6);
+        let bids: std::vec::Vec<i64> = o
+            .iter()
+            .filter(|i| i.side == OrderSide::Buy)
+            .map(|i| i.px_e8)
+            .collect();
+        let asks: std::vec::Vec<i64> = o
+            .iter()
+            .filter(|i| i.side == OrderSide::Sell)
+            .map(|i| i.px_e8)
+            .collect();
+        // fair = 10_100, half = 100, step = 200.
+        assert_eq!(bids, [10_000, 9_800, 9_600]);
+        assert_eq!(asks, [10_200, 10_400, 10_600]);
+        assert!(o.iter().all(|i| i.px_e8 % 100 == 0));
+        assert_eq!(o.iter().map(|i| i.qty_lots).max(), Some(30));
+        assert_eq!((s.our_bid_px_e8, s.our_ask_px_e8), (10_000, 10_200));
+    }
+
+    #[test]
+    fn inventory_skews_and_limits() {
+        let mut s = state();
+        s.position_lots = 4; // long: lean down by 2 ticks
+        let o = decide(0, &mut s, &params(), Global);
+        assert_eq!(o[0].px_e8, 9_800);
+        assert_eq!(o[1].px_e8, 10_000);
+        s.position_lots = 100; // at the limit: no more bids
+        let o = decide(0, &mut s, &params(), Global);
+        assert!(o.iter().all(|i| i.side == OrderSide::Sell));
+        assert_eq!(s.our_bid_px_e8, 0);
+    }
+
+    #[test]
+    fn slots_are_distinct() {
+        let mut s = state();
+        let o = decide(0, &mut s, &params(), Global);
+        let mut slots: std::vec::Vec<usize> = o.iter().map(|i| i.slot(3)).collect();
+        slots.sort_unstable();
+        assert_eq!(slots, [0, 1, 2, 3, 4, 5]);
+    }
+}

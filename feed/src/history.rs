@@ -1,0 +1,218 @@
+//! The cold tick history: per-symbol ticks and 1-second OHLCV bars, bounded by a
+//! retention limit that evicts the oldest ticks first.
+//!
+//! This is the feed's long-lived, churning memory (the reason the feed runs on
+//! jemalloc): deques grow and shrink as ticks arrive and are evicted. It runs on the
+//! history thread only, never on the md thread, and allocates freely.
+
+use common::tick::{Tick, TickKind};
+use std::collections::VecDeque;
+
+/// Completed bars kept per symbol.
+pub const MAX_BARS_PER_SYMBOL: usize = 3600;
+
+/// One OHLCV bar (prices × 10⁸; trade prices, or mids when a second had no trade).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bar {
+    /// Second of the run this bar covers.
+    pub second: u64,
+    /// First price.
+    pub open: i64,
+    /// Highest price.
+    pub high: i64,
+    /// Lowest price.
+    pub low: i64,
+    /// Last price.
+    pub close: i64,
+    /// Traded lots.
+    pub volume: u64,
+    /// Ticks in the bar.
+    pub ticks: u64,
+}
+
+#[derive(Default)]
+struct SymbolHistory {
+    ticks: VecDeque<Tick>,
+    bars: VecDeque<Bar>,
+    current: Option<Bar>,
+}
+
+/// Figures of the history at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HistoryStats {
+    /// Ticks held.
+    pub ticks: u64,
+    /// Ticks evicted so far.
+    pub evicted: u64,
+    /// Completed bars held.
+    pub bars: u64,
+}
+
+/// Tick history of all symbols under one retention limit.
+pub struct History {
+    symbols: Vec<SymbolHistory>,
+    /// Symbol of every held tick, oldest first: tells which deque to evict from.
+    order: VecDeque<u16>,
+    max_ticks: u64,
+    evicted: u64,
+    bars: u64,
+}
+
+impl History {
+    /// An empty history of `symbols` symbols keeping at most `max_ticks` ticks.
+    pub fn new(symbols: usize, max_ticks: u64) -> History {
+        History {
+            symbols: (0..symbols).map(|_| SymbolHistory::default()).collect(),
+            order: VecDeque::new(),
+            max_ticks: max_ticks.max(1),
+            evicted: 0,
+            bars: 0,
+        }
+    }
+
+    /// Adds `tick`, which happened `second` seconds into the run, evicting the oldest
+    /// tick if the limit is reached. Ticks of unknown symbols are ignored.
+    pub fn push(&mut self, tick: Tick, second: u64) {
+        let Some(h) = self.symbols.get_mut(tick.symbol as usize) else {
+            return;
+        };
+        let px = match tick.kind {
+            TickKind::Trade => tick.last_px_e8,
+            TickKind::Quote => tick.mid_px_e8(),
+        };
+        let volume = if tick.kind == TickKind::Trade {
+            tick.last_qty_lots as u64
+        } else {
+            0
+        };
+        match &mut h.current {
+            Some(bar) if bar.second == second => {
+                bar.high = bar.high.max(px);
+                bar.low = bar.low.min(px);
+                bar.close = px;
+                bar.volume += volume;
+                bar.ticks += 1;
+            }
+            current => {
+                if let Some(done) = current.take() {
+                    h.bars.push_back(done);
+                    self.bars += 1;
+                    if h.bars.len() > MAX_BARS_PER_SYMBOL {
+                        h.bars.pop_front();
+                        self.bars -= 1;
+                    }
+                }
+                *current = Some(Bar {
+                    second,
+                    open: px,
+                    high: px,
+                    low: px,
+                    close: px,
+                    volume,
+                    ticks: 1,
+                });
+            }
+        }
+        h.ticks.push_back(tick);
+        self.order.push_back(tick.symbol);
+        if self.order.len() as u64 > self.max_ticks {
+            if let Some(oldest) = self.order.pop_front() {
+                self.symbols[oldest as usize].ticks.pop_front();
+                self.evicted += 1;
+            }
+        }
+    }
+
+    /// Current figures.
+    pub fn stats(&self) -> HistoryStats {
+        HistoryStats {
+            ticks: self.order.len() as u64,
+            evicted: self.evicted,
+            bars: self.bars,
+        }
+    }
+
+    /// Held ticks of `symbol`, oldest first.
+    pub fn ticks(&self, symbol: u16) -> impl Iterator<Item = &Tick> {
+        self.symbols
+            .get(symbol as usize)
+            .into_iter()
+            .flat_map(|h| h.ticks.iter())
+    }
+
+    /// Completed bars of `symbol`, oldest first.
+    pub fn bars(&self, symbol: u16) -> impl Iterator<Item = &Bar> {
+        self.symbols
+            .get(symbol as usize)
+            .into_iter()
+            .flat_map(|h| h.bars.iter())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::tick::Side;
+
+    fn quote(symbol: u16, seq: u64, mid: i64) -> Tick {
+        Tick {
+            seq,
+            symbol,
+            bid_px_e8: mid - 1,
+            ask_px_e8: mid + 1,
+            ..Tick::default()
+        }
+    }
+
+    #[test]
+    fn evicts_oldest_across_symbols() {
+        let mut h = History::new(2, 3);
+        h.push(quote(0, 1, 100), 0);
+        h.push(quote(1, 2, 100), 0);
+        h.push(quote(0, 3, 100), 0);
+        h.push(quote(1, 4, 100), 0);
+        assert_eq!(h.stats().ticks, 3);
+        assert_eq!(h.stats().evicted, 1);
+        let seqs0: Vec<u64> = h.ticks(0).map(|t| t.seq).collect();
+        let seqs1: Vec<u64> = h.ticks(1).map(|t| t.seq).collect();
+        assert_eq!(seqs0, [3], "seq 1 was the oldest");
+        assert_eq!(seqs1, [2, 4]);
+    }
+
+    #[test]
+    fn builds_ohlcv_bars() {
+        let mut h = History::new(1, 100);
+        h.push(quote(0, 1, 100), 0);
+        h.push(quote(0, 2, 120), 0);
+        let trade = Tick {
+            kind: TickKind::Trade,
+            side: Side::Buy,
+            last_px_e8: 90,
+            last_qty_lots: 7,
+            ..quote(0, 3, 95)
+        };
+        h.push(trade, 0);
+        h.push(quote(0, 4, 110), 1); // opens the next second, completes the first
+        let bars: Vec<Bar> = h.bars(0).copied().collect();
+        assert_eq!(
+            bars,
+            [Bar {
+                second: 0,
+                open: 100,
+                high: 120,
+                low: 90,
+                close: 90,
+                volume: 7,
+                ticks: 3
+            }]
+        );
+        assert_eq!(h.stats().bars, 1);
+    }
+
+    #[test]
+    fn unknown_symbol_is_ignored() {
+        let mut h = History::new(1, 10);
+        h.push(quote(5, 1, 100), 0);
+        assert_eq!(h.stats(), HistoryStats::default());
+    }
+}

@@ -1,0 +1,400 @@
+//! The market-data feed: seeded synthetic ticks on an open-loop schedule, published
+//! into the shared-memory ring by a pinned md thread, and kept in a cold history.
+//!
+//! # Threads
+//!
+//! - **md** (hot, pinned to `cores.feed_md`): waits for each tick's scheduled time,
+//!   generates it, stamps it, publishes it to the ring and passes a copy to the history
+//!   thread over a bounded crossbeam channel (`try_send`: a full channel drops and
+//!   counts the copy, it never stalls publishing). Per tick it does not allocate, lock,
+//!   log or make a system call; the counting allocator proves the first in
+//!   `feed_summary.json` (`md_allocs`).
+//! - **history** (cold, on `cores.cold`): drains the channel into the per-symbol
+//!   history and OHLCV bars, and prints one interval line per `log.interval_ms` with the
+//!   published count, achieved rate, history size, allocator statistics and RSS.
+//!
+//! The binary (`main.rs`) only chooses the global allocator and calls [`main_with`].
+#![deny(unsafe_code)]
+
+pub mod cli;
+pub mod gen;
+pub mod history;
+pub mod jemalloc;
+pub mod schedule;
+
+use anyhow::{anyhow, Context};
+use clap::Parser;
+use common::alloc::{thread_counts, AllocCounts};
+use common::clock::{unix_ns, Clock};
+use common::config::Config;
+use common::cores::{allowed_cores, pin_current, restrict_current, WaitStrategy, Waiter};
+use common::manifest::{
+    fmt_bytes, rss_bytes, write_json, AllocatorInfo, EndReason, FeedSummary, Manifest,
+};
+use common::ring::shm::{self, ProducerId};
+use common::tick::Tick;
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How the binary's global allocator is named and inspected.
+pub struct AllocatorHooks {
+    /// `jemalloc`, `system`, `mimalloc`, `tcmalloc`.
+    pub name: &'static str,
+    /// The allocator's version.
+    pub version: fn() -> String,
+    /// The allocator's statistics (bytes), read on the cold thread.
+    pub stats: fn() -> BTreeMap<String, u64>,
+}
+
+/// A failure with its exit code: 2 for bad input, 1 for everything else.
+pub struct Failure {
+    /// Process exit code.
+    pub code: u8,
+    /// What went wrong.
+    pub error: anyhow::Error,
+}
+
+fn bad_input(error: impl Into<anyhow::Error>) -> Failure {
+    Failure {
+        code: 2,
+        error: error.into(),
+    }
+}
+
+fn runtime(error: impl Into<anyhow::Error>) -> Failure {
+    Failure {
+        code: 1,
+        error: error.into(),
+    }
+}
+
+/// Entry point of every feed binary: parses the command line, runs, reports.
+pub fn main_with(hooks: AllocatorHooks) -> ExitCode {
+    let args = cli::Args::parse();
+    match run(&args, &hooks) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("feed: error: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+/// Counters the md thread publishes for the reporter (relaxed stores, read once per interval).
+#[derive(Default)]
+struct MdCounters {
+    published: AtomicU64,
+    dropped: AtomicU64,
+}
+
+/// What the md thread reports when it stops.
+struct MdResult {
+    published: u64,
+    elapsed_ns: u64,
+    allocs: AllocCounts,
+    dropped: u64,
+    end_reason: EndReason,
+    pinned: bool,
+}
+
+fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
+    // Read the allowed cores before any thread is pinned.
+    let allowed = allowed_cores();
+    let (config, out) = args.run.load(&allowed).map_err(bad_input)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("cannot install signal handler")
+            .map_err(runtime)?;
+    }
+    if config.feed.wait == WaitStrategy::Spin && allowed.len() <= 2 {
+        eprintln!(
+            "feed: note: {} allowed cores for 2 spinning hot threads (feed md, engine hot); \
+             cold threads share their cores, expect a noisy tail",
+            allowed.len()
+        );
+    }
+    let clock = Clock::new();
+    let publisher = shm::create(
+        &config.ring.path,
+        config.ring.capacity,
+        ProducerId {
+            clock_source: clock.source() as u32,
+            epoch_ns: unix_ns(),
+        },
+    )
+    .map_err(runtime)?;
+    eprintln!(
+        "feed: publishing {} symbols at {:.0} ticks/s for {} s into {} ({} slots, clock {})",
+        config.symbols.len(),
+        config.total_rate_per_s(),
+        config.duration_s,
+        config.ring.path.display(),
+        config.ring.capacity,
+        clock.source().name()
+    );
+
+    let (tx, rx) = crossbeam_channel::bounded::<Tick>(config.feed.history_channel);
+    let counters = Arc::new(MdCounters::default());
+    let start_raw = Arc::new(AtomicU64::new(0));
+    let history = {
+        let config = config.clone();
+        let clock = clock.clone();
+        let counters = Arc::clone(&counters);
+        let start_raw = Arc::clone(&start_raw);
+        let stats = hooks.stats;
+        std::thread::Builder::new()
+            .name("feed-history".into())
+            .spawn(move || {
+                restrict_current(&config.cores.cold);
+                history_thread(&config, &clock, rx, &counters, &start_raw, stats)
+            })
+            .context("cannot start the history thread")
+            .map_err(runtime)?
+    };
+    let md = {
+        let config = config.clone();
+        let clock = clock.clone();
+        let counters = Arc::clone(&counters);
+        let stop = Arc::clone(&stop);
+        let start_raw = Arc::clone(&start_raw);
+        std::thread::Builder::new()
+            .name("feed-md".into())
+            .spawn(move || md_thread(&config, &clock, publisher, tx, &counters, &stop, &start_raw))
+            .context("cannot start the md thread")
+            .map_err(runtime)?
+    };
+    let md = md
+        .join()
+        .map_err(|_| runtime(anyhow!("md thread panicked")))?;
+    let (hist, history_allocs) = history
+        .join()
+        .map_err(|_| runtime(anyhow!("history thread panicked")))?;
+
+    let elapsed_s = md.elapsed_ns as f64 / 1e9;
+    let mut cores_used = BTreeMap::new();
+    if md.pinned {
+        cores_used.insert("feed_md".to_string(), config.cores.feed_md);
+    }
+    let summary = FeedSummary {
+        published: md.published,
+        offered_per_s: config.total_rate_per_s(),
+        achieved_per_s: if elapsed_s > 0.0 {
+            md.published as f64 / elapsed_s
+        } else {
+            0.0
+        },
+        elapsed_s,
+        history_ticks: hist.ticks,
+        history_bytes: hist.ticks * 64,
+        history_evicted: hist.evicted,
+        history_bars: hist.bars,
+        history_dropped: md.dropped,
+        md_allocs: md.allocs,
+        history_allocs,
+        rss_bytes: rss_bytes(),
+        allocator_stats: (hooks.stats)(),
+        end_reason: md.end_reason,
+        manifest: Manifest::collect(
+            &config,
+            &args.run.config,
+            &allowed,
+            cores_used,
+            clock.source().name(),
+            AllocatorInfo {
+                name: hooks.name.into(),
+                version: (hooks.version)(),
+            },
+        ),
+    };
+    let path = out.join("feed_summary.json");
+    write_json(&path, &summary)
+        .with_context(|| format!("cannot write {}", path.display()))
+        .map_err(runtime)?;
+    println!(
+        "feed done: published={} offered={:.0}/s achieved={:.0}/s history={} dropped={} md_allocs={} ({:?}) -> {}",
+        summary.published,
+        summary.offered_per_s,
+        summary.achieved_per_s,
+        summary.history_ticks,
+        summary.history_dropped,
+        summary.md_allocs.calls(),
+        summary.end_reason,
+        path.display()
+    );
+    Ok(())
+}
+
+fn md_thread(
+    config: &Config,
+    clock: &Clock,
+    mut publisher: common::ring::Publisher<shm::OwnedRegion>,
+    history: Sender<Tick>,
+    counters: &MdCounters,
+    stop: &AtomicBool,
+    start_raw_out: &AtomicU64,
+) -> MdResult {
+    let pinned = pin_current(config.cores.feed_md);
+    if !pinned {
+        eprintln!(
+            "feed: warning: could not pin the md thread to core {}",
+            config.cores.feed_md
+        );
+    }
+    let mut gen = gen::Generator::new(config);
+    let mut schedule = schedule::Schedule::new(config, config.duration_s);
+    let mut waiter = Waiter::new(config.feed.wait);
+    let raw_per_ps = 1.0 / (clock.ns_per_raw() * 1000.0);
+    let heartbeat_every = clock.raw_from_ns(1_000_000).max(1);
+    let mut dropped = 0u64;
+    let mut end_reason = EndReason::EndOfStream;
+
+    let allocs_before = thread_counts();
+    let start_raw = clock.raw();
+    start_raw_out.store(start_raw, Ordering::Release);
+    let mut last_heartbeat = start_raw;
+    publisher.heartbeat(start_raw);
+    'ticks: while let Some((due_ps, symbol)) = schedule.next_due() {
+        let due_raw = start_raw + (due_ps as f64 * raw_per_ps) as u64;
+        let mut now = clock.raw();
+        while now < due_raw {
+            if now - last_heartbeat >= heartbeat_every {
+                publisher.heartbeat(now);
+                last_heartbeat = now;
+                if stop.load(Ordering::Relaxed) {
+                    end_reason = EndReason::Signal;
+                    break 'ticks;
+                }
+            }
+            waiter.wait();
+            now = clock.raw();
+        }
+        waiter.reset();
+        let mut tick = gen.next_tick(symbol);
+        tick.scheduled_raw = due_raw;
+        tick.published_raw = clock.raw();
+        tick.seq = publisher.publish(&tick);
+        if history.try_send(tick).is_err() {
+            dropped += 1;
+            counters.dropped.store(dropped, Ordering::Relaxed);
+        }
+        counters.published.store(tick.seq, Ordering::Relaxed);
+        // An overloaded feed never waits: look at the stop flag every 4096 ticks too.
+        if tick.seq % 4096 == 0 && stop.load(Ordering::Relaxed) {
+            end_reason = EndReason::Signal;
+            break;
+        }
+    }
+    let end_raw = clock.raw();
+    let allocs = thread_counts().since(&allocs_before);
+    publisher.end_and_unlink();
+    MdResult {
+        published: publisher.published(),
+        elapsed_ns: clock.delta_ns(start_raw, end_raw),
+        allocs,
+        dropped,
+        end_reason,
+        pinned,
+    }
+}
+
+/// Drains ticks into the history and prints interval lines; returns the final
+/// history figures and this thread's allocation counts.
+fn history_thread(
+    config: &Config,
+    clock: &Clock,
+    rx: Receiver<Tick>,
+    counters: &MdCounters,
+    start_raw: &AtomicU64,
+    stats: fn() -> BTreeMap<String, u64>,
+) -> (history::HistoryStats, AllocCounts) {
+    let allocs_before = thread_counts();
+    let mut hist = history::History::new(config.symbols.len(), config.feed.history.max_ticks());
+    let ns_per_raw = clock.ns_per_raw();
+    let interval_raw = clock.raw_from_ns(config.log.interval_ms * 1_000_000);
+    let mut next_report = 0u64;
+    let mut last_published = 0u64;
+    let mut last_report_raw = 0u64;
+    loop {
+        let mut drained = 0;
+        let disconnected = loop {
+            match rx.try_recv() {
+                Ok(tick) => {
+                    let start = start_raw.load(Ordering::Acquire);
+                    let second =
+                        (tick.scheduled_raw.saturating_sub(start) as f64 * ns_per_raw / 1e9) as u64;
+                    hist.push(tick, second);
+                    drained += 1;
+                    if drained >= 65_536 {
+                        break false;
+                    }
+                }
+                Err(TryRecvError::Empty) => break false,
+                Err(TryRecvError::Disconnected) => break true,
+            }
+        };
+        let now = clock.raw();
+        let start = start_raw.load(Ordering::Acquire);
+        if start != 0 && next_report == 0 {
+            next_report = start + interval_raw;
+            last_report_raw = start;
+        }
+        if disconnected || (next_report != 0 && now >= next_report) {
+            let published = counters.published.load(Ordering::Relaxed);
+            let secs = clock.delta_ns(last_report_raw, now) as f64 / 1e9;
+            let rate = if secs > 0.0 {
+                (published - last_published) as f64 / secs
+            } else {
+                0.0
+            };
+            print_interval(
+                clock.delta_ns(start, now) as f64 / 1e9,
+                published,
+                rate,
+                &hist.stats(),
+                counters.dropped.load(Ordering::Relaxed),
+                &stats(),
+            );
+            last_published = published;
+            last_report_raw = now;
+            next_report = now + interval_raw;
+        }
+        if disconnected {
+            break;
+        }
+        if drained == 0 {
+            // Poll rather than block: a blocked receiver would make the md thread's
+            // send a futex wake-up (a system call on the hot path).
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    (hist.stats(), thread_counts().since(&allocs_before))
+}
+
+fn print_interval(
+    t_s: f64,
+    published: u64,
+    rate: f64,
+    h: &history::HistoryStats,
+    dropped: u64,
+    stats: &BTreeMap<String, u64>,
+) {
+    let stat = |k: &str| stats.get(k).map_or_else(|| "-".into(), |&v| fmt_bytes(v));
+    println!(
+        "feed t={t_s:.1}s published={published} rate={rate:.0}/s history={} ({}) evicted={} bars={} dropped={} | alloc allocated={} active={} resident={} retained={} | rss={}",
+        h.ticks,
+        fmt_bytes(h.ticks * 64),
+        h.evicted,
+        h.bars,
+        dropped,
+        stat("allocated"),
+        stat("active"),
+        stat("resident"),
+        stat("retained"),
+        fmt_bytes(rss_bytes()),
+    );
+}

@@ -605,7 +605,14 @@ fn serde_error(
         }
     }
     let inner = err.inner();
-    let message = inner.message().trim().to_string();
+    // One line: toml's messages can span several.
+    let message = inner
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
     // Name the key serde could not place: a missing or unknown field.
     for prefix in ["missing field `", "unknown field `"] {
         if let Some(rest) = message.strip_prefix(prefix) {
@@ -625,7 +632,8 @@ fn serde_error(
     invalid(text, path, &key, inner.span().map(|s| s.start), message)
 }
 
-/// The key assigned on the line holding byte `offset`, for syntax errors.
+/// The key assigned on the line holding byte `offset`, prefixed with the table it is
+/// in, for syntax errors (which come before any structure is known).
 fn key_on_line(text: &str, offset: usize) -> Option<String> {
     let start = text[..offset.min(text.len())]
         .rfind('\n')
@@ -633,7 +641,19 @@ fn key_on_line(text: &str, offset: usize) -> Option<String> {
     let line = text[start..].lines().next()?;
     let (k, _) = line.split_once('=')?;
     let k = k.trim();
-    (!k.is_empty() && !k.starts_with('#')).then(|| k.to_string())
+    if k.is_empty() || k.starts_with('#') {
+        return None;
+    }
+    let table = text[..start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim());
+    Some(match table {
+        Some(t) if !t.is_empty() => format!("{t}.{k}"),
+        _ => k.to_string(),
+    })
 }
 
 fn invalid(
@@ -783,8 +803,8 @@ volatility_bps = 2.0
     #[test]
     fn syntax_error_names_line_column_and_key() {
         let e = err(&GOOD.replace("capacity = 4096", "capacity = = 4096"));
-        assert!(e.starts_with("cfg.toml:8:"), "{e}");
-        assert!(e.contains("capacity"), "{e}");
+        assert!(e.starts_with("cfg.toml:8:12: ring.capacity: "), "{e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
     }
 
     #[test]

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 pub fn version() -> String {
     // SAFETY: `mi_version` takes no arguments, has no preconditions and only returns an int.
     let v = unsafe { libmimalloc_sys::mi_version() };
-    format!("{}.{}.{}", v / 100, (v / 10) % 10, v % 10)
+    // Encoded as major, then two digits of minor and two of patch (30302 is 3.3.2).
+    format!("{}.{}.{}", v / 10_000, (v / 100) % 100, v % 100)
 }
 
 /// Process figures that mimalloc keeps: RSS and commit (current and peak, bytes), page
@@ -42,7 +43,12 @@ mod tests {
     #[test]
     fn version_and_info() {
         let v = super::version();
-        assert_eq!(v.split('.').count(), 3, "{v}");
+        let parts: Vec<u32> = v.split('.').map(|p| p.parse().unwrap()).collect();
+        assert_eq!(parts.len(), 3, "{v}");
+        assert!(
+            (1..=9).contains(&parts[0]) && parts[1] < 100 && parts[2] < 100,
+            "{v}"
+        );
         let info = super::process_info();
         assert_eq!(info.len(), 8);
         assert!(info["elapsed_ms"] < 1 << 40);

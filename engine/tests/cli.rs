@@ -44,14 +44,23 @@ fn corrupt_ring_file_exits_2_naming_the_check() {
     let ring = dir.path().join("r.ring");
     for (what, bytes, expected) in [
         ("wrong magic", vec![7u8; 4096 + 64 * 1024], "wrong magic"),
-        ("truncated", vec![0u8; 100], "shorter than the 4096-byte header"),
+        (
+            "truncated",
+            vec![0u8; 100],
+            "shorter than the 4096-byte header",
+        ),
     ] {
         std::fs::write(&ring, &bytes).unwrap();
-        let out = engine(&config(dir.path(), &ring), dir.path()).output().unwrap();
+        let out = engine(&config(dir.path(), &ring), dir.path())
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{what}: {stderr}");
         assert!(stderr.contains(expected), "{what}: {stderr}");
-        assert!(stderr.contains("r.ring"), "{what}: names the file: {stderr}");
+        assert!(
+            stderr.contains("r.ring"),
+            "{what}: names the file: {stderr}"
+        );
         assert!(!stderr.contains("panicked"), "{what}: {stderr}");
     }
 }
@@ -65,7 +74,10 @@ fn bad_config_exits_2() {
     let out = engine(&cfg, dir.path()).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("c.toml:11:1: engine.level: unknown field `level`"), "{stderr}");
+    assert!(
+        stderr.contains("c.toml:11:1: engine.level: unknown field `level`"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -82,7 +94,10 @@ fn waits_for_the_feed_and_stops_cleanly_on_sigterm() {
     let mut seen = String::new();
     let mut buf = [0u8; 256];
     while !seen.contains("waiting for feed") {
-        assert!(start.elapsed() < Duration::from_secs(30), "no waiting message: {seen}");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no waiting message: {seen}"
+        );
         let n = stderr.read(&mut buf).unwrap();
         assert!(n > 0, "engine exited early: {seen}");
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
@@ -96,5 +111,8 @@ fn waits_for_the_feed_and_stops_cleanly_on_sigterm() {
     let code = child.wait().unwrap().code();
     stderr.read_to_string(&mut seen).unwrap();
     assert_eq!(code, Some(0), "{seen}");
-    assert!(seen.contains("stopped while waiting for the feed"), "{seen}");
+    assert!(
+        seen.contains("stopped while waiting for the feed"),
+        "{seen}"
+    );
 }

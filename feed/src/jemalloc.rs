@@ -4,10 +4,16 @@
 use std::collections::BTreeMap;
 use tikv_jemalloc_ctl::{epoch, stats};
 
-/// The jemalloc version string.
+/// The jemalloc version (`5.3.0`, without the git suffix of its full version string).
 pub fn version() -> String {
     tikv_jemalloc_ctl::version::read()
-        .map(|v| v.trim_end_matches('\0').to_string())
+        .map(|v| {
+            v.trim_end_matches('\0')
+                .split('-')
+                .next()
+                .unwrap_or(v)
+                .to_string()
+        })
         .unwrap_or_else(|_| "unknown".into())
 }
 

@@ -43,24 +43,71 @@ fn run_feed(dir: &Path, text: &str) -> (Option<i32>, String) {
         .arg(dir.join("out"))
         .output()
         .unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
 fn bad_configs_exit_2_with_file_line_column_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let cases: &[(&str, String, &str)] = &[
-        ("syntax error", GOOD.replace("capacity = 4096", "capacity = = 4096"), ":7:12: ring.capacity: "),
-        ("unknown key", GOOD.replace("feed_md = 0", "feed_md = 0\nhot = 3"), ":11:1: cores.hot: unknown field `hot`"),
-        ("wrong type", GOOD.replace("rate_per_s = 1000", "rate_per_s = \"x\""), ":15:14: symbols[0].rate_per_s: invalid type"),
-        ("missing symbols", GOOD[..GOOD.find("[[symbols]]").unwrap()].to_string(), ":1:1: symbols: missing field `symbols`"),
-        ("duplicate symbol", GOOD.replace("\"BBB\"", "\"AAA\""), ":21:1: symbols[1].name: duplicate symbol name"),
-        ("zero rate", GOOD.replace("rate_per_s = 500", "rate_per_s = 0"), ":22:1: symbols[1].rate_per_s: rate must be greater than 0"),
-        ("negative rate", GOOD.replace("rate_per_s = 500", "rate_per_s = -500"), ":22:1: symbols[1].rate_per_s: rate must be greater than 0"),
-        ("nan rate", GOOD.replace("rate_per_s = 500", "rate_per_s = nan"), ":22:1: symbols[1].rate_per_s: rate must be a number"),
-        ("core out of range", GOOD.replace("engine_hot = 1", "engine_hot = 4096"), ":11:1: cores.engine_hot: core 4096 is not one"),
-        ("shared hot core", GOOD.replace("engine_hot = 1", "engine_hot = 0"), ":11:1: cores.engine_hot: core 0 is already"),
-        ("capacity not a power of two", GOOD.replace("capacity = 4096", "capacity = 5000"), ":7:1: ring.capacity: must be a power of two"),
+        (
+            "syntax error",
+            GOOD.replace("capacity = 4096", "capacity = = 4096"),
+            ":7:12: ring.capacity: ",
+        ),
+        (
+            "unknown key",
+            GOOD.replace("feed_md = 0", "feed_md = 0\nhot = 3"),
+            ":11:1: cores.hot: unknown field `hot`",
+        ),
+        (
+            "wrong type",
+            GOOD.replace("rate_per_s = 1000", "rate_per_s = \"x\""),
+            ":15:14: symbols[0].rate_per_s: invalid type",
+        ),
+        (
+            "missing symbols",
+            GOOD[..GOOD.find("[[symbols]]").unwrap()].to_string(),
+            ":1:1: symbols: missing field `symbols`",
+        ),
+        (
+            "duplicate symbol",
+            GOOD.replace("\"BBB\"", "\"AAA\""),
+            ":21:1: symbols[1].name: duplicate symbol name",
+        ),
+        (
+            "zero rate",
+            GOOD.replace("rate_per_s = 500", "rate_per_s = 0"),
+            ":22:1: symbols[1].rate_per_s: rate must be greater than 0",
+        ),
+        (
+            "negative rate",
+            GOOD.replace("rate_per_s = 500", "rate_per_s = -500"),
+            ":22:1: symbols[1].rate_per_s: rate must be greater than 0",
+        ),
+        (
+            "nan rate",
+            GOOD.replace("rate_per_s = 500", "rate_per_s = nan"),
+            ":22:1: symbols[1].rate_per_s: rate must be a number",
+        ),
+        (
+            "core out of range",
+            GOOD.replace("engine_hot = 1", "engine_hot = 4096"),
+            ":11:1: cores.engine_hot: core 4096 is not one",
+        ),
+        (
+            "shared hot core",
+            GOOD.replace("engine_hot = 1", "engine_hot = 0"),
+            ":11:1: cores.engine_hot: core 0 is already",
+        ),
+        (
+            "capacity not a power of two",
+            GOOD.replace("capacity = 4096", "capacity = 5000"),
+            ":7:1: ring.capacity: must be a power of two",
+        ),
     ];
     // The core cases need two allowed cores; on one core they fail differently, still with 2.
     let two_cores = common::cores::allowed_cores().len() >= 2;
@@ -71,9 +118,15 @@ fn bad_configs_exit_2_with_file_line_column_and_key() {
         let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
         assert_eq!(errors.len(), 1, "{what}: one message, got {stderr}");
         assert!(errors[0].starts_with("feed: error: "), "{what}: {stderr}");
-        assert!(errors[0].contains("bad.toml:"), "{what}: names the file: {stderr}");
+        assert!(
+            errors[0].contains("bad.toml:"),
+            "{what}: names the file: {stderr}"
+        );
         if two_cores || !what.contains("core") {
-            assert!(errors[0].contains(expected), "{what}: expected {expected:?} in {stderr}");
+            assert!(
+                errors[0].contains(expected),
+                "{what}: expected {expected:?} in {stderr}"
+            );
         }
     }
 }
@@ -87,8 +140,15 @@ fn missing_config_and_bad_flags_exit_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("/no/such/config.toml: cannot read config"), "{stderr}");
-    for flags in [&["--duration", "0"][..], &["--duration", "abc"], &["--bogus"]] {
+    assert!(
+        stderr.contains("/no/such/config.toml: cannot read config"),
+        "{stderr}"
+    );
+    for flags in [
+        &["--duration", "0"][..],
+        &["--duration", "abc"],
+        &["--bogus"],
+    ] {
         let out = Command::new(env!("CARGO_BIN_EXE_feed"))
             .args(flags)
             .current_dir(dir.path())
@@ -115,12 +175,20 @@ fn publishes_and_writes_a_summary() {
         .arg(dir.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s: common::manifest::FeedSummary =
-        serde_json::from_slice(&std::fs::read(dir.path().join("feed_summary.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(dir.path().join("feed_summary.json")).unwrap())
+            .unwrap();
     // 1500 ticks/s for 0.5 s, minus at most one tick per symbol for the random phase.
     assert!((748..=750).contains(&s.published), "{}", s.published);
-    assert_eq!(s.history_ticks + s.history_evicted + s.history_dropped, s.published);
+    assert_eq!(
+        s.history_ticks + s.history_evicted + s.history_dropped,
+        s.published
+    );
     assert_eq!(s.md_allocs.calls(), 0, "the md thread allocated");
     assert_eq!(s.manifest.allocator.name, "jemalloc");
     assert!(!ring.exists(), "the feed removes its ring file at the end");

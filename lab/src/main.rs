@@ -1,1 +1,35 @@
-fn main(){}
+//! `lab`: runs the feed and the engine together with one command (`lab run`) and
+//! benchmarks the ring against the cache-line floor (`lab bench hop`).
+//!
+//! This file only parses the command line and maps the outcome to an exit code:
+//! 0 on success, 2 for bad input (a bad flag — clap's own code — or a bad config file,
+//! marked [`cli::BadInput`]), 1 for a failure while running. Errors print as
+//! `error: {:#}`, the whole context chain on one line.
+#![deny(unsafe_code)]
+
+mod bench;
+mod child;
+mod cli;
+mod run;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let result = match &cli.command {
+        cli::Command::Run(args) => run::run(args),
+        cli::Command::Bench {
+            which: cli::BenchCommand::Hop(args),
+        } => bench::hop(args),
+        cli::Command::BenchProducer(args) => bench::producer(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            let bad_input = err.chain().any(|e| e.is::<cli::BadInput>());
+            ExitCode::from(if bad_input { 2 } else { 1 })
+        }
+    }
+}

@@ -1,0 +1,710 @@
+//! `lab run`: starts the engine and then the feed on one configuration, relays their
+//! output, waits for both, merges their summaries into `summary.json` and prints the
+//! final table.
+//!
+//! # Guarantees
+//!
+//! - The configuration is validated (with the cores this process may use) before
+//!   anything starts; an invalid one is reported as `FILE:LINE:COL: KEY: MESSAGE` and is
+//!   bad input (exit code 2).
+//! - No child is ever left running: each is a [`Supervised`] child, terminated (SIGTERM,
+//!   5 s, SIGKILL) and reaped on every error path. SIGINT and SIGTERM sent to `lab` are
+//!   forwarded to both children as SIGTERM; a second one kills them.
+//! - A child that fails stops the other one; the run then fails (exit code 1) naming the
+//!   child and its status. Backstops end a run whose feed outlives its duration by more
+//!   than [`FEED_OVERRUN`], or whose engine outlives the feed's end by more than the
+//!   engine's `grace_s` plus [`ENGINE_OVERRUN`].
+//! - Each line a child writes is relayed whole, prefixed `[feed]   ` or `[engine] `:
+//!   stdout lines to our stdout, stderr lines to our stderr.
+//! - The contract with the children: each is started as
+//!   `BIN --config FILE --out DIR [--duration SECS]`; the feed writes
+//!   `DIR/feed_summary.json`, the engine `DIR/engine_summary.json` and `DIR/engine.hlog`.
+
+use crate::child::{describe_exit, Supervised, POLL_EVERY};
+use crate::cli::{BadInput, RunArgs};
+use anyhow::{bail, Context, Result};
+use common::config::Config;
+use common::latency::{fmt_ns, Percentiles, STAGES};
+use common::manifest::{EngineSummary, FeedSummary, Summary};
+use serde::de::DeserializeOwned;
+use std::fmt::Write as _;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Folder under which default output folders are created.
+pub const RESULTS_DIR: &str = "results";
+/// How long past its configured duration the feed may run before `lab` stops it.
+pub const FEED_OVERRUN: Duration = Duration::from_secs(60);
+/// How long past the feed's end (plus the engine's `grace_s`) the engine may run.
+pub const ENGINE_OVERRUN: Duration = Duration::from_secs(10);
+/// Fewest samples for which a p99.99 means something.
+pub const P9999_MIN_SAMPLES: u64 = 1_000_000;
+
+/// Prefix of the feed's relayed lines.
+const FEED_PREFIX: &str = "[feed]   ";
+/// Prefix of the engine's relayed lines.
+const ENGINE_PREFIX: &str = "[engine] ";
+
+/// Runs `lab run`.
+pub fn run(args: &RunArgs) -> Result<()> {
+    let allowed = common::cores::allowed_cores();
+    let mut config = Config::load(&args.config, &allowed).map_err(BadInput::from_display)?;
+    if let Some(d) = args.duration {
+        config.duration_s = d;
+        config
+            .validate(&allowed)
+            .map_err(|(key, msg)| BadInput(format!("--duration {d}: {key}: {msg}")))?;
+    }
+    let bin_dir = match &args.bin_dir {
+        Some(d) => d.clone(),
+        None => std::env::current_exe()
+            .context("cannot find the lab binary's own path")?
+            .parent()
+            .context("the lab binary's path has no folder")?
+            .to_path_buf(),
+    };
+    let feed_bin = find_bin(&bin_dir, "feed")?;
+    let engine_bin = find_bin(&bin_dir, "engine")?;
+    let out_dir = match &args.out {
+        Some(d) => {
+            std::fs::create_dir_all(d)
+                .with_context(|| format!("cannot create output folder {}", d.display()))?;
+            d.clone()
+        }
+        None => create_fresh_dir(&default_out_dir(
+            Path::new(RESULTS_DIR),
+            &args.config,
+            SystemTime::now(),
+        ))?,
+    };
+
+    // Results of an earlier run in the same folder must not pass for this run's.
+    for name in ["feed_summary.json", "engine_summary.json", "summary.json"] {
+        let stale = out_dir.join(name);
+        match std::fs::remove_file(&stale) {
+            Ok(()) => eprintln!("lab: removed {} of an earlier run", stale.display()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot remove {}", stale.display())),
+        }
+    }
+
+    // Register before starting anything, so that a signal cannot kill lab between
+    // the start of a child and the moment it is supervised.
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .context("cannot install the SIGINT/SIGTERM handler")?;
+
+    let child_args = |bin: &Path| {
+        let mut c = Command::new(bin);
+        c.arg("--config")
+            .arg(&args.config)
+            .arg("--out")
+            .arg(&out_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(d) = args.duration {
+            c.arg("--duration").arg(d.to_string());
+        }
+        c
+    };
+    let mut relays = Vec::new();
+    let mut engine = spawn(
+        child_args(&engine_bin),
+        "engine",
+        ENGINE_PREFIX,
+        &mut relays,
+    )?;
+    let mut feed = spawn(child_args(&feed_bin), "feed", FEED_PREFIX, &mut relays)?;
+    eprintln!(
+        "lab: config {}, output {}, engine pid {}, feed pid {}",
+        args.config.display(),
+        out_dir.display(),
+        engine.pid(),
+        feed.pid()
+    );
+
+    let limits = Limits {
+        feed: secs(config.duration_s).saturating_add(FEED_OVERRUN),
+        engine_after_feed: secs(config.engine.grace_s).saturating_add(ENGINE_OVERRUN),
+    };
+    let outcome = supervise(&mut feed, &mut engine, &mut signals, &limits);
+    // Both children are reaped now; their pipes close, so the relays end.
+    drop((feed, engine));
+    for r in relays {
+        let _ = r.join();
+    }
+    if !outcome.failures.is_empty() {
+        bail!("{}", outcome.failures.join("; "));
+    }
+
+    let feed_summary: FeedSummary = read_json(&out_dir.join("feed_summary.json"))?;
+    let engine_summary: EngineSummary = read_json(&out_dir.join("engine_summary.json"))?;
+    let summary = Summary::merge(feed_summary, engine_summary);
+    let summary_path = out_dir.join("summary.json");
+    common::manifest::write_json(&summary_path, &summary)
+        .with_context(|| format!("cannot write {}", summary_path.display()))?;
+    print!("{}", format_table(&summary, &out_dir));
+    let _ = io::stdout().flush();
+    if let Some(sig) = outcome.interrupted_by {
+        bail!("the run was interrupted by {sig}; the summary covers it up to then");
+    }
+    Ok(())
+}
+
+/// `x` seconds as a duration, 0 for a negative or NaN `x`, saturating when huge.
+fn secs(x: f64) -> Duration {
+    Duration::try_from_secs_f64(x.max(0.0)).unwrap_or(Duration::MAX)
+}
+
+/// `dir/name` if it is a file, else an error saying how to build it.
+fn find_bin(dir: &Path, name: &str) -> Result<PathBuf> {
+    let path = dir.join(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        bail!(
+            "no `{name}` binary in {}: build them with `cargo build --release` (or pass --bin-dir)",
+            dir.display()
+        )
+    }
+}
+
+/// Starts `cmd` as a supervised child and relays its stdout and stderr.
+fn spawn(
+    mut cmd: Command,
+    name: &'static str,
+    prefix: &'static str,
+    relays: &mut Vec<JoinHandle<()>>,
+) -> Result<Supervised> {
+    let child = cmd.spawn().with_context(|| {
+        format!(
+            "cannot start {name} ({})",
+            cmd.get_program().to_string_lossy()
+        )
+    })?;
+    let mut child = Supervised::new(name, child);
+    if let Some(out) = child.child_mut().stdout.take() {
+        relays.push(relay(out, prefix, false)?);
+    }
+    if let Some(err) = child.child_mut().stderr.take() {
+        relays.push(relay(err, prefix, true)?);
+    }
+    Ok(child)
+}
+
+/// A thread copying `from` line by line to our stdout (or stderr), each line prefixed.
+/// Lines are relayed as bytes (no UTF-8 needed); a write error (a closed stdout) does not
+/// stop the copying, so the child never blocks on a full pipe.
+fn relay(
+    from: impl Read + Send + 'static,
+    prefix: &'static str,
+    to_stderr: bool,
+) -> Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("relay {}", prefix.trim()))
+        .spawn(move || {
+            let mut reader = BufReader::new(from);
+            let mut line = Vec::with_capacity(256);
+            let mut out = Vec::with_capacity(256);
+            loop {
+                line.clear();
+                match reader.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                out.clear();
+                out.extend_from_slice(prefix.as_bytes());
+                out.extend_from_slice(&line);
+                if !out.ends_with(b"\n") {
+                    out.push(b'\n');
+                }
+                let _ = if to_stderr {
+                    io::stderr().lock().write_all(&out)
+                } else {
+                    let mut o = io::stdout().lock();
+                    o.write_all(&out).and_then(|()| o.flush())
+                };
+            }
+        })
+        .context("cannot start an output relay thread")
+}
+
+/// Backstops of [`supervise`].
+struct Limits {
+    /// Longest the feed may run.
+    feed: Duration,
+    /// Longest the engine may run after the feed ended well.
+    engine_after_feed: Duration,
+}
+
+/// How the children ended.
+#[derive(Default)]
+struct Outcome {
+    /// One message per failure (a child's bad status, a backstop that fired).
+    failures: Vec<String>,
+    /// The signal that interrupted the run, if any.
+    interrupted_by: Option<&'static str>,
+}
+
+/// Waits for both children, forwarding signals and enforcing the backstops; returns
+/// with both reaped.
+fn supervise(
+    feed: &mut Supervised,
+    engine: &mut Supervised,
+    signals: &mut signal_hook::iterator::Signals,
+    limits: &Limits,
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    let started = Instant::now();
+    let mut feed_ended_at: Option<Instant> = None;
+    let mut signal_count = 0;
+    loop {
+        for sig in signals.pending() {
+            signal_count += 1;
+            let name = if sig == signal_hook::consts::SIGINT {
+                "SIGINT"
+            } else {
+                "SIGTERM"
+            };
+            if signal_count == 1 {
+                eprintln!("lab: {name}: asking feed and engine to stop (again to kill them)");
+                outcome.interrupted_by = Some(name);
+                feed.signal_term();
+                engine.signal_term();
+            } else {
+                eprintln!("lab: {name} again: killing feed and engine");
+                feed.signal_kill();
+                engine.signal_kill();
+            }
+        }
+        let feed_status = status_of(feed, &mut outcome);
+        let engine_status = status_of(engine, &mut outcome);
+        let failed = |s: Option<std::process::ExitStatus>| s.is_some_and(|s| !s.success());
+        if failed(feed_status) || failed(engine_status) {
+            // One side failed: the other has nothing useful left to do.
+            for (child, status) in [(&mut *feed, feed_status), (&mut *engine, engine_status)] {
+                match status {
+                    Some(s) if !s.success() => {
+                        outcome.failures.push(describe_exit(child.name(), s))
+                    }
+                    Some(_) => {}
+                    None => {
+                        eprintln!("lab: stopping {} after the failure", child.name());
+                        child.terminate();
+                    }
+                }
+            }
+            return outcome;
+        }
+        match (feed_status, engine_status) {
+            (Some(_), Some(_)) => return outcome,
+            (Some(_), None) => {
+                let at = *feed_ended_at.get_or_insert_with(Instant::now);
+                if at.elapsed() > limits.engine_after_feed {
+                    outcome.failures.push(format!(
+                        "engine still running {:.0} s after the feed ended; stopped it",
+                        limits.engine_after_feed.as_secs_f64()
+                    ));
+                    engine.terminate();
+                    return outcome;
+                }
+            }
+            (None, _) if started.elapsed() > limits.feed => {
+                outcome.failures.push(format!(
+                    "feed still running after {:.0} s; stopped both",
+                    limits.feed.as_secs_f64()
+                ));
+                feed.terminate();
+                engine.terminate();
+                return outcome;
+            }
+            _ => {}
+        }
+        std::thread::sleep(POLL_EVERY);
+    }
+}
+
+/// The child's status if it has exited; an error reading it is a failure (and the child
+/// is then terminated by the caller's guard).
+fn status_of(child: &mut Supervised, outcome: &mut Outcome) -> Option<std::process::ExitStatus> {
+    match child.try_wait() {
+        Ok(s) => s,
+        Err(e) => {
+            outcome
+                .failures
+                .push(format!("cannot read the state of {}: {e}", child.name()));
+            child.terminate()
+        }
+    }
+}
+
+/// Reads and parses a JSON file written by a child.
+fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("cannot parse {}", path.display()))
+}
+
+/// `root/<UTC YYYYmmdd-HHMMSS>-<config stem>`.
+pub fn default_out_dir(root: &Path, config: &Path, now: SystemTime) -> PathBuf {
+    let stem = config
+        .file_stem()
+        .map_or_else(|| "run".into(), |s| s.to_string_lossy().into_owned());
+    root.join(format!("{}-{stem}", utc_stamp(now)))
+}
+
+/// Creates `base` (and its parents); if it exists already, `base-2`, `base-3`, … so that
+/// two runs started in the same second never share a folder. Returns the folder made.
+pub fn create_fresh_dir(base: &Path) -> Result<PathBuf> {
+    if let Some(parent) = base.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create folder {}", parent.display()))?;
+    }
+    for n in 1..1000u32 {
+        let path = if n == 1 {
+            base.to_path_buf()
+        } else {
+            let mut s = base.as_os_str().to_owned();
+            s.push(format!("-{n}"));
+            PathBuf::from(s)
+        };
+        match std::fs::create_dir(&path) {
+            Ok(()) => return Ok(path),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot create folder {}", path.display()))
+            }
+        }
+    }
+    bail!(
+        "cannot create a fresh output folder next to {}",
+        base.display()
+    )
+}
+
+/// `YYYYmmdd-HHMMSS` of `t` in UTC (times before 1970 read as 1970).
+pub fn utc_stamp(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Proleptic Gregorian (year, month, day) of `days` since 1970-01-01
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// `1234567` as `1,234,567`.
+fn group(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The final table of a run whose files are in `out_dir`.
+pub fn format_table(s: &Summary, out_dir: &Path) -> String {
+    let mut t = String::new();
+    let w = &mut t;
+    let _ = writeln!(w, "\n== lab run: {} ==", out_dir.display());
+    let (offered, achieved) = (s.rate.offered_per_s, s.rate.achieved_per_s);
+    let pct = if offered > 0.0 {
+        achieved / offered * 100.0
+    } else {
+        0.0
+    };
+    let _ = write!(
+        w,
+        "rate        offered {} ticks/s, achieved {} ticks/s ({pct:.1}%)",
+        group(offered.round() as u64),
+        group(achieved.round() as u64)
+    );
+    if pct < 99.0 {
+        let _ = write!(w, "  WARNING: the feed did not keep the offered rate");
+    }
+    let _ = writeln!(w);
+    let c = &s.ticks;
+    let balanced = c.published == c.received + c.missed;
+    let _ = writeln!(
+        w,
+        "ticks       published {}, received {}, gaps {}, missed {}; published == received + missed: {}",
+        group(c.published),
+        group(c.received),
+        group(c.gaps),
+        group(c.missed),
+        if balanced { "yes" } else { "NO" }
+    );
+    let _ = writeln!(
+        w,
+        "latency     {:>11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "count", "min", "p50", "p90", "p99", "p99.9", "p99.99", "max"
+    );
+    let mut few = Vec::new();
+    for stage in STAGES {
+        let name = stage.name();
+        match s.latency_ns.get(name) {
+            Some(p) => {
+                let _ = writeln!(w, "  {name:<9} {}", stage_cells(p));
+                if p.count < P9999_MIN_SAMPLES {
+                    few.push((name, p.count));
+                }
+            }
+            None => {
+                let _ = writeln!(w, "  {name:<9} (not reported)");
+            }
+        }
+    }
+    if !few.is_empty() {
+        let list: Vec<String> = few
+            .iter()
+            .map(|(name, n)| format!("{name} ({})", group(*n)))
+            .collect();
+        let _ = writeln!(
+            w,
+            "  note: fewer than {} samples in {}: p99.99 is not meaningful there",
+            group(P9999_MIN_SAMPLES),
+            list.join(", ")
+        );
+    }
+    let per_tick = s.engine.global_allocs_per_tick;
+    let per_tick = if per_tick == 0.0 {
+        "0".to_string()
+    } else {
+        format!("{per_tick:.3}")
+    };
+    let _ = writeln!(
+        w,
+        "engine      {per_tick} global allocations per tick on the hot thread after warm-up (scratch: {})",
+        if s.engine.scratch.is_empty() { "?" } else { &s.engine.scratch }
+    );
+    let alloc = |a: &common::manifest::AllocatorInfo| {
+        if a.version.is_empty() {
+            a.name.clone()
+        } else {
+            format!("{} {}", a.name, a.version)
+        }
+    };
+    let _ = writeln!(
+        w,
+        "allocators  feed: {}, engine: {}",
+        alloc(&s.feed.allocator),
+        alloc(&s.engine.allocator)
+    );
+    let _ = writeln!(
+        w,
+        "history     {} ticks held by the feed",
+        group(s.feed.history_ticks)
+    );
+    let _ = writeln!(
+        w,
+        "machine     {}, clock {}",
+        s.manifest.cpu_model, s.manifest.clock_source
+    );
+    let _ = writeln!(w, "summary     {}", out_dir.join("summary.json").display());
+    let _ = writeln!(w, "hlog        {}", out_dir.join("engine.hlog").display());
+    t
+}
+
+/// The count and percentile cells of one stage row.
+fn stage_cells(p: &Percentiles) -> String {
+    format!(
+        "{:>11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        group(p.count),
+        fmt_ns(p.min),
+        fmt_ns(p.p50),
+        fmt_ns(p.p90),
+        fmt_ns(p.p99),
+        fmt_ns(p.p99_9),
+        fmt_ns(p.p99_99),
+        fmt_ns(p.max)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::manifest::{AllocatorInfo, EngineSummary, FeedSummary, Manifest};
+
+    #[test]
+    fn utc_stamps() {
+        let at = |s: u64| utc_stamp(UNIX_EPOCH + Duration::from_secs(s));
+        assert_eq!(at(0), "19700101-000000");
+        assert_eq!(at(951_782_400), "20000229-000000");
+        assert_eq!(at(1_700_000_000), "20231114-221320");
+        assert_eq!(at(4_102_444_799), "20991231-235959");
+        assert_eq!(at(4_107_542_399), "21000228-235959");
+    }
+
+    #[test]
+    fn out_dir_is_stamp_and_config_stem() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(
+            default_out_dir(Path::new("results"), Path::new("configs/high_rate.toml"), t),
+            PathBuf::from("results/20231114-221320-high_rate")
+        );
+    }
+
+    #[test]
+    fn fresh_dirs_never_collide() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().join("a/b/20231114-221320-x");
+        let first = create_fresh_dir(&base).unwrap();
+        let second = create_fresh_dir(&base).unwrap();
+        assert_eq!(first, base);
+        assert_eq!(second, tmp.path().join("a/b/20231114-221320-x-2"));
+        assert!(first.is_dir() && second.is_dir());
+    }
+
+    #[test]
+    fn thousands() {
+        assert_eq!(group(0), "0");
+        assert_eq!(group(999), "999");
+        assert_eq!(group(1_000), "1,000");
+        assert_eq!(group(1_234_567), "1,234,567");
+    }
+
+    fn summary() -> Summary {
+        let pct = |count, base: u64| Percentiles {
+            count,
+            min: base,
+            p50: base * 2,
+            p90: base * 3,
+            p99: base * 4,
+            p99_9: base * 5,
+            p99_99: base * 6,
+            max: base * 100,
+        };
+        let feed = FeedSummary {
+            published: 3000,
+            offered_per_s: 1000.0,
+            achieved_per_s: 999.6,
+            history_ticks: 3000,
+            manifest: Manifest {
+                allocator: AllocatorInfo {
+                    name: "jemalloc".into(),
+                    version: "5.3.0".into(),
+                },
+                ..Manifest::default()
+            },
+            ..FeedSummary::default()
+        };
+        let engine = EngineSummary {
+            received: 2990,
+            gaps: 1,
+            missed: 10,
+            scratch: "arena".into(),
+            latency_ns: [
+                ("feed_lag".to_string(), pct(2_000_000, 100)),
+                ("hop".to_string(), pct(2500, 60)),
+                ("engine".to_string(), pct(2500, 300)),
+                ("e2e".to_string(), pct(2500, 1200)),
+            ]
+            .into(),
+            manifest: Manifest {
+                cpu_model: "Test CPU".into(),
+                clock_source: "tsc".into(),
+                allocator: AllocatorInfo {
+                    name: "mimalloc".into(),
+                    version: "2.1.7".into(),
+                },
+                ..Manifest::default()
+            },
+            ..EngineSummary::default()
+        };
+        Summary::merge(feed, engine)
+    }
+
+    #[test]
+    fn table_has_every_figure() {
+        let t = format_table(&summary(), Path::new("results/x"));
+        assert!(t.contains("== lab run: results/x =="), "{t}");
+        assert!(
+            t.contains("offered 1,000 ticks/s, achieved 1,000 ticks/s (100.0%)"),
+            "{t}"
+        );
+        assert!(!t.contains("WARNING"), "{t}");
+        assert!(
+            t.contains("published 3,000, received 2,990, gaps 1, missed 10; published == received + missed: yes"),
+            "{t}"
+        );
+        let hop = t
+            .lines()
+            .find(|l| l.trim_start().starts_with("hop"))
+            .unwrap();
+        let cells: Vec<&str> = hop.split_whitespace().collect();
+        assert_eq!(
+            cells,
+            ["hop", "2,500", "60ns", "120ns", "180ns", "240ns", "300ns", "360ns", "6.00µs"]
+        );
+        for stage in ["feed_lag", "engine", "e2e"] {
+            assert!(
+                t.lines().any(|l| l.trim_start().starts_with(stage)),
+                "{stage}: {t}"
+            );
+        }
+        // Stages under a million samples get the note; feed_lag (2M) does not.
+        assert!(
+            t.contains("note: fewer than 1,000,000 samples in hop (2,500), engine (2,500), e2e (2,500): p99.99 is not meaningful there"),
+            "{t}"
+        );
+        assert!(
+            t.contains("engine      0 global allocations per tick"),
+            "{t}"
+        );
+        assert!(t.contains("(scratch: arena)"), "{t}");
+        assert!(
+            t.contains("allocators  feed: jemalloc 5.3.0, engine: mimalloc 2.1.7"),
+            "{t}"
+        );
+        assert!(t.contains("history     3,000 ticks"), "{t}");
+        assert!(t.contains("machine     Test CPU, clock tsc"), "{t}");
+        assert!(t.contains("summary     results/x/summary.json"), "{t}");
+        assert!(t.contains("hlog        results/x/engine.hlog"), "{t}");
+    }
+
+    #[test]
+    fn table_flags_imbalance_low_rate_and_allocations() {
+        let mut s = summary();
+        s.ticks.missed = 0;
+        s.rate.achieved_per_s = 500.0;
+        s.engine.global_allocs_per_tick = 1.5;
+        s.latency_ns.remove("engine");
+        let t = format_table(&s, Path::new("o"));
+        assert!(t.contains("published == received + missed: NO"), "{t}");
+        assert!(
+            t.contains("(50.0%)  WARNING: the feed did not keep the offered rate"),
+            "{t}"
+        );
+        assert!(
+            t.contains("engine      1.500 global allocations per tick"),
+            "{t}"
+        );
+        assert!(t.contains("engine    (not reported)"), "{t}");
+    }
+}

@@ -1,0 +1,609 @@
+//! Integration tests of the `lab` binary, one test binary for all of them.
+//!
+//! - `config`: bad input exits with code 2 and names file, line and key.
+//! - `plumbing`: `lab run` against small fake `feed`/`engine` shell scripts (`--bin-dir`):
+//!   the child contract, relayed output, merged summary, failures and signals. These
+//!   need no real binaries and finish in about a second.
+//! - `end_to_end`: `lab run` with the real feed and engine, built here with cargo
+//!   (binaries of other packages have no `CARGO_BIN_EXE_*`).
+//! - `bench`: a tiny `lab bench hop` run that checks the JSON shape (not the numbers).
+//!
+//! Every run of `lab` is under a watchdog: it gets SIGTERM (and later SIGKILL) after a
+//! timeout, so a hang fails the test instead of blocking CI. No test asserts a latency.
+
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const LAB: &str = env!("CARGO_BIN_EXE_lab");
+const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+/// Tests that spin on the hot cores take this lock, so they do not fight each other.
+static HOT_CORES: Mutex<()> = Mutex::new(());
+
+/// What a finished `lab` run left.
+struct Ran {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Ran {
+    fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+}
+
+impl std::fmt::Debug for Ran {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "status {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `cmd` to completion under a watchdog of `limit`; `during` runs once the child
+/// has started, with its pid.
+fn run_watched(mut cmd: Command, limit: Duration, during: impl FnOnce(u32)) -> Ran {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start lab");
+    let collect = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = r.read_to_end(&mut s);
+            String::from_utf8_lossy(&s).into_owned()
+        })
+    };
+    let out = collect(Box::new(child.stdout.take().unwrap()));
+    let err = collect(Box::new(child.stderr.take().unwrap()));
+    during(child.id());
+    let started = Instant::now();
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > limit && !timed_out {
+            // SIGTERM first, so that lab can stop its own children.
+            timed_out = true;
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+        }
+        if started.elapsed() > limit + Duration::from_secs(15) {
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let ran = Ran {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    };
+    assert!(
+        !timed_out,
+        "watchdog: lab ran longer than {limit:?}\n{ran:?}"
+    );
+    ran
+}
+
+fn lab(args: &[&str]) -> Command {
+    let mut c = Command::new(LAB);
+    c.args(args);
+    c
+}
+
+/// The cores this test may use, if there are two.
+fn two_cores() -> Option<(usize, usize)> {
+    let cores = common::cores::allowed_cores();
+    match cores.as_slice() {
+        [a, b, ..] => Some((*a, *b)),
+        _ => {
+            eprintln!("skipped: needs two allowed cores, have {cores:?}");
+            None
+        }
+    }
+}
+
+fn shm_dir() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+/// `configs/default.toml` with the test's cores, ring path and output folder, then
+/// `edit` applied; returns the TOML text.
+fn config_text(
+    cores: (usize, usize),
+    ring: &Path,
+    out: &Path,
+    edit: impl FnOnce(&mut toml::Table),
+) -> String {
+    let text = std::fs::read_to_string(Path::new(WORKSPACE).join("configs/default.toml")).unwrap();
+    let mut t: toml::Table = text.parse().unwrap();
+    t["cores"]["feed_md"] = (cores.0 as i64).into();
+    t["cores"]["engine_hot"] = (cores.1 as i64).into();
+    t["ring"]["path"] = ring.display().to_string().into();
+    t["log"]["out_dir"] = out.display().to_string().into();
+    edit(&mut t);
+    toml::to_string(&t).unwrap()
+}
+
+/// A small run: 2 symbols at 1000 ticks/s, 3 s, 0.5 s warm-up, `spin_yield` on both
+/// sides so that a 2-core CI box is not starved.
+fn small_run(t: &mut toml::Table) {
+    t["duration_s"] = 3.0.into();
+    t["warmup_s"] = 0.5.into();
+    t["feed"]["wait"] = "spin_yield".into();
+    t["engine"]["wait"] = "spin_yield".into();
+    let symbols = t["symbols"].as_array_mut().unwrap();
+    symbols.truncate(2);
+    for s in symbols {
+        s["rate_per_s"] = 1000.into();
+    }
+}
+
+mod config {
+    use super::*;
+
+    #[test]
+    fn bad_config_exits_2_naming_file_line_and_key() {
+        let Some(cores) = two_cores() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let text = config_text(cores, &dir.path().join("r.ring"), dir.path(), |t| {
+            t["symbols"][0]["rate_per_s"] = 0.into();
+        });
+        let line = text
+            .lines()
+            .position(|l| l.trim_start().starts_with("rate_per_s = 0"))
+            .expect("rate_per_s line")
+            + 1;
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, &text).unwrap();
+        let out = dir.path().join("out");
+        let ran = run_watched(
+            lab(&[
+                "run",
+                "--config",
+                path.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ]),
+            Duration::from_secs(30),
+            |_| {},
+        );
+        assert_eq!(ran.code(), Some(2), "{ran:?}");
+        let expected = format!("error: {}:{line}:", path.display());
+        assert!(
+            ran.stderr.contains(&expected),
+            "wanted {expected:?}\n{ran:?}"
+        );
+        assert!(ran.stderr.contains("symbols[0].rate_per_s"), "{ran:?}");
+        assert!(!out.exists(), "nothing is created for a bad config");
+    }
+
+    #[test]
+    fn missing_config_and_bad_flags_exit_2() {
+        let ran = run_watched(
+            lab(&["run", "--config", "/no/such/config.toml"]),
+            Duration::from_secs(30),
+            |_| {},
+        );
+        assert_eq!(ran.code(), Some(2), "{ran:?}");
+        assert!(ran.stderr.contains("/no/such/config.toml"), "{ran:?}");
+        let ran = run_watched(
+            lab(&["run", "--duration", "-3"]),
+            Duration::from_secs(30),
+            |_| {},
+        );
+        assert_eq!(ran.code(), Some(2), "{ran:?}");
+        let ran = run_watched(
+            lab(&["bench", "hop", "--samples", "x"]),
+            Duration::from_secs(30),
+            |_| {},
+        );
+        assert_eq!(ran.code(), Some(2), "{ran:?}");
+    }
+
+    #[test]
+    fn bench_on_one_core_exits_2() {
+        let Some(cores) = two_cores() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let text = config_text(
+            (cores.0, cores.0),
+            &dir.path().join("r.ring"),
+            dir.path(),
+            |_| {},
+        );
+        let path = dir.path().join("same.toml");
+        std::fs::write(&path, text).unwrap();
+        let ran = run_watched(
+            lab(&[
+                "bench",
+                "hop",
+                "--config",
+                path.to_str().unwrap(),
+                "--samples",
+                "10",
+            ]),
+            Duration::from_secs(30),
+            |_| {},
+        );
+        assert_eq!(ran.code(), Some(2), "{ran:?}");
+        assert!(ran.stderr.contains("cores.engine_hot"), "{ran:?}");
+    }
+}
+
+mod plumbing {
+    //! Fake `feed` and `engine`: shell scripts that follow the contract (flags, output
+    //! lines, summary files) and misbehave on request through environment variables.
+    use super::*;
+    use common::manifest::{AllocatorInfo, EngineSummary, FeedSummary, Manifest};
+
+    const FAKE: &str = r#"#!/bin/sh
+# Fake NAME: records its arguments, prints a line on each stream, copies its summary.
+name=NAME
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --out) out="$2"; shift 2 ;;
+    *) shift ;;
+  esac
+done
+echo "$$" > "$out/$name.pid"
+echo "$name stdout line"
+echo "$name stderr line" >&2
+if [ -n "$FAKE_WAIT_FOR_TERM" ]; then
+  trap 'cp "$FAKE_DIR/${name}_summary.json" "$out/"; exit 0' TERM
+  while :; do sleep 0.02; done
+fi
+cp "$FAKE_DIR/${name}_summary.json" "$out/"
+[ "$name" = engine ] && : > "$out/engine.hlog"
+if [ "$name" = feed ]; then exit "${FAKE_FEED_EXIT:-0}"; fi
+exit 0
+"#;
+
+    struct Fake {
+        dir: tempfile::TempDir,
+        config: PathBuf,
+        out: PathBuf,
+    }
+
+    fn fake() -> Option<Fake> {
+        let cores = two_cores()?;
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        for name in ["feed", "engine"] {
+            let path = bin.join(name);
+            std::fs::write(&path, FAKE.replace("NAME", name)).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let feed = FeedSummary {
+            published: 3000,
+            offered_per_s: 2000.0,
+            achieved_per_s: 1999.0,
+            history_ticks: 3000,
+            manifest: Manifest {
+                allocator: AllocatorInfo {
+                    name: "jemalloc".into(),
+                    version: "5".into(),
+                },
+                ..Manifest::default()
+            },
+            ..FeedSummary::default()
+        };
+        let engine = EngineSummary {
+            received: 3000,
+            scratch: "arena".into(),
+            latency_ns: [(
+                "hop".to_string(),
+                common::latency::Percentiles {
+                    count: 5,
+                    p50: 80,
+                    ..Default::default()
+                },
+            )]
+            .into(),
+            manifest: Manifest {
+                cpu_model: "Fake CPU".into(),
+                clock_source: "tsc".into(),
+                allocator: AllocatorInfo {
+                    name: "mimalloc".into(),
+                    version: "2".into(),
+                },
+                ..Manifest::default()
+            },
+            ..EngineSummary::default()
+        };
+        common::manifest::write_json(&dir.path().join("feed_summary.json"), &feed).unwrap();
+        common::manifest::write_json(&dir.path().join("engine_summary.json"), &engine).unwrap();
+        let out = dir.path().join("out");
+        let text = config_text(cores, &dir.path().join("r.ring"), &out, |_| {});
+        let config = dir.path().join("fake.toml");
+        std::fs::write(&config, text).unwrap();
+        Some(Fake { dir, config, out })
+    }
+
+    impl Fake {
+        fn cmd(&self, extra: &[&str]) -> Command {
+            self.cmd_with_bins(&self.dir.path().join("bin"), extra)
+        }
+
+        fn cmd_with_bins(&self, bin_dir: &Path, extra: &[&str]) -> Command {
+            let mut c = lab(&[
+                "run",
+                "--config",
+                self.config.to_str().unwrap(),
+                "--out",
+                self.out.to_str().unwrap(),
+            ]);
+            c.arg("--bin-dir").arg(bin_dir);
+            c.args(extra);
+            c.env("FAKE_DIR", self.dir.path());
+            c
+        }
+
+        /// Asserts that the fake `name` is no longer running.
+        fn assert_gone(&self, name: &str) {
+            let pid = std::fs::read_to_string(self.out.join(format!("{name}.pid"))).unwrap();
+            let cmdline = std::fs::read_to_string(format!("/proc/{}/cmdline", pid.trim()))
+                .unwrap_or_default();
+            assert!(
+                !cmdline.contains(name),
+                "{name} (pid {}) still running",
+                pid.trim()
+            );
+        }
+    }
+
+    #[test]
+    fn merges_summaries_and_relays_output() {
+        let Some(f) = fake() else { return };
+        let ran = run_watched(
+            f.cmd(&["--duration", "1.5"]),
+            Duration::from_secs(60),
+            |_| {},
+        );
+        assert_eq!(ran.code(), Some(0), "{ran:?}");
+        assert!(
+            ran.stdout.contains("[feed]   feed stdout line\n"),
+            "{ran:?}"
+        );
+        assert!(
+            ran.stdout.contains("[engine] engine stdout line\n"),
+            "{ran:?}"
+        );
+        assert!(
+            ran.stderr.contains("[feed]   feed stderr line\n"),
+            "{ran:?}"
+        );
+        assert!(
+            ran.stderr.contains("[engine] engine stderr line\n"),
+            "{ran:?}"
+        );
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(f.out.join("summary.json")).unwrap()).unwrap();
+        assert_eq!(v["ticks"]["published"], 3000);
+        assert_eq!(v["ticks"]["received"], 3000);
+        assert_eq!(v["feed"]["allocator"]["name"], "jemalloc");
+        assert_eq!(v["engine"]["allocator"]["name"], "mimalloc");
+        assert!(
+            ran.stdout.contains("published == received + missed: yes"),
+            "{ran:?}"
+        );
+        assert!(
+            ran.stdout
+                .contains("allocators  feed: jemalloc 5, engine: mimalloc 2"),
+            "{ran:?}"
+        );
+        assert!(
+            ran.stdout
+                .contains(&format!("{}", f.out.join("engine.hlog").display())),
+            "{ran:?}"
+        );
+    }
+
+    #[test]
+    fn failing_feed_exits_1_and_stops_the_engine() {
+        let Some(f) = fake() else { return };
+        let mut cmd = f.cmd(&[]);
+        cmd.env("FAKE_FEED_EXIT", "3");
+        let ran = run_watched(cmd, Duration::from_secs(60), |_| {});
+        assert_eq!(ran.code(), Some(1), "{ran:?}");
+        assert!(
+            ran.stderr.contains("error: feed exited with status 3"),
+            "{ran:?}"
+        );
+        f.assert_gone("feed");
+        f.assert_gone("engine");
+    }
+
+    #[test]
+    fn missing_binaries_are_named() {
+        let Some(f) = fake() else { return };
+        let cmd = f.cmd_with_bins(&f.dir.path().join("nowhere"), &[]);
+        let ran = run_watched(cmd, Duration::from_secs(30), |_| {});
+        assert_eq!(ran.code(), Some(1), "{ran:?}");
+        assert!(ran.stderr.contains("cargo build --release"), "{ran:?}");
+    }
+
+    #[test]
+    fn sigterm_is_forwarded_and_nothing_is_left_running() {
+        let Some(f) = fake() else { return };
+        let mut cmd = f.cmd(&[]);
+        cmd.env("FAKE_WAIT_FOR_TERM", "1");
+        let out = f.out.clone();
+        let ran = run_watched(cmd, Duration::from_secs(60), |pid| {
+            // Wait until both fakes run, then stop lab as a user would.
+            let until = Instant::now() + Duration::from_secs(20);
+            while !(out.join("feed.pid").exists() && out.join("engine.pid").exists())
+                && Instant::now() < until
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .unwrap();
+        });
+        assert_eq!(ran.code(), Some(1), "{ran:?}");
+        assert!(ran.stderr.contains("interrupted by SIGTERM"), "{ran:?}");
+        // The children stopped cleanly on the forwarded SIGTERM and wrote their summaries.
+        assert!(f.out.join("summary.json").exists(), "{ran:?}");
+        f.assert_gone("feed");
+        f.assert_gone("engine");
+    }
+}
+
+mod end_to_end {
+    use super::*;
+
+    /// Builds feed, engine and lab (debug, like this test) and returns their folder.
+    fn build_binaries() -> PathBuf {
+        let root = Path::new(WORKSPACE);
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--bins", "-p", "feed", "-p", "engine", "-p", "lab"])
+            .current_dir(root)
+            .status()
+            .expect("run cargo build");
+        assert!(
+            status.success(),
+            "cargo build of feed, engine and lab failed"
+        );
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .map(|t| if t.is_relative() { root.join(t) } else { t })
+            .unwrap_or_else(|| root.join("target"));
+        target.join("debug")
+    }
+
+    #[test]
+    fn feed_and_engine_run_together() {
+        let Some(cores) = two_cores() else { return };
+        let bins = build_binaries();
+        let _hot = HOT_CORES.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let ring = shm_dir().join(format!("lab-test-{}.ring", std::process::id()));
+        let out = dir.path().join("out");
+        let config = dir.path().join("small.toml");
+        std::fs::write(&config, config_text(cores, &ring, &out, small_run)).unwrap();
+        let mut cmd = Command::new(bins.join("lab"));
+        cmd.args([
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let ran = run_watched(cmd, Duration::from_secs(120), |_| {});
+        let _ = std::fs::remove_file(&ring);
+        assert_eq!(ran.code(), Some(0), "{ran:?}");
+
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("summary.json")).expect("summary.json"))
+                .unwrap();
+        let ticks = &v["ticks"];
+        let n = |x: &serde_json::Value| x.as_u64().unwrap_or_else(|| panic!("not a count: {x}"));
+        assert!(n(&ticks["published"]) > 0, "{v:#}");
+        assert_eq!(
+            n(&ticks["published"]),
+            n(&ticks["received"]) + n(&ticks["missed"]),
+            "{ticks}"
+        );
+        assert_eq!(n(&ticks["gaps"]), 0, "{ticks}");
+        for stage in ["feed_lag", "hop", "engine", "e2e"] {
+            assert!(
+                n(&v["latency_ns"][stage]["count"]) > 0,
+                "{stage}: {}",
+                v["latency_ns"]
+            );
+        }
+        assert_eq!(
+            v["engine"]["allocator"]["name"], "mimalloc",
+            "{}",
+            v["engine"]["allocator"]
+        );
+        assert_eq!(
+            v["feed"]["allocator"]["name"], "jemalloc",
+            "{}",
+            v["feed"]["allocator"]
+        );
+        assert_eq!(
+            v["engine"]["global_allocs_per_tick"].as_f64(),
+            Some(0.0),
+            "{}",
+            v["engine"]
+        );
+        for key in ["cpu_model", "clock_source"] {
+            let s = v["manifest"][key].as_str().unwrap_or_default();
+            assert!(!s.is_empty(), "manifest.{key} is empty: {}", v["manifest"]);
+        }
+        assert!(out.join("engine.hlog").is_file(), "engine.hlog missing");
+        assert!(
+            ran.stdout.contains("published == received + missed: yes"),
+            "{ran:?}"
+        );
+    }
+}
+
+mod bench {
+    use super::*;
+
+    #[test]
+    fn hop_writes_the_documented_json() {
+        let Some(cores) = two_cores() else { return };
+        let _hot = HOT_CORES.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("c.toml");
+        std::fs::write(
+            &config,
+            config_text(cores, &dir.path().join("r.ring"), dir.path(), |_| {}),
+        )
+        .unwrap();
+        let json = dir.path().join("hop.json");
+        let mut lab_pid = 0;
+        let ran = run_watched(
+            lab(&[
+                "bench",
+                "hop",
+                "--config",
+                config.to_str().unwrap(),
+                "--samples",
+                "2000",
+                "--json",
+                json.to_str().unwrap(),
+            ]),
+            Duration::from_secs(120),
+            |pid| lab_pid = pid,
+        );
+        assert_eq!(ran.code(), Some(0), "{ran:?}");
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        for row in ["cacheline", "ring_processes", "ring_threads"] {
+            assert_eq!(v[row]["count"], 2000, "{row}: {v:#}");
+            for key in ["p50", "p90", "p99", "p99_9", "p99_99", "max"] {
+                assert!(v[row][key].is_u64(), "{row}.{key}: {v:#}");
+            }
+        }
+        assert!(
+            v["ratio_p50_ring_processes_to_cacheline"].is_number(),
+            "{v:#}"
+        );
+        assert!(!v["machine"]["cpu_model"].as_str().unwrap().is_empty());
+        assert!(ran.stdout.contains("ring_processes"), "{ran:?}");
+        let ring = shm_dir().join(format!("lab-bench-hop-{lab_pid}.ring"));
+        assert!(!ring.exists(), "ring file left behind: {}", ring.display());
+    }
+}

@@ -58,6 +58,11 @@ pub struct Failure {
     pub error: anyhow::Error,
 }
 
+/// Sleep of a cold thread that found its channel empty. Each wake-up can preempt a hot
+/// thread on a machine without spare cores, so cold threads wake rarely and drain in
+/// batches; channel capacities hold several such periods at the highest rates.
+const COLD_POLL: Duration = Duration::from_millis(5);
+
 fn bad_input(error: impl Into<anyhow::Error>) -> Failure {
     Failure {
         code: 2,
@@ -369,7 +374,7 @@ fn history_thread(
         if drained == 0 {
             // Poll rather than block: a blocked receiver would make the md thread's
             // send a futex wake-up (a system call on the hot path).
-            std::thread::sleep(Duration::from_millis(1));
+            std::thread::sleep(COLD_POLL);
         }
     }
     (hist.stats(), thread_counts().since(&allocs_before))

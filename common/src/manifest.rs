@@ -39,6 +39,9 @@ pub struct Manifest {
     pub clock_source: String,
     /// Allocator of this process.
     pub allocator: AllocatorInfo,
+    /// In a merged `summary.json`: the allocator of each process (`feed`, `engine`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub allocators: BTreeMap<String, AllocatorInfo>,
     /// Allocator-related environment variables as set for this process.
     pub allocator_env: BTreeMap<String, String>,
     /// Git revision of the build.
@@ -107,6 +110,7 @@ impl Manifest {
             kernel: kernel(),
             clock_source: clock_source.into(),
             allocator,
+            allocators: BTreeMap::new(),
             allocator_env: allocator_env(),
             git_rev: GIT_REV.into(),
             config_path: config_path.display().to_string(),
@@ -392,6 +396,8 @@ mod tests {
         assert_eq!(s.engine.allocator.name, "mimalloc");
         assert_eq!(s.feed.allocator.name, "jemalloc");
         assert_eq!(s.manifest.cores_used.len(), 2);
+        assert_eq!(s.manifest.allocators["feed"].name, "jemalloc");
+        assert_eq!(s.manifest.allocators["engine"].name, "mimalloc");
         let v = serde_json::to_value(&s).unwrap();
         for key in ["ticks", "rate", "latency_ns", "engine", "feed", "manifest"] {
             assert!(v.get(key).is_some(), "{key}");

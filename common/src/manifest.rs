@@ -297,6 +297,14 @@ impl Summary {
     pub fn merge(feed: FeedSummary, engine: EngineSummary) -> Summary {
         let mut manifest = engine.manifest.clone();
         manifest.cores_used.extend(feed.manifest.cores_used.clone());
+        manifest
+            .allocator_env
+            .extend(feed.manifest.allocator_env.clone());
+        manifest.allocators = [
+            ("feed".to_string(), feed.manifest.allocator.clone()),
+            ("engine".to_string(), engine.manifest.allocator.clone()),
+        ]
+        .into();
         Summary {
             ticks: TickCounts {
                 published: feed.published,

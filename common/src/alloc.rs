@@ -12,6 +12,8 @@
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Counts of one thread's calls into the global allocator since it started.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -63,6 +65,79 @@ fn bump(f: impl FnOnce(&mut AllocCounts)) {
 /// The calling thread's counts since it started.
 pub fn thread_counts() -> AllocCounts {
     COUNTS.try_with(Cell::get).unwrap_or_default()
+}
+
+/// Per-role allocation counts that threads publish for a reporting thread to read.
+///
+/// Each thread of a process has a role (`engine_hot`, `feed_history`, …); it calls
+/// [`AllocProfile::publish`] now and then (a few relaxed stores: no allocation, no lock)
+/// to copy its own [`thread_counts`] into its role's slot, and a cold thread reads them
+/// all with [`AllocProfile::snapshot`].
+///
+/// # Examples
+///
+/// ```
+/// use common::alloc::AllocProfile;
+///
+/// let profile = AllocProfile::new(&["main", "worker"]);
+/// profile.publish(0);
+/// assert!(profile.snapshot().contains_key("main"));
+/// ```
+pub struct AllocProfile {
+    names: Vec<&'static str>,
+    slots: Vec<[AtomicU64; 4]>,
+}
+
+impl AllocProfile {
+    /// A profile with one slot per role name, in this order.
+    pub fn new(roles: &[&'static str]) -> AllocProfile {
+        AllocProfile {
+            names: roles.to_vec(),
+            slots: roles.iter().map(|_| Default::default()).collect(),
+        }
+    }
+
+    /// Stores the calling thread's counts as those of role number `role`. Never
+    /// allocates; an unknown role number is ignored.
+    #[inline]
+    pub fn publish(&self, role: usize) {
+        if let Some(slot) = self.slots.get(role) {
+            let c = thread_counts();
+            for (a, v) in slot.iter().zip([c.allocs, c.frees, c.reallocs, c.bytes]) {
+                a.store(v, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// `role=calls/frees …` for every role: calls into the allocator (allocations and
+    /// reallocations) and frees, as last published.
+    pub fn format_line(&self) -> String {
+        self.snapshot()
+            .iter()
+            .map(|(role, c)| format!("{role}={}/{}", c.calls(), c.frees))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The last published counts of every role.
+    pub fn snapshot(&self) -> BTreeMap<String, AllocCounts> {
+        self.names
+            .iter()
+            .zip(&self.slots)
+            .map(|(name, s)| {
+                let v = |i: usize| s[i].load(Ordering::Relaxed);
+                (
+                    name.to_string(),
+                    AllocCounts {
+                        allocs: v(0),
+                        frees: v(1),
+                        reallocs: v(2),
+                        bytes: v(3),
+                    },
+                )
+            })
+            .collect()
+    }
 }
 
 /// A [`GlobalAlloc`] that forwards to `A` and counts per thread.
@@ -188,5 +263,31 @@ mod tests {
         .join()
         .unwrap();
         assert_eq!(thread_counts().since(&mid), AllocCounts::default());
+    }
+
+    #[test]
+    fn profile_publishes_each_role_from_its_own_thread() {
+        let profile = std::sync::Arc::new(AllocProfile::new(&["a", "b"]));
+        let p = std::sync::Arc::clone(&profile);
+        let layout = Layout::from_size_align(8, 8).unwrap();
+        std::thread::spawn(move || {
+            // SAFETY: non-zero size; freed with the same layout.
+            unsafe { A.dealloc(A.alloc(layout), layout) };
+            p.publish(1);
+            p.publish(7); // unknown role: ignored
+        })
+        .join()
+        .unwrap();
+        let snap = profile.snapshot();
+        assert_eq!(snap["a"], AllocCounts::default(), "never published");
+        assert_eq!(
+            snap["b"],
+            AllocCounts {
+                allocs: 1,
+                frees: 1,
+                reallocs: 0,
+                bytes: 8
+            }
+        );
     }
 }

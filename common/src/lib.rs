@@ -9,8 +9,12 @@
 //! - [`cores`]: the core plan, pinning and wait strategies.
 //! - [`latency`]: per-stage fixed-bound histograms, interval hand-off, `.hlog` writer.
 //! - [`alloc`]: a counting wrapper for any global allocator.
-//! - `mimalloc_stats` (feature `mimalloc`): mimalloc's version and process statistics.
+//! - [`pool`]: a fixed-size-block pool, the engine's `pool` scratch allocator.
+//! - [`allocators`]: the global allocators (system; jemalloc, mimalloc, tcmalloc behind
+//!   features of those names) with their versions and statistics, and the hooks that
+//!   hand them to feed and engine.
 //! - [`manifest`]: run manifests and summaries.
+//! - [`memory`]: RSS, page faults, allocator statistics, fragmentation and warnings.
 //! - [`runargs`]: the `--config`/`--duration`/`--out` arguments of feed and engine.
 //!
 //! This is the only crate of the workspace with `unsafe` code; each block carries a
@@ -20,13 +24,14 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod alloc;
+pub mod allocators;
 pub mod clock;
 pub mod config;
 pub mod cores;
 pub mod latency;
 pub mod manifest;
-#[cfg(feature = "mimalloc")]
-pub mod mimalloc_stats;
+pub mod memory;
+pub mod pool;
 pub mod ring;
 pub mod runargs;
 mod sync;

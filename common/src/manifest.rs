@@ -8,6 +8,7 @@
 use crate::alloc::AllocCounts;
 use crate::config::Config;
 use crate::latency::Percentiles;
+use crate::memory::MemoryReport;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -170,14 +171,13 @@ pub struct FeedSummary {
     pub history_bars: u64,
     /// History copies dropped because the md → history channel was full.
     pub history_dropped: u64,
-    /// Global allocator calls of the md (publishing) thread after start-up.
+    /// Global allocator calls of the md (publishing) thread while publishing.
     pub md_allocs: AllocCounts,
-    /// Global allocator calls of the history thread.
-    pub history_allocs: AllocCounts,
-    /// Resident set size at the end, bytes.
-    pub rss_bytes: u64,
-    /// Allocator statistics at the end (allocator-specific keys).
-    pub allocator_stats: BTreeMap<String, u64>,
+    /// Global allocator calls per thread role (`feed_main`, `feed_md`, `feed_history`),
+    /// since each thread started.
+    pub alloc_profile: BTreeMap<String, AllocCounts>,
+    /// RSS, page faults, allocator statistics and fragmentation over the run.
+    pub memory: MemoryReport,
     /// Why the feed stopped.
     pub end_reason: EndReason,
     /// Run manifest.
@@ -217,10 +217,15 @@ pub struct EngineSummary {
     pub corrupt: u64,
     /// Arena capacity at the end (bytes; 0 without an arena).
     pub arena_bytes: u64,
-    /// Allocator statistics at the end (allocator-specific keys).
-    pub allocator_stats: BTreeMap<String, u64>,
-    /// Resident set size at the end, bytes.
-    pub rss_bytes: u64,
+    /// Pool counters (`scratch = "pool"`): fallbacks to the global allocator, blocks and
+    /// high-water mark per size class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<crate::pool::PoolStats>,
+    /// Global allocator calls per thread role (`engine_main`, `engine_hot`,
+    /// `engine_report`, `engine_orders`), since each thread started.
+    pub alloc_profile: BTreeMap<String, AllocCounts>,
+    /// RSS, page faults, allocator statistics and fragmentation over the run.
+    pub memory: MemoryReport,
     /// Latency percentiles per stage after the warm-up, nanoseconds.
     pub latency_ns: BTreeMap<String, Percentiles>,
     /// Why the engine stopped.

@@ -1,7 +1,7 @@
 //! The per-tick decision: symbol state update, strategy, order encoding and hand-off.
 //!
-//! [`Decider::handle`] is generic over the scratch allocator, so the arena and heap
-//! modes run the same code. Apart from what it asks of that allocator it does not
+//! [`Decider::handle`] is generic over the scratch allocator, so the heap, arena and
+//! pool modes run the same code. Apart from what it asks of that allocator it does not
 //! allocate; it never blocks (a full order channel drops and counts the order). Hot
 //! thread only.
 
@@ -108,8 +108,10 @@ impl Decider {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hot::Scratch;
     use allocator_api2::alloc::Global;
     use common::alloc::thread_counts;
+    use common::pool::Pool;
 
     fn config() -> Config {
         let text = std::fs::read_to_string(
@@ -132,6 +134,34 @@ mod tests {
         }
     }
 
+    /// The tick stream of the allocation tests: five symbols, a new price every tick.
+    fn stream(n: i64, from: i64) -> impl Iterator<Item = Tick> {
+        (0..n).map(move |i| quote((i % 5) as u16, (from + i) * PX_SCALE))
+    }
+
+    fn messages(rx: &crossbeam_channel::Receiver<OrderMsg>) -> Vec<Vec<u8>> {
+        rx.try_iter().map(|m| m.as_bytes().to_vec()).collect()
+    }
+
+    /// Global allocator calls per tick over `n` ticks after one warm-up tick. The test
+    /// build's global allocator is the counting wrapper (see lib.rs); its counts are per
+    /// thread, so tests running beside this one do not disturb them.
+    fn calls_per_tick(n: i64, mut handle: impl FnMut(&Tick)) -> f64 {
+        handle(&quote(1, 3_300 * PX_SCALE));
+        let before = thread_counts();
+        for t in stream(n, 3_400) {
+            handle(&t);
+        }
+        thread_counts().since(&before).calls() as f64 / n as f64
+    }
+
+    fn pool_of(scratch: &Scratch) -> &Pool {
+        match scratch {
+            Scratch::Pool(p) => p,
+            _ => unreachable!("a pool scratch"),
+        }
+    }
+
     #[test]
     fn sends_only_changed_quotes_and_same_bytes_in_every_mode() {
         let c = config();
@@ -140,6 +170,10 @@ mod tests {
         let (tx2, rx2) = crossbeam_channel::bounded(1024);
         let mut arena = Decider::new(&c, tx2);
         let bump = bumpalo::Bump::with_capacity(1 << 16);
+        let (tx3, rx3) = crossbeam_channel::bounded(1024);
+        let mut pooled = Decider::new(&c, tx3);
+        let scratch = Scratch::pool(&c.engine);
+        let pool = pool_of(&scratch);
         for t in [
             quote(0, 65_000 * PX_SCALE),
             quote(0, 65_000 * PX_SCALE),
@@ -147,37 +181,94 @@ mod tests {
         ] {
             heap.handle(&t, Global);
             arena.handle(&t, &bump);
+            pooled.handle(&t, pool);
         }
         // First tick: 6 new orders; the repeat changes nothing; the move re-prices all 6.
         assert_eq!(heap.orders, 12);
         assert_eq!(arena.orders, 12);
-        let a: Vec<_> = rx.try_iter().map(|m| m.as_bytes().to_vec()).collect();
-        let b: Vec<_> = rx2.try_iter().map(|m| m.as_bytes().to_vec()).collect();
-        assert_eq!(a, b);
+        assert_eq!(pooled.orders, 12);
+        let a = messages(&rx);
+        assert_eq!(a, messages(&rx2));
+        assert_eq!(a, messages(&rx3));
         assert!(a.iter().all(|m| order::verify(m).is_ok()));
+        assert_eq!((pool.in_use(), pool.fallbacks()), (0, 0));
+    }
+
+    /// The acceptance test: after one warm-up tick, heap mode calls the global allocator
+    /// every tick and arena and pool modes never do, with byte-identical orders.
+    #[test]
+    fn global_allocations_per_tick_by_mode() {
+        const TICKS: i64 = 1000;
+        let c = config();
+        let (tx, heap_rx) = crossbeam_channel::bounded(1 << 14);
+        let mut d = Decider::new(&c, tx);
+        let heap = calls_per_tick(TICKS, |t| d.handle(t, Global));
+
+        let (tx, arena_rx) = crossbeam_channel::bounded(1 << 14);
+        let mut d = Decider::new(&c, tx);
+        let mut bump = bumpalo::Bump::with_capacity(1 << 16);
+        let arena = calls_per_tick(TICKS, |t| {
+            bump.reset();
+            d.handle(t, &bump);
+        });
+
+        let (tx, pool_rx) = crossbeam_channel::bounded(1 << 14);
+        let mut d = Decider::new(&c, tx);
+        let scratch = Scratch::pool(&c.engine);
+        let pool = pool_of(&scratch);
+        let pooled = calls_per_tick(TICKS, |t| d.handle(t, pool));
+
+        assert!(heap >= 1.0, "heap: {heap} global allocations per tick");
+        assert_eq!(arena, 0.0, "arena");
+        assert_eq!(pooled, 0.0, "pool");
+
+        let h = messages(&heap_rx);
+        assert!(h.len() as i64 > TICKS, "{} orders", h.len());
+        assert!(
+            h == messages(&arena_rx),
+            "arena orders differ from heap orders"
+        );
+        assert!(
+            h == messages(&pool_rx),
+            "pool orders differ from heap orders"
+        );
+        let stats = pool.stats();
+        assert_eq!((stats.fallbacks, stats.fallbacks_in_use), (0, 0));
+        // At most the intents, a body and a message at once.
+        assert!(stats
+            .classes
+            .iter()
+            .all(|c| c.in_use == 0 && c.high_water <= 3));
+        assert_eq!(stats.classes.iter().map(|c| c.high_water).sum::<u64>(), 3);
     }
 
     #[test]
-    fn arena_mode_does_not_touch_the_global_allocator() {
-        let c = config();
-        let (tx, _rx) = crossbeam_channel::bounded(1 << 16);
+    fn a_pool_too_small_falls_back_and_counts_it() {
+        let mut c = config();
+        c.engine.levels = 16;
+        c.engine.pool_blocks = 1;
+        let (tx, rx) = crossbeam_channel::bounded(1 << 14);
         let mut d = Decider::new(&c, tx);
-        let mut bump = bumpalo::Bump::with_capacity(1 << 16);
-        d.handle(&quote(1, 3_400 * PX_SCALE), &bump);
-        // The test build's global allocator is the counting wrapper (see lib.rs).
+        let scratch = Scratch::pool(&c.engine);
+        let pool = pool_of(&scratch);
         let before = thread_counts();
-        for i in 0..1000 {
-            bump.reset();
-            d.handle(&quote((i % 5) as u16, (3_400 + i) * PX_SCALE), &bump);
+        for t in stream(100, 3_400) {
+            d.handle(&t, pool);
         }
-        assert_eq!(thread_counts().since(&before).calls(), 0);
-        assert!(d.orders > 1000);
-        // The same work on the heap calls the global allocator every tick.
-        let before = thread_counts();
-        for i in 0..1000 {
-            d.handle(&quote((i % 5) as u16, (5_000 + i) * PX_SCALE), Global);
-        }
-        assert!(thread_counts().since(&before).allocs >= 1000);
+        let calls = thread_counts().since(&before).calls();
+        // 32 intents (768 bytes) take the one 1024-byte block and each order's body the
+        // one 256-byte block; its framed message finds the class empty.
+        assert!(d.orders > 1000, "{} orders", d.orders);
+        assert_eq!(pool.fallbacks(), d.orders + d.orders_dropped);
+        assert_eq!(
+            calls,
+            pool.fallbacks(),
+            "every fallback is a global allocation"
+        );
+        let stats = pool.stats();
+        assert_eq!(stats.fallbacks_in_use, 0);
+        assert_eq!(stats.classes[1].high_water, 1);
+        assert!(messages(&rx).iter().all(|m| order::verify(m).is_ok()));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!
 //! Per tick: one ring poll, two clock reads (received, decided), an arena reset (arena
 //! mode), the decision, four histogram records. No lock, no system call, no logging;
-//! no global allocation in arena mode after warm-up. About once a millisecond it does
+//! no global allocation in arena and pool modes after warm-up (a pool too small for the
+//! configuration falls back to the global allocator and counts it). About once a millisecond it does
 //! housekeeping: the stop flag, the deadline, the producer's liveness, the warm-up end
 //! and the interval hand-off to the cold thread (which never blocks: see
 //! [`common::latency::IntervalRecorder::rotate`]).
@@ -13,9 +14,11 @@ use allocator_api2::alloc::Global;
 use bumpalo::Bump;
 use common::alloc::{thread_counts, AllocCounts};
 use common::clock::Clock;
+use common::config::EngineConfig;
 use common::cores::Waiter;
 use common::latency::{Interval, IntervalRecorder, Rotate, Stage};
 use common::manifest::EndReason;
+use common::pool::{Pool, PoolStats};
 use common::ring::{Poll, Region, Subscriber};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -25,6 +28,9 @@ pub enum Scratch {
     Arena(Bump),
     /// The global allocator.
     Heap,
+    /// Pre-allocated fixed-size blocks, recycled: each block goes back to its free list
+    /// when the tick's intents and messages are dropped.
+    Pool(Pool),
 }
 
 impl Scratch {
@@ -36,11 +42,28 @@ impl Scratch {
         Scratch::Arena(bump)
     }
 
-    /// Arena capacity in bytes (0 for the heap).
+    /// A pool with `engine.pool_blocks` blocks in each of
+    /// [`common::pool::ENGINE_CLASSES`], allocated and touched now.
+    pub fn pool(engine: &EngineConfig) -> Scratch {
+        Scratch::Pool(Pool::engine(engine.pool_blocks))
+    }
+
+    /// Bytes reserved for scratch: the arena's capacity, or the pool's blocks (0 for the
+    /// heap).
     pub fn arena_bytes(&self) -> u64 {
         match self {
             Scratch::Arena(b) => b.allocated_bytes() as u64,
             Scratch::Heap => 0,
+            Scratch::Pool(p) => p.region_bytes() as u64,
+        }
+    }
+
+    /// The pool's counters (fallbacks, high-water marks), in pool mode. Allocates: call
+    /// it after the loop.
+    pub fn pool_stats(&self) -> Option<PoolStats> {
+        match self {
+            Scratch::Pool(p) => Some(p.stats()),
+            _ => None,
         }
     }
 }
@@ -158,6 +181,7 @@ pub fn run<R: Region>(
                         decider.handle(&tick, &*bump);
                     }
                     Scratch::Heap => decider.handle(&tick, Global),
+                    Scratch::Pool(pool) => decider.handle(&tick, &*pool),
                 }
                 let done = clock.raw();
                 let st = l.recorder.stages();

@@ -32,6 +32,7 @@ pub mod strategy;
 
 use anyhow::{anyhow, Context};
 use clap::Parser;
+use common::alloc::AllocProfile;
 use common::clock::{Clock, ClockSource};
 use common::config::{Config, Scratch as ScratchMode};
 use common::cores::{allowed_cores, pin_current, restrict_current, WaitStrategy, Waiter};
@@ -39,7 +40,8 @@ use common::latency::{
     fixed_histogram, format_line, interval_channel, to_ns, Hlog, IntervalSink, Percentiles,
     HIGHEST_NS, STAGES,
 };
-use common::manifest::{rss_bytes, write_json, AllocatorInfo, EndReason, EngineSummary, Manifest};
+use common::manifest::{write_json, AllocatorInfo, EndReason, EngineSummary, Manifest};
+use common::memory::{MemoryReport, MemorySample, Monitor};
 use common::ring::shm::{self, MappedRegion, OpenError, RingInfo};
 use common::ring::{StartAt, Subscriber};
 use crossbeam_channel::{Receiver, TryRecvError};
@@ -58,15 +60,8 @@ use std::time::{Duration, SystemTime};
 static TEST_ALLOC: common::alloc::CountingAlloc<std::alloc::System> =
     common::alloc::CountingAlloc::new(std::alloc::System, "system");
 
-/// How the binary's global allocator is named and inspected.
-pub struct AllocatorHooks {
-    /// `mimalloc`, `system`, `jemalloc`, `tcmalloc`.
-    pub name: &'static str,
-    /// The allocator's version.
-    pub version: fn() -> String,
-    /// The allocator's statistics, read on a cold thread.
-    pub stats: fn() -> BTreeMap<String, u64>,
-}
+/// How the binary's global allocator is named and inspected (see [`common::allocators`]).
+pub use common::allocators::AllocatorHooks;
 
 /// A failure with its exit code: 2 for bad input, 1 for everything else.
 pub struct Failure {
@@ -209,6 +204,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         config.engine.levels
     );
 
+    let profile = Arc::new(AllocProfile::new(&ROLES));
     let (recorder, sink) = interval_channel(2);
     let (orders_tx, orders_rx) =
         crossbeam_channel::bounded::<OrderMsg>(config.engine.order_channel);
@@ -216,22 +212,26 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         let clock = clock.clone();
         let cold = config.cores.cold.clone();
         let interval_ms = config.log.interval_ms;
+        let monitor = Monitor::new(config.monitor, MemorySample::take((hooks.stats)()));
+        let stats = hooks.stats;
+        let profile = Arc::clone(&profile);
         std::thread::Builder::new()
             .name("engine-report".into())
             .spawn(move || {
                 restrict_current(&cold);
-                report_thread(sink, hlog, &clock, interval_ms)
+                report_thread(sink, hlog, &clock, interval_ms, monitor, stats, &profile)
             })
             .context("cannot start the report thread")
             .map_err(runtime)?
     };
     let orders_thread = {
         let cold = config.cores.cold.clone();
+        let profile = Arc::clone(&profile);
         std::thread::Builder::new()
             .name("engine-orders".into())
             .spawn(move || {
                 restrict_current(&cold);
-                order_thread(orders_rx)
+                order_thread(orders_rx, &profile)
             })
             .context("cannot start the order thread")
             .map_err(runtime)?
@@ -240,6 +240,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         let config = config.clone();
         let clock = clock.clone();
         let stop = Arc::clone(&stop);
+        let profile = Arc::clone(&profile);
         std::thread::Builder::new()
             .name("engine-hot".into())
             .spawn(move || {
@@ -254,6 +255,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
                 let mut scratch = match config.engine.scratch {
                     ScratchMode::Arena => hot::Scratch::arena(config.engine.arena_bytes),
                     ScratchMode::Heap => hot::Scratch::Heap,
+                    ScratchMode::Pool => hot::Scratch::pool(&config.engine),
                 };
                 let mut decider = decider::Decider::new(&config, orders_tx);
                 let mut waiter = Waiter::new(config.engine.wait);
@@ -276,12 +278,18 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
                     &mut recorder,
                     &stop,
                 );
-                (result, pinned, scratch.arena_bytes(), decider)
+                profile.publish(ROLE_HOT);
+                (
+                    result,
+                    pinned,
+                    (scratch.arena_bytes(), scratch.pool_stats()),
+                    decider,
+                )
             })
             .context("cannot start the hot thread")
             .map_err(runtime)?
     };
-    let (result, pinned, arena_bytes, decider) = hot
+    let (result, pinned, (arena_bytes, pool), decider) = hot
         .join()
         .map_err(|_| runtime(anyhow!("hot thread panicked")))?;
     let (orders, orders_dropped) = (decider.orders, decider.orders_dropped);
@@ -290,11 +298,12 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     let (_orders_ok, orders_invalid) = orders_thread
         .join()
         .map_err(|_| runtime(anyhow!("order thread panicked")))?;
-    let latency_ns = report
+    let (latency_ns, memory) = report
         .join()
         .map_err(|_| runtime(anyhow!("report thread panicked")))?
         .with_context(|| format!("cannot write {}", hlog_path.display()))
         .map_err(runtime)?;
+    profile.publish(ROLE_MAIN);
 
     let mut cores_used = BTreeMap::new();
     if pinned {
@@ -320,8 +329,9 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         net_position_lots,
         corrupt: result.corrupt,
         arena_bytes,
-        rss_bytes: rss_bytes(),
-        allocator_stats: (hooks.stats)(),
+        pool,
+        alloc_profile: profile.snapshot(),
+        memory,
         latency_ns,
         end_reason: result.end_reason,
         manifest: Manifest::collect(
@@ -362,19 +372,39 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Receives intervals, prints and logs them, keeps totals of the measured ones.
+/// Thread roles of the allocation profile, in slot order.
+const ROLES: [&str; 4] = [
+    "engine_main",
+    "engine_hot",
+    "engine_report",
+    "engine_orders",
+];
+const ROLE_MAIN: usize = 0;
+const ROLE_HOT: usize = 1;
+const ROLE_REPORT: usize = 2;
+const ROLE_ORDERS: usize = 3;
+
+/// Receives intervals, prints and logs them, keeps totals of the measured ones, and
+/// samples memory once per interval.
 fn report_thread(
     sink: IntervalSink,
     mut hlog: Hlog,
     clock: &Clock,
     interval_ms: u64,
-) -> std::io::Result<BTreeMap<String, Percentiles>> {
+    mut monitor: Monitor,
+    stats: fn() -> BTreeMap<String, u64>,
+    profile: &AllocProfile,
+) -> std::io::Result<(BTreeMap<String, Percentiles>, MemoryReport)> {
     let ns_per_raw = clock.ns_per_raw();
     let mut ns = fixed_histogram(HIGHEST_NS);
     let mut totals: Vec<Histogram<u64>> =
         STAGES.iter().map(|_| fixed_histogram(HIGHEST_NS)).collect();
     let mut first_raw = None;
     let mut result = Ok(());
+    let warmup_tags: Vec<String> = STAGES
+        .iter()
+        .map(|s| format!("warmup_{}", s.name()))
+        .collect();
     loop {
         let mut interval = match sink.full.try_recv() {
             Ok(i) => i,
@@ -410,7 +440,14 @@ fn report_thread(
                 format_line(stage.name(), &Percentiles::of(&ns))
             );
             if result.is_ok() {
-                result = hlog.append(stage.name(), &ns, offset, length);
+                // Warm-up intervals get their own tags, so that a reader filtering on a
+                // stage name sees only measured intervals.
+                let tag = if interval.warmup {
+                    warmup_tags[i].as_str()
+                } else {
+                    stage.name()
+                };
+                result = hlog.append(tag, &ns, offset, length);
             }
             if !interval.warmup {
                 totals[i]
@@ -422,18 +459,41 @@ fn report_thread(
         if sink.spares.send(interval.stages).is_err() {
             break;
         }
+        profile.publish(ROLE_REPORT);
+        print_memory(&mut monitor, stats, profile);
     }
     result?;
     hlog.flush()?;
-    Ok(STAGES
+    profile.publish(ROLE_REPORT);
+    let totals = STAGES
         .iter()
         .zip(&totals)
         .map(|(s, h)| (s.name().to_string(), Percentiles::of(h)))
-        .collect())
+        .collect();
+    Ok((totals, monitor.report().clone()))
+}
+
+/// Samples memory, prints the memory and allocation-profile lines and any warning.
+fn print_memory(
+    monitor: &mut Monitor,
+    stats: fn() -> BTreeMap<String, u64>,
+    profile: &AllocProfile,
+) {
+    let sample = MemorySample::take(stats());
+    let line = common::memory::format_line(&sample);
+    let warning = monitor.observe(sample);
+    println!("engine   memory   {line}");
+    println!(
+        "engine   allocs   {} (calls/frees per thread role)",
+        profile.format_line()
+    );
+    if let Some(w) = warning {
+        eprintln!("engine: warning: {w}");
+    }
 }
 
 /// Receives order messages, checks and counts them; returns (valid, invalid).
-fn order_thread(rx: Receiver<OrderMsg>) -> (u64, u64) {
+fn order_thread(rx: Receiver<OrderMsg>, profile: &AllocProfile) -> (u64, u64) {
     let (mut ok, mut bad) = (0u64, 0u64);
     loop {
         match rx.try_recv() {
@@ -441,8 +501,14 @@ fn order_thread(rx: Receiver<OrderMsg>) -> (u64, u64) {
                 Ok(()) => ok += 1,
                 Err(_) => bad += 1,
             },
-            Err(TryRecvError::Empty) => std::thread::sleep(COLD_POLL),
-            Err(TryRecvError::Disconnected) => return (ok, bad),
+            Err(TryRecvError::Empty) => {
+                profile.publish(ROLE_ORDERS);
+                std::thread::sleep(COLD_POLL);
+            }
+            Err(TryRecvError::Disconnected) => {
+                profile.publish(ROLE_ORDERS);
+                return (ok, bad);
+            }
         }
     }
 }

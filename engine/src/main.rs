@@ -3,21 +3,18 @@
 //! mimalloc suits the engine: what little the hot path allocates at start-up and on the
 //! cold threads is small and short-lived, where mimalloc's free-list sharding is fast;
 //! per-tick scratch memory comes from a bumpalo arena, so after warm-up the hot thread
-//! makes no global allocation at all (reported as `global_allocs_per_tick`). Other
-//! allocators for the same role are compared by the `lab` reports.
+//! makes no global allocation at all (reported as `global_allocs_per_tick`). The
+//! variants `engine-system`, `engine-jemalloc` and `engine-tcmalloc` (`src/bin/`) run
+//! the same library with another allocator, for the `lab` comparisons.
 #![deny(unsafe_code)]
 
 use common::alloc::CountingAlloc;
-use mimalloc::MiMalloc;
+use common::allocators::{hooks, mimalloc::MiMalloc, Introspect};
 use std::process::ExitCode;
 
 #[global_allocator]
-static GLOBAL: CountingAlloc<MiMalloc> = CountingAlloc::new(MiMalloc, "mimalloc");
+static GLOBAL: CountingAlloc<MiMalloc> = CountingAlloc::new(MiMalloc, MiMalloc::NAME);
 
 fn main() -> ExitCode {
-    engine::main_with(engine::AllocatorHooks {
-        name: GLOBAL.name(),
-        version: common::mimalloc_stats::version,
-        stats: common::mimalloc_stats::process_info,
-    })
+    engine::main_with(hooks(&GLOBAL))
 }

@@ -192,39 +192,52 @@ pub enum Invalid {
     Checksum,
 }
 
-/// Checks framing, body length and checksum of an encoded message.
+/// Checks framing, body length and checksum of an encoded message. Does not allocate.
 pub fn verify(msg: &[u8]) -> Result<(), Invalid> {
-    let fields: std::vec::Vec<&[u8]> = msg.split(|&b| b == SOH).collect();
-    if fields.len() < 4 || !fields[0].starts_with(b"8=") || !fields[1].starts_with(b"9=") {
+    let field_end = |from: usize| {
+        msg[from..]
+            .iter()
+            .position(|&b| b == SOH)
+            .map(|i| from + i)
+            .ok_or(Invalid::Framing)
+    };
+    if !msg.starts_with(b"8=") || msg.last() != Some(&SOH) {
         return Err(Invalid::Framing);
     }
-    if fields.last() != Some(&&b""[..]) {
+    let begin_end = field_end(0)?;
+    if !msg[begin_end + 1..].starts_with(b"9=") {
         return Err(Invalid::Framing);
     }
-    let trailer = fields[fields.len() - 2];
-    if trailer.len() != 6 || !trailer.starts_with(b"10=") {
+    let len_end = field_end(begin_end + 1)?;
+    let declared = parse_digits(&msg[begin_end + 3..len_end]).ok_or(Invalid::Framing)?;
+    let body_start = len_end + 1;
+    // The trailer is exactly `10=NNN` and a separator.
+    let trailer_start = msg.len().checked_sub(7).ok_or(Invalid::Framing)?;
+    if trailer_start < body_start
+        || !msg[trailer_start..].starts_with(b"10=")
+        || (trailer_start > body_start && msg[trailer_start - 1] != SOH)
+    {
         return Err(Invalid::Framing);
     }
-    let body_start = fields[0].len() + fields[1].len() + 2;
-    let trailer_start = msg.len() - 7;
-    let declared: usize = std::str::from_utf8(&fields[1][2..])
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or(Invalid::Framing)?;
-    if declared != trailer_start - body_start {
+    if declared != (trailer_start - body_start) as u64 {
         return Err(Invalid::BodyLength);
     }
+    let want = parse_digits(&msg[trailer_start + 3..msg.len() - 1]).ok_or(Invalid::Framing)?;
     let sum = msg[..trailer_start]
         .iter()
         .fold(0u8, |a, &b| a.wrapping_add(b));
-    let want = std::str::from_utf8(&trailer[3..])
-        .ok()
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or(Invalid::Framing)?;
-    if want != sum as u16 {
+    if want != sum as u64 {
         return Err(Invalid::Checksum);
     }
     Ok(())
+}
+
+/// A non-empty run of ASCII digits as a number (at most 19 digits).
+fn parse_digits(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(s.iter().fold(0u64, |n, &d| n * 10 + (d - b'0') as u64))
 }
 
 #[cfg(test)]
@@ -289,6 +302,12 @@ mod tests {
         assert_eq!(verify(&bad), Err(Invalid::Checksum));
         let cut = &m[..m.len() - 8];
         assert_eq!(verify(cut), Err(Invalid::Framing));
+        let mut longer = m.to_vec();
+        longer.insert(20, b'X'); // inside the body: the declared length no longer holds
+        assert_eq!(verify(&longer), Err(Invalid::BodyLength));
+        assert_eq!(verify(b""), Err(Invalid::Framing));
+        assert_eq!(verify(b"8=FIX\x01"), Err(Invalid::Framing));
+        assert_eq!(verify(b"8=FIX\x019=x\x0110=000\x01"), Err(Invalid::Framing));
         let longest = encode(
             &OrderIntent {
                 px_e8: i64::MAX,

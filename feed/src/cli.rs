@@ -6,7 +6,7 @@ use common::runargs::RunArgs;
 /// Market-data feed: publishes seeded synthetic ticks for the configured symbols and
 /// rates into the shared-memory ring, and keeps the cold tick history.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 pub struct Args {
     #[command(flatten)]
     /// Configuration, duration and output folder.

@@ -2,8 +2,11 @@
 //! retention limit that evicts the oldest ticks first.
 //!
 //! This is the feed's long-lived, churning memory (the reason the feed runs on
-//! jemalloc): deques grow and shrink as ticks arrive and are evicted. It runs on the
-//! history thread only, never on the md thread, and allocates freely.
+//! jemalloc): each symbol's ticks are stored in chunks of [`CHUNK_TICKS`] ticks (16 KiB),
+//! a new chunk is allocated when the newest is full and the oldest is freed when
+//! eviction empties it, so a steady stream of ticks is a steady stream of allocations
+//! and frees of one size, interleaved across symbols that tick at different rates. It
+//! runs on the history thread only, never on the md thread, and allocates freely.
 
 use common::tick::{Tick, TickKind};
 use std::collections::VecDeque;
@@ -30,11 +33,55 @@ pub struct Bar {
     pub ticks: u64,
 }
 
+/// Ticks per storage chunk.
+pub const CHUNK_TICKS: usize = 256;
+
+/// A symbol's ticks: a queue of chunks, oldest first; the front chunk may have been
+/// partly evicted (`front_evicted`).
 #[derive(Default)]
 struct SymbolHistory {
-    ticks: VecDeque<Tick>,
+    chunks: VecDeque<Vec<Tick>>,
+    front_evicted: usize,
+    len: usize,
     bars: VecDeque<Bar>,
     current: Option<Bar>,
+}
+
+impl SymbolHistory {
+    fn push_tick(&mut self, tick: Tick) {
+        match self.chunks.back_mut() {
+            Some(chunk) if chunk.len() < CHUNK_TICKS => chunk.push(tick),
+            _ => {
+                let mut chunk = Vec::with_capacity(CHUNK_TICKS);
+                chunk.push(tick);
+                self.chunks.push_back(chunk);
+            }
+        }
+        self.len += 1;
+    }
+
+    fn evict_oldest(&mut self) {
+        if self.len == 0 {
+            return;
+        }
+        self.len -= 1;
+        self.front_evicted += 1;
+        if self
+            .chunks
+            .front()
+            .is_some_and(|c| self.front_evicted == c.len())
+        {
+            self.chunks.pop_front();
+            self.front_evicted = 0;
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Tick> {
+        self.chunks
+            .iter()
+            .enumerate()
+            .flat_map(move |(i, c)| c[if i == 0 { self.front_evicted } else { 0 }..].iter())
+    }
 }
 
 /// Figures of the history at one moment.
@@ -113,11 +160,11 @@ impl History {
                 });
             }
         }
-        h.ticks.push_back(tick);
+        h.push_tick(tick);
         self.order.push_back(tick.symbol);
         if self.order.len() as u64 > self.max_ticks {
             if let Some(oldest) = self.order.pop_front() {
-                self.symbols[oldest as usize].ticks.pop_front();
+                self.symbols[oldest as usize].evict_oldest();
                 self.evicted += 1;
             }
         }
@@ -137,7 +184,7 @@ impl History {
         self.symbols
             .get(symbol as usize)
             .into_iter()
-            .flat_map(|h| h.ticks.iter())
+            .flat_map(|h| h.iter())
     }
 
     /// Completed bars of `symbol`, oldest first.
@@ -177,6 +224,27 @@ mod tests {
         let seqs1: Vec<u64> = h.ticks(1).map(|t| t.seq).collect();
         assert_eq!(seqs0, [3], "seq 1 was the oldest");
         assert_eq!(seqs1, [2, 4]);
+    }
+
+    #[test]
+    fn chunks_are_allocated_and_freed_as_ticks_come_and_go() {
+        let n = CHUNK_TICKS as u64;
+        let mut h = History::new(1, 2 * n);
+        for seq in 1..=5 * n {
+            h.push(quote(0, seq, 100), 0);
+        }
+        // The newest 2 chunks' worth is kept, in order, and nothing else.
+        let seqs: Vec<u64> = h.ticks(0).map(|t| t.seq).collect();
+        assert_eq!(seqs, (3 * n + 1..=5 * n).collect::<Vec<_>>());
+        assert_eq!(h.symbols[0].chunks.len(), 2, "evicted chunks are freed");
+        h.push(quote(0, 5 * n + 1, 100), 0);
+        assert_eq!(
+            h.symbols[0].chunks.len(),
+            3,
+            "a full chunk starts a new one"
+        );
+        assert_eq!(h.ticks(0).count() as u64, 2 * n);
+        assert_eq!(h.ticks(0).next().unwrap().seq, 3 * n + 2);
     }
 
     #[test]

@@ -19,18 +19,16 @@
 pub mod cli;
 pub mod gen;
 pub mod history;
-pub mod jemalloc;
 pub mod schedule;
 
 use anyhow::{anyhow, Context};
 use clap::Parser;
-use common::alloc::{thread_counts, AllocCounts};
+use common::alloc::{thread_counts, AllocCounts, AllocProfile};
 use common::clock::{unix_ns, Clock};
 use common::config::Config;
 use common::cores::{allowed_cores, pin_current, restrict_current, WaitStrategy, Waiter};
-use common::manifest::{
-    fmt_bytes, rss_bytes, write_json, AllocatorInfo, EndReason, FeedSummary, Manifest,
-};
+use common::manifest::{fmt_bytes, write_json, AllocatorInfo, EndReason, FeedSummary, Manifest};
+use common::memory::{MemoryReport, MemorySample, Monitor};
 use common::ring::shm::{self, ProducerId};
 use common::tick::Tick;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
@@ -40,15 +38,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How the binary's global allocator is named and inspected.
-pub struct AllocatorHooks {
-    /// `jemalloc`, `system`, `mimalloc`, `tcmalloc`.
-    pub name: &'static str,
-    /// The allocator's version.
-    pub version: fn() -> String,
-    /// The allocator's statistics (bytes), read on the cold thread.
-    pub stats: fn() -> BTreeMap<String, u64>,
-}
+/// How the binary's global allocator is named and inspected (see [`common::allocators`]).
+pub use common::allocators::AllocatorHooks;
 
 /// A failure with its exit code: 2 for bad input, 1 for everything else.
 pub struct Failure {
@@ -144,6 +135,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     );
 
     let (tx, rx) = crossbeam_channel::bounded::<Tick>(config.feed.history_channel);
+    let profile = Arc::new(AllocProfile::new(&ROLES));
     let counters = Arc::new(MdCounters::default());
     let start_raw = Arc::new(AtomicU64::new(0));
     let history = {
@@ -152,11 +144,19 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         let counters = Arc::clone(&counters);
         let start_raw = Arc::clone(&start_raw);
         let stats = hooks.stats;
+        let monitor = Monitor::new(config.monitor, MemorySample::take(stats()));
+        let profile = Arc::clone(&profile);
         std::thread::Builder::new()
             .name("feed-history".into())
             .spawn(move || {
                 restrict_current(&config.cores.cold);
-                history_thread(&config, &clock, rx, &counters, &start_raw, stats)
+                let cold = ColdContext {
+                    counters: &counters,
+                    start_raw: &start_raw,
+                    stats,
+                    profile: &profile,
+                };
+                history_thread(&config, &clock, rx, &cold, monitor)
             })
             .context("cannot start the history thread")
             .map_err(runtime)?
@@ -167,16 +167,25 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         let counters = Arc::clone(&counters);
         let stop = Arc::clone(&stop);
         let start_raw = Arc::clone(&start_raw);
+        let profile = Arc::clone(&profile);
         std::thread::Builder::new()
             .name("feed-md".into())
-            .spawn(move || md_thread(&config, &clock, publisher, tx, &counters, &stop, &start_raw))
+            .spawn(move || {
+                let shared = MdShared {
+                    counters: &counters,
+                    stop: &stop,
+                    start_raw: &start_raw,
+                    profile: &profile,
+                };
+                md_thread(&config, &clock, publisher, tx, &shared)
+            })
             .context("cannot start the md thread")
             .map_err(runtime)?
     };
     let md = md
         .join()
         .map_err(|_| runtime(anyhow!("md thread panicked")))?;
-    let (hist, history_allocs) = history
+    let (hist, memory) = history
         .join()
         .map_err(|_| runtime(anyhow!("history thread panicked")))?;
 
@@ -200,9 +209,11 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         history_bars: hist.bars,
         history_dropped: md.dropped,
         md_allocs: md.allocs,
-        history_allocs,
-        rss_bytes: rss_bytes(),
-        allocator_stats: (hooks.stats)(),
+        alloc_profile: {
+            profile.publish(ROLE_MAIN);
+            profile.snapshot()
+        },
+        memory,
         end_reason: md.end_reason,
         manifest: Manifest::collect(
             &config,
@@ -239,10 +250,14 @@ fn md_thread(
     clock: &Clock,
     mut publisher: common::ring::Publisher<shm::OwnedRegion>,
     history: Sender<Tick>,
-    counters: &MdCounters,
-    stop: &AtomicBool,
-    start_raw_out: &AtomicU64,
+    shared: &MdShared,
 ) -> MdResult {
+    let MdShared {
+        counters,
+        stop,
+        start_raw: start_raw_out,
+        profile,
+    } = *shared;
     let pinned = pin_current(config.cores.feed_md);
     if !pinned {
         eprintln!(
@@ -269,6 +284,7 @@ fn md_thread(
         while now < due_raw {
             if now - last_heartbeat >= heartbeat_every {
                 publisher.heartbeat(now);
+                profile.publish(ROLE_MD);
                 last_heartbeat = now;
                 if stop.load(Ordering::Relaxed) {
                     end_reason = EndReason::Signal;
@@ -296,6 +312,7 @@ fn md_thread(
     }
     let end_raw = clock.raw();
     let allocs = thread_counts().since(&allocs_before);
+    profile.publish(ROLE_MD);
     publisher.end_and_unlink();
     MdResult {
         published: publisher.published(),
@@ -307,17 +324,44 @@ fn md_thread(
     }
 }
 
-/// Drains ticks into the history and prints interval lines; returns the final
-/// history figures and this thread's allocation counts.
+/// Thread roles of the allocation profile, in slot order.
+const ROLES: [&str; 3] = ["feed_main", "feed_md", "feed_history"];
+const ROLE_MAIN: usize = 0;
+const ROLE_MD: usize = 1;
+const ROLE_HISTORY: usize = 2;
+
+/// What the md thread shares with the others.
+#[derive(Clone, Copy)]
+struct MdShared<'a> {
+    counters: &'a MdCounters,
+    stop: &'a AtomicBool,
+    start_raw: &'a AtomicU64,
+    profile: &'a AllocProfile,
+}
+
+/// What the history thread reads from the others.
+struct ColdContext<'a> {
+    counters: &'a MdCounters,
+    start_raw: &'a AtomicU64,
+    stats: fn() -> BTreeMap<String, u64>,
+    profile: &'a AllocProfile,
+}
+
+/// Drains ticks into the history and prints interval lines (with a memory sample);
+/// returns the final history figures and the memory report.
 fn history_thread(
     config: &Config,
     clock: &Clock,
     rx: Receiver<Tick>,
-    counters: &MdCounters,
-    start_raw: &AtomicU64,
-    stats: fn() -> BTreeMap<String, u64>,
-) -> (history::HistoryStats, AllocCounts) {
-    let allocs_before = thread_counts();
+    cold: &ColdContext,
+    mut monitor: Monitor,
+) -> (history::HistoryStats, MemoryReport) {
+    let ColdContext {
+        counters,
+        start_raw,
+        stats,
+        profile,
+    } = *cold;
     let mut hist = history::History::new(config.symbols.len(), config.feed.history.max_ticks());
     let ns_per_raw = clock.ns_per_raw();
     let interval_raw = clock.raw_from_ns(config.log.interval_ms * 1_000_000);
@@ -356,14 +400,19 @@ fn history_thread(
             } else {
                 0.0
             };
-            print_interval(
+            profile.publish(ROLE_HISTORY);
+            let sample = MemorySample::take(stats());
+            println!(
+                "feed t={:.1}s published={published} rate={rate:.0}/s {} dropped={} | {} | allocs {}",
                 clock.delta_ns(start, now) as f64 / 1e9,
-                published,
-                rate,
-                &hist.stats(),
+                history_figures(&hist.stats()),
                 counters.dropped.load(Ordering::Relaxed),
-                &stats(),
+                common::memory::format_line(&sample),
+                profile.format_line(),
             );
+            if let Some(w) = monitor.observe(sample) {
+                eprintln!("feed: warning: {w}");
+            }
             last_published = published;
             last_report_raw = now;
             next_report = now + interval_raw;
@@ -377,29 +426,17 @@ fn history_thread(
             std::thread::sleep(COLD_POLL);
         }
     }
-    (hist.stats(), thread_counts().since(&allocs_before))
+    profile.publish(ROLE_HISTORY);
+    (hist.stats(), monitor.report().clone())
 }
 
-fn print_interval(
-    t_s: f64,
-    published: u64,
-    rate: f64,
-    h: &history::HistoryStats,
-    dropped: u64,
-    stats: &BTreeMap<String, u64>,
-) {
-    let stat = |k: &str| stats.get(k).map_or_else(|| "-".into(), |&v| fmt_bytes(v));
-    println!(
-        "feed t={t_s:.1}s published={published} rate={rate:.0}/s history={} ({}) evicted={} bars={} dropped={} | alloc allocated={} active={} resident={} retained={} | rss={}",
+/// `history=N (bytes) evicted=N bars=N`.
+fn history_figures(h: &history::HistoryStats) -> String {
+    format!(
+        "history={} ({}) evicted={} bars={}",
         h.ticks,
         fmt_bytes(h.ticks * 64),
         h.evicted,
-        h.bars,
-        dropped,
-        stat("allocated"),
-        stat("active"),
-        stat("resident"),
-        stat("retained"),
-        fmt_bytes(rss_bytes()),
-    );
+        h.bars
+    )
 }

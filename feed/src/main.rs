@@ -3,21 +3,18 @@
 //! jemalloc suits the feed: a long-lived process whose cold tick history grows and
 //! churns, where low fragmentation and introspection (tikv-jemalloc-ctl statistics in
 //! every interval line) matter more than the last nanosecond of a single allocation.
-//! The md thread does not allocate per tick at all. Other allocators for the same role
-//! are compared by the `lab` reports.
+//! The md thread does not allocate per tick at all. The variants `feed-system`,
+//! `feed-mimalloc` and `feed-tcmalloc` (`src/bin/`) run the same library with another
+//! allocator, for the `lab` comparisons.
 #![deny(unsafe_code)]
 
 use common::alloc::CountingAlloc;
+use common::allocators::{hooks, jemalloc::Jemalloc, Introspect};
 use std::process::ExitCode;
-use tikv_jemallocator::Jemalloc;
 
 #[global_allocator]
-static GLOBAL: CountingAlloc<Jemalloc> = CountingAlloc::new(Jemalloc, "jemalloc");
+static GLOBAL: CountingAlloc<Jemalloc> = CountingAlloc::new(Jemalloc, Jemalloc::NAME);
 
 fn main() -> ExitCode {
-    feed::main_with(feed::AllocatorHooks {
-        name: GLOBAL.name(),
-        version: feed::jemalloc::version,
-        stats: feed::jemalloc::stats,
-    })
+    feed::main_with(hooks(&GLOBAL))
 }

@@ -5,6 +5,7 @@
 //! Clap exits with code 2 on a bad flag; the same code is used for every other error in
 //! what the user asked for, marked with [`BadInput`] (see `main.rs`).
 
+use crate::variant::{Alloc, ScratchMode};
 use clap::{Args, Parser, Subcommand};
 use common::runargs::parse_secs;
 use std::fmt;
@@ -26,6 +27,9 @@ pub enum Command {
     /// Run the engine and the feed on one config, then merge their summaries and print
     /// the latency table.
     Run(RunArgs),
+    /// Run a matrix of variants (allocators, scratch strategy, levels) on the same seeded
+    /// workload, interleaved and repeated, and write a report with tables and plots.
+    Compare(CompareArgs),
     /// Benchmarks that report numbers (they check nothing).
     Bench {
         /// Which benchmark.
@@ -40,7 +44,8 @@ pub enum Command {
 /// `lab run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The run configuration (TOML), passed to both processes.
+    /// The run configuration (TOML). Both processes read the copy recorded in the output
+    /// folder as `config.toml`, with `--scratch`, `--levels` and `--duration` applied.
     #[arg(long, value_name = "FILE", default_value = "configs/default.toml")]
     pub config: PathBuf,
     /// Override the config's `duration_s`, in seconds.
@@ -50,6 +55,40 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Folder holding the `feed` and `engine` binaries [default: the folder of `lab`].
+    #[arg(long, value_name = "DIR")]
+    pub bin_dir: Option<PathBuf>,
+    /// Global allocator of the engine: picks the binary (`engine` links mimalloc, the
+    /// others are `engine-<ALLOC>`).
+    #[arg(long, value_name = "ALLOC", value_enum, default_value_t = Alloc::Mimalloc)]
+    pub engine_alloc: Alloc,
+    /// Global allocator of the feed: picks the binary (`feed` links jemalloc, the others
+    /// are `feed-<ALLOC>`).
+    #[arg(long, value_name = "ALLOC", value_enum, default_value_t = Alloc::Jemalloc)]
+    pub feed_alloc: Alloc,
+    /// The engine's scratch strategy (`engine.scratch`) [default: the config's].
+    #[arg(long, value_name = "MODE", value_enum)]
+    pub scratch: Option<ScratchMode>,
+    /// Orders per side per decision (`engine.levels`, 1 to 16) [default: the config's].
+    #[arg(long, value_name = "N")]
+    pub levels: Option<u32>,
+}
+
+/// `lab compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The matrix of variants (TOML; see `configs/compare.toml`).
+    #[arg(long, value_name = "FILE", default_value = "configs/compare.toml")]
+    pub matrix: PathBuf,
+    /// Report folder [default: a new folder results/compare-<UTC YYYYmmdd-HHMMSS>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Repetitions of every variant, instead of the matrix's `repetitions`.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub repetitions: Option<u32>,
+    /// Seconds each run publishes, instead of the matrix's and the configs' durations.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub duration: Option<f64>,
+    /// Folder holding the `feed*` and `engine*` binaries [default: the folder of `lab`].
     #[arg(long, value_name = "DIR")]
     pub bin_dir: Option<PathBuf>,
 }
@@ -143,12 +182,54 @@ mod tests {
         };
         assert_eq!(a.config, PathBuf::from("configs/default.toml"));
         assert!(a.duration.is_none() && a.out.is_none() && a.bin_dir.is_none());
-        let cli = Cli::try_parse_from(["lab", "run", "--duration", "2.5", "--out", "x"]).unwrap();
+        assert_eq!(
+            (a.engine_alloc, a.feed_alloc),
+            (Alloc::Mimalloc, Alloc::Jemalloc)
+        );
+        assert!(a.scratch.is_none() && a.levels.is_none());
+        let cli = Cli::try_parse_from([
+            "lab",
+            "run",
+            "--duration",
+            "2.5",
+            "--out",
+            "x",
+            "--engine-alloc",
+            "tcmalloc",
+            "--feed-alloc",
+            "system",
+            "--scratch",
+            "pool",
+            "--levels",
+            "2",
+        ])
+        .unwrap();
         let Command::Run(a) = cli.command else {
             panic!("not run")
         };
         assert_eq!(a.duration, Some(2.5));
         assert_eq!(a.out, Some(PathBuf::from("x")));
+        assert_eq!(
+            (a.engine_alloc, a.feed_alloc),
+            (Alloc::Tcmalloc, Alloc::System)
+        );
+        assert_eq!((a.scratch, a.levels), (Some(ScratchMode::Pool), Some(2)));
+    }
+
+    #[test]
+    fn compare_defaults_and_overrides() {
+        let cli = Cli::try_parse_from(["lab", "compare"]).unwrap();
+        let Command::Compare(a) = cli.command else {
+            panic!("not compare")
+        };
+        assert_eq!(a.matrix, PathBuf::from("configs/compare.toml"));
+        assert!(a.out.is_none() && a.repetitions.is_none() && a.duration.is_none());
+        let cli = Cli::try_parse_from(["lab", "compare", "--repetitions", "2", "--duration", "3"])
+            .unwrap();
+        let Command::Compare(a) = cli.command else {
+            panic!("not compare")
+        };
+        assert_eq!((a.repetitions, a.duration), (Some(2), Some(3.0)));
     }
 
     #[test]
@@ -160,6 +241,9 @@ mod tests {
             );
         }
         assert!(Cli::try_parse_from(["lab", "bench", "hop", "--samples", "0"]).is_err());
+        assert!(Cli::try_parse_from(["lab", "run", "--engine-alloc", "glibc"]).is_err());
+        assert!(Cli::try_parse_from(["lab", "run", "--scratch", "stack"]).is_err());
+        assert!(Cli::try_parse_from(["lab", "compare", "--repetitions", "0"]).is_err());
     }
 
     #[test]

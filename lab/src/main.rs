@@ -1,5 +1,6 @@
-//! `lab`: runs the feed and the engine together with one command (`lab run`) and
-//! benchmarks the ring against the cache-line floor (`lab bench hop`).
+//! `lab`: runs the feed and the engine together with one command (`lab run`), compares
+//! allocator and scratch-strategy variants side by side with a report (`lab compare`),
+//! and benchmarks the ring against the cache-line floor (`lab bench hop`).
 //!
 //! This file only parses the command line and maps the outcome to an exit code:
 //! 0 on success, 2 for bad input (a bad flag — clap's own code — or a bad config file,
@@ -10,7 +11,13 @@
 mod bench;
 mod child;
 mod cli;
+mod compare;
+mod hlog;
+mod matrix;
+mod plot;
+mod report;
 mod run;
+mod variant;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -19,6 +26,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match &cli.command {
         cli::Command::Run(args) => run::run(args),
+        cli::Command::Compare(args) => compare::compare(args),
         cli::Command::Bench {
             which: cli::BenchCommand::Hop(args),
         } => bench::hop(args),

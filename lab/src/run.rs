@@ -1,12 +1,20 @@
 //! `lab run`: starts the engine and then the feed on one configuration, relays their
 //! output, waits for both, merges their summaries into `summary.json` and prints the
-//! final table.
+//! final table. [`execute`] is the part `lab compare` shares: one run of one variant
+//! into one folder.
 //!
 //! # Guarantees
 //!
 //! - The configuration is validated (with the cores this process may use) before
 //!   anything starts; an invalid one is reported as `FILE:LINE:COL: KEY: MESSAGE` and is
 //!   bad input (exit code 2).
+//! - The configuration as run is always recorded as `DIR/config.toml`, and both children
+//!   read that copy: the file's own text, or, when `--scratch`, `--levels` or
+//!   `--duration` is given, a copy with those keys edited by `toml_edit` (comments and
+//!   layout kept, see [`derive_config`]) and validated like the original (an invalid
+//!   value is bad input, reported as `FILE with FLAGS: KEY: MESSAGE`).
+//! - The allocators are chosen by binary: `--engine-alloc` and `--feed-alloc` pick
+//!   `engine`/`engine-<ALLOC>` and `feed`/`feed-<ALLOC>` (see [`crate::variant`]).
 //! - No child is ever left running: each is a [`Supervised`] child, terminated (SIGTERM,
 //!   5 s, SIGKILL) and reaped on every error path. SIGINT and SIGTERM sent to `lab` are
 //!   forwarded to both children as SIGTERM; a second one kills them.
@@ -14,20 +22,25 @@
 //!   child and its status. Backstops end a run whose feed outlives its duration by more
 //!   than [`FEED_OVERRUN`], or whose engine outlives the feed's end by more than the
 //!   engine's `grace_s` plus [`ENGINE_OVERRUN`].
-//! - Each line a child writes is relayed whole, prefixed `[feed]   ` or `[engine] `:
-//!   stdout lines to our stdout, stderr lines to our stderr.
+//! - Output ([`Output`]): for `lab run`, each line a child writes is relayed whole,
+//!   prefixed `[feed]   ` or `[engine] `: stdout lines to our stdout, stderr lines to our
+//!   stderr. For `lab compare`, each child's stdout and stderr go to `DIR/feed.log` and
+//!   `DIR/engine.log`, and lab's own messages and the final table to `DIR/lab.log`.
 //! - The contract with the children: each is started as
-//!   `BIN --config FILE --out DIR [--duration SECS]`; the feed writes
+//!   `BIN --config DIR/config.toml --out DIR [--duration SECS]`; the feed writes
 //!   `DIR/feed_summary.json`, the engine `DIR/engine_summary.json` and `DIR/engine.hlog`.
 
 use crate::child::{describe_exit, Supervised, POLL_EVERY};
 use crate::cli::{BadInput, RunArgs};
+use crate::variant::{Alloc, ScratchMode};
 use anyhow::{bail, Context, Result};
-use common::config::Config;
+use common::config::{Config, ConfigError};
 use common::latency::{fmt_ns, Percentiles, STAGES};
 use common::manifest::{EngineSummary, FeedSummary, Summary};
 use serde::de::DeserializeOwned;
+use signal_hook::iterator::Signals;
 use std::fmt::Write as _;
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -42,6 +55,8 @@ pub const FEED_OVERRUN: Duration = Duration::from_secs(60);
 pub const ENGINE_OVERRUN: Duration = Duration::from_secs(10);
 /// Fewest samples for which a p99.99 means something.
 pub const P9999_MIN_SAMPLES: u64 = 1_000_000;
+/// Name of the configuration as run, in every run folder.
+pub const CONFIG_FILE: &str = "config.toml";
 
 /// Prefix of the feed's relayed lines.
 const FEED_PREFIX: &str = "[feed]   ";
@@ -51,23 +66,17 @@ const ENGINE_PREFIX: &str = "[engine] ";
 /// Runs `lab run`.
 pub fn run(args: &RunArgs) -> Result<()> {
     let allowed = common::cores::allowed_cores();
-    let mut config = Config::load(&args.config, &allowed).map_err(BadInput::from_display)?;
-    if let Some(d) = args.duration {
-        config.duration_s = d;
-        config
-            .validate(&allowed)
-            .map_err(|(key, msg)| BadInput(format!("--duration {d}: {key}: {msg}")))?;
-    }
-    let bin_dir = match &args.bin_dir {
-        Some(d) => d.clone(),
-        None => std::env::current_exe()
-            .context("cannot find the lab binary's own path")?
-            .parent()
-            .context("the lab binary's path has no folder")?
-            .to_path_buf(),
+    let overrides = Overrides {
+        scratch: args.scratch,
+        levels: args.levels,
+        duration_s: args.duration,
     };
-    let feed_bin = find_bin(&bin_dir, "feed")?;
-    let engine_bin = find_bin(&bin_dir, "engine")?;
+    let plan = RunPlan::load(&args.config, &overrides, &allowed)?;
+    let bins = Binaries::find(
+        &bin_dir(args.bin_dir.as_deref())?,
+        args.engine_alloc,
+        args.feed_alloc,
+    )?;
     let out_dir = match &args.out {
         Some(d) => {
             std::fs::create_dir_all(d)
@@ -80,60 +89,288 @@ pub fn run(args: &RunArgs) -> Result<()> {
             SystemTime::now(),
         ))?,
     };
+    // Register before starting anything, so that a signal cannot kill lab between
+    // the start of a child and the moment it is supervised.
+    let mut signals = Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+        .context("cannot install the SIGINT/SIGTERM handler")?;
+    let ran = execute(&plan, &bins, &out_dir, Output::Relay, &mut signals)?;
+    print!("{}", format_table(&ran.summary, &out_dir));
+    let _ = io::stdout().flush();
+    if let Some(sig) = ran.interrupted_by {
+        bail!("the run was interrupted by {sig}; the summary covers it up to then");
+    }
+    Ok(())
+}
 
+/// Settings that replace the configuration file's, given as flags (`lab run`) or by a
+/// matrix variant (`lab compare`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Overrides {
+    /// `engine.scratch`.
+    pub scratch: Option<ScratchMode>,
+    /// `engine.levels`.
+    pub levels: Option<u32>,
+    /// `duration_s` (also passed to the children as `--duration`).
+    pub duration_s: Option<f64>,
+}
+
+impl Overrides {
+    /// Whether nothing is overridden.
+    pub fn is_empty(&self) -> bool {
+        *self == Overrides::default()
+    }
+
+    /// The overrides as flags: `--scratch pool --levels 2 --duration 5`.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(s) = self.scratch {
+            parts.push(format!("--scratch {s}"));
+        }
+        if let Some(l) = self.levels {
+            parts.push(format!("--levels {l}"));
+        }
+        if let Some(d) = self.duration_s {
+            parts.push(format!("--duration {d}"));
+        }
+        parts.join(" ")
+    }
+}
+
+/// `text` (a configuration) with `overrides` applied: `engine.scratch`, `engine.levels`
+/// and `duration_s` are set, everything else (comments, order, layout) is kept, as is
+/// each edited value's trailing comment. Without overrides the text comes back as is.
+pub fn derive_config(text: &str, overrides: &Overrides) -> Result<String, toml_edit::TomlError> {
+    if overrides.is_empty() {
+        return Ok(text.to_string());
+    }
+    let mut doc: toml_edit::DocumentMut = text.parse()?;
+    if let Some(d) = overrides.duration_s {
+        set_keeping_decor(doc.as_table_mut(), "duration_s", d.into());
+    }
+    if overrides.scratch.is_some() || overrides.levels.is_some() {
+        let engine = doc
+            .entry("engine")
+            .or_insert_with(toml_edit::table)
+            .as_table_like_mut();
+        // A non-table `engine` cannot pass validation anyway; leave it to report that.
+        if let Some(engine) = engine {
+            if let Some(s) = overrides.scratch {
+                set_keeping_decor(engine, "scratch", s.name().into());
+            }
+            if let Some(l) = overrides.levels {
+                set_keeping_decor(engine, "levels", i64::from(l).into());
+            }
+        }
+    }
+    Ok(doc.to_string())
+}
+
+/// Sets `key` to `value` in `table`, keeping the old value's surrounding whitespace and
+/// trailing comment.
+fn set_keeping_decor(table: &mut dyn toml_edit::TableLike, key: &str, mut value: toml_edit::Value) {
+    match table.get_mut(key) {
+        Some(item) => {
+            if let Some(old) = item.as_value() {
+                *value.decor_mut() = old.decor().clone();
+            }
+            *item = toml_edit::Item::Value(value);
+        }
+        None => {
+            table.insert(key, toml_edit::Item::Value(value));
+        }
+    }
+}
+
+/// A validated configuration, ready to be written into a run folder.
+#[derive(Clone, Debug)]
+pub struct RunPlan {
+    /// The configuration file it comes from.
+    pub source: PathBuf,
+    /// The exact text the children read (`DIR/config.toml`).
+    pub text: String,
+    /// The same text, parsed and validated.
+    pub config: Config,
+    /// `--duration` for the children, if overridden.
+    pub duration_s: Option<f64>,
+}
+
+impl RunPlan {
+    /// Reads and validates the configuration at `path`, applies `overrides` and
+    /// validates the result against `allowed` cores. Every error is [`BadInput`]:
+    /// `FILE:LINE:COL: KEY: MESSAGE` for the file itself, `FILE with FLAGS: KEY: MESSAGE`
+    /// for a value the overrides brought in.
+    pub fn load(path: &Path, overrides: &Overrides, allowed: &[usize]) -> Result<RunPlan> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+            .map_err(BadInput::from_display)?;
+        let config = Config::parse(&text, path, allowed).map_err(BadInput::from_display)?;
+        if overrides.is_empty() {
+            return Ok(RunPlan {
+                source: path.to_path_buf(),
+                text,
+                config,
+                duration_s: None,
+            });
+        }
+        let with = overrides.describe();
+        let derived = derive_config(&text, overrides)
+            .map_err(|e| BadInput::from_display(format!("{} with {with}: {e}", path.display())))?;
+        let config = Config::parse(&derived, path, allowed).map_err(|e| match e {
+            ConfigError::Invalid { key, message, .. } => {
+                BadInput::from_display(format!("{} with {with}: {key}: {message}", path.display()))
+            }
+            other => BadInput::from_display(other),
+        })?;
+        Ok(RunPlan {
+            source: path.to_path_buf(),
+            text: derived,
+            config,
+            duration_s: overrides.duration_s,
+        })
+    }
+}
+
+/// The two binaries of one variant.
+#[derive(Clone, Debug)]
+pub struct Binaries {
+    /// The feed binary.
+    pub feed: PathBuf,
+    /// The engine binary.
+    pub engine: PathBuf,
+}
+
+impl Binaries {
+    /// The binaries linking `engine_alloc` and `feed_alloc` in `dir`; an error naming
+    /// the first one missing.
+    pub fn find(dir: &Path, engine_alloc: Alloc, feed_alloc: Alloc) -> Result<Binaries> {
+        Ok(Binaries {
+            feed: find_bin(dir, feed_alloc.feed_bin())?,
+            engine: find_bin(dir, engine_alloc.engine_bin())?,
+        })
+    }
+}
+
+/// `flag` if given, else the folder of the running `lab` binary.
+pub fn bin_dir(flag: Option<&Path>) -> Result<PathBuf> {
+    match flag {
+        Some(d) => Ok(d.to_path_buf()),
+        None => Ok(std::env::current_exe()
+            .context("cannot find the lab binary's own path")?
+            .parent()
+            .context("the lab binary's path has no folder")?
+            .to_path_buf()),
+    }
+}
+
+/// Where the children's output and lab's own messages go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Relayed line by line to our stdout and stderr, prefixed (`lab run`).
+    Relay,
+    /// Kept in `feed.log`, `engine.log` and `lab.log` in the run folder (`lab compare`).
+    Logs,
+}
+
+/// What [`execute`] produced.
+pub struct Ran {
+    /// The merged summary (also written to `DIR/summary.json`).
+    pub summary: Summary,
+    /// The signal that interrupted the run, if any: the summary covers it up to then.
+    pub interrupted_by: Option<&'static str>,
+}
+
+/// lab's own messages about a run: to stderr, or to the run's `lab.log`.
+struct Notes(Option<File>);
+
+impl Notes {
+    fn say(&mut self, msg: &str) {
+        match &mut self.0 {
+            None => eprintln!("{msg}"),
+            Some(f) => {
+                let _ = writeln!(f, "{msg}");
+            }
+        }
+    }
+}
+
+/// Runs `plan` with `bins` into `out_dir` (which must exist): writes `config.toml`,
+/// starts the engine and then the feed, supervises both (forwarding what `signals`
+/// catches), and merges their summaries into `summary.json`.
+pub fn execute(
+    plan: &RunPlan,
+    bins: &Binaries,
+    out_dir: &Path,
+    output: Output,
+    signals: &mut Signals,
+) -> Result<Ran> {
+    let mut notes = Notes(match output {
+        Output::Relay => None,
+        Output::Logs => Some(create_log(&out_dir.join("lab.log"))?),
+    });
     // Results of an earlier run in the same folder must not pass for this run's.
     for name in ["feed_summary.json", "engine_summary.json", "summary.json"] {
         let stale = out_dir.join(name);
         match std::fs::remove_file(&stale) {
-            Ok(()) => eprintln!("lab: removed {} of an earlier run", stale.display()),
+            Ok(()) => notes.say(&format!(
+                "lab: removed {} of an earlier run",
+                stale.display()
+            )),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e).with_context(|| format!("cannot remove {}", stale.display())),
         }
     }
-
-    // Register before starting anything, so that a signal cannot kill lab between
-    // the start of a child and the moment it is supervised.
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ])
-    .context("cannot install the SIGINT/SIGTERM handler")?;
+    let config_path = out_dir.join(CONFIG_FILE);
+    std::fs::write(&config_path, &plan.text)
+        .with_context(|| format!("cannot write {}", config_path.display()))?;
 
     let child_args = |bin: &Path| {
         let mut c = Command::new(bin);
         c.arg("--config")
-            .arg(&args.config)
+            .arg(&config_path)
             .arg("--out")
-            .arg(&out_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if let Some(d) = args.duration {
+            .arg(out_dir)
+            .stdin(Stdio::null());
+        if let Some(d) = plan.duration_s {
             c.arg("--duration").arg(d.to_string());
         }
         c
     };
     let mut relays = Vec::new();
     let mut engine = spawn(
-        child_args(&engine_bin),
+        child_args(&bins.engine),
         "engine",
         ENGINE_PREFIX,
+        output,
+        &out_dir.join("engine.log"),
         &mut relays,
     )?;
-    let mut feed = spawn(child_args(&feed_bin), "feed", FEED_PREFIX, &mut relays)?;
-    eprintln!(
-        "lab: config {}, output {}, engine pid {}, feed pid {}",
-        args.config.display(),
+    let mut feed = spawn(
+        child_args(&bins.feed),
+        "feed",
+        FEED_PREFIX,
+        output,
+        &out_dir.join("feed.log"),
+        &mut relays,
+    )?;
+    notes.say(&format!(
+        "lab: config {} (as run: {}), output {}, engine {} pid {}, feed {} pid {}",
+        plan.source.display(),
+        config_path.display(),
         out_dir.display(),
+        bins.engine.display(),
         engine.pid(),
+        bins.feed.display(),
         feed.pid()
-    );
+    ));
 
     let limits = Limits {
-        feed: secs(config.duration_s).saturating_add(FEED_OVERRUN),
-        engine_after_feed: secs(config.engine.grace_s).saturating_add(ENGINE_OVERRUN),
+        feed: secs(plan.config.duration_s).saturating_add(FEED_OVERRUN),
+        engine_after_feed: secs(plan.config.engine.grace_s).saturating_add(ENGINE_OVERRUN),
     };
-    let outcome = supervise(&mut feed, &mut engine, &mut signals, &limits);
+    let outcome = supervise(&mut feed, &mut engine, signals, &limits, &mut notes);
     // Both children are reaped now; their pipes close, so the relays end.
     drop((feed, engine));
     for r in relays {
@@ -149,12 +386,18 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let summary_path = out_dir.join("summary.json");
     common::manifest::write_json(&summary_path, &summary)
         .with_context(|| format!("cannot write {}", summary_path.display()))?;
-    print!("{}", format_table(&summary, &out_dir));
-    let _ = io::stdout().flush();
-    if let Some(sig) = outcome.interrupted_by {
-        bail!("the run was interrupted by {sig}; the summary covers it up to then");
+    if output == Output::Logs {
+        notes.say(&format_table(&summary, out_dir));
     }
-    Ok(())
+    Ok(Ran {
+        summary,
+        interrupted_by: outcome.interrupted_by,
+    })
+}
+
+/// Creates (replacing) a log file.
+fn create_log(path: &Path) -> Result<File> {
+    File::create(path).with_context(|| format!("cannot create {}", path.display()))
 }
 
 /// `x` seconds as a duration, 0 for a negative or NaN `x`, saturating when huge.
@@ -175,13 +418,28 @@ fn find_bin(dir: &Path, name: &str) -> Result<PathBuf> {
     }
 }
 
-/// Starts `cmd` as a supervised child and relays its stdout and stderr.
+/// Starts `cmd` as a supervised child; its stdout and stderr are relayed
+/// ([`Output::Relay`]) or written to `log` ([`Output::Logs`]).
 fn spawn(
     mut cmd: Command,
     name: &'static str,
     prefix: &'static str,
+    output: Output,
+    log: &Path,
     relays: &mut Vec<JoinHandle<()>>,
 ) -> Result<Supervised> {
+    match output {
+        Output::Relay => {
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        }
+        Output::Logs => {
+            let file = create_log(log)?;
+            let err = file
+                .try_clone()
+                .with_context(|| format!("cannot share {}", log.display()))?;
+            cmd.stdout(file).stderr(err);
+        }
+    }
     let child = cmd.spawn().with_context(|| {
         format!(
             "cannot start {name} ({})",
@@ -257,8 +515,9 @@ struct Outcome {
 fn supervise(
     feed: &mut Supervised,
     engine: &mut Supervised,
-    signals: &mut signal_hook::iterator::Signals,
+    signals: &mut Signals,
     limits: &Limits,
+    notes: &mut Notes,
 ) -> Outcome {
     let mut outcome = Outcome::default();
     let started = Instant::now();
@@ -273,12 +532,14 @@ fn supervise(
                 "SIGTERM"
             };
             if signal_count == 1 {
-                eprintln!("lab: {name}: asking feed and engine to stop (again to kill them)");
+                notes.say(&format!(
+                    "lab: {name}: asking feed and engine to stop (again to kill them)"
+                ));
                 outcome.interrupted_by = Some(name);
                 feed.signal_term();
                 engine.signal_term();
             } else {
-                eprintln!("lab: {name} again: killing feed and engine");
+                notes.say(&format!("lab: {name} again: killing feed and engine"));
                 feed.signal_kill();
                 engine.signal_kill();
             }
@@ -295,7 +556,7 @@ fn supervise(
                     }
                     Some(_) => {}
                     None => {
-                        eprintln!("lab: stopping {} after the failure", child.name());
+                        notes.say(&format!("lab: stopping {} after the failure", child.name()));
                         child.terminate();
                     }
                 }
@@ -550,6 +811,27 @@ fn stage_cells(p: &Percentiles) -> String {
 mod tests {
     use super::*;
     use common::manifest::{AllocatorInfo, EngineSummary, FeedSummary, Manifest};
+
+    #[test]
+    fn derived_configs_keep_comments_and_layout() {
+        let text = "# top\nseed = 1\nduration_s = 10.0 # long\n\n[engine]\nscratch = \"arena\"   # note\nlevels = 3\n";
+        assert_eq!(derive_config(text, &Overrides::default()).unwrap(), text);
+        let o = Overrides {
+            scratch: Some(ScratchMode::Pool),
+            levels: Some(2),
+            duration_s: Some(5.0),
+        };
+        assert_eq!(
+            derive_config(text, &o).unwrap(),
+            "# top\nseed = 1\nduration_s = 5.0 # long\n\n[engine]\nscratch = \"pool\"   # note\nlevels = 2\n"
+        );
+        assert_eq!(o.describe(), "--scratch pool --levels 2 --duration 5");
+        // No [engine] table yet: one is added.
+        let d = derive_config("seed = 1\n", &o).unwrap();
+        let t: toml::Table = d.parse().unwrap();
+        assert_eq!(t["engine"]["scratch"].as_str(), Some("pool"));
+        assert_eq!(t["engine"]["levels"].as_integer(), Some(2));
+    }
 
     #[test]
     fn utc_stamps() {

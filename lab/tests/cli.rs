@@ -6,6 +6,10 @@
 //!   need no real binaries and finish in about a second.
 //! - `end_to_end`: `lab run` with the real feed and engine, built here with cargo
 //!   (binaries of other packages have no `CARGO_BIN_EXE_*`).
+//! - `variants`: `lab run --scratch/--levels/--engine-alloc/--feed-alloc` against the
+//!   fakes: the derived `config.toml`, binary selection, bad values.
+//! - `compare`: bad matrix files (exit 2 naming file, line, column and key), and a tiny
+//!   `lab compare` against the fakes (interleaving, failures recorded, report folder).
 //! - `bench`: a tiny `lab bench hop` run that checks the JSON shape (not the numbers).
 //!
 //! Every run of `lab` is under a watchdog: it gets SIGTERM (and later SIGKILL) after a
@@ -255,6 +259,7 @@ mod plumbing {
     const FAKE: &str = r#"#!/bin/sh
 # Fake NAME: records its arguments, prints a line on each stream, copies its summary.
 name=NAME
+args="$*"
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out="$2"; shift 2 ;;
@@ -262,6 +267,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 echo "$$" > "$out/$name.pid"
+echo "$args" > "$out/$name.args"
+if [ "$(basename "$0")" = "$FAKE_FAIL_BIN" ]; then echo "failing on purpose" >&2; exit 4; fi
 echo "$name stdout line"
 echo "$name stderr line" >&2
 if [ -n "$FAKE_WAIT_FOR_TERM" ]; then
@@ -274,21 +281,24 @@ if [ "$name" = feed ]; then exit "${FAKE_FEED_EXIT:-0}"; fi
 exit 0
 "#;
 
-    struct Fake {
-        dir: tempfile::TempDir,
-        config: PathBuf,
-        out: PathBuf,
+    pub(super) struct Fake {
+        pub(super) dir: tempfile::TempDir,
+        pub(super) config: PathBuf,
+        pub(super) out: PathBuf,
     }
 
-    fn fake() -> Option<Fake> {
+    pub(super) fn fake() -> Option<Fake> {
         let cores = two_cores()?;
         let dir = tempfile::tempdir().unwrap();
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).unwrap();
+        // Every variant binary: `feed`, `feed-system`, …, `engine-tcmalloc`.
         for name in ["feed", "engine"] {
-            let path = bin.join(name);
-            std::fs::write(&path, FAKE.replace("NAME", name)).unwrap();
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            for suffix in ["", "-system", "-jemalloc", "-mimalloc", "-tcmalloc"] {
+                let path = bin.join(format!("{name}{suffix}"));
+                std::fs::write(&path, FAKE.replace("NAME", name)).unwrap();
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
         }
         let feed = FeedSummary {
             published: 3000,
@@ -337,7 +347,7 @@ exit 0
     }
 
     impl Fake {
-        fn cmd(&self, extra: &[&str]) -> Command {
+        pub(super) fn cmd(&self, extra: &[&str]) -> Command {
             self.cmd_with_bins(&self.dir.path().join("bin"), extra)
         }
 
@@ -465,6 +475,287 @@ exit 0
         assert!(f.out.join("summary.json").exists(), "{ran:?}");
         f.assert_gone("feed");
         f.assert_gone("engine");
+    }
+}
+
+mod variants {
+    //! `lab run` variant flags: the derived `config.toml`, binary selection, bad values.
+    use super::plumbing::fake;
+    use super::*;
+
+    #[test]
+    fn scratch_and_levels_write_a_derived_config() {
+        let Some(f) = fake() else { return };
+        // A comment on the edited line, and one elsewhere, must survive.
+        let text = std::fs::read_to_string(&f.config).unwrap();
+        assert!(text.contains("scratch = \"arena\"\n"), "{text}");
+        let text = format!("# my run\n{text}").replace(
+            "scratch = \"arena\"\n",
+            "scratch = \"arena\"   # what it was\n",
+        );
+        std::fs::write(&f.config, &text).unwrap();
+        let ran = run_watched(
+            f.cmd(&["--scratch", "pool", "--levels", "2"]),
+            Duration::from_secs(60),
+            |_| {},
+        );
+        assert_eq!(ran.code(), Some(0), "{ran:?}");
+        let derived = std::fs::read_to_string(f.out.join("config.toml")).unwrap();
+        let t: toml::Table = derived.parse().unwrap();
+        assert_eq!(t["engine"]["scratch"].as_str(), Some("pool"), "{derived}");
+        assert_eq!(t["engine"]["levels"].as_integer(), Some(2), "{derived}");
+        assert!(derived.starts_with("# my run\n"), "{derived}");
+        assert!(
+            derived.contains("scratch = \"pool\"   # what it was"),
+            "{derived}"
+        );
+        // Both children read the derived copy.
+        for name in ["feed", "engine"] {
+            let args = std::fs::read_to_string(f.out.join(format!("{name}.args"))).unwrap();
+            let expected = format!("--config {}", f.out.join("config.toml").display());
+            assert!(args.contains(&expected), "{name}: {args}");
+        }
+        // The original is untouched.
+        assert_eq!(std::fs::read_to_string(&f.config).unwrap(), text);
+    }
+
+    #[test]
+    fn without_overrides_the_config_is_recorded_verbatim() {
+        let Some(f) = fake() else { return };
+        let ran = run_watched(f.cmd(&[]), Duration::from_secs(60), |_| {});
+        assert_eq!(ran.code(), Some(0), "{ran:?}");
+        assert_eq!(
+            std::fs::read_to_string(f.out.join("config.toml")).unwrap(),
+            std::fs::read_to_string(&f.config).unwrap()
+        );
+    }
+
+    #[test]
+    fn allocator_flags_pick_the_binaries() {
+        let Some(f) = fake() else { return };
+        let ran = run_watched(
+            f.cmd(&["--engine-alloc", "tcmalloc", "--feed-alloc", "system"]),
+            Duration::from_secs(60),
+            |_| {},
+        );
+        assert_eq!(ran.code(), Some(0), "{ran:?}");
+        assert!(ran.stderr.contains("/bin/engine-tcmalloc pid"), "{ran:?}");
+        assert!(ran.stderr.contains("/bin/feed-system pid"), "{ran:?}");
+        std::fs::remove_file(f.dir.path().join("bin/engine-jemalloc")).unwrap();
+        let ran = run_watched(
+            f.cmd(&["--engine-alloc", "jemalloc"]),
+            Duration::from_secs(30),
+            |_| {},
+        );
+        assert_eq!(ran.code(), Some(1), "{ran:?}");
+        assert!(
+            ran.stderr.contains("no `engine-jemalloc` binary"),
+            "{ran:?}"
+        );
+    }
+
+    #[test]
+    fn bad_levels_exit_2_naming_the_key() {
+        let Some(f) = fake() else { return };
+        let ran = run_watched(f.cmd(&["--levels", "17"]), Duration::from_secs(30), |_| {});
+        assert_eq!(ran.code(), Some(2), "{ran:?}");
+        assert!(
+            ran.stderr.contains(&format!(
+                "error: {} with --levels 17: engine.levels: must be between 1 and 16, got 17",
+                f.config.display()
+            )),
+            "{ran:?}"
+        );
+        assert!(!f.out.exists(), "nothing is created for bad input");
+        let ran = run_watched(
+            f.cmd(&["--scratch", "stack"]),
+            Duration::from_secs(30),
+            |_| {},
+        );
+        assert_eq!(ran.code(), Some(2), "{ran:?}");
+    }
+}
+
+mod compare {
+    //! `lab compare`: bad matrix files (exit 2, file:line:column: key), and a small
+    //! comparison against the fake binaries (no real runs, about a second).
+    use super::plumbing::fake;
+    use super::*;
+
+    /// Writes `text` as a matrix next to nothing else and runs `lab compare` on it.
+    fn compare_with(text: &str) -> (Ran, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        std::fs::write(&path, text).unwrap();
+        let ran = run_watched(
+            lab(&[
+                "compare",
+                "--matrix",
+                path.to_str().unwrap(),
+                "--out",
+                dir.path().join("out").to_str().unwrap(),
+            ]),
+            Duration::from_secs(30),
+            |_| {},
+        );
+        assert!(
+            !dir.path().join("out").exists(),
+            "nothing is created for bad input"
+        );
+        (ran, path)
+    }
+
+    const GOOD: &str = "config = \"CONFIG\"\nrepetitions = 2\n\n[[block]]\nengine_alloc = [\"system\", \"mimalloc\"]\nscratch = [\"heap\"]\n";
+
+    fn good() -> String {
+        let config = Path::new(WORKSPACE).join("configs/default.toml");
+        GOOD.replace("CONFIG", config.to_str().unwrap())
+    }
+
+    #[test]
+    fn bad_matrices_exit_2_naming_file_line_column_and_key() {
+        for (bad, at) in [
+            // syntax error
+            (
+                good().replace("repetitions = 2", "repetitions = = 2"),
+                "2:15: repetitions: ",
+            ),
+            // unknown key
+            (
+                good().replace("scratch =", "scrach ="),
+                "6:1: block[0].scrach: unknown field `scrach`",
+            ),
+            // unknown allocator
+            (
+                good().replace("\"mimalloc\"", "\"glibc\""),
+                "5:27: block[0].engine_alloc[1]: unknown variant `glibc`",
+            ),
+            // empty list
+            (
+                good().replace("[\"heap\"]", "[]"),
+                "6:1: block[0].scratch: the list is empty",
+            ),
+            // repetitions 0
+            (
+                good().replace("repetitions = 2", "repetitions = 0"),
+                "2:1: repetitions: must be between 1 and 1000, got 0",
+            ),
+        ] {
+            let (ran, path) = compare_with(&bad);
+            assert_eq!(ran.code(), Some(2), "{bad}\n{ran:?}");
+            let expected = format!("error: {}:{at}", path.display());
+            assert!(
+                ran.stderr.contains(&expected),
+                "wanted {expected:?}\n{ran:?}"
+            );
+            assert!(!ran.stderr.contains("panicked"), "{ran:?}");
+        }
+    }
+
+    #[test]
+    fn missing_matrix_exits_2() {
+        let ran = run_watched(
+            lab(&["compare", "--matrix", "/no/such/matrix.toml"]),
+            Duration::from_secs(30),
+            |_| {},
+        );
+        assert_eq!(ran.code(), Some(2), "{ran:?}");
+        assert!(ran.stderr.contains("/no/such/matrix.toml"), "{ran:?}");
+    }
+
+    #[test]
+    fn runs_interleaved_records_failures_and_writes_the_report() {
+        let Some(f) = fake() else { return };
+        let matrix = f.dir.path().join("m.toml");
+        std::fs::write(
+            &matrix,
+            format!(
+                "config = \"{}\"\nrepetitions = 2\nduration_s = 1.5\n\n[[block]]\nname = \"tiny\"\nengine_alloc = [\"system\", \"mimalloc\"]\nfeed_alloc = [\"jemalloc\"]\nscratch = [\"pool\"]\nlevels = [2]\n\n[[block.variant]]\nengine_alloc = \"system\"\nfeed_alloc = \"system\"\nscratch = \"heap\"\n",
+                f.config.display()
+            ),
+        )
+        .unwrap();
+        let out = f.dir.path().join("report");
+        let mut cmd = lab(&[
+            "compare",
+            "--matrix",
+            matrix.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--bin-dir",
+            f.dir.path().join("bin").to_str().unwrap(),
+        ]);
+        cmd.env("FAKE_DIR", f.dir.path())
+            .env("FAKE_FAIL_BIN", "engine-system");
+        let ran = run_watched(cmd, Duration::from_secs(120), |_| {});
+        // The engine-system variants fail; the comparison goes on and says so.
+        assert_eq!(ran.code(), Some(1), "{ran:?}");
+        assert!(ran.stderr.contains("4 of 6 runs failed"), "{ran:?}");
+        assert!(
+            !ran.stdout.contains("feed stdout line"),
+            "children's output is not relayed"
+        );
+        let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+        assert!(report.contains("6 runs, 4 failed"), "{report}");
+        assert!(report.contains("engine exited with status 4"), "{report}");
+        assert!(std::fs::read_to_string(out.join("matrix.toml"))
+            .unwrap()
+            .contains("tiny"));
+        // Interleaved: round 1 runs every variant before round 2 starts.
+        let rows: Vec<&str> = report
+            .lines()
+            .filter(|l| l.starts_with("| `runs/"))
+            .collect();
+        let order: Vec<String> = rows
+            .iter()
+            .map(|l| l.split('`').nth(1).unwrap().to_string())
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "runs/b1-v01-e-system-heap_f-system_L2/r1",
+                "runs/b1-v02-e-system-pool_f-jemalloc_L2/r1",
+                "runs/b1-v03-e-mimalloc-pool_f-jemalloc_L2/r1",
+                "runs/b1-v01-e-system-heap_f-system_L2/r2",
+                "runs/b1-v02-e-system-pool_f-jemalloc_L2/r2",
+                "runs/b1-v03-e-mimalloc-pool_f-jemalloc_L2/r2",
+            ]
+        );
+        let ok = out.join("runs/b1-v03-e-mimalloc-pool_f-jemalloc_L2/r2");
+        for file in [
+            "summary.json",
+            "engine.hlog",
+            "config.toml",
+            "feed.log",
+            "engine.log",
+            "lab.log",
+        ] {
+            assert!(
+                ok.join(file).is_file(),
+                "{file} missing in {}",
+                ok.display()
+            );
+        }
+        let config: toml::Table = std::fs::read_to_string(ok.join("config.toml"))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(config["engine"]["scratch"].as_str(), Some("pool"));
+        assert_eq!(config["engine"]["levels"].as_integer(), Some(2));
+        assert_eq!(config["duration_s"].as_float(), Some(1.5));
+        let log = std::fs::read_to_string(ok.join("feed.log")).unwrap();
+        assert!(
+            log.contains("feed stdout line") && log.contains("feed stderr line"),
+            "{log}"
+        );
+        for stage in ["feed_lag", "hop", "engine", "e2e"] {
+            let svg = out.join(format!("plots/b1-{stage}.svg"));
+            assert!(svg.is_file(), "{}", svg.display());
+            assert!(
+                report.contains(&format!("(plots/b1-{stage}.svg)")),
+                "{report}"
+            );
+        }
     }
 }
 

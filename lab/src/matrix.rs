@@ -1,0 +1,750 @@
+//! The matrix file of `lab compare`: which variants to run, on which configurations,
+//! how long and how often.
+//!
+//! ```toml
+//! config = "default.toml"      # base configuration, relative to this file's folder
+//! duration_s = 5.0             # optional: every run's duration (default: the config's)
+//! repetitions = 3              # optional, default 3: runs of every variant
+//!
+//! [[block]]                    # one or more blocks; each is reported on its own
+//! name = "engine allocator × scratch"
+//! config = "default.toml"      # optional: this block's base configuration
+//! duration_s = 5.0             # optional: this block's duration
+//! engine_alloc = ["system", "jemalloc", "mimalloc", "tcmalloc"]  # default ["mimalloc"]
+//! feed_alloc = ["jemalloc"]                                      # default ["jemalloc"]
+//! scratch = ["heap", "arena", "pool"]       # default: the config's engine.scratch
+//! levels = [3]                              # default: the config's engine.levels
+//!
+//! [[block.variant]]            # optional extra variants, run before the product:
+//! engine_alloc = "system"      # each fixes the keys it sets; a key it leaves out
+//! feed_alloc = "system"        # ranges over the block's list (here: levels [3])
+//! scratch = "heap"
+//! ```
+//!
+//! A block's variants are its `[[block.variant]]` entries followed by the product of its
+//! four lists (the product is left out when a block has `[[block.variant]]` entries and
+//! none of the four lists); a variant listed twice runs once, at its first place.
+//!
+//! # Errors
+//!
+//! Every table denies unknown keys. Every error is a [`ConfigError::Invalid`] that
+//! renders as `FILE:LINE:COLUMN: KEY: MESSAGE`, like the run configuration's
+//! (`common::config`), with the position of the offending key: syntax errors, unknown
+//! keys, unknown allocator or scratch names, empty lists, zero repetitions, a
+//! non-positive duration, and any value that makes a derived run configuration invalid
+//! (a `levels` of 17, a duration shorter than the warm-up), which is reported at the
+//! matrix key that brought it in, with the configuration's own message.
+//!
+//! The span and key-path helpers below follow `common::config`'s (which are private
+//! there).
+
+use crate::run::{Overrides, RunPlan};
+use crate::variant::{Alloc, ScratchMode, Variant};
+use common::config::ConfigError;
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Repetitions when the matrix does not say.
+pub const DEFAULT_REPETITIONS: u32 = 3;
+/// Most repetitions a matrix may ask for.
+pub const MAX_REPETITIONS: u32 = 1000;
+/// Estimated cost of one run beyond its duration (start-up, pre-faulting, the engine's
+/// drain, writing summaries), for the time estimate only.
+pub const RUN_OVERHEAD: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MatrixFile {
+    config: Option<PathBuf>,
+    duration_s: Option<f64>,
+    repetitions: Option<u32>,
+    block: Vec<BlockFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BlockFile {
+    name: Option<String>,
+    config: Option<PathBuf>,
+    duration_s: Option<f64>,
+    engine_alloc: Option<Vec<Alloc>>,
+    feed_alloc: Option<Vec<Alloc>>,
+    scratch: Option<Vec<ScratchMode>>,
+    levels: Option<Vec<u32>>,
+    #[serde(default)]
+    variant: Vec<VariantFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VariantFile {
+    engine_alloc: Option<Alloc>,
+    feed_alloc: Option<Alloc>,
+    scratch: Option<ScratchMode>,
+    levels: Option<u32>,
+}
+
+/// What the command line overrides in a matrix.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct MatrixOverrides {
+    /// `--repetitions`.
+    pub repetitions: Option<u32>,
+    /// `--duration`, for every block.
+    pub duration_s: Option<f64>,
+}
+
+/// A resolved, validated matrix.
+#[derive(Clone, Debug)]
+pub struct Matrix {
+    /// The matrix file.
+    pub path: PathBuf,
+    /// Its text, recorded in the report folder.
+    pub text: String,
+    /// Runs of every variant.
+    pub repetitions: u32,
+    /// The blocks, in file order.
+    pub blocks: Vec<Block>,
+}
+
+/// One block of a matrix.
+#[derive(Clone, Debug)]
+pub struct Block {
+    /// Its name (`block N` when the file gives none).
+    pub name: String,
+    /// Its base configuration file.
+    pub config: PathBuf,
+    /// Seconds each run publishes.
+    pub duration_s: f64,
+    /// The configuration's warm-up, seconds.
+    pub warmup_s: f64,
+    /// The configuration's seed (the same for every variant).
+    pub seed: u64,
+    /// Its variants, in run order.
+    pub variants: Vec<Variant>,
+    /// One validated run configuration per variant, in the same order.
+    pub plans: Vec<RunPlan>,
+}
+
+impl Matrix {
+    /// Reads and resolves the matrix at `path`; every error is bad input.
+    pub fn load(
+        path: &Path,
+        cli: &MatrixOverrides,
+        allowed: &[usize],
+    ) -> Result<Matrix, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Matrix::parse(text, path, cli, allowed)
+    }
+
+    /// Parses and resolves `text`; `path` names the file in errors, and relative
+    /// configuration paths are taken from its folder. Reads the base configurations.
+    pub fn parse(
+        text: String,
+        path: &Path,
+        cli: &MatrixOverrides,
+        allowed: &[usize],
+    ) -> Result<Matrix, ConfigError> {
+        let de = toml::Deserializer::new(&text);
+        let file: MatrixFile =
+            serde_path_to_error::deserialize(de).map_err(|e| serde_error(&text, path, e))?;
+        let fail = |key: KeyPath, message: String| invalid(&text, path, &key, None, message);
+        let repetitions = match (cli.repetitions, file.repetitions) {
+            (Some(r), _) => r,
+            (None, Some(r)) if (1..=MAX_REPETITIONS).contains(&r) => r,
+            (None, Some(r)) => {
+                return Err(fail(
+                    KeyPath::key("repetitions"),
+                    format!("must be between 1 and {MAX_REPETITIONS}, got {r}"),
+                ))
+            }
+            (None, None) => DEFAULT_REPETITIONS,
+        };
+        if let Some(d) = file.duration_s {
+            check_duration(d).map_err(|m| fail(KeyPath::key("duration_s"), m))?;
+        }
+        if file.block.is_empty() {
+            return Err(fail(
+                KeyPath::key("block"),
+                "at least one [[block]] is required".into(),
+            ));
+        }
+        let folder = path.parent().unwrap_or(Path::new(""));
+        let mut blocks = Vec::with_capacity(file.block.len());
+        for (i, b) in file.block.iter().enumerate() {
+            let bk = || KeyPath::key("block").index(i);
+            if let Some(d) = b.duration_s {
+                check_duration(d).map_err(|m| fail(bk().then("duration_s"), m))?;
+            }
+            for (name, len) in [
+                ("engine_alloc", b.engine_alloc.as_ref().map(Vec::len)),
+                ("feed_alloc", b.feed_alloc.as_ref().map(Vec::len)),
+                ("scratch", b.scratch.as_ref().map(Vec::len)),
+                ("levels", b.levels.as_ref().map(Vec::len)),
+            ] {
+                if len == Some(0) {
+                    return Err(fail(
+                        bk().then(name),
+                        "the list is empty: give at least one value or leave the key out".into(),
+                    ));
+                }
+            }
+            let (config_key, config_rel) = match (&b.config, &file.config) {
+                (Some(c), _) => (bk().then("config"), c),
+                (None, Some(c)) => (KeyPath::key("config"), c),
+                (None, None) => {
+                    return Err(fail(
+                        bk(),
+                        "no configuration: set `config` at the top level or in the block".into(),
+                    ))
+                }
+            };
+            let config_path = folder.join(config_rel);
+            let base = RunPlan::load(&config_path, &Overrides::default(), allowed)
+                .map_err(|e| fail(config_key.clone(), format!("{e:#}")))?;
+            let (duration_key, duration_s) = match (cli.duration_s, b.duration_s, file.duration_s) {
+                (Some(d), _, _) => (None, Some(d)),
+                (None, Some(d), _) => (Some(bk().then("duration_s")), Some(d)),
+                (None, None, Some(d)) => (Some(KeyPath::key("duration_s")), Some(d)),
+                (None, None, None) => (None, None),
+            };
+
+            // The block's lists, each value with the key that brought it in (for errors).
+            let own_scratch = ScratchMode::from_name(base.config.engine.scratch.name());
+            let engines = b.engine_alloc.clone().unwrap_or(vec![Alloc::Mimalloc]);
+            let feeds = b.feed_alloc.clone().unwrap_or(vec![Alloc::Jemalloc]);
+            let scratches: Vec<(ScratchMode, Option<KeyPath>)> = match (&b.scratch, own_scratch) {
+                (Some(list), _) => list
+                    .iter()
+                    .enumerate()
+                    .map(|(j, s)| (*s, Some(bk().then("scratch").index(j))))
+                    .collect(),
+                (None, Some(s)) => vec![(s, None)],
+                (None, None) => return Err(fail(bk(), "set `scratch`".into())),
+            };
+            let levels: Vec<(u32, Option<KeyPath>)> = match &b.levels {
+                Some(list) => list
+                    .iter()
+                    .enumerate()
+                    .map(|(j, l)| (*l, Some(bk().then("levels").index(j))))
+                    .collect(),
+                None => vec![(base.config.engine.levels, None)],
+            };
+
+            // Variants with the keys that brought in their scratch and levels: each
+            // [[block.variant]] fixes the keys it sets, the others range over the
+            // block's lists; then the product of the lists.
+            let mut listed: Vec<(Variant, Option<KeyPath>, Option<KeyPath>)> = Vec::new();
+            let mut product = |e: &[Alloc],
+                               f: &[Alloc],
+                               s: &[(ScratchMode, Option<KeyPath>)],
+                               l: &[(u32, Option<KeyPath>)]| {
+                for (levels, lk) in l {
+                    for engine_alloc in e {
+                        for feed_alloc in f {
+                            for (scratch, sk) in s {
+                                let v = Variant {
+                                    engine_alloc: *engine_alloc,
+                                    feed_alloc: *feed_alloc,
+                                    scratch: *scratch,
+                                    levels: *levels,
+                                };
+                                listed.push((v, sk.clone(), lk.clone()));
+                            }
+                        }
+                    }
+                }
+            };
+            for (k, v) in b.variant.iter().enumerate() {
+                let vk = || bk().then("variant").index(k);
+                let e = v.engine_alloc.map_or_else(|| engines.clone(), |a| vec![a]);
+                let f = v.feed_alloc.map_or_else(|| feeds.clone(), |a| vec![a]);
+                let s = v.scratch.map_or_else(
+                    || scratches.clone(),
+                    |x| vec![(x, Some(vk().then("scratch")))],
+                );
+                let l = v
+                    .levels
+                    .map_or_else(|| levels.clone(), |x| vec![(x, Some(vk().then("levels")))]);
+                product(&e, &f, &s, &l);
+            }
+            let has_lists = b.engine_alloc.is_some()
+                || b.feed_alloc.is_some()
+                || b.scratch.is_some()
+                || b.levels.is_some();
+            if has_lists || b.variant.is_empty() {
+                product(&engines, &feeds, &scratches, &levels);
+            }
+            let mut seen = HashSet::new();
+            listed.retain(|(v, _, _)| seen.insert(*v));
+
+            let mut variants = Vec::with_capacity(listed.len());
+            let mut plans = Vec::with_capacity(listed.len());
+            for (v, scratch_key, levels_key) in listed {
+                let overrides = Overrides {
+                    scratch: Some(v.scratch),
+                    levels: Some(v.levels),
+                    duration_s,
+                };
+                let plan = RunPlan::load(&config_path, &overrides, allowed).map_err(|e| {
+                    // Point at the matrix key that brought the bad value in.
+                    let msg = format!("{e:#}");
+                    let culprit = if msg.contains(": engine.levels: ") {
+                        levels_key.clone()
+                    } else if msg.contains(": engine.scratch: ") {
+                        scratch_key.clone()
+                    } else if msg.contains(": duration_s: ") || msg.contains(": warmup_s: ") {
+                        duration_key.clone()
+                    } else {
+                        None
+                    };
+                    // A bad value with no matrix key (from --duration, or the config
+                    // itself) is reported at the block's configuration.
+                    fail(culprit.unwrap_or_else(|| config_key.clone()), msg)
+                })?;
+                variants.push(v);
+                plans.push(plan);
+            }
+            blocks.push(Block {
+                name: b.name.clone().unwrap_or_else(|| format!("block {}", i + 1)),
+                config: config_path,
+                duration_s: duration_s.unwrap_or(base.config.duration_s),
+                warmup_s: base.config.warmup_s,
+                seed: base.config.seed,
+                variants,
+                plans,
+            });
+        }
+        Ok(Matrix {
+            path: path.to_path_buf(),
+            text,
+            repetitions,
+            blocks,
+        })
+    }
+
+    /// Number of runs: every variant of every block, `repetitions` times.
+    pub fn runs(&self) -> usize {
+        self.blocks.iter().map(|b| b.variants.len()).sum::<usize>() * self.repetitions as usize
+    }
+
+    /// Estimated wall time, with `overhead` per run beyond its duration.
+    pub fn estimate(&self, overhead: Duration) -> Duration {
+        let one_round: f64 = self
+            .blocks
+            .iter()
+            .map(|b| b.variants.len() as f64 * (b.duration_s + overhead.as_secs_f64()))
+            .sum();
+        Duration::from_secs_f64(one_round * f64::from(self.repetitions))
+    }
+}
+
+fn check_duration(d: f64) -> Result<(), String> {
+    if d.is_finite() && d > 0.0 && d <= 7.0 * 86_400.0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be a number of seconds above 0 and at most 604800, got {d}"
+        ))
+    }
+}
+
+/// A key path inside the matrix, like `block[1].scratch[2]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct KeyPath(Vec<Seg>);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+impl KeyPath {
+    fn key(k: &str) -> KeyPath {
+        KeyPath(vec![Seg::Key(k.to_string())])
+    }
+    fn then(mut self, k: &str) -> KeyPath {
+        self.0.push(Seg::Key(k.to_string()));
+        self
+    }
+    fn index(mut self, i: usize) -> KeyPath {
+        self.0.push(Seg::Index(i));
+        self
+    }
+}
+
+impl fmt::Display for KeyPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("(top level)");
+        }
+        for (i, seg) in self.0.iter().enumerate() {
+            match seg {
+                Seg::Key(k) if i == 0 => write!(f, "{k}")?,
+                Seg::Key(k) => write!(f, ".{k}")?,
+                Seg::Index(n) => write!(f, "[{n}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A serde error as `FILE:LINE:COL: KEY: MESSAGE`, naming the key serde could not place.
+fn serde_error(
+    text: &str,
+    path: &Path,
+    err: serde_path_to_error::Error<toml::de::Error>,
+) -> ConfigError {
+    let mut key = KeyPath::default();
+    for seg in err.path().iter() {
+        match seg {
+            serde_path_to_error::Segment::Seq { index } => key = key.index(*index),
+            serde_path_to_error::Segment::Map { key: k } => key = key.then(k),
+            serde_path_to_error::Segment::Enum { variant } => key = key.then(variant),
+            serde_path_to_error::Segment::Unknown => {}
+        }
+    }
+    let inner = err.inner();
+    let message = inner
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    for prefix in ["missing field `", "unknown field `"] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            if let Some(name) = rest.split('`').next() {
+                let named = matches!(key.0.last(), Some(Seg::Key(k)) if k == name);
+                if !named {
+                    key = key.then(name);
+                }
+            }
+        }
+    }
+    if key.0.is_empty() {
+        if let Some(k) = inner.span().and_then(|s| key_on_line(text, s.start)) {
+            key = KeyPath::key(&k);
+        }
+    }
+    invalid(text, path, &key, inner.span().map(|s| s.start), message)
+}
+
+/// The key assigned on the line holding byte `offset`, prefixed with its table, for
+/// syntax errors (which come before any structure is known).
+fn key_on_line(text: &str, offset: usize) -> Option<String> {
+    let start = text[..offset.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    let line = text[start..].lines().next()?;
+    let (k, _) = line.split_once('=')?;
+    let k = k.trim();
+    if k.is_empty() || k.starts_with('#') {
+        return None;
+    }
+    let table = text[..start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim());
+    Some(match table {
+        Some(t) if !t.is_empty() => format!("{t}.{k}"),
+        _ => k.to_string(),
+    })
+}
+
+fn invalid(
+    text: &str,
+    path: &Path,
+    key: &KeyPath,
+    offset: Option<usize>,
+    message: String,
+) -> ConfigError {
+    let offset = offset.or_else(|| span_of(text, key)).unwrap_or(0);
+    let (line, column) = line_col(text, offset);
+    ConfigError::Invalid {
+        path: path.to_path_buf(),
+        line,
+        column,
+        key: key.to_string(),
+        message,
+    }
+}
+
+/// Byte offset of `key` in `text`: the key itself where it is written, else the
+/// deepest enclosing table or array element that is.
+fn span_of(text: &str, key: &KeyPath) -> Option<usize> {
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let mut table: &dyn toml_edit::TableLike = doc.as_table();
+    let mut item: Option<&toml_edit::Item> = None;
+    let mut best = None;
+    for seg in &key.0 {
+        match seg {
+            Seg::Key(k) => {
+                let (key, it) = match item {
+                    None => table.get_key_value(k)?,
+                    Some(it) => {
+                        table = it.as_table_like()?;
+                        table.get_key_value(k)?
+                    }
+                };
+                best = key.span().map(|s| s.start).or(best);
+                item = Some(it);
+            }
+            Seg::Index(i) => {
+                let it = item?;
+                let off = if let Some(aot) = it.as_array_of_tables() {
+                    let t = aot.get(*i)?;
+                    item = None;
+                    table = t;
+                    t.span().map(|s| s.start)
+                } else {
+                    let v = it.as_array()?.get(*i)?;
+                    let off = v.span().map(|s| s.start);
+                    if let Some(t) = v.as_inline_table() {
+                        table = t;
+                        item = None;
+                    } else {
+                        return off.or(best);
+                    }
+                    off
+                };
+                best = off.or(best);
+            }
+        }
+    }
+    best
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |i| before.len() - i - 1)
+        + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CORES: &[usize] = &[0, 1];
+
+    fn configs() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs")
+    }
+
+    /// Parses `text` as if it were `configs/test.toml`.
+    fn parse(text: &str) -> Result<Matrix, String> {
+        Matrix::parse(
+            text.to_string(),
+            &configs().join("test.toml"),
+            &MatrixOverrides::default(),
+            CORES,
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    fn err(text: &str) -> String {
+        match parse(text) {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(e) => e
+                .strip_prefix(&format!("{}/", configs().display()))
+                .unwrap_or(&e)
+                .to_string(),
+        }
+    }
+
+    const GOOD: &str = r#"config = "default.toml"
+duration_s = 4.0
+repetitions = 2
+
+[[block]]
+name = "engine"
+engine_alloc = ["system", "mimalloc"]
+scratch = ["heap", "arena"]
+
+[[block.variant]]
+engine_alloc = "system"
+feed_alloc = "system"
+scratch = "heap"
+
+[[block]]
+feed_alloc = ["system", "jemalloc"]
+duration_s = 6.0
+levels = [1, 2]
+"#;
+
+    #[test]
+    fn good_matrix_resolves_variants_in_order() {
+        let m = parse(GOOD).unwrap();
+        assert_eq!(m.repetitions, 2);
+        assert_eq!(m.blocks.len(), 2);
+        let b = &m.blocks[0];
+        assert_eq!(b.name, "engine");
+        assert_eq!(b.duration_s, 4.0);
+        let labels: Vec<String> = b.variants.iter().map(Variant::slug).collect();
+        assert_eq!(
+            labels,
+            [
+                "e-system-heap_f-system_L3",
+                "e-system-heap_f-jemalloc_L3",
+                "e-system-arena_f-jemalloc_L3",
+                "e-mimalloc-heap_f-jemalloc_L3",
+                "e-mimalloc-arena_f-jemalloc_L3",
+            ]
+        );
+        assert!(b.variants[0].is_baseline() && b.variants[4].is_hybrid());
+        for (v, p) in b.variants.iter().zip(&b.plans) {
+            assert_eq!(p.config.engine.scratch.name(), v.scratch.name());
+            assert_eq!(p.config.engine.levels, v.levels);
+            assert_eq!(p.config.duration_s, 4.0);
+            assert_eq!(p.duration_s, Some(4.0));
+        }
+        let b = &m.blocks[1];
+        assert_eq!(b.name, "block 2");
+        assert_eq!(b.duration_s, 6.0);
+        assert_eq!(b.variants.len(), 4, "{:?}", b.variants);
+        assert!(b
+            .variants
+            .iter()
+            .all(|v| v.scratch == ScratchMode::Arena && v.engine_alloc == Alloc::Mimalloc));
+        assert_eq!(m.runs(), (5 + 4) * 2);
+        let est = m.estimate(Duration::from_secs(2)).as_secs_f64();
+        assert!(
+            (est - ((5.0 * 6.0) + 4.0 * 8.0) * 2.0).abs() < 1e-6,
+            "{est}"
+        );
+    }
+
+    #[test]
+    fn extra_variants_range_over_the_keys_they_leave_out() {
+        let text = "config = \"default.toml\"\n[[block]]\nlevels = [1, 4]\nscratch = [\"pool\"]\n[[block.variant]]\nengine_alloc = \"system\"\nfeed_alloc = \"system\"\nscratch = \"heap\"\n";
+        let m = parse(text).unwrap();
+        let slugs: Vec<String> = m.blocks[0].variants.iter().map(Variant::slug).collect();
+        assert_eq!(
+            slugs,
+            [
+                "e-system-heap_f-system_L1",
+                "e-system-heap_f-system_L4",
+                "e-mimalloc-pool_f-jemalloc_L1",
+                "e-mimalloc-pool_f-jemalloc_L4",
+            ]
+        );
+        assert_eq!(m.repetitions, DEFAULT_REPETITIONS);
+    }
+
+    #[test]
+    fn command_line_overrides_win() {
+        let cli = MatrixOverrides {
+            repetitions: Some(1),
+            duration_s: Some(2.5),
+        };
+        let m = Matrix::parse(GOOD.into(), &configs().join("t.toml"), &cli, CORES).unwrap();
+        assert_eq!(m.repetitions, 1);
+        assert!(m.blocks.iter().all(|b| b.duration_s == 2.5));
+        assert!(m.blocks[1].plans.iter().all(|p| p.config.duration_s == 2.5));
+    }
+
+    #[test]
+    fn shipped_matrices_resolve() {
+        for name in ["compare.toml", "pool_breakeven.toml"] {
+            let path = configs().join(name);
+            let m = Matrix::load(&path, &MatrixOverrides::default(), CORES)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(m.runs() > 0, "{name}");
+        }
+    }
+
+    #[test]
+    fn syntax_error() {
+        let e = err(&GOOD.replace("repetitions = 2", "repetitions = = 2"));
+        assert!(e.starts_with("test.toml:3:15: repetitions: "), "{e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
+    }
+
+    #[test]
+    fn unknown_key() {
+        let e = err(&GOOD.replace(
+            "name = \"engine\"",
+            "name = \"engine\"\nscrach = [\"heap\"]",
+        ));
+        assert!(
+            e.starts_with("test.toml:7:1: block[0].scrach: unknown field `scrach`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_allocator() {
+        let e = err(&GOOD.replace("[\"system\", \"mimalloc\"]", "[\"system\", \"tcmallok\"]"));
+        assert!(
+            e.starts_with("test.toml:7:27: block[0].engine_alloc[1]: unknown variant `tcmallok`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn empty_list() {
+        let e = err(&GOOD.replace("scratch = [\"heap\", \"arena\"]", "scratch = []"));
+        assert!(
+            e.starts_with("test.toml:8:1: block[0].scratch: the list is empty"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn zero_repetitions() {
+        let e = err(&GOOD.replace("repetitions = 2", "repetitions = 0"));
+        assert!(
+            e.starts_with("test.toml:3:1: repetitions: must be between 1 and 1000, got 0"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn values_a_config_refuses_point_at_the_matrix_key() {
+        let e = err(&GOOD.replace("levels = [1, 2]", "levels = [1, 17]"));
+        assert!(
+            e.starts_with("test.toml:18:14: block[1].levels[1]: "),
+            "{e}"
+        );
+        assert!(
+            e.contains("engine.levels: must be between 1 and 16, got 17"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("duration_s = 6.0", "duration_s = 0.5"));
+        assert!(
+            e.starts_with("test.toml:17:1: block[1].duration_s: "),
+            "{e}"
+        );
+        assert!(e.contains("warmup_s"), "{e}");
+        let e = err(&GOOD.replace("duration_s = 4.0", "duration_s = -1"));
+        assert!(e.starts_with("test.toml:2:1: duration_s: must be"), "{e}");
+        let e = err(&GOOD.replace("config = \"default.toml\"", "config = \"nope.toml\""));
+        assert!(e.starts_with("test.toml:1:1: config: "), "{e}");
+        assert!(e.contains("nope.toml: cannot read config"), "{e}");
+    }
+
+    #[test]
+    fn missing_blocks_and_configs() {
+        let e = err("config = \"default.toml\"\n");
+        assert!(
+            e.starts_with("test.toml:1:1: block: missing field `block`"),
+            "{e}"
+        );
+        let e = err("[[block]]\nscratch = [\"heap\"]\n");
+        assert!(
+            e.starts_with("test.toml:1:1: block[0]: no configuration"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,1644 @@
+//! The report of `lab compare` (`report.md`), computed from the list of runs: (block,
+//! variant, repetition, run folder, summary or error).
+//!
+//! Pure: no file, clock or process is touched here; [`crate::compare`] gathers the inputs
+//! and writes the text. Every number in the report is computed from the summaries given,
+//! and every run is listed with its folder, so each number can be traced to a
+//! `summary.json`.
+//!
+//! # Rules (MEASUREMENT.md, point 6)
+//!
+//! - p50, p90, p99 and p99.9 of a variant are the **median over its repetitions**;
+//!   p99.99 and max are the **worst repetition**. The run-to-run **spread** of a figure is
+//!   its min–max over the repetitions.
+//! - Two variants differ **significantly** on a figure only if their spreads do not
+//!   overlap; otherwise the report says the difference is within the run-to-run spread.
+//! - Ratios divide a variant's median by the median of the block's **all-system heap
+//!   baseline** (engine system + heap, feed system) at the same levels.
+//! - allocs/tick (engine hot thread), RSS and fragmentation (peaks) are the worst
+//!   repetition: the figure to plan capacity with.
+//! - Recommendations pick the lowest median, never a fixed answer: for the engine role
+//!   (variants with the same feed allocator and levels) the lowest e2e p99; for the feed
+//!   role (variants with the same engine allocator, scratch and levels) the lowest
+//!   feed_lag p99, peak RSS and peak fragmentation, naming the trade-off when they
+//!   disagree.
+//! - The hybrid (feed jemalloc, engine mimalloc + arena) reaches the brief's target when
+//!   its median e2e p99 is at least [`TARGET_PCT`]% below the baseline's.
+
+use crate::variant::{Alloc, ScratchMode, Variant};
+use common::latency::fmt_ns;
+use common::manifest::{fmt_bytes, Summary};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// The brief's target: the hybrid's e2e p99 this many percent below the baseline's.
+pub const TARGET_PCT: f64 = 20.0;
+/// Stages in report order.
+pub const STAGES: [&str; 4] = ["feed_lag", "hop", "engine", "e2e"];
+/// Fewest samples for which a p99.99 means something.
+const P9999_MIN_SAMPLES: u64 = 1_000_000;
+
+/// One block as planned.
+#[derive(Clone, Debug)]
+pub struct BlockInfo {
+    /// Its name.
+    pub name: String,
+    /// Its base configuration file, as given.
+    pub config: String,
+    /// Seconds each run publishes.
+    pub duration_s: f64,
+    /// Warm-up, seconds.
+    pub warmup_s: f64,
+    /// The seed of every run.
+    pub seed: u64,
+    /// Its variants, in run order.
+    pub variants: Vec<Variant>,
+}
+
+/// One run.
+#[derive(Clone, Debug)]
+pub struct RunRecord {
+    /// Index of its block.
+    pub block: usize,
+    /// Index of its variant in the block.
+    pub variant: usize,
+    /// Repetition, from 1.
+    pub rep: u32,
+    /// Its folder, relative to the report.
+    pub dir: String,
+    /// Its merged summary, or why it failed.
+    pub result: Result<Summary, String>,
+}
+
+/// One plot file.
+#[derive(Clone, Debug)]
+pub struct PlotRef {
+    /// Index of its block.
+    pub block: usize,
+    /// Its stage.
+    pub stage: String,
+    /// Its path, relative to the report.
+    pub file: String,
+}
+
+/// What the report says about the comparison as a whole.
+#[derive(Clone, Debug, Default)]
+pub struct Meta {
+    /// The matrix file, as given.
+    pub matrix: String,
+    /// UTC start, `YYYYmmdd-HHMMSS`.
+    pub started_utc: String,
+    /// Wall time of the whole comparison.
+    pub wall: Duration,
+    /// Repetitions planned.
+    pub repetitions: u32,
+    /// Set when the comparison was stopped before every run was done.
+    pub interrupted: Option<String>,
+    /// The plots.
+    pub plots: Vec<PlotRef>,
+    /// Notes on how the plots were made (interval selection, runs left out).
+    pub plot_notes: Vec<String>,
+}
+
+/// A figure's median over the repetitions and its spread (min–max).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Spread {
+    /// Median over the repetitions.
+    pub median: f64,
+    /// Smallest value of a repetition.
+    pub min: u64,
+    /// Largest value of a repetition.
+    pub max: u64,
+}
+
+impl Spread {
+    /// The median and spread of `values` (at least one).
+    pub fn of(values: &[u64]) -> Spread {
+        let mut v = values.to_vec();
+        v.sort_unstable();
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2] as f64
+        } else {
+            (v[n / 2 - 1] as f64 + v[n / 2] as f64) / 2.0
+        };
+        Spread {
+            median,
+            min: v[0],
+            max: v[n - 1],
+        }
+    }
+
+    /// Whether the two spreads do not overlap: a difference beyond the run-to-run spread.
+    pub fn is_distinct_from(&self, other: &Spread) -> bool {
+        self.max < other.min || other.max < self.min
+    }
+}
+
+/// One stage of one variant over its repetitions.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StageStats {
+    /// Median p50, with spread.
+    pub p50: Spread,
+    /// Median p90, with spread.
+    pub p90: Spread,
+    /// Median p99, with spread.
+    pub p99: Spread,
+    /// Median p99.9, with spread.
+    pub p99_9: Spread,
+    /// Worst p99.99.
+    pub p99_99: u64,
+    /// Worst max.
+    pub max: u64,
+    /// Fewest samples in one repetition.
+    pub min_count: u64,
+}
+
+/// One variant over its repetitions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VariantStats {
+    /// The variant.
+    pub variant: Variant,
+    /// Runs that finished.
+    pub ok: usize,
+    /// Runs that failed.
+    pub failed: usize,
+    /// Per stage (stages no run reported are missing).
+    pub stages: BTreeMap<String, StageStats>,
+    /// Engine hot-thread global allocations per tick after warm-up (worst run).
+    pub allocs_per_tick: Option<f64>,
+    /// Engine peak RSS, bytes (worst run; `None` where not reported).
+    pub engine_rss: Option<u64>,
+    /// Feed peak RSS, bytes.
+    pub feed_rss: Option<u64>,
+    /// Engine peak fragmentation (worst run; `None` where the allocator does not say).
+    pub engine_frag: Option<f64>,
+    /// Feed peak fragmentation.
+    pub feed_frag: Option<f64>,
+    /// Gaps over all runs.
+    pub gaps: u64,
+    /// Ticks missed over all runs.
+    pub missed: u64,
+    /// Lowest achieved/offered rate of a run, percent.
+    pub min_rate_pct: Option<f64>,
+    /// Pool requests the global allocator served (pool exhausted or too small), worst
+    /// run; `None` without a pool.
+    pub pool_fallbacks: Option<u64>,
+}
+
+impl VariantStats {
+    /// The statistics of `variant` from its finished runs' summaries.
+    pub fn of(variant: Variant, summaries: &[&Summary], failed: usize) -> VariantStats {
+        let mut stages = BTreeMap::new();
+        for stage in STAGES {
+            let p: Vec<_> = summaries
+                .iter()
+                .filter_map(|s| s.latency_ns.get(stage))
+                .filter(|p| p.count > 0)
+                .collect();
+            if p.is_empty() {
+                continue;
+            }
+            let spread = |f: fn(&common::latency::Percentiles) -> u64| {
+                Spread::of(&p.iter().map(|x| f(x)).collect::<Vec<_>>())
+            };
+            stages.insert(
+                stage.to_string(),
+                StageStats {
+                    p50: spread(|x| x.p50),
+                    p90: spread(|x| x.p90),
+                    p99: spread(|x| x.p99),
+                    p99_9: spread(|x| x.p99_9),
+                    p99_99: p.iter().map(|x| x.p99_99).max().unwrap_or(0),
+                    max: p.iter().map(|x| x.max).max().unwrap_or(0),
+                    min_count: p.iter().map(|x| x.count).min().unwrap_or(0),
+                },
+            );
+        }
+        let worst_u64 =
+            |f: fn(&Summary) -> u64| summaries.iter().map(|s| f(s)).filter(|v| *v > 0).max();
+        let worst_f64 = |f: fn(&Summary) -> Option<f64>| {
+            summaries
+                .iter()
+                .filter_map(|s| f(s))
+                .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b))))
+        };
+        VariantStats {
+            variant,
+            ok: summaries.len(),
+            failed,
+            stages,
+            allocs_per_tick: worst_f64(|s| Some(s.engine.global_allocs_per_tick)),
+            engine_rss: worst_u64(|s| s.engine.detail.memory.peak_rss_bytes),
+            feed_rss: worst_u64(|s| s.feed.detail.memory.peak_rss_bytes),
+            engine_frag: worst_f64(|s| s.engine.detail.memory.peak_fragmentation),
+            feed_frag: worst_f64(|s| s.feed.detail.memory.peak_fragmentation),
+            gaps: summaries.iter().map(|s| s.ticks.gaps).sum(),
+            missed: summaries.iter().map(|s| s.ticks.missed).sum(),
+            min_rate_pct: summaries
+                .iter()
+                .filter(|s| s.rate.offered_per_s > 0.0)
+                .map(|s| s.rate.achieved_per_s / s.rate.offered_per_s * 100.0)
+                .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.min(b)))),
+            pool_fallbacks: summaries
+                .iter()
+                .filter_map(|s| s.engine.detail.pool.as_ref().map(|p| p.fallbacks))
+                .max(),
+        }
+    }
+
+    /// A stage's p99 spread, if reported.
+    pub fn p99(&self, stage: &str) -> Option<Spread> {
+        self.stages.get(stage).map(|s| s.p99)
+    }
+
+    /// A stage's p50 spread, if reported.
+    pub fn p50(&self, stage: &str) -> Option<Spread> {
+        self.stages.get(stage).map(|s| s.p50)
+    }
+}
+
+/// The statistics of every variant of block `block`, in variant order.
+pub fn block_stats(block: usize, info: &BlockInfo, runs: &[RunRecord]) -> Vec<VariantStats> {
+    info.variants
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let mine = runs.iter().filter(|r| r.block == block && r.variant == i);
+            let ok: Vec<&Summary> = mine
+                .clone()
+                .filter_map(|r| r.result.as_ref().ok())
+                .collect();
+            let failed = mine.filter(|r| r.result.is_err()).count();
+            VariantStats::of(*v, &ok, failed)
+        })
+        .collect()
+}
+
+/// The baseline for `v` among `stats`: the all-system heap variant at the same levels.
+pub fn baseline_for(stats: &[VariantStats], v: &Variant) -> Option<usize> {
+    stats
+        .iter()
+        .position(|s| s.variant.is_baseline() && s.variant.levels == v.levels && s.ok > 0)
+}
+
+/// Variants ranked by a figure, lowest median first.
+pub type Ranking = Vec<(usize, Spread)>;
+
+/// The variants `idx` ranked by `figure` (those without it left out).
+pub fn rank(
+    stats: &[VariantStats],
+    idx: &[usize],
+    figure: impl Fn(&VariantStats) -> Option<Spread>,
+) -> Ranking {
+    let mut r: Ranking = idx
+        .iter()
+        .filter_map(|&i| figure(&stats[i]).map(|s| (i, s)))
+        .collect();
+    r.sort_by(|a, b| a.1.median.total_cmp(&b.1.median).then(a.0.cmp(&b.0)));
+    r
+}
+
+/// The engine-role comparison among variants sharing a feed allocator and levels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EngineRec {
+    /// The shared feed allocator.
+    pub feed_alloc: Alloc,
+    /// The shared levels.
+    pub levels: u32,
+    /// The variants by median e2e p99, lowest first.
+    pub by_e2e_p99: Ranking,
+    /// The block's baseline at these levels, if it has one.
+    pub baseline: Option<usize>,
+}
+
+/// One [`EngineRec`] per (feed allocator, levels) group in which at least two engine
+/// settings (allocator × scratch) finished runs.
+pub fn engine_recs(stats: &[VariantStats]) -> Vec<EngineRec> {
+    let groups: BTreeSet<(Alloc, u32)> = stats
+        .iter()
+        .map(|s| (s.variant.feed_alloc, s.variant.levels))
+        .collect();
+    let mut out = Vec::new();
+    for (feed_alloc, levels) in groups {
+        let idx: Vec<usize> = (0..stats.len())
+            .filter(|&i| {
+                let v = &stats[i].variant;
+                v.feed_alloc == feed_alloc && v.levels == levels && stats[i].ok > 0
+            })
+            .collect();
+        let ranked = rank(stats, &idx, |s| s.p99("e2e"));
+        if ranked.len() < 2 {
+            continue;
+        }
+        let baseline = stats
+            .iter()
+            .position(|s| s.variant.is_baseline() && s.variant.levels == levels && s.ok > 0);
+        out.push(EngineRec {
+            feed_alloc,
+            levels,
+            by_e2e_p99: ranked,
+            baseline,
+        });
+    }
+    out
+}
+
+/// The feed-role comparison among variants sharing the engine's settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FeedRec {
+    /// The shared engine allocator, scratch and levels.
+    pub engine: (Alloc, ScratchMode, u32),
+    /// The variants by median feed_lag p99, lowest first.
+    pub by_lag_p99: Ranking,
+    /// The variants by peak feed RSS, lowest first (where reported).
+    pub by_rss: Vec<(usize, u64)>,
+    /// The variants by peak feed fragmentation, lowest first (where reported).
+    pub by_frag: Vec<(usize, f64)>,
+}
+
+/// One [`FeedRec`] per (engine allocator, scratch, levels) group in which at least two
+/// feed allocators finished runs.
+pub fn feed_recs(stats: &[VariantStats]) -> Vec<FeedRec> {
+    let groups: BTreeSet<(Alloc, ScratchMode, u32)> = stats
+        .iter()
+        .map(|s| (s.variant.engine_alloc, s.variant.scratch, s.variant.levels))
+        .collect();
+    let mut out = Vec::new();
+    for engine in groups {
+        let idx: Vec<usize> = (0..stats.len())
+            .filter(|&i| {
+                let v = &stats[i].variant;
+                (v.engine_alloc, v.scratch, v.levels) == engine && stats[i].ok > 0
+            })
+            .collect();
+        if idx.len() < 2 {
+            continue;
+        }
+        let by_lag_p99 = rank(stats, &idx, |s| s.p99("feed_lag"));
+        let mut by_rss: Vec<(usize, u64)> = idx
+            .iter()
+            .filter_map(|&i| stats[i].feed_rss.map(|r| (i, r)))
+            .collect();
+        by_rss.sort_by_key(|&(i, r)| (r, i));
+        let mut by_frag: Vec<(usize, f64)> = idx
+            .iter()
+            .filter_map(|&i| stats[i].feed_frag.map(|f| (i, f)))
+            .collect();
+        by_frag.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        out.push(FeedRec {
+            engine,
+            by_lag_p99,
+            by_rss,
+            by_frag,
+        });
+    }
+    out
+}
+
+/// The hybrid against the baseline.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Verdict {
+    /// The hybrid variant.
+    pub hybrid: usize,
+    /// The baseline variant (same levels).
+    pub baseline: usize,
+    /// How much lower the hybrid's median e2e p99 is, percent of the baseline's
+    /// (negative: higher).
+    pub improvement_pct: f64,
+    /// Whether the improvement reaches [`TARGET_PCT`].
+    pub reached: bool,
+    /// Whether the two e2e p99 spreads do not overlap.
+    pub significant: bool,
+}
+
+/// The verdict for every hybrid variant of a block that has a baseline at its levels.
+pub fn hybrid_verdicts(stats: &[VariantStats]) -> Vec<Verdict> {
+    let mut out = Vec::new();
+    for (i, s) in stats.iter().enumerate() {
+        if !s.variant.is_hybrid() {
+            continue;
+        }
+        let Some(b) = baseline_for(stats, &s.variant) else {
+            continue;
+        };
+        let (Some(h), Some(base)) = (s.p99("e2e"), stats[b].p99("e2e")) else {
+            continue;
+        };
+        if base.median <= 0.0 {
+            continue;
+        }
+        let improvement_pct = (1.0 - h.median / base.median) * 100.0;
+        out.push(Verdict {
+            hybrid: i,
+            baseline: b,
+            improvement_pct,
+            reached: improvement_pct >= TARGET_PCT,
+            significant: h.is_distinct_from(&base),
+        });
+    }
+    out
+}
+
+/// One levels value of a pool break-even table: the variant index of each scratch mode.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BreakEvenRow {
+    /// Orders per side per decision.
+    pub levels: u32,
+    /// The heap variant.
+    pub heap: Option<usize>,
+    /// The arena variant.
+    pub arena: Option<usize>,
+    /// The pool variant.
+    pub pool: Option<usize>,
+}
+
+/// Pool break-even tables, one per (engine, feed) allocator pair, when the block sweeps
+/// at least two levels values with pool and another scratch mode.
+pub fn pool_breakeven(stats: &[VariantStats]) -> Vec<((Alloc, Alloc), Vec<BreakEvenRow>)> {
+    let pairs: BTreeSet<(Alloc, Alloc)> = stats
+        .iter()
+        .map(|s| (s.variant.engine_alloc, s.variant.feed_alloc))
+        .collect();
+    let mut out = Vec::new();
+    for pair in pairs {
+        let find = |levels: u32, scratch: ScratchMode| {
+            stats.iter().position(|s| {
+                let v = &s.variant;
+                (v.engine_alloc, v.feed_alloc) == pair && v.levels == levels && v.scratch == scratch
+            })
+        };
+        let levels: BTreeSet<u32> = stats
+            .iter()
+            .filter(|s| (s.variant.engine_alloc, s.variant.feed_alloc) == pair)
+            .map(|s| s.variant.levels)
+            .collect();
+        let rows: Vec<BreakEvenRow> = levels
+            .iter()
+            .map(|&l| BreakEvenRow {
+                levels: l,
+                heap: find(l, ScratchMode::Heap),
+                arena: find(l, ScratchMode::Arena),
+                pool: find(l, ScratchMode::Pool),
+            })
+            .collect();
+        let with_pool = rows
+            .iter()
+            .filter(|r| r.pool.is_some() && (r.heap.is_some() || r.arena.is_some()))
+            .count();
+        if with_pool >= 2 {
+            out.push((pair, rows));
+        }
+    }
+    out
+}
+
+/// `(1 - a/b) × 100`: how much lower `a` is than `b`, percent (negative: higher).
+fn lower_pct(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        (1.0 - a / b) * 100.0
+    } else {
+        0.0
+    }
+}
+
+fn ns(x: f64) -> String {
+    fmt_ns(x.round() as u64)
+}
+
+fn spread_text(s: &Spread) -> String {
+    format!("{}–{}", fmt_ns(s.min), fmt_ns(s.max))
+}
+
+fn opt_bytes(b: Option<u64>) -> String {
+    b.map_or_else(|| "n/a".into(), fmt_bytes)
+}
+
+fn opt_pct(f: Option<f64>) -> String {
+    f.map_or_else(|| "n/a".into(), |f| format!("{:.1}%", f * 100.0))
+}
+
+fn per_tick(x: Option<f64>) -> String {
+    match x {
+        None => "n/a".into(),
+        Some(0.0) => "0".into(),
+        Some(x) => format!("{x:.3}"),
+    }
+}
+
+fn ratio(a: Option<Spread>, b: Option<Spread>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b.median > 0.0 => {
+            let r = a.median / b.median;
+            if r >= 0.1 {
+                format!("{r:.2}×")
+            } else {
+                format!("{r:.1e}×")
+            }
+        }
+        _ => "n/a".into(),
+    }
+}
+
+/// `V3`: a variant's number in its block's tables.
+fn vid(i: usize) -> String {
+    format!("V{}", i + 1)
+}
+
+/// A variant's name with its role in the block: `engine … (baseline)`.
+fn vname(stats: &[VariantStats], i: usize) -> String {
+    let v = &stats[i].variant;
+    let role = if v.is_baseline() {
+        " (baseline)"
+    } else if v.is_hybrid() {
+        " (hybrid)"
+    } else {
+        ""
+    };
+    format!("{}{role}", v.label())
+}
+
+/// "within the run-to-run spread (…), so not significant" or "beyond the spread".
+fn significance(a: &Spread, b: &Spread) -> &'static str {
+    if a.is_distinct_from(b) {
+        "beyond the run-to-run spread"
+    } else {
+        "within the run-to-run spread, so not a significant difference"
+    }
+}
+
+fn dur(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+/// The engine recommendation as one markdown list item.
+pub fn engine_text(stats: &[VariantStats], rec: &EngineRec) -> String {
+    let mut t = String::new();
+    let (best, b) = rec.by_e2e_p99[0];
+    let v = &stats[best].variant;
+    let _ = write!(
+        t,
+        "- **Engine** (feed {}, {} levels): the lowest median e2e p99 is **{}** ({}): {} (runs {})",
+        rec.feed_alloc,
+        rec.levels,
+        v.engine_side(),
+        vid(best),
+        ns(b.median),
+        spread_text(&b)
+    );
+    if let Some(&(next, n)) = rec.by_e2e_p99.get(1) {
+        let _ = write!(
+            t,
+            "; {:.1}% below the next best, {} ({}): {} (runs {}), {}",
+            lower_pct(b.median, n.median),
+            stats[next].variant.engine_side(),
+            vid(next),
+            ns(n.median),
+            spread_text(&n),
+            significance(&b, &n)
+        );
+    }
+    match rec.baseline {
+        Some(base) if base != best => {
+            if let Some(bs) = stats[base].p99("e2e") {
+                let _ = write!(
+                    t,
+                    "; {:.1}% below the all-system heap baseline ({}): {} (runs {}), {}",
+                    lower_pct(b.median, bs.median),
+                    vid(base),
+                    ns(bs.median),
+                    spread_text(&bs),
+                    significance(&b, &bs)
+                );
+            }
+        }
+        Some(_) => {
+            let _ = write!(t, "; that is the all-system heap baseline itself");
+        }
+        None => {
+            let _ = write!(
+                t,
+                "; this block has no all-system heap baseline at these levels"
+            );
+        }
+    }
+    let s = &stats[best];
+    let _ = write!(
+        t,
+        ". Its engine-stage p99 is {}, its hot thread makes {} global allocations per tick, engine RSS {}.",
+        s.p99("engine").map_or_else(|| "n/a".into(), |p| ns(p.median)),
+        per_tick(s.allocs_per_tick),
+        opt_bytes(s.engine_rss)
+    );
+    t
+}
+
+/// The feed recommendation as one markdown list item.
+pub fn feed_text(stats: &[VariantStats], rec: &FeedRec) -> String {
+    let mut t = String::new();
+    let (ea, sc, lv) = rec.engine;
+    let _ = write!(t, "- **Feed** (engine {ea} + {sc}, {lv} levels): ");
+    let name = |i: usize| format!("{} ({})", stats[i].variant.feed_alloc, vid(i));
+    let mut winners = Vec::new();
+    match (rec.by_lag_p99.first(), rec.by_lag_p99.get(1)) {
+        (Some(&(best, b)), Some(&(next, n))) => {
+            winners.push(("the lowest feed_lag p99", best));
+            let _ = write!(
+                t,
+                "lowest median feed_lag p99: **{}** {} (runs {}), {:.1}% below {} {} (runs {}), {}. ",
+                name(best),
+                ns(b.median),
+                spread_text(&b),
+                lower_pct(b.median, n.median),
+                name(next),
+                ns(n.median),
+                spread_text(&n),
+                significance(&b, &n)
+            );
+        }
+        (Some(&(best, b)), None) => {
+            winners.push(("the lowest feed_lag p99", best));
+            let _ = write!(
+                t,
+                "feed_lag p99: only {} reported it ({}). ",
+                name(best),
+                ns(b.median)
+            );
+        }
+        _ => {
+            let _ = write!(t, "feed_lag p99: n/a. ");
+        }
+    }
+    match rec.by_rss.as_slice() {
+        [(best, r), (next, n), ..] => {
+            winners.push(("the lowest peak RSS", *best));
+            let _ = write!(
+                t,
+                "Lowest peak feed RSS: **{}** {} against {} for {}. ",
+                name(*best),
+                fmt_bytes(*r),
+                fmt_bytes(*n),
+                name(*next)
+            );
+        }
+        _ => {
+            let _ = write!(t, "Peak feed RSS: n/a for at least one of them. ");
+        }
+    }
+    match rec.by_frag.as_slice() {
+        [(best, f), rest @ ..] if !rest.is_empty() => {
+            winners.push(("the lowest fragmentation", *best));
+            let others: Vec<String> = rest
+                .iter()
+                .map(|(i, f)| format!("{} {:.1}%", name(*i), f * 100.0))
+                .collect();
+            let _ = write!(
+                t,
+                "Lowest peak fragmentation: **{}** {:.1}% (then {}). ",
+                name(*best),
+                f * 100.0,
+                others.join(", ")
+            );
+        }
+        _ => {
+            let _ = write!(
+                t,
+                "Fragmentation: reported by fewer than two of them (n/a where the allocator does not say how much is allocated). "
+            );
+        }
+    }
+    let first = winners.first().map(|w| w.1);
+    if winners.is_empty() {
+        let _ = write!(t, "No recommendation: nothing measured.");
+    } else if winners.iter().all(|w| Some(w.1) == first) {
+        let w = winners[0].1;
+        let _ = write!(
+            t,
+            "Recommendation: **{}**, best on every measured count.",
+            stats[w].variant.feed_alloc
+        );
+    } else {
+        let parts: Vec<String> = winners
+            .iter()
+            .map(|(what, i)| format!("{} has {what}", stats[*i].variant.feed_alloc))
+            .collect();
+        let _ = write!(
+            t,
+            "Trade-off: {}; choose by what the feed must protect, publishing jitter or memory.",
+            parts.join(", ")
+        );
+    }
+    t
+}
+
+/// The verdict as one markdown list item.
+pub fn verdict_text(block: &str, stats: &[VariantStats], v: &Verdict) -> String {
+    let h = stats[v.hybrid].p99("e2e").expect("verdicts have e2e p99");
+    let b = stats[v.baseline].p99("e2e").expect("verdicts have e2e p99");
+    let change = if v.improvement_pct >= 0.0 {
+        format!("{:.1}% lower", v.improvement_pct)
+    } else {
+        format!("{:.1}% higher", -v.improvement_pct)
+    };
+    format!(
+        "- {block}, {} levels: the hybrid ({}) has a median e2e p99 of {} (runs {}) against the baseline's ({}) {} (runs {}): **{change}**, {}. The brief's target of {TARGET_PCT:.0}% lower is **{}**.",
+        stats[v.hybrid].variant.levels,
+        vid(v.hybrid),
+        ns(h.median),
+        spread_text(&h),
+        vid(v.baseline),
+        ns(b.median),
+        spread_text(&b),
+        significance(&h, &b),
+        match (v.reached, v.significant) {
+            (true, true) => "reached",
+            (true, false) => "reached on the medians only: the spreads overlap, so these runs do not establish it",
+            (false, _) => "not reached",
+        }
+    )
+}
+
+/// The whole `report.md`.
+pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
+    let mut t = String::new();
+    let w = &mut t;
+    let failed = runs.iter().filter(|r| r.result.is_err()).count();
+    let first = runs.iter().find_map(|r| r.result.as_ref().ok());
+    let _ = writeln!(w, "# Allocation trade-offs: `lab compare` report\n");
+    let _ = writeln!(
+        w,
+        "- Matrix: `{}` (a copy is in `matrix.toml`).",
+        meta.matrix
+    );
+    let _ = writeln!(
+        w,
+        "- Started {} UTC; wall time {}; {} runs, {} failed; {} repetition{} of every variant, interleaved (each round runs every variant of every block once, in order).",
+        meta.started_utc,
+        dur(meta.wall),
+        runs.len(),
+        failed,
+        meta.repetitions,
+        if meta.repetitions == 1 { "" } else { "s" }
+    );
+    if let Some(why) = &meta.interrupted {
+        let _ = writeln!(w, "- **Incomplete**: {why}.");
+    }
+    if let Some(s) = first {
+        let m = &s.manifest;
+        let _ = writeln!(
+            w,
+            "- Machine: {}, kernel {}, clock source {}, cores allowed {:?}; git {}.",
+            m.cpu_model, m.kernel, m.clock_source, m.cores_allowed, m.git_rev
+        );
+        let env: Vec<String> = m
+            .allocator_env
+            .iter()
+            .map(|(k, v)| format!("`{k}={v}`"))
+            .collect();
+        let _ = writeln!(
+            w,
+            "- Allocator environment: {}.",
+            if env.is_empty() {
+                "none set".to_string()
+            } else {
+                env.join(", ")
+            }
+        );
+        let tcmalloc = blocks
+            .iter()
+            .flat_map(|b| &b.variants)
+            .any(|v| v.engine_alloc == Alloc::Tcmalloc || v.feed_alloc == Alloc::Tcmalloc);
+        let rseq_off = m
+            .allocator_env
+            .get("GLIBC_TUNABLES")
+            .is_some_and(|v| v.contains("glibc.pthread.rseq=0"));
+        if tcmalloc {
+            let _ = writeln!(
+                w,
+                "- tcmalloc ran {}.",
+                if rseq_off {
+                    "with its per-CPU caches (`GLIBC_TUNABLES=glibc.pthread.rseq=0` was set)"
+                } else {
+                    "without `GLIBC_TUNABLES=glibc.pthread.rseq=0`: with glibc ≥ 2.35 the C library takes rseq first and tcmalloc falls back from its per-CPU caches (see MEASUREMENT.md)"
+                }
+            );
+        }
+    }
+    let _ = writeln!(w, "\n## How to read this\n");
+    let _ = writeln!(
+        w,
+        "- Stages: `feed_lag` scheduled → published, `hop` published → received, `engine` received → decision, `e2e` scheduled → decision; each run's latencies after its warm-up."
+    );
+    let _ = writeln!(
+        w,
+        "- p50, p90, p99, p99.9: the **median over the repetitions**; p99.99 and max: the **worst repetition**. \"runs a–b\" is the min–max over the repetitions: when two variants' ranges overlap, their difference is within the run-to-run spread and is not called significant."
+    );
+    let _ = writeln!(
+        w,
+        "- \"×base\": the variant's median ÷ the median of the block's all-system heap baseline (engine system + heap, feed system) at the same levels; below 1.00× is faster."
+    );
+    let _ = writeln!(
+        w,
+        "- allocs/tick: global allocations per tick on the engine's hot thread after warm-up. RSS: peak resident set of each process. Fragmentation: peak `1 − allocated/resident` from the allocator's own statistics (n/a where the allocator does not report both). These three are the worst repetition."
+    );
+    let _ = writeln!(
+        w,
+        "- Every number comes from the `summary.json` of the runs listed per block (\"Runs\") and in the appendix; `V1`, `V2`, … number the variants within a block."
+    );
+
+    let all_stats: Vec<Vec<VariantStats>> = blocks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| block_stats(i, b, runs))
+        .collect();
+
+    let _ = writeln!(
+        w,
+        "\n## Verdict: the hybrid against the {TARGET_PCT:.0}% target\n"
+    );
+    let mut any = false;
+    for (bi, b) in blocks.iter().enumerate() {
+        for v in hybrid_verdicts(&all_stats[bi]) {
+            any = true;
+            let _ = writeln!(
+                w,
+                "{}",
+                verdict_text(
+                    &format!("Block {} ({})", bi + 1, b.name),
+                    &all_stats[bi],
+                    &v
+                )
+            );
+        }
+    }
+    if !any {
+        let _ = writeln!(
+            w,
+            "- n/a: no block has both the hybrid (feed jemalloc, engine mimalloc + arena) and the all-system heap baseline at the same levels with finished runs."
+        );
+    }
+
+    for (bi, b) in blocks.iter().enumerate() {
+        let stats = &all_stats[bi];
+        let _ = writeln!(w, "\n## Block {}: {}\n", bi + 1, b.name);
+        let _ = writeln!(
+            w,
+            "Config `{}`, {} s per run (the first {} s are warm-up), seed {}, {} variants.\n",
+            b.config,
+            b.duration_s,
+            b.warmup_s,
+            b.seed,
+            b.variants.len()
+        );
+        let _ = writeln!(w, "### Key numbers\n");
+        let _ = writeln!(
+            w,
+            "| # | engine | scratch | feed | levels | runs ok | e2e p50 | ×base | e2e p99 (runs) | ×base | engine p50 | ×base | engine p99 (runs) | ×base | allocs/tick | engine RSS | feed RSS | engine frag. | feed frag. | gaps / missed |"
+        );
+        let _ = writeln!(
+            w,
+            "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for (i, s) in stats.iter().enumerate() {
+            let v = &s.variant;
+            let base = baseline_for(stats, v).map(|b| &stats[b]);
+            let cell = |x: Option<Spread>| x.map_or_else(|| "n/a".into(), |x| ns(x.median));
+            let cell_r = |x: Option<Spread>| {
+                x.map_or_else(
+                    || "n/a".into(),
+                    |x| format!("{} ({})", ns(x.median), spread_text(&x)),
+                )
+            };
+            let role = if v.is_baseline() {
+                " baseline"
+            } else if v.is_hybrid() {
+                " hybrid"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                w,
+                "| {}{role} | {} | {} | {} | {} | {}/{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} |",
+                vid(i),
+                v.engine_alloc,
+                v.scratch,
+                v.feed_alloc,
+                v.levels,
+                s.ok,
+                s.ok + s.failed,
+                cell(s.p50("e2e")),
+                ratio(s.p50("e2e"), base.and_then(|b| b.p50("e2e"))),
+                cell_r(s.p99("e2e")),
+                ratio(s.p99("e2e"), base.and_then(|b| b.p99("e2e"))),
+                cell(s.p50("engine")),
+                ratio(s.p50("engine"), base.and_then(|b| b.p50("engine"))),
+                cell_r(s.p99("engine")),
+                ratio(s.p99("engine"), base.and_then(|b| b.p99("engine"))),
+                per_tick(s.allocs_per_tick),
+                opt_bytes(s.engine_rss),
+                opt_bytes(s.feed_rss),
+                opt_pct(s.engine_frag),
+                opt_pct(s.feed_frag),
+                s.gaps,
+                s.missed
+            );
+        }
+        if !stats.iter().any(|s| s.variant.is_baseline() && s.ok > 0) {
+            let _ = writeln!(
+                w,
+                "\n×base: n/a, this block has no all-system heap baseline with finished runs."
+            );
+        }
+        let slow: Vec<String> = stats
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                s.min_rate_pct
+                    .filter(|p| *p < 99.0)
+                    .map(|p| format!("{} ({p:.1}%)", vid(i)))
+            })
+            .collect();
+        if !slow.is_empty() {
+            let _ = writeln!(
+                w,
+                "\n**Warning**: the feed did not keep the offered rate in a run of {}.",
+                slow.join(", ")
+            );
+        }
+
+        let _ = writeln!(w, "\n### Recommendations\n");
+        let engine = engine_recs(stats);
+        let feed = feed_recs(stats);
+        for r in &engine {
+            let _ = writeln!(w, "{}", engine_text(stats, r));
+        }
+        for r in &feed {
+            let _ = writeln!(w, "{}", feed_text(stats, r));
+        }
+        for v in hybrid_verdicts(stats) {
+            let _ = writeln!(w, "{}", verdict_text("Hybrid", stats, &v));
+        }
+        if engine.is_empty() && feed.is_empty() {
+            let _ = writeln!(
+                w,
+                "- n/a: no two variants of this block differ in one role only with finished runs."
+            );
+        }
+
+        let breakeven = pool_breakeven(stats);
+        for ((ea, fa), rows) in &breakeven {
+            let _ = writeln!(
+                w,
+                "\n### Pool break-even (engine {ea}, feed {fa})\n\nEngine-stage latency (received → decision) per orders per side; \"pool vs\" is how much lower pool's median p99 is (negative: higher), marked * when beyond the run-to-run spread; pool fallbacks are the requests the pool passed to the global allocator (worst run).\n"
+            );
+            let _ = writeln!(
+                w,
+                "| levels | heap p50 | heap p99 | arena p50 | arena p99 | pool p50 | pool p99 | pool vs heap (p99) | pool vs arena (p99) | fastest p99 | pool fallbacks |"
+            );
+            let _ = writeln!(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|");
+            let mut beats_heap = Vec::new();
+            let mut beats_arena = Vec::new();
+            for r in rows {
+                let get = |i: Option<usize>| i.and_then(|i| stats[i].stages.get("engine").copied());
+                let (h, a, p) = (get(r.heap), get(r.arena), get(r.pool));
+                let c50 =
+                    |s: Option<StageStats>| s.map_or_else(|| "n/a".into(), |s| ns(s.p50.median));
+                let c99 =
+                    |s: Option<StageStats>| s.map_or_else(|| "n/a".into(), |s| ns(s.p99.median));
+                let vs = |other: Option<StageStats>, wins: &mut Vec<(u32, f64, bool)>| match (
+                    p, other,
+                ) {
+                    (Some(p), Some(o)) => {
+                        let pct = lower_pct(p.p99.median, o.p99.median);
+                        let sig = p.p99.is_distinct_from(&o.p99);
+                        if pct > 0.0 {
+                            wins.push((r.levels, pct, sig));
+                        }
+                        format!("{pct:+.1}%{}", if sig { "*" } else { "" })
+                    }
+                    _ => "n/a".into(),
+                };
+                let vh = vs(h, &mut beats_heap);
+                let va = vs(a, &mut beats_arena);
+                let fastest = [("heap", h), ("arena", a), ("pool", p)]
+                    .iter()
+                    .filter_map(|(n, s)| s.map(|s| (*n, s.p99.median)))
+                    .min_by(|x, y| x.1.total_cmp(&y.1))
+                    .map_or("n/a", |x| x.0);
+                let _ = writeln!(
+                    w,
+                    "| {} | {} | {} | {} | {} | {} | {} | {vh} | {va} | {fastest} | {} |",
+                    r.levels,
+                    c50(h),
+                    c99(h),
+                    c50(a),
+                    c99(a),
+                    c50(p),
+                    c99(p),
+                    r.pool
+                        .and_then(|i| stats[i].pool_fallbacks)
+                        .map_or_else(|| "n/a".into(), |n| n.to_string())
+                );
+            }
+            let sweep: Vec<u32> = rows.iter().map(|r| r.levels).collect();
+            for (other, wins) in [("heap", &beats_heap), ("arena", &beats_arena)] {
+                let _ = writeln!(w, "\n{}", breakeven_text(other, &sweep, wins));
+            }
+        }
+
+        let _ = writeln!(w, "\n### Latency per stage\n");
+        for stage in STAGES {
+            let _ = writeln!(w, "#### {stage}\n");
+            let _ = writeln!(
+                w,
+                "| # | variant | p50 | p90 | p99 | p99.9 | p99.99 (worst) | max (worst) | p99 runs | fewest samples in a run |"
+            );
+            let _ = writeln!(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+            let mut few = false;
+            for (i, s) in stats.iter().enumerate() {
+                match s.stages.get(stage) {
+                    Some(x) => {
+                        few |= x.min_count < P9999_MIN_SAMPLES;
+                        let _ = writeln!(
+                            w,
+                            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                            vid(i),
+                            s.variant.label(),
+                            ns(x.p50.median),
+                            ns(x.p90.median),
+                            ns(x.p99.median),
+                            ns(x.p99_9.median),
+                            fmt_ns(x.p99_99),
+                            fmt_ns(x.max),
+                            spread_text(&x.p99),
+                            x.min_count
+                        );
+                    }
+                    None => {
+                        let _ = writeln!(
+                            w,
+                            "| {} | {} | n/a | n/a | n/a | n/a | n/a | n/a | n/a | 0 |",
+                            vid(i),
+                            s.variant.label()
+                        );
+                    }
+                }
+            }
+            if few {
+                let _ = writeln!(
+                    w,
+                    "\nSome runs have fewer than {P9999_MIN_SAMPLES} samples of `{stage}`: their p99.99 is indicative only."
+                );
+            }
+            for p in meta
+                .plots
+                .iter()
+                .filter(|p| p.block == bi && p.stage == stage)
+            {
+                let _ = writeln!(
+                    w,
+                    "\n![{stage}: latency by percentile, block {}]({})",
+                    bi + 1,
+                    p.file
+                );
+            }
+            let _ = writeln!(w);
+        }
+
+        let _ = writeln!(w, "### Runs\n");
+        let _ = writeln!(w, "| # | variant | run folders | failed runs |");
+        let _ = writeln!(w, "|---|---|---|---|");
+        for i in 0..stats.len() {
+            let mine: Vec<&RunRecord> = runs
+                .iter()
+                .filter(|r| r.block == bi && r.variant == i)
+                .collect();
+            let ok: Vec<String> = mine
+                .iter()
+                .filter(|r| r.result.is_ok())
+                .map(|r| format!("`{}`", r.dir))
+                .collect();
+            let bad: Vec<String> = mine
+                .iter()
+                .filter_map(|r| {
+                    r.result
+                        .as_ref()
+                        .err()
+                        .map(|e| format!("`{}`: {}", r.dir, one_line(e)))
+                })
+                .collect();
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {} |",
+                vid(i),
+                vname(stats, i),
+                if ok.is_empty() {
+                    "none".into()
+                } else {
+                    ok.join(", ")
+                },
+                if bad.is_empty() {
+                    "none".into()
+                } else {
+                    bad.join("; ")
+                }
+            );
+        }
+    }
+
+    if !meta.plot_notes.is_empty() {
+        let _ = writeln!(w, "\n## Plots\n");
+        for n in &meta.plot_notes {
+            let _ = writeln!(w, "- {n}");
+        }
+    }
+
+    let _ = writeln!(w, "\n## Appendix: every run\n");
+    let _ = writeln!(
+        w,
+        "| run folder | block | # | rep | status | e2e p50 | e2e p90 | e2e p99 | e2e p99.9 | e2e p99.99 | e2e max | engine p50 | engine p99 | feed_lag p99 | hop p99 | allocs/tick | engine RSS | feed RSS | engine frag. | feed frag. | published | received | gaps | missed | rate |"
+    );
+    let _ = writeln!(w, "|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in runs {
+        let head = format!(
+            "| `{}` | {} | {} | {} |",
+            r.dir,
+            r.block + 1,
+            vid(r.variant),
+            r.rep
+        );
+        match &r.result {
+            Err(e) => {
+                let _ = writeln!(w, "{head} failed: {} |{}", one_line(e), " |".repeat(20));
+            }
+            Ok(s) => {
+                let st = |stage: &str, f: fn(&common::latency::Percentiles) -> u64| {
+                    s.latency_ns
+                        .get(stage)
+                        .map_or_else(|| "n/a".into(), |p| fmt_ns(f(p)))
+                };
+                let mem = |m: &common::memory::MemoryReport| {
+                    (
+                        opt_bytes(Some(m.peak_rss_bytes).filter(|b| *b > 0)),
+                        opt_pct(m.peak_fragmentation),
+                    )
+                };
+                let (er, ef) = mem(&s.engine.detail.memory);
+                let (fr, ff) = mem(&s.feed.detail.memory);
+                let rate = if s.rate.offered_per_s > 0.0 {
+                    format!(
+                        "{:.1}%",
+                        s.rate.achieved_per_s / s.rate.offered_per_s * 100.0
+                    )
+                } else {
+                    "n/a".into()
+                };
+                let _ = writeln!(
+                    w,
+                    "{head} ok | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {er} | {fr} | {ef} | {ff} | {} | {} | {} | {} | {rate} |",
+                    st("e2e", |p| p.p50),
+                    st("e2e", |p| p.p90),
+                    st("e2e", |p| p.p99),
+                    st("e2e", |p| p.p99_9),
+                    st("e2e", |p| p.p99_99),
+                    st("e2e", |p| p.max),
+                    st("engine", |p| p.p50),
+                    st("engine", |p| p.p99),
+                    st("feed_lag", |p| p.p99),
+                    st("hop", |p| p.p99),
+                    per_tick(Some(s.engine.global_allocs_per_tick)),
+                    s.ticks.published,
+                    s.ticks.received,
+                    s.ticks.gaps,
+                    s.ticks.missed
+                );
+            }
+        }
+    }
+    t
+}
+
+/// Where pool beats `other` over a levels sweep, in one sentence.
+pub fn breakeven_text(other: &str, sweep: &[u32], wins: &[(u32, f64, bool)]) -> String {
+    if wins.is_empty() {
+        return format!(
+            "Pool's median engine p99 is below {other}'s at no levels value of this sweep."
+        );
+    }
+    let list: Vec<String> = wins
+        .iter()
+        .map(|(l, pct, sig)| {
+            format!(
+                "{l} ({pct:.1}% lower{})",
+                if *sig { "" } else { ", within the spread" }
+            )
+        })
+        .collect();
+    // Break-even: the smallest levels value from which pool stays ahead to the end.
+    let won: BTreeSet<u32> = wins.iter().map(|w| w.0).collect();
+    let from = sweep
+        .iter()
+        .rposition(|l| !won.contains(l))
+        .map_or(Some(0), |i| (i + 1 < sweep.len()).then_some(i + 1))
+        .map(|i| sweep[i]);
+    let tail = match from {
+        Some(l) if l == sweep[0] => format!(" Pool is ahead of {other} over the whole sweep."),
+        Some(l) => format!(" Break-even against {other}: from {l} levels on, pool stays ahead."),
+        None => format!(" Pool does not stay ahead of {other} up to the largest levels value."),
+    };
+    format!(
+        "Pool's median engine p99 is below {other}'s at levels {}.{tail}",
+        list.join(", ")
+    )
+}
+
+/// `s` on one line, for a table cell.
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '|'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::latency::Percentiles;
+    use common::manifest::{EngineSummary, FeedSummary};
+    use common::memory::MemoryReport;
+
+    fn variant(e: Alloc, s: ScratchMode, f: Alloc, levels: u32) -> Variant {
+        Variant {
+            engine_alloc: e,
+            feed_alloc: f,
+            scratch: s,
+            levels,
+        }
+    }
+
+    /// A summary whose e2e and engine p99 are `p99`, p50 `p99/4`, feed_lag p99 `lag`,
+    /// with the given feed memory.
+    fn summary(p99: u64, lag: u64, feed_rss: u64, feed_frag: Option<f64>) -> Summary {
+        let pct = |p99: u64| Percentiles {
+            count: 400_000,
+            min: 1,
+            p50: p99 / 4,
+            p90: p99 / 2,
+            p99,
+            p99_9: p99 * 2,
+            p99_99: p99 * 3,
+            max: p99 * 10,
+        };
+        let feed = FeedSummary {
+            published: 1000,
+            offered_per_s: 100.0,
+            achieved_per_s: 100.0,
+            memory: MemoryReport {
+                peak_rss_bytes: feed_rss,
+                peak_fragmentation: feed_frag,
+                ..MemoryReport::default()
+            },
+            ..FeedSummary::default()
+        };
+        let engine = EngineSummary {
+            received: 1000,
+            global_allocs_per_tick: 0.0,
+            latency_ns: [
+                ("e2e".to_string(), pct(p99)),
+                ("engine".to_string(), pct(p99 / 2)),
+                ("feed_lag".to_string(), pct(lag)),
+                ("hop".to_string(), pct(100)),
+            ]
+            .into(),
+            ..EngineSummary::default()
+        };
+        Summary::merge(feed, engine)
+    }
+
+    fn stats_of(v: Variant, p99s: &[u64]) -> VariantStats {
+        let s: Vec<Summary> = p99s
+            .iter()
+            .map(|p| summary(*p, 100, 1 << 20, None))
+            .collect();
+        VariantStats::of(v, &s.iter().collect::<Vec<_>>(), 0)
+    }
+
+    use Alloc::*;
+    use ScratchMode::*;
+
+    #[test]
+    fn medians_spreads_and_worst_of() {
+        let s = Spread::of(&[300, 100, 200]);
+        assert_eq!((s.median, s.min, s.max), (200.0, 100, 300));
+        assert_eq!(Spread::of(&[100, 400]).median, 250.0);
+        assert!(Spread::of(&[1, 2]).is_distinct_from(&Spread::of(&[3, 4])));
+        assert!(!Spread::of(&[1, 3]).is_distinct_from(&Spread::of(&[3, 4])));
+
+        let mut runs: Vec<Summary> = [1000, 3000, 2000]
+            .iter()
+            .map(|p| summary(*p, 100, 1 << 20, Some(0.1)))
+            .collect();
+        runs[1].engine.global_allocs_per_tick = 2.5;
+        runs[2].engine.detail.memory.peak_rss_bytes = 5 << 20;
+        runs[2].feed.detail.memory.peak_fragmentation = Some(0.3);
+        runs[0].latency_ns.get_mut("e2e").unwrap().max = 1_000_000;
+        let st = VariantStats::of(
+            variant(Mimalloc, Arena, Jemalloc, 3),
+            &runs.iter().collect::<Vec<_>>(),
+            1,
+        );
+        let e2e = st.stages["e2e"];
+        assert_eq!(e2e.p99.median, 2000.0, "median of p99");
+        assert_eq!(e2e.p50.median, 500.0, "median of p50");
+        assert_eq!(e2e.p99_9.median, 4000.0);
+        assert_eq!(e2e.p99_99, 9000, "worst p99.99");
+        assert_eq!(e2e.max, 1_000_000, "worst max");
+        assert_eq!((e2e.p99.min, e2e.p99.max), (1000, 3000));
+        assert_eq!(st.allocs_per_tick, Some(2.5), "worst allocs/tick");
+        assert_eq!(st.engine_rss, Some(5 << 20));
+        assert_eq!(st.feed_rss, Some(1 << 20));
+        assert_eq!(st.feed_frag, Some(0.3));
+        assert_eq!(st.engine_frag, None, "not reported: n/a");
+        assert_eq!((st.ok, st.failed), (3, 1));
+    }
+
+    /// A block: baseline, hybrid, and two other engine settings.
+    fn block(hybrid_p99: &[u64]) -> Vec<VariantStats> {
+        vec![
+            stats_of(variant(System, Heap, System, 3), &[1000, 1050, 1100]),
+            stats_of(variant(System, Heap, Jemalloc, 3), &[990, 1000, 1010]),
+            stats_of(variant(Mimalloc, Arena, Jemalloc, 3), hybrid_p99),
+            stats_of(variant(Jemalloc, Arena, Jemalloc, 3), &[760, 800, 840]),
+            stats_of(variant(Tcmalloc, Pool, Jemalloc, 3), &[600, 650, 700]),
+        ]
+    }
+
+    #[test]
+    fn ratios_against_the_baseline() {
+        let b = block(&[700, 750, 800]);
+        assert_eq!(baseline_for(&b, &b[2].variant), Some(0));
+        assert_eq!(ratio(b[2].p99("e2e"), b[0].p99("e2e")), "0.71×");
+        assert_eq!(ratio(b[0].p99("e2e"), b[0].p99("e2e")), "1.00×");
+        assert_eq!(ratio(b[2].p99("e2e"), None), "n/a");
+        let tiny = Some(Spread::of(&[3]));
+        assert_eq!(ratio(tiny, Some(Spread::of(&[1000]))), "3.0e-3×");
+    }
+
+    #[test]
+    fn engine_recommendation_picks_the_lowest_and_flags_spread() {
+        let b = block(&[700, 750, 800]);
+        let recs = engine_recs(&b);
+        // The baseline (feed system) stands alone in its group: one recommendation.
+        assert_eq!(recs.len(), 1);
+        let r = &recs[0];
+        assert_eq!((r.feed_alloc, r.levels, r.baseline), (Jemalloc, 3, Some(0)));
+        let order: Vec<usize> = r.by_e2e_p99.iter().map(|x| x.0).collect();
+        assert_eq!(order, [4, 2, 3, 1]);
+        let t = engine_text(&b, r);
+        assert!(
+            t.contains("**tcmalloc + pool** (V5): 650ns (runs 600ns–700ns)"),
+            "{t}"
+        );
+        // 650 vs 750: the ranges 600–700 and 700–800 touch, so not significant.
+        assert!(
+            t.contains("13.3% below the next best, mimalloc + arena (V3): 750ns (runs 700ns–800ns), within the run-to-run spread, so not a significant difference"),
+            "{t}"
+        );
+        assert!(
+            t.contains("38.1% below the all-system heap baseline (V1): 1.05µs (runs 1.00µs–1.10µs), beyond the run-to-run spread"),
+            "{t}"
+        );
+        // Separate the ranges: now significant.
+        let mut b2 = block(&[710, 750, 800]);
+        b2[4] = stats_of(variant(Tcmalloc, Pool, Jemalloc, 3), &[600, 650, 690]);
+        let t = engine_text(&b2, &engine_recs(&b2)[0]);
+        assert!(
+            t.contains("(V3): 750ns (runs 710ns–800ns), beyond the run-to-run spread"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn hybrid_verdict_both_ways() {
+        // 750 against 1050: 28.6% lower, reached.
+        let b = block(&[700, 750, 800]);
+        let v = hybrid_verdicts(&b);
+        assert_eq!(v.len(), 1);
+        assert_eq!((v[0].hybrid, v[0].baseline), (2, 0));
+        assert!((v[0].improvement_pct - 28.571).abs() < 0.01, "{v:?}");
+        assert!(v[0].reached && v[0].significant);
+        let t = verdict_text("Block 1", &b, &v[0]);
+        assert!(t.contains("**28.6% lower**"), "{t}");
+        assert!(t.contains("is **reached**"), "{t}");
+        // 800 against 1050 with overlapping ranges: reached on the medians only.
+        let b = block(&[640, 800, 1000]);
+        let v = hybrid_verdicts(&b);
+        assert!(v[0].reached && !v[0].significant, "{v:?}");
+        let t = verdict_text("Block 1", &b, &v[0]);
+        assert!(
+            t.contains("**23.8% lower**") && t.contains("**reached on the medians only"),
+            "{t}"
+        );
+        // 900 against 1050: 14.3% lower, not reached; ranges overlap.
+        let b = block(&[850, 900, 1000]);
+        let v = hybrid_verdicts(&b);
+        assert!((v[0].improvement_pct - 14.286).abs() < 0.01, "{v:?}");
+        assert!(!v[0].reached && !v[0].significant);
+        let t = verdict_text("Block 1", &b, &v[0]);
+        assert!(
+            t.contains("**14.3% lower**") && t.contains("**not reached**"),
+            "{t}"
+        );
+        assert!(t.contains("within the run-to-run spread"), "{t}");
+        // Slower than the baseline: said as such.
+        let b = block(&[1200, 1260, 1300]);
+        let t = verdict_text("B", &b, &hybrid_verdicts(&b)[0]);
+        assert!(
+            t.contains("**20.0% higher**") && t.contains("**not reached**"),
+            "{t}"
+        );
+        // No baseline: no verdict.
+        assert!(hybrid_verdicts(&b[1..]).is_empty());
+    }
+
+    #[test]
+    fn feed_recommendation_names_the_trade_off() {
+        let mk = |f: Alloc, lag: &[u64], rss: u64, frag: Option<f64>| {
+            let s: Vec<Summary> = lag.iter().map(|l| summary(1000, *l, rss, frag)).collect();
+            VariantStats::of(
+                variant(Mimalloc, Arena, f, 3),
+                &s.iter().collect::<Vec<_>>(),
+                0,
+            )
+        };
+        let b = vec![
+            mk(System, &[500, 520, 540], 300 << 20, None),
+            mk(Jemalloc, &[300, 310, 320], 250 << 20, Some(0.05)),
+            mk(Mimalloc, &[400, 410, 420], 200 << 20, Some(0.20)),
+        ];
+        let recs = feed_recs(&b);
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0].by_lag_p99[0].0, 1);
+        assert_eq!(recs[0].by_rss[0].0, 2);
+        assert_eq!(recs[0].by_frag[0].0, 1);
+        let t = feed_text(&b, &recs[0]);
+        assert!(
+            t.contains("lowest median feed_lag p99: **jemalloc (V2)** 310ns"),
+            "{t}"
+        );
+        assert!(t.contains("beyond the run-to-run spread"), "{t}");
+        assert!(
+            t.contains("Lowest peak feed RSS: **mimalloc (V3)** 200.0MiB"),
+            "{t}"
+        );
+        assert!(
+            t.contains("Lowest peak fragmentation: **jemalloc (V2)** 5.0%"),
+            "{t}"
+        );
+        assert!(
+            t.contains("Trade-off: jemalloc has the lowest feed_lag p99, mimalloc has the lowest peak RSS, jemalloc has the lowest fragmentation"),
+            "{t}"
+        );
+        // One allocator best everywhere: a plain recommendation.
+        let b = vec![
+            mk(System, &[500, 520, 540], 300 << 20, None),
+            mk(Jemalloc, &[300, 310, 320], 150 << 20, Some(0.05)),
+        ];
+        let t = feed_text(&b, &feed_recs(&b)[0]);
+        assert!(
+            t.contains("Recommendation: **jemalloc**, best on every measured count"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn pool_breakeven_rows_and_text() {
+        let mut b = Vec::new();
+        for (l, heap, arena, pool) in [(1, 400, 300, 350), (2, 500, 400, 380), (4, 800, 600, 500)] {
+            b.push(stats_of(variant(Mimalloc, Heap, Jemalloc, l), &[heap * 2]));
+            b.push(stats_of(
+                variant(Mimalloc, Arena, Jemalloc, l),
+                &[arena * 2],
+            ));
+            b.push(stats_of(variant(Mimalloc, Pool, Jemalloc, l), &[pool * 2]));
+        }
+        let be = pool_breakeven(&b);
+        assert_eq!(be.len(), 1);
+        let rows = &be[0].1;
+        assert_eq!(rows.len(), 3);
+        assert_eq!(
+            (rows[1].levels, rows[1].heap, rows[1].arena, rows[1].pool),
+            (2, Some(3), Some(4), Some(5))
+        );
+        let t = breakeven_text("arena", &[1, 2, 4], &[(2, 5.0, true), (4, 16.7, true)]);
+        assert!(
+            t.contains("at levels 2 (5.0% lower), 4 (16.7% lower)"),
+            "{t}"
+        );
+        assert!(t.contains("from 2 levels on"), "{t}");
+        let t = breakeven_text(
+            "heap",
+            &[1, 2, 4],
+            &[(1, 12.5, false), (2, 24.0, true), (4, 37.5, true)],
+        );
+        assert!(t.contains("over the whole sweep"), "{t}");
+        assert!(t.contains("1 (12.5% lower, within the spread)"), "{t}");
+        let t = breakeven_text("heap", &[1, 2, 4], &[(2, 1.0, false)]);
+        assert!(t.contains("does not stay ahead"), "{t}");
+        assert!(breakeven_text("heap", &[1, 2], &[]).contains("at no levels value"));
+        // A single levels value is no sweep.
+        assert!(pool_breakeven(&b[..3]).is_empty());
+    }
+
+    #[test]
+    fn report_is_complete_and_traceable() {
+        let variants: Vec<Variant> = block(&[700, 750, 800]).iter().map(|s| s.variant).collect();
+        let p99s: [[u64; 3]; 5] = [
+            [1000, 1050, 1100],
+            [990, 1000, 1010],
+            [700, 750, 800],
+            [760, 800, 840],
+            [600, 650, 700],
+        ];
+        let mut runs = Vec::new();
+        for rep in 0..3u32 {
+            for (vi, p) in p99s.iter().enumerate() {
+                let dir = format!("runs/r{}/b1-v{}", rep + 1, vi + 1);
+                let result = if vi == 3 && rep == 1 {
+                    Err("engine exited with status 3\nmore".to_string())
+                } else {
+                    Ok(summary(p[rep as usize], 100, 1 << 20, None))
+                };
+                runs.push(RunRecord {
+                    block: 0,
+                    variant: vi,
+                    rep: rep + 1,
+                    dir,
+                    result,
+                });
+            }
+        }
+        let blocks = [BlockInfo {
+            name: "engine allocator × scratch".into(),
+            config: "configs/default.toml".into(),
+            duration_s: 5.0,
+            warmup_s: 1.0,
+            seed: 42,
+            variants,
+        }];
+        let meta = Meta {
+            matrix: "configs/compare.toml".into(),
+            started_utc: "20250101-000000".into(),
+            wall: Duration::from_secs(400),
+            repetitions: 3,
+            plots: vec![PlotRef {
+                block: 0,
+                stage: "e2e".into(),
+                file: "plots/b1-e2e.svg".into(),
+            }],
+            ..Meta::default()
+        };
+        let md = render(&meta, &blocks, &runs);
+        assert!(md.contains("wall time 6m40s; 15 runs, 1 failed"), "{md}");
+        assert!(md.contains("**28.6% lower**"), "{md}");
+        assert!(
+            md.contains("| V1 baseline | system | heap | system | 3 | 3/3 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| V4 | jemalloc | arena | jemalloc | 3 | 2/3 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| V3 hybrid | mimalloc | arena | jemalloc | 3 | 3/3 | 187ns | 0.71× | 750ns (700ns–800ns) | 0.71× | 93ns | 0.71× | 375ns (350ns–400ns) | 0.71× | 0 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("![e2e: latency by percentile, block 1](plots/b1-e2e.svg)"),
+            "{md}"
+        );
+        assert!(
+            md.contains("`runs/r2/b1-v4`: engine exited with status 3 more"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| `runs/r2/b1-v4` | 1 | V4 | 2 | failed: engine exited with status 3 more |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| `runs/r1/b1-v1` | 1 | V1 | 1 | ok | 250ns |"),
+            "{md}"
+        );
+        assert!(md.contains("n/a"), "fragmentation not reported: {md}");
+        // Every table row has as many cells as its header.
+        for table in md.split("\n\n").filter(|b| b.starts_with('|')) {
+            let cells: Vec<usize> = table.lines().map(|l| l.matches('|').count()).collect();
+            assert!(cells.iter().all(|c| *c == cells[0]), "{table}");
+        }
+    }
+}

@@ -13,6 +13,7 @@
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Counts of one thread's calls into the global allocator since it started.
@@ -140,6 +141,72 @@ impl AllocProfile {
     }
 }
 
+/// One live allocation from allocator `A`, with its first byte written; freed by `Drop`.
+///
+/// Lets safe code (the allocator benchmarks) call an allocator's `GlobalAlloc` directly,
+/// whatever the process's global allocator is. `Send` when `A: Sync`, so a block may be
+/// freed on another thread, as every `GlobalAlloc` allows.
+///
+/// # Examples
+///
+/// ```
+/// use common::alloc::RawBlock;
+/// use std::alloc::{Layout, System};
+///
+/// let block = RawBlock::new(&System, Layout::from_size_align(64, 8).unwrap());
+/// assert!(!block.as_ptr().is_null());
+/// drop(block); // freed through System
+/// ```
+pub struct RawBlock<A: GlobalAlloc + ?Sized + 'static> {
+    ptr: NonNull<u8>,
+    layout: Layout,
+    alloc: &'static A,
+}
+
+impl<A: GlobalAlloc + ?Sized + 'static> RawBlock<A> {
+    /// Allocates `layout` from `alloc` and writes its first byte.
+    ///
+    /// # Panics
+    ///
+    /// If `layout` has size zero; an allocation failure aborts like `Box::new`.
+    #[inline(always)]
+    pub fn new(alloc: &'static A, layout: Layout) -> Self {
+        assert!(layout.size() > 0, "zero-sized layouts are not benchmarked");
+        // SAFETY: `layout` has a non-zero size (asserted above), the one precondition of
+        // `GlobalAlloc::alloc`.
+        let raw = unsafe { alloc.alloc(layout) };
+        let Some(ptr) = NonNull::new(raw) else {
+            std::alloc::handle_alloc_error(layout)
+        };
+        // SAFETY: `ptr` is a fresh allocation of `layout.size() > 0` bytes that nothing else
+        // refers to, so its first byte is in bounds and writable.
+        unsafe { ptr.as_ptr().write(1) };
+        RawBlock { ptr, layout, alloc }
+    }
+
+    /// Address of the block.
+    pub fn as_ptr(&self) -> *const u8 {
+        self.ptr.as_ptr()
+    }
+}
+
+impl<A: GlobalAlloc + ?Sized + 'static> Drop for RawBlock<A> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came from `self.alloc.alloc(self.layout)` in `RawBlock::new` (the only
+        // constructor), with this same layout, and is freed exactly once: here, when the
+        // block that owns it is dropped.
+        unsafe { self.alloc.dealloc(self.ptr.as_ptr(), self.layout) }
+    }
+}
+
+// SAFETY: a `RawBlock` owns its allocation exclusively, like a `Box<[u8]>`, so moving it to
+// another thread moves the only access. Freeing from a thread other than the allocating one
+// is allowed by the `GlobalAlloc` contract (any of them may be the global allocator, under
+// which a `Box` may be dropped on any thread), and
+// `A: Sync` makes the shared `&A` usable from there.
+unsafe impl<A: GlobalAlloc + Sync + ?Sized + 'static> Send for RawBlock<A> {}
+
 /// A [`GlobalAlloc`] that forwards to `A` and counts per thread.
 ///
 /// # Examples
@@ -263,6 +330,22 @@ mod tests {
         .join()
         .unwrap();
         assert_eq!(thread_counts().since(&mid), AllocCounts::default());
+    }
+
+    #[test]
+    fn raw_blocks_are_counted_once_and_freed_on_any_thread() {
+        let before = thread_counts();
+        let block = RawBlock::new(&A, Layout::from_size_align(200, 16).unwrap());
+        assert_eq!(block.as_ptr() as usize % 16, 0);
+        let d = thread_counts().since(&before);
+        assert_eq!((d.allocs, d.frees, d.bytes), (1, 0, 200));
+        std::thread::spawn(move || {
+            let before = thread_counts();
+            drop(block);
+            assert_eq!(thread_counts().since(&before).frees, 1);
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

@@ -44,7 +44,9 @@
 //! the criterion thread that starts them only waits. Unpinned, both workers could share a
 //! core for a whole scheduler slice, and a spinning hand-off would then cost milliseconds.
 //! Criterion runs rows one after the other, not interleaved: compare rows of one run only,
-//! and repeat the run before trusting a difference of less than ~20%.
+//! and repeat the run. On the 2-core development machine one cell moved by up to 1.5×
+//! between runs, and the two-thread rows of a whole run by 2–7× (the host's placement of
+//! the two vCPUs); the order of the allocators within a run was much steadier.
 //!
 //! # tcmalloc and rseq
 //!
@@ -56,18 +58,16 @@
 //! `cpu_cache.o`, which the linker only keeps when something refers to that object;
 //! without the call this binary measured tcmalloc without per-CPU caches in both states.
 //!
-//! # Why this file has `unsafe`
+//! # No `unsafe` here
 //!
-//! The project keeps unsafe code in `common`. A benchmark that compares allocators in
-//! one process must call their `GlobalAlloc` implementations directly, and
-//! `GlobalAlloc::alloc`/`dealloc` are `unsafe fn`s; on stable Rust no safe container takes
-//! an allocator other than the global one. The alternative, one process per allocator,
-//! is what the issue rules out (rows from different processes are not a same-run
-//! comparison). The unsafe surface is [`Block`]: its constructor (allocate + touch) and
-//! its `Drop` (free), plus the `Send` impl that lets the producer/consumer row free a block
-//! on another thread.
+//! `GlobalAlloc::alloc`/`dealloc` are `unsafe fn`s and the project keeps unsafe code in
+//! `common`: every allocation goes through `common::alloc::RawBlock`, which allocates
+//! from a given allocator, writes one byte and frees on drop.
+
+#![deny(unsafe_code)]
 
 use bumpalo::Bump;
+use common::alloc::RawBlock;
 use common::allocators;
 use common::cores::{allowed_cores, pin_current};
 use criterion::measurement::WallTime;
@@ -79,7 +79,6 @@ use rand::SeedableRng;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::mem::MaybeUninit;
-use std::ptr::NonNull;
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::{Barrier, OnceLock};
 use std::thread;
@@ -141,52 +140,6 @@ macro_rules! for_each_malloc {
     }};
 }
 
-/// One live allocation from allocator `A`, with one byte written; freed by `Drop`.
-struct Block<A: GlobalAlloc + ?Sized + 'static> {
-    ptr: NonNull<u8>,
-    layout: Layout,
-    alloc: &'static A,
-}
-
-impl<A: GlobalAlloc + ?Sized + 'static> Block<A> {
-    /// Allocates `layout` from `alloc` and writes its first byte.
-    #[inline(always)]
-    fn new(alloc: &'static A, layout: Layout) -> Self {
-        assert!(layout.size() > 0, "zero-sized layouts are not benchmarked");
-        // SAFETY: `layout` has a non-zero size (asserted above), the one precondition of
-        // `GlobalAlloc::alloc`.
-        let raw = unsafe { alloc.alloc(layout) };
-        let Some(ptr) = NonNull::new(raw) else {
-            std::alloc::handle_alloc_error(layout)
-        };
-        // SAFETY: `ptr` is a fresh allocation of `layout.size() > 0` bytes that nothing else
-        // refers to, so its first byte is in bounds and writable.
-        unsafe { ptr.as_ptr().write(1) };
-        Block { ptr, layout, alloc }
-    }
-
-    fn as_ptr(&self) -> *const u8 {
-        self.ptr.as_ptr()
-    }
-}
-
-impl<A: GlobalAlloc + ?Sized + 'static> Drop for Block<A> {
-    #[inline(always)]
-    fn drop(&mut self) {
-        // SAFETY: `ptr` came from `self.alloc.alloc(self.layout)` in `Block::new` (the only
-        // constructor), with this same layout, and is freed exactly once: here, when the
-        // block that owns it is dropped.
-        unsafe { self.alloc.dealloc(self.ptr.as_ptr(), self.layout) }
-    }
-}
-
-// SAFETY: a `Block` owns its allocation exclusively, like a `Box<[u8]>`, so moving it to
-// another thread moves the only access. Freeing from a thread other than the allocating one
-// is allowed by every `GlobalAlloc` used here (System, jemalloc, mimalloc, tcmalloc: each
-// serves as a global allocator, under which a `Box` may be dropped on any thread), and
-// `A: Sync` makes the shared `&A` usable from there.
-unsafe impl<A: GlobalAlloc + Sync + ?Sized + 'static> Send for Block<A> {}
-
 fn layout(size: usize) -> Layout {
     Layout::from_size_align(size, ALIGN).expect("benchmark sizes are valid layouts")
 }
@@ -198,11 +151,11 @@ fn batch<A: GlobalAlloc + ?Sized + 'static>(
     alloc: &'static A,
     layout: Layout,
     free_order: &[usize],
-    slots: &mut Vec<Option<Block<A>>>,
+    slots: &mut Vec<Option<RawBlock<A>>>,
 ) {
     slots.clear();
     for _ in 0..free_order.len() {
-        let block = Block::new(alloc, layout);
+        let block = RawBlock::new(alloc, layout);
         black_box(block.as_ptr());
         slots.push(Some(block));
     }
@@ -290,8 +243,8 @@ fn producer_consumer<A: GlobalAlloc + Sync + ?Sized + 'static>(
     layout: Layout,
     iters: u64,
 ) -> Duration {
-    let (full_tx, full_rx) = mpsc::sync_channel::<Vec<Block<A>>>(IN_FLIGHT);
-    let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<Block<A>>>(IN_FLIGHT);
+    let (full_tx, full_rx) = mpsc::sync_channel::<Vec<RawBlock<A>>>(IN_FLIGHT);
+    let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<RawBlock<A>>>(IN_FLIGHT);
     for _ in 0..IN_FLIGHT {
         empty_tx
             .send(Vec::with_capacity(BATCH))
@@ -301,14 +254,14 @@ fn producer_consumer<A: GlobalAlloc + Sync + ?Sized + 'static>(
     thread::scope(|scope| {
         let producer = scope.spawn(move || {
             pin_worker(0);
-            let warm: Vec<_> = (0..BATCH).map(|_| Block::new(alloc, layout)).collect();
+            let warm: Vec<_> = (0..BATCH).map(|_| RawBlock::new(alloc, layout)).collect();
             drop(warm);
             barrier.wait();
             let start = Instant::now();
             for _ in 0..iters {
                 let mut blocks = spin_recv(&empty_rx);
                 for _ in 0..BATCH {
-                    let block = Block::new(alloc, black_box(layout));
+                    let block = RawBlock::new(alloc, black_box(layout));
                     black_box(block.as_ptr());
                     blocks.push(block);
                 }
@@ -392,8 +345,8 @@ fn tick(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter(|| {
                 for _ in 0..TICK_PAIRS {
-                    let o = Block::new(a, black_box(order));
-                    let m = Block::new(a, black_box(message));
+                    let o = RawBlock::new(a, black_box(order));
+                    let m = RawBlock::new(a, black_box(message));
                     black_box((o.as_ptr(), m.as_ptr()));
                     live.push(o);
                     live.push(m);

@@ -763,10 +763,13 @@ mod end_to_end {
     use super::*;
 
     /// Builds feed, engine and lab (debug, like this test) and returns their folder.
+    /// It asks for what `cargo test --workspace` builds (every member's binaries and
+    /// tests, with dev-dependencies), so that features resolve the same way and, run
+    /// from `cargo test --workspace`, it finds everything built already.
     fn build_binaries() -> PathBuf {
         let root = Path::new(WORKSPACE);
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--bins", "-p", "feed", "-p", "engine", "-p", "lab"])
+            .args(["build", "--workspace", "--bins", "--tests"])
             .current_dir(root)
             .status()
             .expect("run cargo build");

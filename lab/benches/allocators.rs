@@ -60,7 +60,7 @@
 //!
 //! # No `unsafe` here
 //!
-//! `GlobalAlloc::alloc`/`dealloc` are `unsafe fn`s and the project keeps unsafe code in
+//! `GlobalAlloc::alloc`/`dealloc` must be called in `unsafe` blocks and the project keeps those in
 //! `common`: every allocation goes through `common::alloc::RawBlock`, which allocates
 //! from a given allocator, writes one byte and frees on drop.
 

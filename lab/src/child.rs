@@ -3,7 +3,7 @@
 //! error path of `lab` cleans up by returning.
 //!
 //! SIGTERM is sent with the `kill` command, because `libc::kill` is `unsafe` and `lab`
-//! denies unsafe code; this is cold code. A signal is only ever sent to a child that has
+//! denies `unsafe`; this is cold code. A signal is only ever sent to a child that has
 //! not been reaped yet (its last `try_wait` said it was running), so its pid cannot
 //! have been reused by another process.
 //!

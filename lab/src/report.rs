@@ -309,6 +309,8 @@ pub struct EngineRec {
     pub levels: u32,
     /// The variants by median e2e p99, lowest first.
     pub by_e2e_p99: Ranking,
+    /// The same variants by median engine-stage p99, lowest first.
+    pub by_engine_p99: Ranking,
     /// The block's baseline at these levels, if it has one.
     pub baseline: Option<usize>,
 }
@@ -339,6 +341,7 @@ pub fn engine_recs(stats: &[VariantStats]) -> Vec<EngineRec> {
             feed_alloc,
             levels,
             by_e2e_p99: ranked,
+            by_engine_p99: rank(stats, &idx, |s| s.p99("engine")),
             baseline,
         });
     }
@@ -541,6 +544,11 @@ fn ratio(a: Option<Spread>, b: Option<Spread>) -> String {
     }
 }
 
+/// `1 level`, `3 levels`.
+fn levels_text(n: u32) -> String {
+    format!("{n} level{}", if n == 1 { "" } else { "s" })
+}
+
 /// `V3`: a variant's number in its block's tables.
 fn vid(i: usize) -> String {
     format!("V{}", i + 1)
@@ -577,26 +585,39 @@ fn dur(d: Duration) -> String {
     }
 }
 
-/// The engine recommendation as one markdown list item.
-pub fn engine_text(stats: &[VariantStats], rec: &EngineRec) -> String {
+/// `12.5% below` or `3.0% above`: `a` against `b`.
+fn below_above(a: f64, b: f64) -> String {
+    let pct = lower_pct(a, b);
+    if pct >= 0.0 {
+        format!("{pct:.1}% below")
+    } else {
+        format!("{:.1}% above", -pct)
+    }
+}
+
+/// "**side** (V3): 1.2µs (runs …); x% below the next best …; y% below the baseline …"
+/// for the stage `stage` of a ranking.
+fn ranked_text(
+    stats: &[VariantStats],
+    ranking: &Ranking,
+    baseline: Option<usize>,
+    stage: &str,
+) -> String {
     let mut t = String::new();
-    let (best, b) = rec.by_e2e_p99[0];
-    let v = &stats[best].variant;
+    let (best, b) = ranking[0];
     let _ = write!(
         t,
-        "- **Engine** (feed {}, {} levels): the lowest median e2e p99 is **{}** ({}): {} (runs {})",
-        rec.feed_alloc,
-        rec.levels,
-        v.engine_side(),
+        "**{}** ({}): {} (runs {})",
+        stats[best].variant.engine_side(),
         vid(best),
         ns(b.median),
         spread_text(&b)
     );
-    if let Some(&(next, n)) = rec.by_e2e_p99.get(1) {
+    if let Some(&(next, n)) = ranking.get(1) {
         let _ = write!(
             t,
-            "; {:.1}% below the next best, {} ({}): {} (runs {}), {}",
-            lower_pct(b.median, n.median),
+            "; {} the next best, {} ({}): {} (runs {}), {}",
+            below_above(b.median, n.median),
             stats[next].variant.engine_side(),
             vid(next),
             ns(n.median),
@@ -604,13 +625,13 @@ pub fn engine_text(stats: &[VariantStats], rec: &EngineRec) -> String {
             significance(&b, &n)
         );
     }
-    match rec.baseline {
+    match baseline {
         Some(base) if base != best => {
-            if let Some(bs) = stats[base].p99("e2e") {
+            if let Some(bs) = stats[base].p99(stage) {
                 let _ = write!(
                     t,
-                    "; {:.1}% below the all-system heap baseline ({}): {} (runs {}), {}",
-                    lower_pct(b.median, bs.median),
+                    "; {} the all-system heap baseline ({}): {} (runs {}), {}",
+                    below_above(b.median, bs.median),
                     vid(base),
                     ns(bs.median),
                     spread_text(&bs),
@@ -628,11 +649,33 @@ pub fn engine_text(stats: &[VariantStats], rec: &EngineRec) -> String {
             );
         }
     }
+    t
+}
+
+/// The engine recommendation as one markdown list item: by e2e p99 (what the brief
+/// asks), then by the engine stage alone (received → decision: what the engine's
+/// allocator and scratch strategy touch, free of the feed's and the ring's stalls).
+pub fn engine_text(stats: &[VariantStats], rec: &EngineRec) -> String {
+    let mut t = String::new();
+    let _ = write!(
+        t,
+        "- **Engine** (feed {}, {}): the lowest median e2e p99 is {}.",
+        rec.feed_alloc,
+        levels_text(rec.levels),
+        ranked_text(stats, &rec.by_e2e_p99, rec.baseline, "e2e")
+    );
+    if rec.by_engine_p99.len() >= 2 {
+        let _ = write!(
+            t,
+            " By the engine stage alone (received → decision), the lowest median p99 is {}.",
+            ranked_text(stats, &rec.by_engine_p99, rec.baseline, "engine")
+        );
+    }
+    let (best, _) = rec.by_e2e_p99[0];
     let s = &stats[best];
     let _ = write!(
         t,
-        ". Its engine-stage p99 is {}, its hot thread makes {} global allocations per tick, engine RSS {}.",
-        s.p99("engine").map_or_else(|| "n/a".into(), |p| ns(p.median)),
+        " The e2e pick's hot thread makes {} global allocations per tick; engine RSS {}.",
         per_tick(s.allocs_per_tick),
         opt_bytes(s.engine_rss)
     );
@@ -643,7 +686,7 @@ pub fn engine_text(stats: &[VariantStats], rec: &EngineRec) -> String {
 pub fn feed_text(stats: &[VariantStats], rec: &FeedRec) -> String {
     let mut t = String::new();
     let (ea, sc, lv) = rec.engine;
-    let _ = write!(t, "- **Feed** (engine {ea} + {sc}, {lv} levels): ");
+    let _ = write!(t, "- **Feed** (engine {ea} + {sc}, {}): ", levels_text(lv));
     let name = |i: usize| format!("{} ({})", stats[i].variant.feed_alloc, vid(i));
     let mut winners = Vec::new();
     match (rec.by_lag_p99.first(), rec.by_lag_p99.get(1)) {
@@ -746,9 +789,19 @@ pub fn verdict_text(block: &str, stats: &[VariantStats], v: &Verdict) -> String 
     } else {
         format!("{:.1}% higher", -v.improvement_pct)
     };
+    let engine = match (stats[v.hybrid].p99("engine"), stats[v.baseline].p99("engine")) {
+        (Some(h), Some(b)) => format!(
+            " On the engine stage alone (received → decision) the hybrid's median p99 is {} against {}: {}, {}.",
+            ns(h.median),
+            ns(b.median),
+            below_above(h.median, b.median),
+            significance(&h, &b)
+        ),
+        _ => String::new(),
+    };
     format!(
-        "- {block}, {} levels: the hybrid ({}) has a median e2e p99 of {} (runs {}) against the baseline's ({}) {} (runs {}): **{change}**, {}. The brief's target of {TARGET_PCT:.0}% lower is **{}**.",
-        stats[v.hybrid].variant.levels,
+        "- {block}, {}: the hybrid ({}) has a median e2e p99 of {} (runs {}) against the baseline's ({}) {} (runs {}): **{change}**, {}. The brief's target of {TARGET_PCT:.0}% lower is **{}**.{engine}",
+        levels_text(stats[v.hybrid].variant.levels),
         vid(v.hybrid),
         ns(h.median),
         spread_text(&h),
@@ -1411,6 +1464,12 @@ mod tests {
             t.contains("38.1% below the all-system heap baseline (V1): 1.05µs (runs 1.00µs–1.10µs), beyond the run-to-run spread"),
             "{t}"
         );
+        assert!(
+            t.contains("By the engine stage alone (received → decision), the lowest median p99 is **tcmalloc + pool** (V5): 325ns (runs 300ns–350ns)"),
+            "{t}"
+        );
+        assert_eq!(below_above(90.0, 100.0), "10.0% below");
+        assert_eq!(below_above(120.0, 100.0), "20.0% above");
         // Separate the ranges: now significant.
         let mut b2 = block(&[710, 750, 800]);
         b2[4] = stats_of(variant(Tcmalloc, Pool, Jemalloc, 3), &[600, 650, 690]);
@@ -1433,6 +1492,10 @@ mod tests {
         let t = verdict_text("Block 1", &b, &v[0]);
         assert!(t.contains("**28.6% lower**"), "{t}");
         assert!(t.contains("is **reached**"), "{t}");
+        assert!(
+            t.contains("On the engine stage alone (received → decision) the hybrid's median p99 is 375ns against 525ns: 28.6% below, beyond the run-to-run spread."),
+            "{t}"
+        );
         // 800 against 1050 with overlapping ranges: reached on the medians only.
         let b = block(&[640, 800, 1000]);
         let v = hybrid_verdicts(&b);

@@ -315,7 +315,9 @@ impl Hlog {
         let mut builder = IntervalLogWriterBuilder::new();
         builder
             .add_comment(comment)
-            .add_comment("values in nanoseconds; tags are stage names")
+            .add_comment(
+                "values in nanoseconds; tags are stage names, warmup_<stage> during the warm-up",
+            )
             .with_start_time(start)
             .with_base_time(start);
         builder

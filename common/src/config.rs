@@ -266,9 +266,7 @@ impl Config {
 
     /// Parses and validates `text`; `path` names the file in errors.
     pub fn parse(text: &str, path: &Path, allowed_cores: &[usize]) -> Result<Config, ConfigError> {
-        let de = toml::Deserializer::new(text);
-        let config: Config =
-            serde_path_to_error::deserialize(de).map_err(|e| serde_error(text, path, e))?;
+        let config: Config = parse_toml(text, path)?;
         config
             .validate(allowed_cores)
             .map_err(|(key, message)| invalid(text, path, &key, None, message))?;
@@ -615,6 +613,23 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+}
+
+/// Parses `text` (the contents of `path`) into any `T` (the run configuration, a `lab
+/// compare` matrix): a syntax or type error becomes a [`ConfigError::Invalid`] naming
+/// the file, line, column and key.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    path: &Path,
+) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(toml::Deserializer::new(text))
+        .map_err(|e| serde_error(text, path, e))
+}
+
+/// A [`ConfigError::Invalid`] about `key` of `text` (the contents of `path`), located
+/// where the key is written (or its nearest written parent).
+pub fn error_at(text: &str, path: &Path, key: &KeyPath, message: String) -> ConfigError {
+    invalid(text, path, key, None, message)
 }
 
 fn serde_error(

@@ -40,10 +40,9 @@
 
 use crate::run::{Overrides, RunPlan};
 use crate::variant::{Alloc, ScratchMode, Variant};
-use common::config::ConfigError;
+use common::config::{error_at, parse_toml, ConfigError, KeyPath};
 use serde::Deserialize;
 use std::collections::HashSet;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -150,10 +149,8 @@ impl Matrix {
         cli: &MatrixOverrides,
         allowed: &[usize],
     ) -> Result<Matrix, ConfigError> {
-        let de = toml::Deserializer::new(&text);
-        let file: MatrixFile =
-            serde_path_to_error::deserialize(de).map_err(|e| serde_error(&text, path, e))?;
-        let fail = |key: KeyPath, message: String| invalid(&text, path, &key, None, message);
+        let file: MatrixFile = parse_toml(&text, path)?;
+        let fail = |key: KeyPath, message: String| error_at(&text, path, &key, message);
         let repetitions = match (cli.repetitions, file.repetitions) {
             (Some(r), _) => r,
             (None, Some(r)) if (1..=MAX_REPETITIONS).contains(&r) => r,
@@ -352,184 +349,6 @@ fn check_duration(d: f64) -> Result<(), String> {
             "must be a number of seconds above 0 and at most 604800, got {d}"
         ))
     }
-}
-
-/// A key path inside the matrix, like `block[1].scratch[2]`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct KeyPath(Vec<Seg>);
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Seg {
-    Key(String),
-    Index(usize),
-}
-
-impl KeyPath {
-    fn key(k: &str) -> KeyPath {
-        KeyPath(vec![Seg::Key(k.to_string())])
-    }
-    fn then(mut self, k: &str) -> KeyPath {
-        self.0.push(Seg::Key(k.to_string()));
-        self
-    }
-    fn index(mut self, i: usize) -> KeyPath {
-        self.0.push(Seg::Index(i));
-        self
-    }
-}
-
-impl fmt::Display for KeyPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            return f.write_str("(top level)");
-        }
-        for (i, seg) in self.0.iter().enumerate() {
-            match seg {
-                Seg::Key(k) if i == 0 => write!(f, "{k}")?,
-                Seg::Key(k) => write!(f, ".{k}")?,
-                Seg::Index(n) => write!(f, "[{n}]")?,
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A serde error as `FILE:LINE:COL: KEY: MESSAGE`, naming the key serde could not place.
-fn serde_error(
-    text: &str,
-    path: &Path,
-    err: serde_path_to_error::Error<toml::de::Error>,
-) -> ConfigError {
-    let mut key = KeyPath::default();
-    for seg in err.path().iter() {
-        match seg {
-            serde_path_to_error::Segment::Seq { index } => key = key.index(*index),
-            serde_path_to_error::Segment::Map { key: k } => key = key.then(k),
-            serde_path_to_error::Segment::Enum { variant } => key = key.then(variant),
-            serde_path_to_error::Segment::Unknown => {}
-        }
-    }
-    let inner = err.inner();
-    let message = inner
-        .message()
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ");
-    for prefix in ["missing field `", "unknown field `"] {
-        if let Some(rest) = message.strip_prefix(prefix) {
-            if let Some(name) = rest.split('`').next() {
-                let named = matches!(key.0.last(), Some(Seg::Key(k)) if k == name);
-                if !named {
-                    key = key.then(name);
-                }
-            }
-        }
-    }
-    if key.0.is_empty() {
-        if let Some(k) = inner.span().and_then(|s| key_on_line(text, s.start)) {
-            key = KeyPath::key(&k);
-        }
-    }
-    invalid(text, path, &key, inner.span().map(|s| s.start), message)
-}
-
-/// The key assigned on the line holding byte `offset`, prefixed with its table, for
-/// syntax errors (which come before any structure is known).
-fn key_on_line(text: &str, offset: usize) -> Option<String> {
-    let start = text[..offset.min(text.len())]
-        .rfind('\n')
-        .map_or(0, |i| i + 1);
-    let line = text[start..].lines().next()?;
-    let (k, _) = line.split_once('=')?;
-    let k = k.trim();
-    if k.is_empty() || k.starts_with('#') {
-        return None;
-    }
-    let table = text[..start]
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| l.starts_with('['))
-        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim());
-    Some(match table {
-        Some(t) if !t.is_empty() => format!("{t}.{k}"),
-        _ => k.to_string(),
-    })
-}
-
-fn invalid(
-    text: &str,
-    path: &Path,
-    key: &KeyPath,
-    offset: Option<usize>,
-    message: String,
-) -> ConfigError {
-    let offset = offset.or_else(|| span_of(text, key)).unwrap_or(0);
-    let (line, column) = line_col(text, offset);
-    ConfigError::Invalid {
-        path: path.to_path_buf(),
-        line,
-        column,
-        key: key.to_string(),
-        message,
-    }
-}
-
-/// Byte offset of `key` in `text`: the key itself where it is written, else the
-/// deepest enclosing table or array element that is.
-fn span_of(text: &str, key: &KeyPath) -> Option<usize> {
-    let doc = toml_edit::ImDocument::parse(text).ok()?;
-    let mut table: &dyn toml_edit::TableLike = doc.as_table();
-    let mut item: Option<&toml_edit::Item> = None;
-    let mut best = None;
-    for seg in &key.0 {
-        match seg {
-            Seg::Key(k) => {
-                let (key, it) = match item {
-                    None => table.get_key_value(k)?,
-                    Some(it) => {
-                        table = it.as_table_like()?;
-                        table.get_key_value(k)?
-                    }
-                };
-                best = key.span().map(|s| s.start).or(best);
-                item = Some(it);
-            }
-            Seg::Index(i) => {
-                let it = item?;
-                let off = if let Some(aot) = it.as_array_of_tables() {
-                    let t = aot.get(*i)?;
-                    item = None;
-                    table = t;
-                    t.span().map(|s| s.start)
-                } else {
-                    let v = it.as_array()?.get(*i)?;
-                    let off = v.span().map(|s| s.start);
-                    if let Some(t) = v.as_inline_table() {
-                        table = t;
-                        item = None;
-                    } else {
-                        return off.or(best);
-                    }
-                    off
-                };
-                best = off.or(best);
-            }
-        }
-    }
-    best
-}
-
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before
-        .rfind('\n')
-        .map_or(before.len(), |i| before.len() - i - 1)
-        + 1;
-    (line, column)
 }
 
 #[cfg(test)]

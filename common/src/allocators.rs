@@ -312,11 +312,14 @@ pub mod jemalloc {
             unsafe { Jemalloc.dealloc(p, layout) };
             let after = stats();
             assert_eq!(during.len(), 6, "{during:?}");
+            // Other tests of this binary use jemalloc at the same time (reading the
+            // statistics allocates a little): allow them 1 MiB either way.
+            const SLACK: u64 = 1 << 20;
             assert!(
-                during["allocated"] >= before["allocated"] + SIZE as u64,
+                during["allocated"] + SLACK >= before["allocated"] + SIZE as u64,
                 "{before:?} → {during:?}"
             );
-            assert!(after["allocated"] + SIZE as u64 <= during["allocated"]);
+            assert!(after["allocated"] + SIZE as u64 <= during["allocated"] + SLACK);
             assert!(during["active"] >= during["allocated"], "{during:?}");
             assert!(during["resident"] >= during["active"], "{during:?}");
             assert!(during["mapped"] >= during["active"], "{during:?}");
@@ -615,8 +618,9 @@ pub mod tcmalloc {
             // SAFETY: `p` came from `TCMalloc.alloc(layout)` and is freed once.
             unsafe { TCMalloc.dealloc(p, layout) };
             assert_eq!(during.len(), PROPERTIES.len() + 2, "{during:?}");
+            // Allow other tests running at the same time 1 MiB of their own activity.
             assert!(
-                during["allocated"] >= before["allocated"] + SIZE as u64,
+                during["allocated"] + (1 << 20) >= before["allocated"] + SIZE as u64,
                 "{before:?} → {during:?}"
             );
             assert!(during["resident"] >= during["allocated"], "{during:?}");

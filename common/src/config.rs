@@ -72,6 +72,27 @@ pub struct RingConfig {
     pub path: PathBuf,
     /// Number of 64-byte slots; a power of two.
     pub capacity: u64,
+    /// Lossless mode: the feed never overwrites a tick that a registered, live engine
+    /// has not read; it waits instead (its publishing lags, its schedule stays). Off by
+    /// default: a slow consumer is lapped and counts the gap.
+    #[serde(default)]
+    pub lossless: bool,
+    /// Lossless mode: a consumer whose heartbeat stands still this long while the feed
+    /// waits for it is evicted (the feed goes on; the consumer counts what it missed).
+    #[serde(default = "default_consumer_timeout_ms")]
+    pub consumer_timeout_ms: u64,
+    /// Lossless mode: the feed starts its schedule once this many consumers have
+    /// registered (0: at once).
+    #[serde(default = "default_wait_for_consumers")]
+    pub wait_for_consumers: u32,
+}
+
+fn default_consumer_timeout_ms() -> u64 {
+    1000
+}
+
+fn default_wait_for_consumers() -> u32 {
+    1
 }
 
 /// `[cores]`: the core plan.
@@ -193,8 +214,24 @@ pub struct EngineConfig {
     /// end of the feed's stream before it stops by itself.
     pub grace_s: f64,
     /// Milliseconds without a sign of life from the feed (no tick, no heartbeat) after
-    /// which the engine reports the producer gone and stops.
+    /// which the engine reports the producer gone.
     pub producer_timeout_ms: u64,
+    /// What the engine does when the feed is gone (no sign of life for
+    /// `producer_timeout_ms`) or has ended its stream: `exit` (write the summary and
+    /// exit, non-zero for a vanished feed) or `wait` (wait for a new feed, resynchronise
+    /// on its ring and go on; each feed is a `session` in the summary).
+    pub on_producer_gone: OnProducerGone,
+}
+
+/// `engine.on_producer_gone`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnProducerGone {
+    /// Write the summary and exit (code 1 if the feed vanished, 0 if it ended).
+    #[default]
+    Exit,
+    /// Wait for a new feed on the same ring path and go on reading.
+    Wait,
 }
 
 impl Default for EngineConfig {
@@ -215,6 +252,7 @@ impl Default for EngineConfig {
             order_channel: 1 << 16,
             grace_s: 2.0,
             producer_timeout_ms: 1000,
+            on_producer_gone: OnProducerGone::Exit,
         }
     }
 }
@@ -335,9 +373,28 @@ impl Config {
                 ),
             ));
         }
+        if !(10..=3_600_000).contains(&self.ring.consumer_timeout_ms) {
+            return Err((
+                KeyPath::key("ring").then("consumer_timeout_ms"),
+                format!(
+                    "must be between 10 and 3600000, got {}",
+                    self.ring.consumer_timeout_ms
+                ),
+            ));
+        }
+        if self.ring.wait_for_consumers as usize > crate::ring::MAX_CONSUMERS {
+            return Err((
+                KeyPath::key("ring").then("wait_for_consumers"),
+                format!(
+                    "must be at most {} (the ring's consumer table), got {}",
+                    crate::ring::MAX_CONSUMERS,
+                    self.ring.wait_for_consumers
+                ),
+            ));
+        }
         let path = &self.ring.path;
         let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
-        if path.file_name().is_none() || parent.is_some_and(|p| !p.is_dir()) {
+        if path.file_name().is_none() || parent.is_some_and(|p| !p.is_dir()) || path.is_dir() {
             return Err((
                 KeyPath::key("ring").then("path"),
                 format!(
@@ -847,155 +904,79 @@ volatility_bps = 2.0
         assert!(n >= 4, "default, high_rate, many_symbols, history_churn");
     }
 
+    /// The bad-input catalogue of the run configuration: each row is a broken variant of
+    /// `GOOD` and the start of its one-line error after `cfg.toml:`, so every row checks
+    /// the line, column, key and message. The binaries print the same text and exit 2
+    /// (`feed/tests/cli.rs`, `engine/tests/cli.rs`, `lab/tests/cli.rs`).
     #[test]
-    fn syntax_error_names_line_column_and_key() {
-        let e = err(&GOOD.replace("capacity = 4096", "capacity = = 4096"));
-        assert!(e.starts_with("cfg.toml:8:12: ring.capacity: "), "{e}");
-        assert_eq!(e.lines().count(), 1, "{e}");
-    }
-
-    #[test]
-    fn unknown_key() {
-        let e = err(&GOOD.replace("capacity = 4096", "capacity = 4096\ncapacty = 3"));
-        assert!(
-            e.starts_with("cfg.toml:9:1: ring.capacty: unknown field `capacty`"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn wrong_type() {
-        let e = err(&GOOD.replace("rate_per_s = 1000", "rate_per_s = \"fast\""));
-        assert!(
-            e.starts_with("cfg.toml:16:14: symbols[0].rate_per_s: invalid type"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn missing_symbols() {
-        let text = &GOOD[..GOOD.find("[[symbols]]").unwrap()];
-        let e = err(text);
-        assert!(
-            e.starts_with("cfg.toml:1:1: symbols: missing field `symbols`"),
-            "{e}"
-        );
-        let e = err(&text.replace("seed = 7\n", "seed = 7\nsymbols = []\n"));
-        assert!(
-            e.starts_with("cfg.toml:3:1: symbols: at least one symbol"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn duplicate_symbol() {
-        let e = err(&GOOD.replace("\"BBB\"", "\"A=B\""));
-        assert!(
-            e.starts_with("cfg.toml:22:1: symbols[1].name: symbol name \"A=B\" must be"),
-            "{e}"
-        );
-        let e = err(&GOOD.replace("\"BBB\"", "\" \""));
-        assert!(
-            e.starts_with("cfg.toml:22:1: symbols[1].name: symbol name is empty"),
-            "{e}"
-        );
-        let e = err(&GOOD.replace("\"BBB\"", "\"AAA\""));
-        assert!(
-            e.starts_with("cfg.toml:22:1: symbols[1].name: duplicate symbol name \"AAA\""),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn zero_negative_nan_and_absurd_rates() {
-        for (bad, msg) in [
-            ("0", "must be greater than 0, got 0"),
-            ("-5", "must be greater than 0, got -5"),
-            ("nan", "must be a number, got nan"),
-            ("inf", "must be at most"),
-            ("1e12", "must be at most"),
-        ] {
-            let e = err(&GOOD.replace("rate_per_s = 500.5", &format!("rate_per_s = {bad}")));
-            assert!(
-                e.starts_with("cfg.toml:23:1: symbols[1].rate_per_s: rate "),
-                "{e}"
-            );
-            assert!(e.contains(msg), "{bad}: {e}");
-        }
-    }
-
-    #[test]
-    fn core_out_of_range_or_shared() {
-        let e = err(&GOOD.replace("engine_hot = 1", "engine_hot = 5000"));
-        assert!(
-            e.starts_with("cfg.toml:12:1: cores.engine_hot: core 5000 is not one"),
-            "{e}"
-        );
-        let e = err(&GOOD.replace("engine_hot = 1", "engine_hot = 0"));
-        assert!(
-            e.starts_with("cfg.toml:12:1: cores.engine_hot: core 0 is already"),
-            "{e}"
-        );
-        let e = err(&GOOD.replace("engine_hot = 1", "engine_hot = 1\ncold = [0, 9]"));
-        assert!(
-            e.starts_with("cfg.toml:13:12: cores.cold[1]: core 9"),
-            "{e}"
-        );
-        let e = err(&GOOD.replace("feed_md = 0", "feed_md = -1"));
-        assert!(
-            e.starts_with("cfg.toml:11:11: cores.feed_md: invalid value"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn ring_capacity_and_path() {
-        let e = err(&GOOD.replace("capacity = 4096", "capacity = 4000"));
-        assert!(
-            e.starts_with("cfg.toml:8:1: ring.capacity: must be a power of two"),
-            "{e}"
-        );
-        let e = err(&GOOD.replace("capacity = 4096", "capacity = 2"));
-        assert!(e.contains("ring.capacity"), "{e}");
-        let e = err(&GOOD.replace("/dev/shm/test.ring", "/no/such/dir/x.ring"));
-        assert!(
-            e.starts_with("cfg.toml:7:1: ring.path: /no/such/dir/x.ring is not"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn other_values() {
-        let e = err(&GOOD.replace("warmup_s = 0.5", "warmup_s = 3"));
-        assert!(e.starts_with("cfg.toml:4:1: warmup_s:"), "{e}");
-        let e = err(&GOOD.replace("duration_s = 2.0", "duration_s = 0"));
-        assert!(
-            e.starts_with("cfg.toml:3:1: duration_s: duration must be greater than 0"),
-            "{e}"
-        );
-        let e = err(&GOOD.replace("tick_size = 0.05", "tick_size = 0.0"));
-        assert!(e.contains("symbols[1].tick_size"), "{e}");
-        let e = err(&format!("{GOOD}\n[engine]\nlevels = 0\n"));
-        assert!(
-            e.contains(": engine.levels: must be between 1 and 16, got 0"),
-            "{e}"
-        );
-        let e = err(&format!("{GOOD}\n[engine]\nscratch = \"pool2\"\n"));
-        assert!(e.contains("engine.scratch: unknown variant `pool2`"), "{e}");
-        let e = err(&format!(
-            "{GOOD}\n[engine]\nscratch = \"pool\"\npool_blocks = 0\n"
-        ));
-        assert!(
-            e.contains(": engine.pool_blocks: must be between 1 and 1000000, got 0"),
-            "{e}"
-        );
-        let e = err(&format!(
-            "{GOOD}\n[feed.history]\nretention_ticks = 5\nretention_bytes = 640\n"
-        ));
-        assert!(
-            e.contains("feed.history.retention_bytes: set either"),
-            "{e}"
-        );
+    fn bad_config_catalogue() {
+        let r = |find: &str, with: &str| {
+            assert!(GOOD.contains(find), "{find}");
+            GOOD.replacen(find, with, 1)
+        };
+        let add = |tail: &str| format!("{GOOD}{tail}");
+        let head = &GOOD[..GOOD.find("[[symbols]]").unwrap()];
+        let rate = |v: &str| r("rate_per_s = 500.5", &format!("rate_per_s = {v}"));
+        let cases: Vec<(&str, String, &str)> = vec![
+            // TOML and types.
+            ("syntax", r("capacity = 4096", "capacity = = 4096"), "8:12: ring.capacity: "),
+            ("unclosed string", r("\"AAA\"", "\"AAA"), "15:12: symbols.name: invalid basic string"),
+            ("unknown key", r("capacity = 4096", "capacity = 4096\ncapacty = 3"), "9:1: ring.capacty: unknown field `capacty`"),
+            ("unknown table", add("[engin]\nlevels = 3\n"), "27:2: engin: unknown field `engin`"),
+            ("wrong type", r("rate_per_s = 1000", "rate_per_s = \"fast\""), "16:14: symbols[0].rate_per_s: invalid type: string"),
+            ("float for integer", r("capacity = 4096", "capacity = 4096.5"), "8:12: ring.capacity: invalid type: floating point"),
+            ("table for value", r("seed = 7", "[seed]"), "2:1: seed: invalid type"),
+            ("missing key", r("capacity = 4096\n", ""), "6:1: ring.capacity: missing field `capacity`"),
+            // Symbols.
+            ("no symbols", head.to_string(), "1:1: symbols: missing field `symbols`"),
+            ("empty symbol list", head.replace("seed = 7\n", "seed = 7\nsymbols = []\n"), "3:1: symbols: at least one symbol is required"),
+            ("duplicate symbol", r("\"BBB\"", "\"AAA\""), "22:1: symbols[1].name: duplicate symbol name \"AAA\""),
+            ("duplicate up to blanks", r("\"BBB\"", "\" AAA \""), "22:1: symbols[1].name: duplicate symbol name \"AAA\""),
+            ("empty name", r("\"BBB\"", "\" \""), "22:1: symbols[1].name: symbol name is empty"),
+            ("bad name", r("\"BBB\"", "\"A=B\""), "22:1: symbols[1].name: symbol name \"A=B\" must be"),
+            ("zero rate", rate("0"), "23:1: symbols[1].rate_per_s: rate must be greater than 0, got 0"),
+            ("negative rate", rate("-5"), "23:1: symbols[1].rate_per_s: rate must be greater than 0, got -5"),
+            ("nan rate", rate("nan"), "23:1: symbols[1].rate_per_s: rate must be a number, got nan"),
+            ("infinite rate", rate("inf"), "23:1: symbols[1].rate_per_s: rate must be at most 100000000, got inf"),
+            ("absurd rate", rate("1e12"), "23:1: symbols[1].rate_per_s: rate must be at most 100000000, got 1000000000000"),
+            ("absurd total rate", r("rate_per_s = 1000\n", "rate_per_s = 99999999.5\n"), "14:3: symbols: total rate 100000500 ticks/s is above"),
+            ("zero tick size", r("tick_size = 0.05", "tick_size = 0.0"), "25:1: symbols[1].tick_size: tick size must be greater than 0"),
+            ("nan volatility", r("volatility_bps = 2.0", "volatility_bps = nan"), "26:1: symbols[1].volatility_bps: must be between 0 and 1000"),
+            // Ring.
+            ("capacity not a power of two", r("capacity = 4096", "capacity = 4000"), "8:1: ring.capacity: must be a power of two between 1024 and 67108864, got 4000"),
+            ("capacity too small", r("capacity = 4096", "capacity = 512"), "8:1: ring.capacity: must be a power of two between 1024 and 67108864, got 512"),
+            ("capacity too large", r("capacity = 4096", "capacity = 134217728"), "8:1: ring.capacity: must be a power of two between 1024 and 67108864, got 134217728"),
+            ("capacity zero", r("capacity = 4096", "capacity = 0"), "8:1: ring.capacity: must be a power of two"),
+            ("capacity negative", r("capacity = 4096", "capacity = -4096"), "8:12: ring.capacity: invalid value: integer `-4096`"),
+            ("ring in a missing folder", r("/dev/shm/test.ring", "/no/such/dir/x.ring"), "7:1: ring.path: /no/such/dir/x.ring is not a file path in an existing folder"),
+            ("ring path empty", r("/dev/shm/test.ring", ""), "7:1: ring.path:  is not a file path"),
+            ("ring path a folder", r("/dev/shm/test.ring", "/"), "7:1: ring.path: / is not a file path"),
+            ("ring path an existing folder", r("/dev/shm/test.ring", "/dev"), "7:1: ring.path: /dev is not a file path"),
+            // Cores (allowed: 0 and 1). core_affinity aborts on ids >= 1024: refused first.
+            ("hot core out of range", r("engine_hot = 1", "engine_hot = 5000"), "12:1: cores.engine_hot: core 5000 is not one this process may use (allowed: [0, 1])"),
+            ("hot core not allowed", r("feed_md = 0", "feed_md = 2"), "11:1: cores.feed_md: core 2 is not one this process may use"),
+            ("shared hot core", r("engine_hot = 1", "engine_hot = 0"), "12:1: cores.engine_hot: core 0 is already the feed's hot core"),
+            ("cold core out of range", r("engine_hot = 1", "engine_hot = 1\ncold = [0, 9]"), "13:12: cores.cold[1]: core 9 is not one"),
+            ("negative core", r("feed_md = 0", "feed_md = -1"), "11:11: cores.feed_md: invalid value: integer `-1`"),
+            // Other values.
+            ("zero duration", r("duration_s = 2.0", "duration_s = 0"), "3:1: duration_s: duration must be greater than 0"),
+            ("infinite duration", r("duration_s = 2.0", "duration_s = inf"), "3:1: duration_s: duration must be at most"),
+            ("warm-up too long", r("warmup_s = 0.5", "warmup_s = 3"), "4:1: warmup_s: warm-up must be at least 0 and shorter"),
+            ("interval zero", add("[log]\ninterval_ms = 0\n"), "28:1: log.interval_ms: must be between 10 and 3600000 ms, got 0"),
+            ("levels zero", add("[engine]\nlevels = 0\n"), "28:1: engine.levels: must be between 1 and 16, got 0"),
+            ("unknown scratch", add("[engine]\nscratch = \"pool2\"\n"), "28:11: engine.scratch: unknown variant `pool2`"),
+            ("pool of nothing", add("[engine]\nscratch = \"pool\"\npool_blocks = 0\n"), "29:1: engine.pool_blocks: must be between 1 and 1000000, got 0"),
+            ("two retentions", add("[feed.history]\nretention_ticks = 5\nretention_bytes = 640\n"), "29:1: feed.history.retention_bytes: set either"),
+        ];
+        let wrong: Vec<String> = cases
+            .iter()
+            .map(|(what, text, expected)| (what, err(text), expected))
+            .filter(|(_, e, expected)| {
+                !e.starts_with(&format!("cfg.toml:{expected}")) || e.lines().count() != 1
+            })
+            .map(|(what, e, expected)| format!("{what}: wanted cfg.toml:{expected}\n   got {e}"))
+            .collect();
+        assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
     }
 
     #[test]

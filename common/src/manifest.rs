@@ -150,6 +150,56 @@ pub enum EndReason {
     ProducerGone,
 }
 
+/// One feed the engine read from: the first, and a new one after each restart of the
+/// feed (`engine.on_producer_gone = "wait"`). For each, every tick the feed published
+/// is received, counted missed, or counted unread (published after the engine stopped).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FeedSession {
+    /// The feed's process id.
+    pub producer_pid: u32,
+    /// The feed's start time (ns since the Unix epoch), unique per feed start.
+    pub epoch_ns: u64,
+    /// Ticks the feed had published when the engine left its ring.
+    pub published: u64,
+    /// Ticks received whole.
+    pub received: u64,
+    /// Ticks skipped in gaps, or corrupt.
+    pub missed: u64,
+    /// Gaps reported.
+    pub gaps: u64,
+    /// Ticks published that the engine never polled because it stopped first.
+    pub unread: u64,
+    /// Why the engine left this feed's ring.
+    pub end: EndReason,
+    /// Whether the ring was lossless and the feed evicted this engine (it stopped
+    /// waiting for it after `ring.consumer_timeout_ms`).
+    pub evicted: bool,
+}
+
+/// A consumer the feed stopped waiting for (lossless mode).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EvictionReport {
+    /// The consumer's process id.
+    pub pid: u32,
+    /// The highest sequence number it had passed.
+    pub cursor: u64,
+    /// The sequence number the feed was waiting to publish.
+    pub blocked_seq: u64,
+}
+
+/// What a lossless feed waited for.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct LosslessReport {
+    /// Times the feed found its slowest consumer a whole ring behind and waited.
+    pub waits: u64,
+    /// Milliseconds spent waiting.
+    pub wait_ms: f64,
+    /// Consumers evicted after the liveness timeout.
+    pub evictions: u64,
+    /// The first evictions, with what each consumer had passed.
+    pub evicted: Vec<EvictionReport>,
+}
+
 /// What the feed reports at the end of a run.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct FeedSummary {
@@ -178,6 +228,13 @@ pub struct FeedSummary {
     pub alloc_profile: BTreeMap<String, AllocCounts>,
     /// RSS, page faults, allocator statistics and fragmentation over the run.
     pub memory: MemoryReport,
+    /// Lossless mode (`ring.lossless`): waits and evictions.
+    #[serde(default)]
+    pub lossless: Option<LosslessReport>,
+    /// The pid of the earlier feed whose leftover ring file this feed replaced (0 if
+    /// the file was not a readable ring).
+    #[serde(default)]
+    pub reclaimed_ring_of_pid: Option<u32>,
     /// Why the feed stopped.
     pub end_reason: EndReason,
     /// Run manifest.
@@ -187,8 +244,15 @@ pub struct FeedSummary {
 /// What the engine reports at the end of a run.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct EngineSummary {
-    /// Highest sequence number the producer had published when the engine stopped.
+    /// Ticks the feeds had published when the engine left their rings (summed over
+    /// `sessions`).
     pub published_seen: u64,
+    /// One entry per feed read from; more than one after feed restarts.
+    #[serde(default)]
+    pub sessions: Vec<FeedSession>,
+    /// Ticks published that the engine never polled because it stopped first.
+    #[serde(default)]
+    pub unread: u64,
     /// Ticks received whole.
     pub received: u64,
     /// Gaps (lapped reads) reported by the ring.

@@ -8,3 +8,15 @@ pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+
+/// A spin-wait hint, yielding to loom's scheduler under `cfg(loom)`.
+#[cfg(loom)]
+pub(crate) fn spin_loop() {
+    loom::thread::yield_now();
+}
+
+/// A spin-wait hint, yielding to loom's scheduler under `cfg(loom)`.
+#[cfg(not(loom))]
+pub(crate) fn spin_loop() {
+    std::hint::spin_loop();
+}

@@ -7,7 +7,13 @@
 //! configuration falls back to the global allocator and counts it). About once a millisecond it does
 //! housekeeping: the stop flag, the deadline, the producer's liveness, the warm-up end
 //! and the interval hand-off to the cold thread (which never blocks: see
-//! [`common::latency::IntervalRecorder::rotate`]).
+//! [`common::latency::IntervalRecorder::rotate`]), and on a lossless ring the
+//! consumer heartbeat the feed watches.
+//!
+//! When the feed is gone or has ended and the engine is configured to wait for a new
+//! one, the loop closes the feed's [`FeedSession`] and calls the `reopen` function it
+//! was given, which waits (sleeping, off the per-tick path: there are no ticks) for the
+//! next feed's ring; sequence numbers then start again from that ring's oldest tick.
 
 use crate::decider::Decider;
 use allocator_api2::alloc::Global;
@@ -17,9 +23,10 @@ use common::clock::Clock;
 use common::config::EngineConfig;
 use common::cores::Waiter;
 use common::latency::{Interval, IntervalRecorder, Rotate, Stage};
-use common::manifest::EndReason;
+use common::manifest::{EndReason, FeedSession};
 use common::pool::{Pool, PoolStats};
-use common::ring::{Poll, Region, Subscriber};
+use common::ring::{Poll, Region, Registration, Subscriber};
+use common::tick::Tick;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Scratch memory of one tick.
@@ -58,6 +65,21 @@ impl Scratch {
         }
     }
 
+    /// The per-tick work of the hot thread between its two clock reads: resets the arena
+    /// (arena mode), then lets `decider` handle `tick` with this scratch memory. Public so
+    /// that the instruction-count benchmarks (`icount`) measure exactly this.
+    #[inline]
+    pub fn handle(&mut self, decider: &mut Decider, tick: &Tick) {
+        match self {
+            Scratch::Arena(bump) => {
+                bump.reset();
+                decider.handle(tick, &*bump);
+            }
+            Scratch::Heap => decider.handle(tick, Global),
+            Scratch::Pool(pool) => decider.handle(tick, &*pool),
+        }
+    }
+
     /// The pool's counters (fallbacks, high-water marks), in pool mode. Allocates: call
     /// it after the loop.
     pub fn pool_stats(&self) -> Option<PoolStats> {
@@ -84,7 +106,7 @@ pub struct HotSettings {
 }
 
 /// What the loop counted.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct HotResult {
     /// Ticks received.
     pub received: u64,
@@ -100,8 +122,21 @@ pub struct HotResult {
     pub allocs_after_warmup: AllocCounts,
     /// Why the loop ended.
     pub end_reason: EndReason,
-    /// Producer's published count at the end.
+    /// Ticks the feeds published, summed over the sessions.
     pub published_seen: u64,
+    /// Ticks published that the engine never polled because it stopped first.
+    pub unread: u64,
+    /// One per feed read from.
+    pub sessions: Vec<FeedSession>,
+}
+
+/// What the loop does when the feed is gone or has ended.
+pub enum OnGone<'a, R: Region> {
+    /// Stop with that reason.
+    Stop,
+    /// Close the session and read the ring `reopen` returns (it waits for a new feed);
+    /// an `Err` stops the loop with that reason.
+    Reopen(&'a mut dyn FnMut(&FeedSession) -> Result<Subscriber<R>, EndReason>),
 }
 
 /// Per-interval counters.
@@ -130,6 +165,8 @@ struct Loop<'a> {
     last_published: u64,
     last_heartbeat: u64,
     last_progress_raw: u64,
+    /// Received and missed counts (run totals) when the current session started.
+    session_base: (u64, u64, u64),
 }
 
 /// Runs until the stream ends, the stop flag is set, the run's time is up or the
@@ -144,6 +181,7 @@ pub fn run<R: Region>(
     scratch: &mut Scratch,
     recorder: &mut IntervalRecorder,
     stop: &AtomicBool,
+    mut on_gone: OnGone<'_, R>,
 ) -> HotResult {
     let now = clock.raw();
     let mut l = Loop {
@@ -168,62 +206,77 @@ pub fn run<R: Region>(
         last_published: 0,
         last_heartbeat: 0,
         last_progress_raw: now,
+        session_base: (0, 0, 0),
     };
+    // Room for many feed restarts before a session record allocates.
+    l.r.sessions.reserve(64);
     let mut next_housekeeping = 0u64;
     let mut empties = 0u32;
-    let reason = loop {
-        match sub.poll() {
-            Poll::Tick(tick) => {
-                let received = clock.raw();
-                match scratch {
-                    Scratch::Arena(bump) => {
-                        bump.reset();
-                        decider.handle(&tick, &*bump);
-                    }
-                    Scratch::Heap => decider.handle(&tick, Global),
-                    Scratch::Pool(pool) => decider.handle(&tick, &*pool),
-                }
-                let done = clock.raw();
-                let st = l.recorder.stages();
-                st.record(
-                    Stage::FeedLag,
-                    tick.published_raw.saturating_sub(tick.scheduled_raw),
-                );
-                st.record(Stage::Hop, received.saturating_sub(tick.published_raw));
-                st.record(Stage::Engine, done - received);
-                st.record(Stage::E2e, done.saturating_sub(tick.scheduled_raw));
-                l.iv.ticks += 1;
-                waiter.reset();
-                if done >= next_housekeeping {
-                    if let Some(reason) = l.housekeeping(done, sub) {
-                        break reason;
-                    }
-                    next_housekeeping = done + l.s.housekeeping_raw;
-                }
-            }
-            Poll::Empty => {
-                waiter.wait();
-                empties += 1;
-                if empties >= 128 {
-                    empties = 0;
-                    let now = clock.raw();
-                    if now >= next_housekeeping {
-                        if let Some(reason) = l.housekeeping(now, sub) {
+    let reason = 'run: loop {
+        let gone = loop {
+            match sub.poll() {
+                Poll::Tick(tick) => {
+                    let received = clock.raw();
+                    scratch.handle(decider, &tick);
+                    let done = clock.raw();
+                    let st = l.recorder.stages();
+                    st.record(
+                        Stage::FeedLag,
+                        tick.published_raw.saturating_sub(tick.scheduled_raw),
+                    );
+                    st.record(Stage::Hop, received.saturating_sub(tick.published_raw));
+                    st.record(Stage::Engine, done - received);
+                    st.record(Stage::E2e, done.saturating_sub(tick.scheduled_raw));
+                    l.iv.ticks += 1;
+                    waiter.reset();
+                    if done >= next_housekeeping {
+                        if let Some(reason) = l.housekeeping(done, sub) {
                             break reason;
                         }
-                        next_housekeeping = now + l.s.housekeeping_raw;
+                        next_housekeeping = done + l.s.housekeeping_raw;
                     }
                 }
+                Poll::Empty => {
+                    waiter.wait();
+                    empties += 1;
+                    if empties >= 128 {
+                        empties = 0;
+                        let now = clock.raw();
+                        if now >= next_housekeeping {
+                            if let Some(reason) = l.housekeeping(now, sub) {
+                                break reason;
+                            }
+                            next_housekeeping = now + l.s.housekeeping_raw;
+                        }
+                    }
+                }
+                Poll::Gap { missed, .. } => {
+                    l.iv.gaps += 1;
+                    l.iv.missed += missed;
+                }
+                Poll::Corrupt { .. } => {
+                    l.iv.missed += 1;
+                    l.r.corrupt += 1;
+                }
+                Poll::Ended => break EndReason::EndOfStream,
             }
-            Poll::Gap { missed, .. } => {
-                l.iv.gaps += 1;
-                l.iv.missed += missed;
+        };
+        let reopen = match (&mut on_gone, gone) {
+            (OnGone::Reopen(reopen), EndReason::ProducerGone | EndReason::EndOfStream) => reopen,
+            _ => break 'run gone,
+        };
+        l.close_session(gone, sub);
+        let closed = l.r.sessions.last().cloned().unwrap_or_default();
+        match reopen(&closed) {
+            Ok(next) => {
+                *sub = next;
+                let now = clock.raw();
+                l.last_published = 0;
+                l.last_heartbeat = 0;
+                l.last_progress_raw = now;
+                next_housekeeping = 0;
             }
-            Poll::Corrupt { .. } => {
-                l.iv.missed += 1;
-                l.r.corrupt += 1;
-            }
-            Poll::Ended => break EndReason::EndOfStream,
+            Err(reason) => break 'run reason,
         }
     };
     l.finish(reason, sub)
@@ -244,6 +297,7 @@ impl Loop<'_> {
         if self.first_raw != 0 && now - self.first_raw >= self.s.limit_raw {
             return Some(EndReason::Duration);
         }
+        sub.heartbeat(now);
         let header = sub.header();
         let published = header.published.load(Ordering::Acquire);
         let heartbeat = header.heartbeat_raw.load(Ordering::Relaxed);
@@ -302,6 +356,31 @@ impl Loop<'_> {
         true
     }
 
+    /// Records the session with the feed of `sub`, which the loop is leaving.
+    fn close_session<R: Region>(&mut self, end: EndReason, sub: &Subscriber<R>) {
+        let received = self.r.received + self.iv.ticks;
+        let missed = self.r.missed + self.iv.missed;
+        let gaps = self.r.gaps + self.iv.gaps;
+        let (r0, m0, g0) = self.session_base;
+        let header = sub.header();
+        let published = header.published.load(Ordering::Acquire);
+        let unread = published.saturating_sub(sub.next_seq() - 1);
+        self.r.unread += unread;
+        self.r.published_seen += published;
+        self.r.sessions.push(FeedSession {
+            producer_pid: header.producer_pid.load(Ordering::Relaxed),
+            epoch_ns: header.epoch_ns.load(Ordering::Relaxed),
+            published,
+            received: received - r0,
+            missed: missed - m0,
+            gaps: gaps - g0,
+            unread,
+            end,
+            evicted: sub.registration() == Registration::Evicted,
+        });
+        self.session_base = (received, missed, gaps);
+    }
+
     /// Sends the last interval (waiting for a spare set: the loop is over) and totals up.
     fn finish<R: Region>(mut self, reason: EndReason, sub: &Subscriber<R>) -> HotResult {
         let now = self.clock.raw();
@@ -318,6 +397,7 @@ impl Loop<'_> {
             self.r.received += self.iv.ticks;
             self.r.gaps += self.iv.gaps;
             self.r.missed += self.iv.missed;
+            (self.iv.ticks, self.iv.gaps, self.iv.missed) = (0, 0, 0);
         }
         self.r.measured = if warm { 0 } else { measured };
         self.r.allocs_after_warmup = if warm {
@@ -326,7 +406,7 @@ impl Loop<'_> {
             end_allocs.since(&self.allocs_at_warm_end)
         };
         self.r.end_reason = reason;
-        self.r.published_seen = sub.header().published.load(Ordering::Acquire);
+        self.close_session(reason, sub);
         self.r
     }
 }

@@ -34,13 +34,15 @@ use anyhow::{anyhow, Context};
 use clap::Parser;
 use common::alloc::AllocProfile;
 use common::clock::{Clock, ClockSource};
-use common::config::{Config, Scratch as ScratchMode};
+use common::config::{Config, OnProducerGone, Scratch as ScratchMode};
 use common::cores::{allowed_cores, pin_current, restrict_current, WaitStrategy, Waiter};
 use common::latency::{
     fixed_histogram, format_line, interval_channel, to_ns, Hlog, IntervalSink, Percentiles,
     HIGHEST_NS, STAGES,
 };
-use common::manifest::{write_json, AllocatorInfo, EndReason, EngineSummary, Manifest};
+use common::manifest::{
+    write_json, AllocatorInfo, EndReason, EngineSummary, FeedSession, Manifest,
+};
 use common::memory::{MemoryReport, MemorySample, Monitor};
 use common::ring::shm::{self, MappedRegion, OpenError, RingInfo};
 use common::ring::{StartAt, Subscriber};
@@ -48,7 +50,6 @@ use crossbeam_channel::{Receiver, TryRecvError};
 use hdrhistogram::Histogram;
 use order::OrderMsg;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -102,14 +103,12 @@ pub fn main_with(hooks: AllocatorHooks) -> ExitCode {
     }
 }
 
-fn pid_alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-}
-
-/// Waits until a live feed's ring can be opened. `None` if stopped while waiting.
+/// Waits until a live feed's ring can be opened (not the one of `skip_epoch`, a feed
+/// already read). `None` if stopped while waiting.
 fn wait_for_ring(
     config: &Config,
     stop: &AtomicBool,
+    skip_epoch: Option<u64>,
 ) -> Result<Option<(Subscriber<MappedRegion>, RingInfo)>, Failure> {
     let path = &config.ring.path;
     let mut said = false;
@@ -132,7 +131,15 @@ fn wait_for_ring(
                     info.producer_pid
                 ));
             }
-            Ok((sub, info)) if !pid_alive(info.producer_pid) => {
+            Ok((sub, info)) if Some(info.epoch_ns) == skip_epoch => {
+                drop(sub);
+                say(format!(
+                    "ring {} is still the old feed's (pid {}); waiting for a new feed",
+                    path.display(),
+                    info.producer_pid
+                ));
+            }
+            Ok((sub, info)) if !shm::process_alive(info.producer_pid) => {
                 drop(sub);
                 say(format!(
                     "ring {} was left by pid {}, which is not running; waiting for a new feed",
@@ -182,7 +189,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     .with_context(|| format!("cannot create {}", hlog_path.display()))
     .map_err(bad_input)?;
 
-    let Some((mut sub, info)) = wait_for_ring(&config, &stop)? else {
+    let Some((mut sub, info)) = wait_for_ring(&config, &stop, None)? else {
         eprintln!("engine: stopped while waiting for the feed");
         return Ok(());
     };
@@ -195,10 +202,15 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     })?;
     let clock = Clock::with_source(source);
     eprintln!(
-        "engine: reading {} (feed pid {}, {} slots, clock {}), scratch {}, {} levels",
+        "engine: reading {} (feed pid {}, {} slots, {}, clock {}), scratch {}, {} levels",
         config.ring.path.display(),
         info.producer_pid,
         info.capacity,
+        if info.lossless {
+            "lossless: registered, the feed waits for this engine"
+        } else {
+            "lossy"
+        },
         source.name(),
         config.engine.scratch.name(),
         config.engine.levels
@@ -268,6 +280,45 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
                     producer_timeout_raw: ms(config.engine.producer_timeout_ms as f64),
                     housekeeping_raw: ms(1.0),
                 };
+                let timeout_ms = config.engine.producer_timeout_ms;
+                let mut reopen = |closed: &FeedSession| {
+                    eprintln!(
+                        "engine: feed pid {} {} after publishing {} ticks (received {}, missed {}); waiting for a new feed",
+                        closed.producer_pid,
+                        match closed.end {
+                            EndReason::EndOfStream => "ended its stream".to_string(),
+                            _ => format!("showed no sign of life for {timeout_ms} ms"),
+                        },
+                        closed.published,
+                        closed.received,
+                        closed.missed,
+                    );
+                    match wait_for_ring(&config, &stop, Some(closed.epoch_ns)) {
+                        Ok(Some((sub, info))) if info.clock_source == source as u32 => {
+                            eprintln!(
+                                "engine: resynchronised on a new feed (pid {}): its sequence starts again at 1; the discontinuity is a new session in the summary",
+                                info.producer_pid
+                            );
+                            Ok(sub)
+                        }
+                        Ok(Some((_, info))) => {
+                            eprintln!(
+                                "engine: error: the new feed (pid {}) stamps ticks with another clock source; stopping",
+                                info.producer_pid
+                            );
+                            Err(EndReason::ProducerGone)
+                        }
+                        Ok(None) => Err(EndReason::Signal),
+                        Err(f) => {
+                            eprintln!("engine: error: {:#}", f.error);
+                            Err(EndReason::ProducerGone)
+                        }
+                    }
+                };
+                let on_gone = match config.engine.on_producer_gone {
+                    OnProducerGone::Exit => hot::OnGone::Stop,
+                    OnProducerGone::Wait => hot::OnGone::Reopen(&mut reopen),
+                };
                 let result = hot::run(
                     &mut sub,
                     &clock,
@@ -277,6 +328,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
                     &mut scratch,
                     &mut recorder,
                     &stop,
+                    on_gone,
                 );
                 profile.publish(ROLE_HOT);
                 (
@@ -311,6 +363,8 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     }
     let summary = EngineSummary {
         published_seen: result.published_seen,
+        sessions: result.sessions.clone(),
+        unread: result.unread,
         received: result.received,
         gaps: result.gaps,
         missed: result.missed,
@@ -351,12 +405,14 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         .with_context(|| format!("cannot write {}", path.display()))
         .map_err(runtime)?;
     println!(
-        "engine done ({:?}): received={} gaps={} missed={} published={} hot_allocs/tick={:.3} orders={} dropped={} invalid={} -> {}",
+        "engine done ({:?}): received={} gaps={} missed={} published={} unread={} feeds={} hot_allocs/tick={:.3} orders={} dropped={} invalid={} -> {}",
         summary.end_reason,
         summary.received,
         summary.gaps,
         summary.missed,
         summary.published_seen,
+        summary.unread,
+        summary.sessions.len(),
         summary.global_allocs_per_tick,
         summary.orders,
         summary.orders_dropped,

@@ -27,9 +27,13 @@ use common::alloc::{thread_counts, AllocCounts, AllocProfile};
 use common::clock::{unix_ns, Clock};
 use common::config::Config;
 use common::cores::{allowed_cores, pin_current, restrict_current, WaitStrategy, Waiter};
-use common::manifest::{fmt_bytes, write_json, AllocatorInfo, EndReason, FeedSummary, Manifest};
+use common::manifest::{
+    fmt_bytes, write_json, AllocatorInfo, EndReason, EvictionReport, FeedSummary, LosslessReport,
+    Manifest,
+};
 use common::memory::{MemoryReport, MemorySample, Monitor};
 use common::ring::shm::{self, ProducerId};
+use common::ring::LosslessStats;
 use common::tick::Tick;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use std::collections::BTreeMap;
@@ -95,6 +99,7 @@ struct MdResult {
     dropped: u64,
     end_reason: EndReason,
     pinned: bool,
+    lossless: Option<LosslessStats>,
 }
 
 fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
@@ -115,22 +120,46 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         );
     }
     let clock = Clock::new();
-    let publisher = shm::create(
+    let mut publisher = shm::create(
         &config.ring.path,
         config.ring.capacity,
         ProducerId {
             clock_source: clock.source() as u32,
             epoch_ns: unix_ns(),
+            lossless: config.ring.lossless,
         },
     )
     .map_err(runtime)?;
+    let reclaimed = publisher.region().reclaimed();
+    match reclaimed {
+        Some(0) => eprintln!(
+            "feed: replaced a file at {} that was not a ring",
+            config.ring.path.display()
+        ),
+        Some(pid) => {
+            eprintln!("feed: reclaimed the ring left by pid {pid}, which no longer holds it")
+        }
+        None => {}
+    }
+    if config.ring.lossless {
+        let c = clock.clone();
+        publisher.set_liveness(
+            clock.raw_from_ns(config.ring.consumer_timeout_ms * 1_000_000),
+            move || c.raw(),
+        );
+    }
     eprintln!(
-        "feed: publishing {} symbols at {:.0} ticks/s for {} s into {} ({} slots, clock {})",
+        "feed: publishing {} symbols at {:.0} ticks/s for {} s into {} ({} slots, {}, clock {})",
         config.symbols.len(),
         config.total_rate_per_s(),
         config.duration_s,
         config.ring.path.display(),
         config.ring.capacity,
+        if config.ring.lossless {
+            "lossless"
+        } else {
+            "lossy"
+        },
         clock.source().name()
     );
 
@@ -214,6 +243,20 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
             profile.snapshot()
         },
         memory,
+        lossless: md.lossless.map(|l| LosslessReport {
+            waits: l.waits,
+            wait_ms: l.wait_raw as f64 * clock.ns_per_raw() / 1e6,
+            evictions: l.evictions,
+            evicted: l.evicted[..(l.evictions as usize).min(l.evicted.len())]
+                .iter()
+                .map(|e| EvictionReport {
+                    pid: e.pid,
+                    cursor: e.cursor,
+                    blocked_seq: e.blocked_seq,
+                })
+                .collect(),
+        }),
+        reclaimed_ring_of_pid: reclaimed,
         end_reason: md.end_reason,
         manifest: Manifest::collect(
             &config,
@@ -242,6 +285,18 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         summary.end_reason,
         path.display()
     );
+    if let Some(l) = &summary.lossless {
+        println!(
+            "feed lossless: waited {} times, {:.1} ms in all; evicted {} engine(s)",
+            l.waits, l.wait_ms, l.evictions
+        );
+        for e in &l.evicted {
+            eprintln!(
+                "feed: lossless: evicted engine pid {} (silent for {} ms): it had passed seq {}, the feed was waiting to publish seq {}",
+                e.pid, config.ring.consumer_timeout_ms, e.cursor, e.blocked_seq
+            );
+        }
+    }
     Ok(())
 }
 
@@ -273,6 +328,29 @@ fn md_thread(
     let mut dropped = 0u64;
     let mut end_reason = EndReason::EndOfStream;
 
+    if config.ring.lossless && config.ring.wait_for_consumers > 0 {
+        let want = config.ring.wait_for_consumers as usize;
+        eprintln!("feed: lossless: waiting for {want} engine(s) to register");
+        loop {
+            publisher.heartbeat(clock.raw());
+            if publisher.active_consumers() >= want {
+                break;
+            }
+            if stop.load(Ordering::Relaxed) {
+                publisher.end_and_unlink();
+                return MdResult {
+                    published: 0,
+                    elapsed_ns: 0,
+                    allocs: AllocCounts::default(),
+                    dropped: 0,
+                    end_reason: EndReason::Signal,
+                    pinned,
+                    lossless: publisher.lossless_stats().copied(),
+                };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
     let allocs_before = thread_counts();
     let start_raw = clock.raw();
     start_raw_out.store(start_raw, Ordering::Release);
@@ -321,6 +399,7 @@ fn md_thread(
         dropped,
         end_reason,
         pinned,
+        lossless: publisher.lossless_stats().copied(),
     }
 }
 

@@ -7,9 +7,16 @@
 //!
 //! # Guarantees
 //!
-//! - [`Publisher::publish`] and [`Subscriber::poll`] never allocate, lock, block or
-//!   make a system call. Publishing never waits for consumers: a consumer that falls
-//!   more than the capacity behind is *lapped*.
+//! - [`Publisher::publish`] and [`Subscriber::poll`] never allocate, lock or make a
+//!   system call. In the default *lossy* mode publishing never waits for consumers: a
+//!   consumer that falls more than the capacity behind is *lapped*.
+//! - In *lossless* mode ([`HeapRegion::lossless`], `ring.lossless` in the config) each
+//!   consumer registers in the header's consumer table and publishes its cursor; the
+//!   producer never overwrites a tick a registered, live consumer has not yet passed. It
+//!   spins (blocks) while the slowest one is a whole ring behind, and *evicts* a
+//!   consumer whose heartbeat has not moved for the liveness timeout, so that a dead
+//!   consumer cannot stop the stream for ever. An evicted consumer goes on reading in
+//!   lossy fashion and reports what it missed as gaps.
 //! - A consumer never returns a torn or stale tick. Each slot carries the sequence
 //!   number of the tick in it (word 0 of the slot is the tick's `seq`); the consumer
 //!   checks it before and after copying the payload, seqlock style, and reports a
@@ -39,7 +46,7 @@ use std::sync::Arc;
 /// First word of every ring header.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"HFTRING\0");
 /// Version of the header and slot layout; bumped on any incompatible change.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 /// Bytes reserved for the header at the start of a ring file; slots follow.
 pub const HEADER_BYTES: usize = 4096;
 /// Smallest capacity a ring may have.
@@ -49,6 +56,27 @@ pub const MAX_CAPACITY: u64 = 1 << 30;
 
 /// Set in a slot's word 0 while the producer writes that slot.
 const WRITING: u64 = 1 << 63;
+
+/// A sequence number read from the header, where a corrupt or hostile file may put any
+/// value: real ones stay below [`WRITING`], so larger ones are clamped there, which
+/// keeps a consumer's `+ 1` on sequence numbers from overflowing (found by
+/// `tests/fuzz.rs`).
+fn header_seq(v: u64) -> u64 {
+    v.min(WRITING - 1)
+}
+
+/// Entries in the header's consumer table: how many consumers a lossless ring can
+/// register at once.
+pub const MAX_CONSUMERS: usize = 16;
+
+/// [`ConsumerSlot::state`]: free for the taking.
+const CONSUMER_FREE: u32 = 0;
+/// Being filled in by a registering consumer; the producer ignores it.
+const CONSUMER_CLAIMING: u32 = 1;
+/// Registered: the producer waits for this consumer's cursor.
+const CONSUMER_ACTIVE: u32 = 2;
+/// Evicted by the producer after its liveness timeout; the producer ignores it.
+const CONSUMER_EVICTED: u32 = 3;
 
 /// How often (in consecutive empty polls) [`Subscriber::poll`] looks at the header
 /// to notice the end of the stream.
@@ -85,13 +113,43 @@ pub struct Header {
     pub clock_source: AtomicU32,
     /// Producer start time, nanoseconds since the Unix epoch; unique per producer start.
     pub epoch_ns: AtomicU64,
-    _identity_pad: [u64; 9],
+    /// 1 in lossless mode (the producer waits for registered consumers), 0 otherwise.
+    pub lossless: AtomicU32,
+    _identity_pad32: u32,
+    _identity_pad: [u64; 8],
     /// Highest published sequence number (0: none yet). Producer-written.
     pub published: AtomicU64,
     /// Raw clock reading of the producer's last sign of life. Producer-written.
     pub heartbeat_raw: AtomicU64,
     /// [`ProducerState`] as u32. Producer-written.
     pub state: AtomicU32,
+    /// The consumer table of lossless mode, one cache-line pair per consumer.
+    pub consumers: [ConsumerSlot; MAX_CONSUMERS],
+}
+
+/// One registered consumer of a lossless ring. Written by that consumer (cursor,
+/// heartbeat) and read by the producer; the producer writes only `state`, to evict.
+#[repr(C, align(128))]
+pub struct ConsumerSlot {
+    /// Free, claiming, active or evicted (private constants).
+    pub state: AtomicU32,
+    /// Process id of the consumer.
+    pub pid: AtomicU32,
+    /// Highest sequence number the consumer has passed (read, or skipped in a gap).
+    pub cursor: AtomicU64,
+    /// Any value that changes while the consumer is alive (its raw clock).
+    pub heartbeat: AtomicU64,
+}
+
+impl ConsumerSlot {
+    fn empty() -> ConsumerSlot {
+        ConsumerSlot {
+            state: AtomicU32::new(CONSUMER_FREE),
+            pid: AtomicU32::new(0),
+            cursor: AtomicU64::new(0),
+            heartbeat: AtomicU64::new(0),
+        }
+    }
 }
 
 const _: () = assert!(std::mem::size_of::<Header>() <= HEADER_BYTES);
@@ -113,7 +171,7 @@ impl Slot {
 }
 
 impl Header {
-    fn new(capacity: u64, clock_source: u32, pid: u32, epoch_ns: u64) -> Header {
+    fn new(capacity: u64, lossless: bool, clock_source: u32, pid: u32, epoch_ns: u64) -> Header {
         let h = Header {
             magic: AtomicU64::new(0),
             layout_version: AtomicU32::new(0),
@@ -123,17 +181,27 @@ impl Header {
             producer_pid: AtomicU32::new(0),
             clock_source: AtomicU32::new(0),
             epoch_ns: AtomicU64::new(0),
-            _identity_pad: [0; 9],
+            lossless: AtomicU32::new(0),
+            _identity_pad32: 0,
+            _identity_pad: [0; 8],
             published: AtomicU64::new(0),
             heartbeat_raw: AtomicU64::new(0),
             state: AtomicU32::new(0),
+            consumers: std::array::from_fn(|_| ConsumerSlot::empty()),
         };
-        h.init(capacity, clock_source, pid, epoch_ns);
+        h.init(capacity, lossless, clock_source, pid, epoch_ns);
         h
     }
 
     /// Writes the identity fields and marks the ring running; magic goes last.
-    pub(crate) fn init(&self, capacity: u64, clock_source: u32, pid: u32, epoch_ns: u64) {
+    pub(crate) fn init(
+        &self,
+        capacity: u64,
+        lossless: bool,
+        clock_source: u32,
+        pid: u32,
+        epoch_ns: u64,
+    ) {
         self.layout_version.store(LAYOUT_VERSION, Ordering::Relaxed);
         self.slot_bytes
             .store(std::mem::size_of::<Slot>() as u32, Ordering::Relaxed);
@@ -143,6 +211,10 @@ impl Header {
         self.producer_pid.store(pid, Ordering::Relaxed);
         self.clock_source.store(clock_source, Ordering::Relaxed);
         self.epoch_ns.store(epoch_ns, Ordering::Relaxed);
+        self.lossless.store(lossless as u32, Ordering::Relaxed);
+        for c in &self.consumers {
+            c.state.store(CONSUMER_FREE, Ordering::Relaxed);
+        }
         self.published.store(0, Ordering::Relaxed);
         self.heartbeat_raw.store(0, Ordering::Relaxed);
         self.state
@@ -158,6 +230,19 @@ impl Header {
             2 => Some(ProducerState::Ended),
             _ => None,
         }
+    }
+
+    /// Whether the producer of this ring waits for registered consumers.
+    pub fn is_lossless(&self) -> bool {
+        self.lossless.load(Ordering::Relaxed) == 1
+    }
+
+    /// Number of consumers registered and not evicted.
+    pub fn active_consumers(&self) -> usize {
+        self.consumers
+            .iter()
+            .filter(|c| c.state.load(Ordering::Acquire) == CONSUMER_ACTIVE)
+            .count()
     }
 }
 
@@ -188,7 +273,7 @@ pub struct HeapRegion {
 }
 
 impl HeapRegion {
-    /// A new, empty ring of `capacity` slots, ready for one [`Publisher`].
+    /// A new, empty, lossy ring of `capacity` slots, ready for one [`Publisher`].
     ///
     /// # Panics
     ///
@@ -212,12 +297,26 @@ impl HeapRegion {
     /// assert_eq!(subscriber.poll(), Poll::Empty);
     /// ```
     pub fn new(capacity: u64) -> HeapRegion {
+        HeapRegion::with_mode(capacity, false)
+    }
+
+    /// A new, empty, lossless ring: its publisher waits for registered consumers
+    /// (see [`Subscriber::register`]).
+    ///
+    /// # Panics
+    ///
+    /// As [`HeapRegion::new`].
+    pub fn lossless(capacity: u64) -> HeapRegion {
+        HeapRegion::with_mode(capacity, true)
+    }
+
+    fn with_mode(capacity: u64, lossless: bool) -> HeapRegion {
         assert!(
             capacity.is_power_of_two() && (MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity),
             "ring capacity must be a power of two in {MIN_CAPACITY}..={MAX_CAPACITY}, got {capacity}"
         );
         HeapRegion {
-            header: Header::new(capacity, 0, std::process::id(), 0),
+            header: Header::new(capacity, lossless, 0, std::process::id(), 0),
             slots: (0..capacity).map(|_| Slot::empty()).collect(),
         }
     }
@@ -232,26 +331,97 @@ impl Region for HeapRegion {
     }
 }
 
+/// A consumer the producer of a lossless ring gave up waiting for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Eviction {
+    /// The consumer's process id.
+    pub pid: u32,
+    /// The highest sequence number it had passed when evicted.
+    pub cursor: u64,
+    /// The sequence number the producer was waiting to publish.
+    pub blocked_seq: u64,
+}
+
+/// What a lossless producer waited for, and whom it evicted.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LosslessStats {
+    /// Times the producer found the slowest consumer a whole ring behind and waited.
+    pub waits: u64,
+    /// Raw clock units spent waiting (units of the `now` function given to
+    /// [`Publisher::set_liveness`]; 0 without one).
+    pub wait_raw: u64,
+    /// Consumers evicted for a heartbeat that stood still for the liveness timeout.
+    pub evictions: u64,
+    /// The first [`MAX_CONSUMERS`] evictions.
+    pub evicted: [Eviction; MAX_CONSUMERS],
+}
+
+/// The producer's side of lossless mode: liveness settings and what it saw last of
+/// each consumer's heartbeat.
+struct Lossless {
+    /// Evict a consumer whose heartbeat stands still this long (raw units).
+    timeout_raw: u64,
+    /// The producer's clock; `None`: wait for ever, never evict.
+    now: Option<Box<dyn FnMut() -> u64 + Send>>,
+    /// Per consumer slot: (heartbeat last seen, when it was seen to change).
+    seen: [(u64, u64); MAX_CONSUMERS],
+    stats: LosslessStats,
+}
+
 /// The single writer of a ring. Not `Clone`: one producer per ring.
 pub struct Publisher<R: Region> {
     region: R,
     next: u64,
     mask: u64,
+    /// Highest sequence number that can be published without looking at the consumer
+    /// table again; `u64::MAX` for a lossy ring.
+    limit: u64,
+    lossless: Option<Box<Lossless>>,
 }
 
 impl<R: Region> Publisher<R> {
-    /// Takes the producer side of a freshly initialised region.
+    /// Takes the producer side of a freshly initialised region. A lossless region's
+    /// publisher waits for ever for its consumers until [`Publisher::set_liveness`]
+    /// gives it a clock and a timeout.
     pub fn new(region: R) -> Publisher<R> {
         let mask = region.slots().len() as u64 - 1;
         let next = region.header().published.load(Ordering::Relaxed) + 1;
-        Publisher { region, next, mask }
+        let lossless = region.header().is_lossless().then(|| {
+            Box::new(Lossless {
+                timeout_raw: u64::MAX,
+                now: None,
+                seen: [(0, 0); MAX_CONSUMERS],
+                stats: LosslessStats::default(),
+            })
+        });
+        Publisher {
+            region,
+            next,
+            mask,
+            limit: if lossless.is_some() { 0 } else { u64::MAX },
+            lossless,
+        }
+    }
+
+    /// Lossless mode: evict a consumer whose heartbeat has not changed for `timeout_raw`
+    /// units of `now` while the producer waits for it; while waiting, the producer also
+    /// stores `now` as its own heartbeat. No effect on a lossy ring.
+    pub fn set_liveness(&mut self, timeout_raw: u64, now: impl FnMut() -> u64 + Send + 'static) {
+        if let Some(l) = &mut self.lossless {
+            l.timeout_raw = timeout_raw;
+            l.now = Some(Box::new(now));
+        }
     }
 
     /// Publishes `tick`, overwriting its `seq` with the next sequence number, which is
-    /// returned. Never blocks, allocates or fails.
+    /// returned. Never allocates or fails. On a lossy ring it never waits; on a lossless
+    /// ring it waits while a registered, live consumer is a whole ring behind.
     #[inline]
     pub fn publish(&mut self, tick: &Tick) -> u64 {
         let seq = self.next;
+        if seq > self.limit {
+            self.make_room(seq);
+        }
         let mut words = tick.to_words();
         words[0] = seq;
         let slot = &self.region.slots()[(seq & self.mask) as usize];
@@ -269,6 +439,95 @@ impl<R: Region> Publisher<R> {
         self.region.header().published.store(seq, Ordering::Release);
         self.next = seq + 1;
         seq
+    }
+
+    /// Lossless mode: returns once `seq` can be written without overwriting a tick that
+    /// an active consumer has not passed, evicting consumers that stopped living, and
+    /// sets the new limit. Looks at the consumer table at least once per ring turn, so
+    /// that a consumer registering late is waited for from then on.
+    #[cold]
+    #[inline(never)]
+    fn make_room(&mut self, seq: u64) {
+        let capacity = self.mask + 1;
+        let header = self.region.header();
+        let Some(l) = self.lossless.as_deref_mut() else {
+            return;
+        };
+        let mut wait_start = None;
+        loop {
+            let mut limit = seq - 1 + capacity;
+            for c in &header.consumers {
+                // SYNC POINT: pairs with the release store of ACTIVE in `Subscriber::register`.
+                if c.state.load(Ordering::Acquire) == CONSUMER_ACTIVE {
+                    // SYNC POINT: pairs with the release store of the cursor in
+                    // `Subscriber::poll`: the consumer's reads of every slot up to its
+                    // cursor happen before this producer overwrites them.
+                    let cursor = c.cursor.load(Ordering::Acquire);
+                    limit = limit.min(cursor.saturating_add(capacity));
+                }
+            }
+            if seq <= limit {
+                self.limit = limit;
+                if let (Some(start), Some(now)) = (wait_start, l.now.as_mut()) {
+                    l.stats.wait_raw += now().saturating_sub(start);
+                }
+                return;
+            }
+            let now = l.now.as_mut().map_or(0, |now| now());
+            if l.now.is_some() {
+                // Waiting is not dying: other consumers watch this heartbeat.
+                header.heartbeat_raw.store(now, Ordering::Relaxed);
+            }
+            if wait_start.is_none() {
+                wait_start = Some(now);
+                l.stats.waits += 1;
+                for (seen, c) in l.seen.iter_mut().zip(&header.consumers) {
+                    *seen = (c.heartbeat.load(Ordering::Relaxed), now);
+                }
+            } else if l.now.is_some() {
+                for (seen, c) in l.seen.iter_mut().zip(&header.consumers) {
+                    let beat = c.heartbeat.load(Ordering::Relaxed);
+                    if beat != seen.0 {
+                        *seen = (beat, now);
+                        continue;
+                    }
+                    let cursor = c.cursor.load(Ordering::Acquire);
+                    if now.saturating_sub(seen.1) >= l.timeout_raw
+                        && cursor.saturating_add(capacity) < seq
+                        && c.state
+                            .compare_exchange(
+                                CONSUMER_ACTIVE,
+                                CONSUMER_EVICTED,
+                                Ordering::AcqRel,
+                                Ordering::Relaxed,
+                            )
+                            .is_ok()
+                    {
+                        let n = l.stats.evictions as usize;
+                        if n < MAX_CONSUMERS {
+                            l.stats.evicted[n] = Eviction {
+                                pid: c.pid.load(Ordering::Relaxed),
+                                cursor,
+                                blocked_seq: seq,
+                            };
+                        }
+                        l.stats.evictions += 1;
+                    }
+                }
+            }
+            crate::sync::spin_loop();
+        }
+    }
+
+    /// Consumers registered with this (lossless) ring and not evicted.
+    pub fn active_consumers(&self) -> usize {
+        self.region.header().active_consumers()
+    }
+
+    /// Lossless mode: what the producer waited for and whom it evicted (`None` for a
+    /// lossy ring).
+    pub fn lossless_stats(&self) -> Option<&LosslessStats> {
+        self.lossless.as_deref().map(|l| &l.stats)
     }
 
     /// Sequence number the next published tick will get.
@@ -340,6 +599,31 @@ pub enum StartAt {
     Latest,
 }
 
+/// Why [`Subscriber::register`] failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RegisterError {
+    /// The ring is lossy: there is nothing to register for.
+    #[error("the ring is not lossless")]
+    Lossy,
+    /// Every entry of the consumer table is held by a live consumer.
+    #[error("all {MAX_CONSUMERS} consumer entries of the ring are in use")]
+    Full,
+}
+
+/// Where this subscriber stands with a lossless producer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Registration {
+    /// Not registered (lossy ring, or not asked to).
+    None,
+    /// Registered: the producer waits for this subscriber.
+    Active,
+    /// The producer stopped waiting for this subscriber after its liveness timeout.
+    Evicted,
+}
+
+/// No consumer-table entry.
+const NO_SLOT: usize = usize::MAX;
+
 /// One reader of a ring. Each subscriber keeps its own position; any number may read.
 pub struct Subscriber<R: Region> {
     region: R,
@@ -347,13 +631,17 @@ pub struct Subscriber<R: Region> {
     mask: u64,
     capacity: u64,
     empty_polls: u32,
+    /// Index of this subscriber's consumer-table entry, or [`NO_SLOT`].
+    slot: usize,
+    /// The pid it registered under.
+    pid: u32,
 }
 
 impl<R: Region> Subscriber<R> {
     /// A reader of `region`, starting as `start` says.
     pub fn new(region: R, start: StartAt) -> Subscriber<R> {
         let capacity = region.slots().len() as u64;
-        let published = region.header().published.load(Ordering::Acquire);
+        let published = header_seq(region.header().published.load(Ordering::Acquire));
         let next = match start {
             StartAt::Latest => published + 1,
             StartAt::Oldest => 1,
@@ -364,6 +652,84 @@ impl<R: Region> Subscriber<R> {
             mask: capacity - 1,
             capacity,
             empty_polls: 0,
+            slot: NO_SLOT,
+            pid: 0,
+        }
+    }
+
+    /// Lossless ring: enters this subscriber in the consumer table under `pid`, so that
+    /// the producer waits for it from now on. Takes a free entry, or one whose process
+    /// `is_dead` says is gone. The subscriber leaves the table when dropped.
+    ///
+    /// Allocates nothing; start-up work, not for the hot loop.
+    pub fn register(
+        &mut self,
+        pid: u32,
+        is_dead: impl Fn(u32) -> bool,
+    ) -> Result<(), RegisterError> {
+        let header = self.region.header();
+        if !header.is_lossless() {
+            return Err(RegisterError::Lossy);
+        }
+        for (i, c) in header.consumers.iter().enumerate() {
+            let state = c.state.load(Ordering::Acquire);
+            let takeable = match state {
+                CONSUMER_FREE => true,
+                CONSUMER_ACTIVE | CONSUMER_EVICTED => is_dead(c.pid.load(Ordering::Relaxed)),
+                _ => false,
+            };
+            if takeable
+                && c.state
+                    .compare_exchange(
+                        state,
+                        CONSUMER_CLAIMING,
+                        Ordering::Acquire,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+            {
+                c.pid.store(pid, Ordering::Relaxed);
+                c.cursor.store(self.next - 1, Ordering::Relaxed);
+                c.heartbeat.store(0, Ordering::Relaxed);
+                // SYNC POINT: pairs with the acquire load of the state in
+                // `Publisher::make_room`: the producer sees this cursor with ACTIVE.
+                c.state.store(CONSUMER_ACTIVE, Ordering::Release);
+                self.slot = i;
+                self.pid = pid;
+                return Ok(());
+            }
+        }
+        Err(RegisterError::Full)
+    }
+
+    /// Where this subscriber stands with a lossless producer.
+    pub fn registration(&self) -> Registration {
+        match self.region.header().consumers.get(self.slot) {
+            None => Registration::None,
+            Some(c) if c.state.load(Ordering::Relaxed) == CONSUMER_ACTIVE => Registration::Active,
+            Some(_) => Registration::Evicted,
+        }
+    }
+
+    /// Lossless ring: a sign of life for the producer (any value that changes, such as
+    /// a raw clock reading). No effect when not registered. Call it about once a
+    /// millisecond, not per tick.
+    #[inline]
+    pub fn heartbeat(&self, value: u64) {
+        if let Some(c) = self.region.header().consumers.get(self.slot) {
+            c.heartbeat.store(value, Ordering::Relaxed);
+        }
+    }
+
+    /// Records that every sequence number below `self.next` has been passed.
+    #[inline]
+    fn passed(&self) {
+        if self.slot != NO_SLOT {
+            // SYNC POINT: pairs with the acquire load of the cursor in
+            // `Publisher::make_room`.
+            self.region.header().consumers[self.slot]
+                .cursor
+                .store(self.next - 1, Ordering::Release);
         }
     }
 
@@ -390,6 +756,7 @@ impl<R: Region> Subscriber<R> {
             }
             self.next = n + 1;
             self.empty_polls = 0;
+            self.passed();
             return match Tick::from_words(words) {
                 Some(tick) => Poll::Tick(tick),
                 None => Poll::Corrupt { seq: n },
@@ -418,12 +785,7 @@ impl<R: Region> Subscriber<R> {
     #[cold]
     fn resync(&mut self, seen: u64) -> Poll {
         // SYNC POINT: pairs with the release store of `published` in `Publisher::publish`.
-        let head = self
-            .region
-            .header()
-            .published
-            .load(Ordering::Acquire)
-            .max(seen);
+        let head = header_seq(self.region.header().published.load(Ordering::Acquire)).max(seen);
         // Jump to half a ring behind the head: far enough back to keep what can still be
         // read, far enough forward not to be lapped again at once.
         let target = (head + 1)
@@ -432,6 +794,7 @@ impl<R: Region> Subscriber<R> {
         let first_seq = self.next;
         self.next = target;
         self.empty_polls = 0;
+        self.passed();
         Poll::Gap {
             first_seq,
             missed: target - first_seq,
@@ -451,6 +814,28 @@ impl<R: Region> Subscriber<R> {
     /// The region this subscriber reads.
     pub fn region(&self) -> &R {
         &self.region
+    }
+}
+
+impl<R: Region> Drop for Subscriber<R> {
+    /// Leaves the consumer table, so that the producer stops waiting for this reader
+    /// (unless another consumer has taken the entry over meanwhile).
+    fn drop(&mut self) {
+        let entry = self.region.header().consumers.get(self.slot);
+        if let Some(c) = entry.filter(|c| c.pid.load(Ordering::Relaxed) == self.pid) {
+            let _ = c.state.compare_exchange(
+                CONSUMER_ACTIVE,
+                CONSUMER_FREE,
+                Ordering::Release,
+                Ordering::Relaxed,
+            );
+            let _ = c.state.compare_exchange(
+                CONSUMER_EVICTED,
+                CONSUMER_FREE,
+                Ordering::Release,
+                Ordering::Relaxed,
+            );
+        }
     }
 }
 
@@ -587,6 +972,142 @@ mod tests {
         assert!(matches!(s.poll(), Poll::Tick(t) if t.seq == 2));
     }
 
+    /// A lossless ring with one registered consumer: every tick arrives, in order,
+    /// with no gap, however far the producer runs ahead.
+    #[test]
+    fn lossless_consumer_misses_nothing() {
+        let total: u64 = if cfg!(miri) { 500 } else { 200_000 };
+        let region = Arc::new(HeapRegion::lossless(8));
+        let mut p = Publisher::new(region.clone());
+        let mut s = Subscriber::new(region, StartAt::Oldest);
+        s.register(1, |_| false).unwrap();
+        let producer = std::thread::spawn(move || {
+            for i in 1..=total {
+                p.publish(&tick(0, i as i64));
+            }
+            p.end();
+            p.lossless_stats().unwrap().evictions
+        });
+        let mut expect = 1u64;
+        loop {
+            match s.poll() {
+                Poll::Tick(t) => {
+                    assert_eq!(t.seq, expect);
+                    assert_eq!(t.bid_px_e8, expect as i64);
+                    expect += 1;
+                }
+                Poll::Empty => std::hint::spin_loop(),
+                Poll::Ended => break,
+                other => panic!("lossless ring gave {other:?}"),
+            }
+        }
+        assert_eq!(producer.join().unwrap(), 0);
+        assert_eq!(expect - 1, total);
+    }
+
+    /// A registered consumer that stops polling and stops its heartbeat is evicted
+    /// after the timeout; it then reads on and counts what it missed as a gap.
+    #[test]
+    fn silent_consumer_is_evicted_and_counts_its_gap() {
+        let region = Arc::new(HeapRegion::lossless(4));
+        let mut p = Publisher::new(region.clone());
+        let clock = Arc::new(AtomicU64::new(0));
+        let c = clock.clone();
+        // Each reading of the producer's clock advances it by one unit.
+        p.set_liveness(100, move || c.fetch_add(1, Ordering::Relaxed));
+        let mut s = Subscriber::new(region, StartAt::Oldest);
+        s.register(77, |_| false).unwrap();
+        for i in 0..10 {
+            p.publish(&tick(0, i)); // waits at the fifth, evicts, goes on
+        }
+        let stats = *p.lossless_stats().unwrap();
+        assert_eq!(stats.evictions, 1);
+        assert_eq!(stats.waits, 1);
+        assert_eq!(
+            stats.evicted[0],
+            Eviction {
+                pid: 77,
+                cursor: 0,
+                blocked_seq: 5
+            }
+        );
+        assert_eq!(s.registration(), Registration::Evicted);
+        let (mut received, mut missed) = (0, 0);
+        loop {
+            match s.poll() {
+                Poll::Tick(_) => received += 1,
+                Poll::Gap { missed: m, .. } => missed += m,
+                Poll::Empty => break,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(received + missed, 10);
+        assert!(missed > 0);
+    }
+
+    /// A consumer that heartbeats is never evicted, however long the producer waits.
+    #[test]
+    fn live_consumer_is_waited_for() {
+        let region = Arc::new(HeapRegion::lossless(4));
+        let mut p = Publisher::new(region.clone());
+        p.set_liveness(20_000, move || {
+            std::thread::sleep(std::time::Duration::from_micros(10));
+            crate::clock::monotonic_ns() / 1_000 // microseconds
+        });
+        let mut s = Subscriber::new(region, StartAt::Oldest);
+        s.register(5, |_| false).unwrap();
+        let consumer = std::thread::spawn(move || {
+            let mut got = 0u64;
+            let mut beat = 0;
+            while got < 20 {
+                beat += 1;
+                s.heartbeat(beat);
+                // A slow consumer: 20 ticks take three times the 20 ms timeout, but its
+                // heartbeat moves every 3 ms.
+                std::thread::sleep(std::time::Duration::from_millis(3));
+                match s.poll() {
+                    Poll::Tick(t) => {
+                        got += 1;
+                        assert_eq!(t.seq, got);
+                    }
+                    Poll::Empty => {}
+                    other => panic!("{other:?}"),
+                }
+            }
+            s.registration()
+        });
+        for i in 0..20 {
+            p.publish(&tick(0, i));
+        }
+        assert_eq!(consumer.join().unwrap(), Registration::Active);
+        assert_eq!(p.lossless_stats().unwrap().evictions, 0);
+    }
+
+    /// The consumer table: full, reuse of a dead consumer's entry, leaving on drop;
+    /// registering on a lossy ring is refused.
+    #[test]
+    fn consumer_table_claims_and_frees_entries() {
+        let region = Arc::new(HeapRegion::lossless(4));
+        let subs: Vec<_> = (0..MAX_CONSUMERS as u32)
+            .map(|pid| {
+                let mut s = Subscriber::new(region.clone(), StartAt::Oldest);
+                s.register(pid + 1, |_| false).unwrap();
+                s
+            })
+            .collect();
+        assert_eq!(region.header().active_consumers(), MAX_CONSUMERS);
+        let mut extra = Subscriber::new(region.clone(), StartAt::Oldest);
+        assert_eq!(extra.register(99, |_| false), Err(RegisterError::Full));
+        // pid 3 is dead: its entry can be taken over.
+        extra.register(99, |pid| pid == 3).unwrap();
+        assert_eq!(region.header().consumers[2].pid.load(Ordering::Relaxed), 99);
+        drop(subs);
+        assert_eq!(region.header().active_consumers(), 1);
+        let mut lossy = Subscriber::new(Arc::new(HeapRegion::new(4)), StartAt::Oldest);
+        assert_eq!(lossy.register(1, |_| false), Err(RegisterError::Lossy));
+        assert_eq!(lossy.registration(), Registration::None);
+    }
+
     /// A producer thread races a consumer thread on a small ring. Every tick's payload
     /// is derived from its seq, so a torn read (words from two different ticks) would
     /// show as a mismatch; every seq must be received or counted missed exactly once.
@@ -713,6 +1234,86 @@ mod loom_tests {
             }
             h.join().unwrap();
             assert!(expect <= 4);
+        });
+    }
+
+    /// Lossless: three ticks through two slots with a registered consumer: never a
+    /// gap, never a torn tick, all three in order.
+    #[test]
+    fn lossless_publish_poll() {
+        loom::model(|| {
+            let region = Arc::new(HeapRegion::lossless(2));
+            let mut p = Publisher::new(region.clone());
+            let mut s = Subscriber::new(region, StartAt::Oldest);
+            s.register(1, |_| false).unwrap();
+            let h = thread::spawn(move || {
+                for seq in 1..=3u64 {
+                    p.publish(&t(seq * 10));
+                }
+            });
+            let mut expect = 1;
+            while expect <= 3 {
+                match s.poll() {
+                    Poll::Tick(tick) => {
+                        assert_eq!(tick.seq, expect);
+                        check(&tick);
+                        expect += 1;
+                    }
+                    Poll::Empty => thread::yield_now(),
+                    other => panic!("{other:?}"),
+                }
+            }
+            h.join().unwrap();
+        });
+    }
+
+    /// Producer restart: a producer publishes and dies without ending its stream; the
+    /// consumer, told the producer is gone, drains what was published (ticks or gaps,
+    /// every seq accounted for against the header's count), then reads a new producer's
+    /// fresh ring from its start.
+    #[test]
+    fn producer_restart() {
+        loom::model(|| {
+            let old = Arc::new(HeapRegion::new(2));
+            let mut p = Publisher::new(old.clone());
+            let mut s = Subscriber::new(old, StartAt::Oldest);
+            let h = thread::spawn(move || {
+                for seq in 1..=3u64 {
+                    p.publish(&t(seq * 10));
+                }
+                // Killed here: no `end()`.
+            });
+            // Ticks received plus ticks counted missed; false on Empty.
+            let mut accounted = 0;
+            let mut account = |poll: Poll| match poll {
+                Poll::Tick(tick) => {
+                    check(&tick);
+                    accounted += 1;
+                    true
+                }
+                Poll::Gap { missed, .. } => {
+                    accounted += missed;
+                    true
+                }
+                Poll::Empty => false,
+                other => panic!("{other:?}"),
+            };
+            account(s.poll());
+            h.join().unwrap();
+            // Gone: drain to Empty.
+            while account(s.poll()) {}
+            let published = s.header().published.load(Ordering::Acquire);
+            assert_eq!(published, 3);
+            assert_eq!(accounted, published);
+            // The new producer's ring: sequence numbers start again at 1.
+            let new = Arc::new(HeapRegion::new(2));
+            let mut p2 = Publisher::new(new.clone());
+            let mut s2 = Subscriber::new(new, StartAt::Oldest);
+            let h2 = thread::spawn(move || {
+                p2.publish(&t(10));
+            });
+            h2.join().unwrap();
+            assert!(matches!(s2.poll(), Poll::Tick(tick) if tick.seq == 1));
         });
     }
 

@@ -20,14 +20,14 @@
 //! (`SIGBUS`); the file is owner-only so only the same user can do that.
 
 use super::{
-    Header, ProducerState, Publisher, Region, Slot, StartAt, Subscriber, HEADER_BYTES,
-    LAYOUT_VERSION, MAGIC, MAX_CAPACITY, MIN_CAPACITY,
+    Header, ProducerState, Publisher, Region, RegisterError, Slot, StartAt, Subscriber,
+    HEADER_BYTES, LAYOUT_VERSION, MAGIC, MAX_CAPACITY, MIN_CAPACITY,
 };
 use crate::sync::Ordering;
 use crate::tick::TICK_LAYOUT_FINGERPRINT;
-use memmap2::{Mmap, MmapMut, MmapOptions};
-use std::fs::{File, OpenOptions};
-use std::io;
+use memmap2::{MmapOptions, MmapRaw};
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -37,8 +37,20 @@ pub enum CreateError {
     /// The capacity is not a power of two within bounds.
     #[error("ring capacity {0} is not a power of two between {MIN_CAPACITY} and {MAX_CAPACITY}")]
     Capacity(u64),
+    /// Another live producer holds the ring's lock file.
+    #[error(
+        "ring {} is held by another running feed{}; stop it or configure another ring.path",
+        path.display(),
+        pid.map_or(String::new(), |p| format!(" (pid {p})"))
+    )]
+    Held {
+        /// The ring file.
+        path: PathBuf,
+        /// The holder's process id, as written in the lock file.
+        pid: Option<u32>,
+    },
     /// A file system call failed.
-    #[error("cannot create ring file {path}: {source}")]
+    #[error("cannot create ring file {}: {source}", path.display())]
     Io {
         /// The file in question.
         path: PathBuf,
@@ -51,10 +63,10 @@ pub enum CreateError {
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// No file at the path (yet).
-    #[error("ring file {0} does not exist")]
+    #[error("ring file {} does not exist", .0.display())]
     Missing(PathBuf),
     /// A file system call failed.
-    #[error("cannot open ring file {path}: {source}")]
+    #[error("cannot open ring file {}: {source}", path.display())]
     Io {
         /// The file in question.
         path: PathBuf,
@@ -62,48 +74,128 @@ pub enum OpenError {
         source: io::Error,
     },
     /// The file is not a valid ring of this build's layout.
-    #[error("ring file {path} is not usable: {reason}")]
+    #[error("ring file {} is not usable: {reason}", path.display())]
     Invalid {
         /// The file in question.
         path: PathBuf,
         /// What check failed.
         reason: String,
     },
+    /// A lossless ring's consumer table had no room for this consumer.
+    #[error("cannot register with lossless ring {}: {source}", path.display())]
+    Register {
+        /// The file in question.
+        path: PathBuf,
+        /// Why.
+        source: RegisterError,
+    },
 }
 
-/// A ring mapped read-write by its producer.
+/// The lock file `<ring>.lock` a producer holds (an advisory `flock`) for as long as
+/// it lives: the kernel releases it when the process dies, however it dies, so a ring
+/// left behind by a dead producer can be reclaimed and a live one cannot be taken.
+struct RingLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl RingLock {
+    fn path_for(ring: &Path) -> PathBuf {
+        let mut p = ring.as_os_str().to_owned();
+        p.push(".lock");
+        PathBuf::from(p)
+    }
+
+    fn acquire(ring: &Path) -> Result<RingLock, CreateError> {
+        let path = RingLock::path_for(ring);
+        let io_err = |source| CreateError::Io {
+            path: path.clone(),
+            source,
+        };
+        loop {
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&path)
+                .map_err(io_err)?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => {
+                    let mut text = String::new();
+                    let _ = file.read_to_string(&mut text);
+                    return Err(CreateError::Held {
+                        path: ring.to_path_buf(),
+                        pid: text.trim().parse().ok(),
+                    });
+                }
+                Err(TryLockError::Error(e)) => return Err(io_err(e)),
+            }
+            // The previous holder may have removed the lock file between our open and
+            // our lock: only a lock on the file the path still names counts.
+            let ours = file.metadata().map_err(io_err)?.ino();
+            if std::fs::metadata(&path).is_ok_and(|m| m.ino() == ours) {
+                file.set_len(0).map_err(io_err)?;
+                writeln!(file, "{}", std::process::id()).map_err(io_err)?;
+                return Ok(RingLock { file, path });
+            }
+        }
+    }
+}
+
+impl Drop for RingLock {
+    fn drop(&mut self) {
+        // Remove the lock file while still holding the lock; closing the file unlocks.
+        if let Ok(m) = self.file.metadata() {
+            if std::fs::metadata(&self.path).is_ok_and(|p| p.ino() == m.ino()) {
+                let _ = std::fs::remove_file(&self.path);
+            }
+        }
+    }
+}
+
+/// A ring mapped read-write by its producer, which holds the ring's lock.
 pub struct OwnedRegion {
-    map: MmapMut,
+    map: MmapRaw,
     path: PathBuf,
     ino: u64,
+    reclaimed: Option<u32>,
+    _lock: RingLock,
 }
 
-/// A ring mapped read-only by a consumer.
+/// A ring mapped by a consumer: read-only, or read-write for a lossless ring (the
+/// consumer writes only its own consumer-table entry).
 pub struct MappedRegion {
-    map: Mmap,
+    map: MmapRaw,
     path: PathBuf,
     ino: u64,
 }
 
-fn header_of(bytes: &[u8]) -> &Header {
-    debug_assert!(bytes.len() >= HEADER_BYTES);
-    debug_assert_eq!(bytes.as_ptr() as usize % 4096, 0);
+fn header_of(map: &MmapRaw) -> &Header {
+    debug_assert!(map.len() >= HEADER_BYTES);
+    debug_assert_eq!(map.as_ptr() as usize % 4096, 0);
     // SAFETY: [1] the mapping is page-aligned (mmap returns page-aligned addresses) and at
     // least HEADER_BYTES long (checked by `create`/`validate` before a region is built),
     // and `Header` fits in HEADER_BYTES (const-asserted) with alignment 128 < 4096;
-    // [2] `Header` is all atomics, for which every bit pattern is valid, and the file
-    // was zero-filled or written by a producer; [3] the mapping lives as long as the
-    // region that lends this reference, and is never unmapped while borrowed.
-    unsafe { &*(bytes.as_ptr() as *const Header) }
+    // [2] `Header` is all atomics (plus padding never read), for which every bit
+    // pattern is valid, and the file was zero-filled or written by a producer; [3] the
+    // pointer comes from the raw mapping, not from a `&[u8]`, so writing through the
+    // atomics (where the mapping is writable) is allowed; a read-only mapping is only
+    // written by `Subscriber::register`, which `open` calls only on a writable one;
+    // [4] the mapping lives as long as the region that lends this reference.
+    unsafe { &*(map.as_ptr() as *const Header) }
 }
 
-fn slots_of(bytes: &[u8]) -> &[Slot] {
-    let n = (bytes.len() - HEADER_BYTES) / std::mem::size_of::<Slot>();
+fn slots_of(map: &MmapRaw) -> &[Slot] {
+    let n = (map.len() - HEADER_BYTES) / std::mem::size_of::<Slot>();
     // SAFETY: [1] HEADER_BYTES is a multiple of 64, so the slots start 64-aligned in a
     // page-aligned mapping; [2] the file length is HEADER_BYTES + capacity * 64 exactly
     // (checked by `create`/`validate`), so `n` slots lie inside the mapping; [3] a slot
-    // is eight `AtomicU64`s, valid for any bit pattern; [4] lifetime as in `header_of`.
-    unsafe { std::slice::from_raw_parts(bytes.as_ptr().add(HEADER_BYTES) as *const Slot, n) }
+    // is eight `AtomicU64`s, valid for any bit pattern; [4] provenance and lifetime as
+    // in `header_of`.
+    unsafe { std::slice::from_raw_parts(map.as_ptr().add(HEADER_BYTES) as *const Slot, n) }
 }
 
 impl Region for OwnedRegion {
@@ -129,6 +221,12 @@ impl OwnedRegion {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Whether `create` replaced a ring file left by an earlier producer that no longer
+    /// holds the lock, and that producer's pid (0 if the file was not a readable ring).
+    pub fn reclaimed(&self) -> Option<u32> {
+        self.reclaimed
+    }
 }
 
 impl MappedRegion {
@@ -148,17 +246,46 @@ pub fn file_len(capacity: u64) -> u64 {
     HEADER_BYTES as u64 + capacity * std::mem::size_of::<Slot>() as u64
 }
 
-/// Identity of a producer start, written into the header.
+/// What a producer start writes into the header besides the capacity.
 #[derive(Clone, Copy, Debug)]
 pub struct ProducerId {
     /// The producer's clock source ([`crate::clock::ClockSource`] as u32).
     pub clock_source: u32,
     /// Start time in nanoseconds since the Unix epoch.
     pub epoch_ns: u64,
+    /// Lossless mode: the producer waits for registered consumers.
+    pub lossless: bool,
 }
 
-/// Creates a ring file of `capacity` slots at `path`, replacing any file there, and
-/// returns its publisher. The file is complete and pre-faulted before it appears.
+/// Whether a process with this id is running (`/proc/<pid>` exists; pid 0 is not).
+pub fn process_alive(pid: u32) -> bool {
+    pid != 0 && Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The producer pid in an existing ring file, 0 if it does not look like a ring.
+fn previous_pid(path: &Path) -> Option<u32> {
+    let mut head = [0u8; 64];
+    let mut f = File::open(path).ok()?;
+    if f.read_exact(&mut head).is_err() {
+        return Some(0);
+    }
+    let word = |at: usize, n: usize| {
+        let mut b = [0u8; 8];
+        b[..n].copy_from_slice(&head[at..at + n]);
+        u64::from_ne_bytes(b)
+    };
+    if word(std::mem::offset_of!(Header, magic), 8) != MAGIC {
+        return Some(0);
+    }
+    Some(word(std::mem::offset_of!(Header, producer_pid), 4) as u32)
+}
+
+/// Creates a ring file of `capacity` slots at `path` and returns its publisher. The
+/// producer first takes the ring's lock file (`<path>.lock`): if another live producer
+/// holds it, this fails with [`CreateError::Held`] naming its pid; otherwise any file
+/// at `path` is a leftover and is replaced (see [`OwnedRegion::reclaimed`]). The file is
+/// complete and pre-faulted before it appears. The lock is held until the publisher is
+/// dropped.
 pub fn create(
     path: &Path,
     capacity: u64,
@@ -167,6 +294,8 @@ pub fn create(
     if !capacity.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
         return Err(CreateError::Capacity(capacity));
     }
+    let lock = RingLock::acquire(path)?;
+    let reclaimed = previous_pid(path);
     let io_err = |source| CreateError::Io {
         path: path.to_path_buf(),
         source,
@@ -192,7 +321,7 @@ pub fn create(
             page[0] = 0;
         }
         let ino = file.metadata()?.ino();
-        Ok::<_, io::Error>((map, ino))
+        Ok::<_, io::Error>((MmapRaw::from(map), ino))
     })();
     let (map, ino) = match result {
         Ok(v) => v,
@@ -201,7 +330,13 @@ pub fn create(
             return Err(io_err(e));
         }
     };
-    header_of(&map).init(capacity, id.clock_source, std::process::id(), id.epoch_ns);
+    header_of(&map).init(
+        capacity,
+        id.lossless,
+        id.clock_source,
+        std::process::id(),
+        id.epoch_ns,
+    );
     if let Err(e) = std::fs::rename(&tmp, path) {
         let _ = std::fs::remove_file(&tmp);
         return Err(io_err(e));
@@ -210,6 +345,8 @@ pub fn create(
         map,
         path: path.to_path_buf(),
         ino,
+        reclaimed,
+        _lock: lock,
     }))
 }
 
@@ -236,16 +373,18 @@ pub struct RingInfo {
     pub clock_source: u32,
     /// Producer start time, ns since the Unix epoch.
     pub epoch_ns: u64,
+    /// Whether the producer waits for registered consumers.
+    pub lossless: bool,
 }
 
-/// Checks a mapped ring file of `len` bytes; `bytes` holds at least its header.
-fn validate(bytes: &[u8], len: u64) -> Result<RingInfo, String> {
+/// Checks a mapped ring file of `len` bytes; `map` holds at least its header.
+fn validate(map: &MmapRaw, len: u64) -> Result<RingInfo, String> {
     if len < HEADER_BYTES as u64 {
         return Err(format!(
             "file is {len} bytes, shorter than the {HEADER_BYTES}-byte header"
         ));
     }
-    let h = header_of(bytes);
+    let h = header_of(map);
     // SYNC POINT: pairs with the release store of `magic` in `Header::init`.
     let magic = h.magic.load(Ordering::Acquire);
     if magic != MAGIC {
@@ -290,6 +429,11 @@ fn validate(bytes: &[u8], len: u64) -> Result<RingInfo, String> {
         producer_pid: h.producer_pid.load(Ordering::Relaxed),
         clock_source: h.clock_source.load(Ordering::Relaxed),
         epoch_ns: h.epoch_ns.load(Ordering::Relaxed),
+        lossless: match h.lossless.load(Ordering::Relaxed) {
+            0 => false,
+            1 => true,
+            other => return Err(format!("unknown ring mode {other}")),
+        },
     })
 }
 
@@ -334,18 +478,53 @@ pub fn open(
             "file is {len} bytes, larger than any ring"
         )));
     }
-    // SAFETY: the mapping is read-only and every byte is read through atomics (header
-    // and slots are all `AtomicU64`/`AtomicU32`), so concurrent writes by the producer
+    // A raw mapping: every byte is then read through atomics (header and slots are all
+    // `AtomicU64`/`AtomicU32`, see `header_of`), so concurrent writes by the producer
     // are not data races. Truncation by another process could fault; the file is
     // owner-only (see the module docs).
-    let map = unsafe { MmapOptions::new().populate().map(&file) }.map_err(io_err)?;
-    let info = validate(&map, map.len() as u64).map_err(invalid)?;
+    let map = MmapOptions::new()
+        .populate()
+        .map_raw_read_only(&file)
+        .map_err(io_err)?;
+    let mut info = validate(&map, meta.len()).map_err(invalid)?;
+    let map = if info.lossless {
+        // A lossless ring: map it writable to enter this consumer in its table, and
+        // check it again (the file may have been replaced in between).
+        drop(map);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io_err)?;
+        let meta2 = file.metadata().map_err(io_err)?;
+        if meta2.ino() != meta.ino() {
+            return Err(OpenError::Missing(path.to_path_buf()));
+        }
+        // As above; the consumer writes only its own consumer-table entry, through
+        // atomics.
+        let map = MmapOptions::new()
+            .populate()
+            .map_raw(&file)
+            .map_err(io_err)?;
+        info = validate(&map, meta2.len()).map_err(invalid)?;
+        map
+    } else {
+        map
+    };
     let region = MappedRegion {
         map,
         path: path.to_path_buf(),
         ino: meta.ino(),
     };
-    Ok((Subscriber::new(region, start), info))
+    let mut sub = Subscriber::new(region, start);
+    if info.lossless {
+        sub.register(std::process::id(), |pid| !process_alive(pid))
+            .map_err(|source| OpenError::Register {
+                path: path.to_path_buf(),
+                source,
+            })?;
+    }
+    Ok((sub, info))
 }
 
 impl Subscriber<MappedRegion> {
@@ -365,6 +544,7 @@ mod tests {
     const ID: ProducerId = ProducerId {
         clock_source: 1,
         epoch_ns: 42,
+        lossless: false,
     };
 
     #[test]
@@ -442,12 +622,81 @@ mod tests {
     }
 
     #[test]
-    fn new_producer_replaces_file() {
+    fn second_live_producer_is_refused_and_leftover_reclaimed() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.ring");
-        let _p1 = create(&path, 8, ID).unwrap();
+        let p1 = create(&path, 8, ID).unwrap();
+        assert_eq!(p1.region().reclaimed(), None);
+        let lock = RingLock::path_for(&path);
+        let mode = std::fs::metadata(&lock).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "owner-only lock file");
+        match create(&path, 8, ID) {
+            Err(e @ CreateError::Held { pid, .. }) => {
+                assert_eq!(pid, Some(std::process::id()));
+                let msg = e.to_string();
+                assert!(msg.contains("held by another running feed"), "{msg}");
+                assert!(
+                    msg.contains(&format!("pid {}", std::process::id())),
+                    "{msg}"
+                );
+            }
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("a second producer took a held ring"),
+        }
         let (s, _) = open(&path, StartAt::Oldest).unwrap();
-        let _p2 = create(&path, 8, ID).unwrap();
+        // The producer goes away without ending (as if killed): the file stays, the
+        // lock is released.
+        drop(p1);
+        assert!(path.exists());
+        assert!(!lock.exists());
+        let p2 = create(&path, 8, ID).unwrap();
+        assert_eq!(p2.region().reclaimed(), Some(std::process::id()));
         assert!(!s.region().is_current());
+        p2.end_and_unlink();
+        drop(p2);
+        assert!(!path.exists() && !lock.exists());
+    }
+
+    #[test]
+    fn leftover_that_is_not_a_ring_is_reclaimed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.ring");
+        std::fs::write(&path, b"junk").unwrap();
+        let p = create(&path, 8, ID).unwrap();
+        assert_eq!(p.region().reclaimed(), Some(0));
+        assert!(open(&path, StartAt::Oldest).is_ok());
+    }
+
+    #[test]
+    fn lossless_consumer_registers_and_producer_waits_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.ring");
+        let id = ProducerId {
+            lossless: true,
+            ..ID
+        };
+        let mut p = create(&path, 4, id).unwrap();
+        let (mut s, info) = open(&path, StartAt::Oldest).unwrap();
+        assert!(info.lossless);
+        assert_eq!(s.registration(), crate::ring::Registration::Active);
+        assert_eq!(s.header().active_consumers(), 1);
+        for i in 0..4 {
+            p.publish(&Tick {
+                symbol: i,
+                ..Tick::default()
+            });
+        }
+        // The ring is full: a fifth publish would wait. Drain one, then it fits.
+        assert!(matches!(s.poll(), Poll::Tick(t) if t.seq == 1));
+        p.publish(&Tick::default());
+        for seq in 2..=5 {
+            assert!(matches!(s.poll(), Poll::Tick(t) if t.seq == seq));
+        }
+        drop(s);
+        assert_eq!(p.region().header().active_consumers(), 0);
+        // Nobody registered: publishing never waits.
+        for _ in 0..100 {
+            p.publish(&Tick::default());
+        }
     }
 }

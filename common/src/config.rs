@@ -295,9 +295,9 @@ pub struct SymbolConfig {
 impl Config {
     /// Reads, parses and validates `path` against the cores this process may use.
     pub fn load(path: &Path, allowed_cores: &[usize]) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Config::parse(&text, path, allowed_cores)
     }
@@ -649,12 +649,12 @@ impl fmt::Display for KeyPath {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("{path}: cannot read config: {source}")]
+    #[error("{path}: cannot read config: {error}")]
     Read {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (in the message, not a `source()`, so `{:#}` prints it once).
+        error: std::io::Error,
     },
     /// The file is not a valid configuration.
     #[error("{path}:{line}:{column}: {key}: {message}")]

@@ -5,7 +5,7 @@
 //! error's one-line message. Start-up only; allocates.
 
 use crate::config::{Config, ConfigError};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `--config`, `--duration`, `--out`: the contract `lab run` relies on.
 #[derive(Clone, Debug, clap::Args)]
@@ -43,12 +43,20 @@ pub enum RunError {
         path: PathBuf,
     },
     /// The output folder cannot be created.
-    #[error("cannot create output folder {path}: {source}")]
+    #[error("cannot create output folder {path}: {error}")]
     OutDir {
         /// The folder.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (in the message, not a `source()`, so `{:#}` prints it once).
+        error: std::io::Error,
+    },
+    /// The output folder exists but no file can be created in it.
+    #[error("output folder {path} is not writable: {error}")]
+    OutDirNotWritable {
+        /// The folder.
+        path: PathBuf,
+        /// Why the probe file could not be created.
+        error: std::io::Error,
     },
 }
 
@@ -82,12 +90,31 @@ impl RunArgs {
             .out
             .clone()
             .unwrap_or_else(|| config.log.out_dir.clone());
-        std::fs::create_dir_all(&out).map_err(|source| RunError::OutDir {
-            path: out.clone(),
-            source,
-        })?;
+        prepare_out_dir(&out)?;
         Ok((config, out))
     }
+}
+
+/// Creates the output folder `dir` (and its parents) if it is missing, and proves that
+/// files can be written there by creating and removing a probe file, so that a run with
+/// an unwritable folder fails at start-up rather than after its work is done.
+pub fn prepare_out_dir(dir: &Path) -> Result<(), RunError> {
+    std::fs::create_dir_all(dir).map_err(|error| RunError::OutDir {
+        path: dir.to_path_buf(),
+        error,
+    })?;
+    let probe = dir.join(format!(".write-probe.{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&probe)
+        .map_err(|error| RunError::OutDirNotWritable {
+            path: dir.to_path_buf(),
+            error,
+        })?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -139,5 +166,19 @@ mod tests {
         };
         let e = blocked.load(&[0, 1]).unwrap_err().to_string();
         assert!(e.starts_with("cannot create output folder"), "{e}");
+        // sysfs refuses new files to everyone, root included (a 0500 folder would not
+        // stop root).
+        if Path::new("/sys").is_dir() {
+            let unwritable = RunArgs {
+                out: Some("/sys".into()),
+                ..blocked
+            };
+            let e = unwritable.load(&[0, 1]).unwrap_err().to_string();
+            assert!(e.starts_with("output folder /sys is not writable: "), "{e}");
+        }
+        assert!(
+            std::fs::read_dir(&out).unwrap().next().is_none(),
+            "the probe file is removed"
+        );
     }
 }

@@ -38,30 +38,159 @@ fn engine(cfg: &Path, out: &Path) -> Command {
     c
 }
 
+/// Runs `cmd` under a watchdog (a hang fails the test instead of blocking it) and
+/// returns (exit code, stderr).
+fn run_watched(cmd: &mut Command) -> (Option<i32>, String) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = pipe.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "watchdog: engine still running after 30 s: {}",
+                reader.join().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    (status.code(), reader.join().unwrap())
+}
+
+/// The ring-file catalogue: a valid ring made by `shm::create` with one defect each (at
+/// header offsets taken from `Header` itself, so the cases follow layout changes), or
+/// something that is not a ring file at all. The engine must refuse each with exit
+/// code 2 and a message naming the file and the check, never panic and never hang.
 #[test]
-fn corrupt_ring_file_exits_2_naming_the_check() {
+fn corrupt_ring_files_exit_2_naming_the_file_and_the_check() {
+    use common::ring::shm::{self, ProducerId};
+    use common::ring::{Header, HEADER_BYTES, LAYOUT_VERSION};
+    use common::tick::TICK_LAYOUT_FINGERPRINT;
+    use std::mem::offset_of;
+
     let dir = tempfile::tempdir().unwrap();
-    let ring = dir.path().join("r.ring");
-    for (what, bytes, expected) in [
-        ("wrong magic", vec![7u8; 4096 + 64 * 1024], "wrong magic"),
+    let valid = {
+        let path = dir.path().join("valid.ring");
+        let id = ProducerId {
+            clock_source: 1,
+            epoch_ns: 1,
+            lossless: false,
+        };
+        let _producer = shm::create(&path, 1024, id).unwrap();
+        std::fs::read(&path).unwrap()
+    };
+    let put = |at: usize, bytes: &[u8]| {
+        let mut b = valid.clone();
+        b[at..at + bytes.len()].copy_from_slice(bytes);
+        b
+    };
+    let resized = |len: usize| {
+        let mut b = valid.clone();
+        b.resize(len, 0);
+        b
+    };
+    let header = format!("shorter than the {HEADER_BYTES}-byte header");
+    let version = format!("layout version {}, this build", LAYOUT_VERSION + 1);
+    let files: Vec<(&str, Vec<u8>, &str)> = vec![
         (
-            "truncated",
-            vec![0u8; 100],
-            "shorter than the 4096-byte header",
+            "wrong magic",
+            put(offset_of!(Header, magic), b"NOTARING"),
+            "wrong magic",
         ),
-    ] {
-        std::fs::write(&ring, &bytes).unwrap();
-        let out = engine(&config(dir.path(), &ring), dir.path())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{what}: {stderr}");
-        assert!(stderr.contains(expected), "{what}: {stderr}");
+        (
+            "other layout version",
+            put(
+                offset_of!(Header, layout_version),
+                &(LAYOUT_VERSION + 1).to_ne_bytes(),
+            ),
+            &version,
+        ),
+        (
+            "other slot size",
+            put(offset_of!(Header, slot_bytes), &32u32.to_ne_bytes()),
+            "slot size 32 bytes",
+        ),
+        (
+            "other tick layout",
+            put(
+                offset_of!(Header, tick_fingerprint),
+                &(!TICK_LAYOUT_FINGERPRINT).to_ne_bytes(),
+            ),
+            "tick layout fingerprint",
+        ),
+        (
+            "capacity not a power of two",
+            put(offset_of!(Header, capacity), &1000u64.to_ne_bytes()),
+            "capacity 1000 is not a power of two",
+        ),
+        (
+            "capacity that does not fit the file",
+            put(offset_of!(Header, capacity), &2048u64.to_ne_bytes()),
+            "capacity 2048 needs a file of",
+        ),
+        (
+            "unknown producer state",
+            put(offset_of!(Header, state), &7u32.to_ne_bytes()),
+            "unknown producer state 7",
+        ),
+        ("empty file", Vec::new(), &header),
+        ("shorter than the header", resized(100), &header),
+        (
+            "truncated slots",
+            resized(valid.len() - 64),
+            "capacity 1024 needs a file of",
+        ),
+        (
+            "extended",
+            resized(valid.len() + 4096),
+            "capacity 1024 needs a file of",
+        ),
+    ];
+    let ring = dir.path().join("r.ring");
+    let cfg = config(dir.path(), &ring);
+    let check = |what: &str, expected: &str| {
+        let (code, stderr) = run_watched(&mut engine(&cfg, dir.path()));
+        assert_eq!(code, Some(2), "{what}: {stderr}");
+        let wanted = format!("ring file {} is not usable: ", ring.display());
+        assert!(stderr.contains(&wanted), "{what}: names the file: {stderr}");
         assert!(
-            stderr.contains("r.ring"),
-            "{what}: names the file: {stderr}"
+            stderr.contains(expected),
+            "{what}: wanted {expected:?}: {stderr}"
         );
         assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+        assert_eq!(
+            stderr.lines().filter(|l| l.contains("error")).count(),
+            1,
+            "{what}: {stderr}"
+        );
+    };
+    for (what, bytes, expected) in &files {
+        std::fs::write(&ring, bytes).unwrap();
+        check(what, expected);
+    }
+    // Not regular files: a device, and a FIFO (opening one for reading would block).
+    // (A folder is refused earlier, by the configuration's check of ring.path.)
+    std::fs::remove_file(&ring).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &ring).unwrap();
+    check("a device", "not a regular file");
+    std::fs::remove_file(&ring).unwrap();
+    let mkfifo = Command::new("mkfifo").arg(&ring).status();
+    if mkfifo.is_ok_and(|s| s.success()) {
+        check("a fifo", "not a regular file");
     }
 }
 
@@ -78,6 +207,50 @@ fn bad_config_exits_2() {
         stderr.contains("c.toml:11:1: engine.level: unknown field `level`"),
         "{stderr}"
     );
+}
+
+/// The engine shares the feed's flags (`common::runargs`, catalogued in
+/// `feed/tests/cli.rs`); these prove its exit-code path for them.
+#[test]
+fn bad_flags_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &dir.path().join("r.ring"));
+    for (flag, value, expected) in [
+        (
+            "--duration",
+            "-1",
+            "error: invalid value '-1' for '--duration <SECS>'",
+        ),
+        (
+            "--out",
+            "/sys",
+            "engine: error: output folder /sys is not writable: ",
+        ),
+        (
+            "--config",
+            "/no/such.toml",
+            "engine: error: /no/such.toml: cannot read config: ",
+        ),
+    ] {
+        let pick = |name: &str, default: &Path| {
+            if flag == name {
+                Path::new(value).to_path_buf()
+            } else {
+                default.to_path_buf()
+            }
+        };
+        let mut cmd = engine(&pick("--config", &cfg), &pick("--out", dir.path()));
+        if flag == "--duration" {
+            cmd.arg(format!("{flag}={value}"));
+        }
+        let (code, stderr) = run_watched(&mut cmd);
+        assert_eq!(code, Some(2), "{flag} {value}: {stderr}");
+        assert!(
+            stderr.starts_with(expected),
+            "{flag} {value}: wanted {expected:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
 }
 
 #[test]

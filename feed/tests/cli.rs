@@ -131,31 +131,50 @@ fn bad_configs_exit_2_with_file_line_column_and_key() {
     }
 }
 
+/// Bad command lines: clap's usage errors and our own checks of flags and the files
+/// they name. Each exits 2 with one message, printed once, and no panic.
 #[test]
-fn missing_config_and_bad_flags_exit_2() {
+fn bad_flags_and_files_exit_2() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_feed"))
-        .args(["--config", "/no/such/config.toml"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("/no/such/config.toml: cannot read config"),
-        "{stderr}"
-    );
-    for flags in [
-        &["--duration", "0"][..],
-        &["--duration", "abc"],
-        &["--bogus"],
-    ] {
+    let cfg = dir.path().join("ok.toml");
+    let ring = dir.path().join("r.ring").display().to_string();
+    std::fs::write(&cfg, GOOD.replace("RING", &ring)).unwrap();
+    std::fs::write(dir.path().join("file"), "").unwrap();
+    let blocked = dir.path().join("file/sub");
+    let (cfg, blocked) = (cfg.to_str().unwrap(), blocked.to_str().unwrap());
+    let cases: &[(&[&str], &str)] = &[
+        (&["--config", "/no/such/config.toml"], "feed: error: /no/such/config.toml: cannot read config: "),
+        (&["--config", cfg, "--duration", "-1"], "error: unexpected argument '-1' found"),
+        (&["--config", cfg, "--duration=-1"], "error: invalid value '-1' for '--duration <SECS>': must be a number of seconds above 0"),
+        (&["--config", cfg, "--duration", "abc"], "error: invalid value 'abc' for '--duration <SECS>': not a number"),
+        (&["--config", cfg, "--duration", "nan"], "error: invalid value 'nan' for '--duration <SECS>': must be a number of seconds"),
+        (&["--config", cfg, "--duration", "0.05"], "feed: error: --duration 0.05 must be longer than warmup_s (0.1) of "),
+        (&["--config", cfg, "--out", blocked], "feed: error: cannot create output folder "),
+        // sysfs refuses new files to everyone, root included.
+        (&["--config", cfg, "--out", "/sys"], "feed: error: output folder /sys is not writable: "),
+        (&["--bogus"], "error: unexpected argument '--bogus' found"),
+    ];
+    for (args, expected) in cases {
         let out = Command::new(env!("CARGO_BIN_EXE_feed"))
-            .args(flags)
+            .args(*args)
             .current_dir(dir.path())
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{flags:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
+        assert_eq!(errors.len(), 1, "{args:?}: one message: {stderr}");
+        assert!(
+            errors[0].starts_with(expected),
+            "{args:?}: wanted {expected:?}: {stderr}"
+        );
+        assert!(
+            errors[0].matches("(os error").count() <= 1,
+            "{args:?}: the cause twice: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
+    assert!(!Path::new(&ring).exists(), "nothing was published");
 }
 
 #[test]

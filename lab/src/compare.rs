@@ -63,8 +63,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let out = match &args.out {
         Some(d) => {
-            std::fs::create_dir_all(d)
-                .with_context(|| format!("cannot create output folder {}", d.display()))?;
+            common::runargs::prepare_out_dir(d).map_err(BadInput::from_display)?;
             d.clone()
         }
         None => run::create_fresh_dir(

@@ -134,9 +134,9 @@ impl Matrix {
         cli: &MatrixOverrides,
         allowed: &[usize],
     ) -> Result<Matrix, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Matrix::parse(text, path, cli, allowed)
     }

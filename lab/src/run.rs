@@ -79,8 +79,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     )?;
     let out_dir = match &args.out {
         Some(d) => {
-            std::fs::create_dir_all(d)
-                .with_context(|| format!("cannot create output folder {}", d.display()))?;
+            common::runargs::prepare_out_dir(d).map_err(BadInput::from_display)?;
             d.clone()
         }
         None => create_fresh_dir(&default_out_dir(
@@ -201,9 +200,9 @@ impl RunPlan {
     /// for a value the overrides brought in.
     pub fn load(path: &Path, overrides: &Overrides, allowed: &[usize]) -> Result<RunPlan> {
         let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read {
+            .map_err(|error| ConfigError::Read {
                 path: path.to_path_buf(),
-                source,
+                error,
             })
             .map_err(BadInput::from_display)?;
         let config = Config::parse(&text, path, allowed).map_err(BadInput::from_display)?;

@@ -378,6 +378,21 @@ exit 0
         }
     }
 
+    /// An output folder that cannot be written to is refused (exit 2) before anything
+    /// starts. sysfs refuses new files to everyone, root included.
+    #[test]
+    fn unwritable_out_exits_2_before_starting_anything() {
+        let Some(f) = fake() else { return };
+        let config = f.config.to_str().unwrap();
+        let mut cmd = lab(&["run", "--config", config, "--out", "/sys"]);
+        cmd.arg("--bin-dir").arg(f.dir.path().join("bin"));
+        let ran = run_watched(cmd, Duration::from_secs(30), |_| {});
+        assert_eq!(ran.code(), Some(2), "{ran:?}");
+        let expected = "error: output folder /sys is not writable: ";
+        assert!(ran.stderr.contains(expected), "{ran:?}");
+        assert!(!ran.stdout.contains("[feed]"), "nothing started: {ran:?}");
+    }
+
     #[test]
     fn merges_summaries_and_relays_output() {
         let Some(f) = fake() else { return };

@@ -443,7 +443,13 @@ pub fn open(
     path: &Path,
     start: StartAt,
 ) -> Result<(Subscriber<MappedRegion>, RingInfo), OpenError> {
-    let file = match File::open(path) {
+    // O_NONBLOCK: opening a FIFO for reading would wait for a writer (the check below
+    // refuses it); for a regular file the flag changes nothing.
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(OpenError::Missing(path.to_path_buf()))

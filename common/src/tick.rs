@@ -154,13 +154,30 @@ impl Tick {
     /// Mid price × 10⁸ (the mean of bid and ask, rounded towards minus infinity).
     #[inline]
     pub fn mid_px_e8(&self) -> i64 {
-        (self.bid_px_e8 + self.ask_px_e8).div_euclid(2)
+        // In i128: a tick from a corrupt or hostile ring may hold any prices, and their
+        // sum must not overflow; the mean of two i64 always fits in one.
+        (i128::from(self.bid_px_e8) + i128::from(self.ask_px_e8)).div_euclid(2) as i64
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by `tests/fuzz.rs` (`tick`): the mid of extreme prices overflowed.
+    #[test]
+    fn mid_of_extreme_prices_does_not_overflow() {
+        let t = |bid_px_e8, ask_px_e8| Tick {
+            bid_px_e8,
+            ask_px_e8,
+            ..Tick::default()
+        };
+        assert_eq!(t(i64::MAX, i64::MAX).mid_px_e8(), i64::MAX);
+        assert_eq!(t(i64::MIN, i64::MIN).mid_px_e8(), i64::MIN);
+        assert_eq!(t(i64::MIN, i64::MAX).mid_px_e8(), -1);
+        assert_eq!(t(101, 104).mid_px_e8(), 102);
+        assert_eq!(t(-3, 0).mid_px_e8(), -2);
+    }
 
     fn sample() -> Tick {
         Tick {

@@ -5,7 +5,8 @@
 //! mode), the decision, four histogram records. No lock, no system call, no logging;
 //! no global allocation in arena and pool modes after warm-up (a pool too small for the
 //! configuration falls back to the global allocator and counts it). About once a millisecond it does
-//! housekeeping: the stop flag, the deadline, the producer's liveness, the warm-up end
+//! housekeeping: the stop flag (on a signal the loop drains until the feed ends its
+//! stream, for at most the producer timeout), the deadline, the producer's liveness, the warm-up end
 //! and the interval hand-off to the cold thread (which never blocks: see
 //! [`common::latency::IntervalRecorder::rotate`]), and on a lossless ring the
 //! consumer heartbeat the feed watches.
@@ -165,8 +166,12 @@ struct Loop<'a> {
     last_published: u64,
     last_heartbeat: u64,
     last_progress_raw: u64,
-    /// Received and missed counts (run totals) when the current session started.
+    /// Received, missed and gap counts (run totals) when the current session started.
     session_base: (u64, u64, u64),
+    /// The current session is closed (its feed is gone; no new one yet).
+    session_closed: bool,
+    /// When the stop flag was first seen (0: not yet).
+    stop_seen_raw: u64,
 }
 
 /// Runs until the stream ends, the stop flag is set, the run's time is up or the
@@ -207,6 +212,8 @@ pub fn run<R: Region>(
         last_heartbeat: 0,
         last_progress_raw: now,
         session_base: (0, 0, 0),
+        session_closed: false,
+        stop_seen_raw: 0,
     };
     // Room for many feed restarts before a session record allocates.
     l.r.sessions.reserve(64);
@@ -261,6 +268,9 @@ pub fn run<R: Region>(
                 Poll::Ended => break EndReason::EndOfStream,
             }
         };
+        if l.stop_seen_raw != 0 {
+            break 'run EndReason::Signal;
+        }
         let reopen = match (&mut on_gone, gone) {
             (OnGone::Reopen(reopen), EndReason::ProducerGone | EndReason::EndOfStream) => reopen,
             _ => break 'run gone,
@@ -270,6 +280,7 @@ pub fn run<R: Region>(
         match reopen(&closed) {
             Ok(next) => {
                 *sub = next;
+                l.session_closed = false;
                 let now = clock.raw();
                 l.last_published = 0;
                 l.last_heartbeat = 0;
@@ -292,7 +303,15 @@ impl Loop<'_> {
             self.warm_end_raw = now.saturating_add(self.s.warmup_raw);
         }
         if self.stop.load(Ordering::Relaxed) {
-            return Some(EndReason::Signal);
+            // Stop in order: keep draining until the feed ends its stream (a signal to
+            // the whole process group reaches the feed too), for at most the producer
+            // timeout if the feed goes on.
+            if self.stop_seen_raw == 0 {
+                self.stop_seen_raw = now;
+            }
+            if now - self.stop_seen_raw >= self.s.producer_timeout_raw {
+                return Some(EndReason::Signal);
+            }
         }
         if self.first_raw != 0 && now - self.first_raw >= self.s.limit_raw {
             return Some(EndReason::Duration);
@@ -358,6 +377,10 @@ impl Loop<'_> {
 
     /// Records the session with the feed of `sub`, which the loop is leaving.
     fn close_session<R: Region>(&mut self, end: EndReason, sub: &Subscriber<R>) {
+        if self.session_closed {
+            return;
+        }
+        self.session_closed = true;
         let received = self.r.received + self.iv.ticks;
         let missed = self.r.missed + self.iv.missed;
         let gaps = self.r.gaps + self.iv.gaps;

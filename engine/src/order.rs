@@ -99,7 +99,7 @@ impl<'a> Cursor<'a> {
         let mut frac = abs % scale;
         if frac != 0 {
             let mut digits = 8;
-            while frac % 10 == 0 {
+            while frac.is_multiple_of(10) {
                 frac /= 10;
                 digits -= 1;
             }

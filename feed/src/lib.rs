@@ -383,7 +383,7 @@ fn md_thread(
         }
         counters.published.store(tick.seq, Ordering::Relaxed);
         // An overloaded feed never waits: look at the stop flag every 4096 ticks too.
-        if tick.seq % 4096 == 0 && stop.load(Ordering::Relaxed) {
+        if tick.seq.is_multiple_of(4096) && stop.load(Ordering::Relaxed) {
             end_reason = EndReason::Signal;
             break;
         }

@@ -225,7 +225,7 @@ fn spin_recv<T>(rx: &Receiver<T>) -> T {
             Ok(value) => return value,
             Err(TryRecvError::Empty) => {
                 spins = spins.wrapping_add(1);
-                if spins % 1024 == 0 {
+                if spins.is_multiple_of(1024) {
                     thread::yield_now();
                 } else {
                     std::hint::spin_loop();

@@ -81,6 +81,18 @@ impl Supervised {
         }
     }
 
+    /// Sends the signal named `sig` (as `kill -SIG` takes it: `INT`, `STOP`, …) if the
+    /// child is still running; whether it was sent.
+    pub fn signal(&mut self, sig: &str) -> bool {
+        self.is_running()
+            && std::process::Command::new("kill")
+                .args([&format!("-{sig}"), &self.child.id().to_string()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+    }
+
     /// Sends SIGKILL if the child is still running.
     pub fn signal_kill(&mut self) {
         if self.is_running() {

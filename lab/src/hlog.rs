@@ -51,6 +51,27 @@ pub struct Measured {
     pub selection: Selection,
 }
 
+/// Decodes every interval of an interval log; returns how many there are. Fails on
+/// anything that is not a well-formed log of decodable histograms.
+pub fn count_intervals(bytes: &[u8]) -> Result<usize> {
+    let mut deserializer = Deserializer::new();
+    let mut n = 0;
+    for entry in IntervalLogIterator::new(bytes) {
+        let entry = entry.map_err(|e| anyhow!("not an HdrHistogram interval log: {e:?}"))?;
+        let LogEntry::Interval(i) = entry else {
+            continue;
+        };
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(i.encoded_histogram())
+            .context("bad base64 in an interval")?;
+        let _: Histogram<u64> = deserializer
+            .deserialize(&mut &raw[..])
+            .map_err(|e| anyhow!("cannot decode a histogram: {e:?}"))?;
+        n += 1;
+    }
+    Ok(n)
+}
+
 /// Decodes an interval log and adds up each stage's measured intervals. `expected` is
 /// each stage's post-warm-up count from the run's summary; `warmup_s` the
 /// configuration's warm-up.

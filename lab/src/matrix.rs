@@ -554,6 +554,32 @@ levels = [1, 2]
     }
 
     #[test]
+    fn empty_matrix_and_bad_variant_values() {
+        for (text, expected) in [
+            ("", "test.toml:1:1: block: missing field `block`"),
+            (
+                "config = \"default.toml\"\nblock = []\n",
+                "test.toml:2:1: block: at least one [[block]] is required",
+            ),
+            (
+                &GOOD.replace("scratch = \"heap\"", "scratch = \"stack\""),
+                "test.toml:13:11: block[0].variant[0].scratch: unknown variant `stack`",
+            ),
+            (
+                &GOOD.replace("levels = [1, 2]", "levels = [-1]"),
+                "test.toml:18:11: block[1].levels[0]: invalid value: integer `-1`",
+            ),
+            (
+                &GOOD.replace("repetitions = 2", "repetitions = \"2\""),
+                "test.toml:3:15: repetitions: invalid type: string",
+            ),
+        ] {
+            let e = err(text);
+            assert!(e.starts_with(expected), "wanted {expected}\n   got {e}");
+        }
+    }
+
+    #[test]
     fn missing_blocks_and_configs() {
         let e = err("config = \"default.toml\"\n");
         assert!(

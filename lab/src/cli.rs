@@ -11,8 +11,8 @@ use common::runargs::parse_secs;
 use std::fmt;
 use std::path::PathBuf;
 
-/// Runs the feed and the engine together and benchmarks the ring against the
-/// cache-line floor.
+/// Runs the feed and the engine together, compares allocator variants, and benchmarks
+/// the ring against the cache-line floor and its peers.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 pub struct Cli {
@@ -36,7 +36,7 @@ pub enum Command {
         #[command(subcommand)]
         which: BenchCommand,
     },
-    /// Internal: the producer process of `lab bench hop`.
+    /// Internal: the producer process of `lab bench transport`.
     #[command(name = "bench-producer", hide = true)]
     BenchProducer(ProducerArgs),
 }
@@ -96,48 +96,105 @@ pub struct CompareArgs {
 /// `lab bench …`.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// One-way latency of a ring hop between two processes and between two threads,
-    /// next to the cache-line hand-off between the same two cores (the floor), in one run.
-    Hop(HopArgs),
+    /// One-way latency (count, p50 … max) and throughput of the cache-line floor, our
+    /// ring (two threads, two processes), crossbeam-channel (two threads) and iceoryx2
+    /// (two processes, with `--features peers`) on the same two cores, in one run: a
+    /// side-by-side table with ratios to the floor, and JSON with `--json`.
+    #[command(visible_alias = "hop")]
+    Transport(TransportArgs),
+    /// The machine's noise floor: a busy loop on one pinned core reading the clock,
+    /// with the gaps between consecutive reads as percentiles.
+    Jitter(JitterArgs),
 }
 
-/// `lab bench hop`.
+/// `lab bench transport` (alias `hop`).
 #[derive(Debug, Args)]
-pub struct HopArgs {
-    /// The configuration whose `cores.feed_md` (sending side) and `cores.engine_hot`
-    /// (receiving side) are used, and whose `ring.capacity` the ring rows use.
+pub struct TransportArgs {
+    /// The configuration whose `cores.feed_md` (sending side), `cores.engine_hot`
+    /// (receiving side) and `ring.capacity` are used unless overridden below.
     #[arg(long, value_name = "FILE", default_value = "configs/default.toml")]
     pub config: PathBuf,
-    /// Measured samples per row; a further 10% are taken first as warm-up and discarded.
+    /// Measured latency samples per row; a further 10% are taken first as warm-up and
+    /// discarded.
     #[arg(long, value_name = "N", default_value_t = 1_000_000,
           value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub samples: u64,
-    /// Busy-wait between two published ticks, in nanoseconds, so that each hop is
-    /// measured on an idle ring.
+    /// Busy-wait between two latency samples, in nanoseconds, so that each hop is
+    /// measured on an idle transport.
     #[arg(long, value_name = "NS", default_value_t = 2_000,
           value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
     pub spacing_ns: u64,
+    /// Ticks each throughput row publishes flat out (0: no throughput rows).
+    #[arg(long, value_name = "N", default_value_t = 50_000_000,
+          value_parser = clap::value_parser!(u64).range(0..=10_000_000_000))]
+    pub messages: u64,
+    /// Sending core [default: the config's `cores.feed_md`].
+    #[arg(long, value_name = "CORE")]
+    pub tx_core: Option<usize>,
+    /// Receiving core [default: the config's `cores.engine_hot`].
+    #[arg(long, value_name = "CORE")]
+    pub rx_core: Option<usize>,
+    /// Core of the second consumer of the one-producer-two-consumers rows [default: an
+    /// allowed core other than the two above; without one those rows are skipped].
+    #[arg(long, value_name = "CORE")]
+    pub rx2_core: Option<usize>,
+    /// Ring capacity in slots, crossbeam channel bound and iceoryx2 subscriber buffer
+    /// (a power of two, 1024 to 2^26) [default: the config's `ring.capacity`].
+    #[arg(long, value_name = "N")]
+    pub capacity: Option<u64>,
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 }
 
-/// `lab bench-producer` (hidden): publishes `count` ticks into a new ring at `ring`.
+/// `lab bench jitter`.
+#[derive(Debug, Args)]
+pub struct JitterArgs {
+    /// How long to probe, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 3.0, value_parser = parse_secs)]
+    pub seconds: f64,
+    /// The core to probe [default: the highest allowed core].
+    #[arg(long, value_name = "CORE")]
+    pub core: Option<usize>,
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+/// The transport of a `lab bench-producer` process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProducerTransport {
+    /// Our ring, in a new file at `--name`.
+    Ring,
+    /// iceoryx2 publish-subscribe, the service and file names derived from `--name`.
+    Iceoryx2,
+}
+
+/// `lab bench-producer` (hidden): the producer process of `lab bench transport`.
 #[derive(Debug, Args)]
 pub struct ProducerArgs {
-    /// Path of the ring file to create.
-    #[arg(long, value_name = "PATH")]
-    pub ring: PathBuf,
-    /// Core to pin the publishing thread to.
+    /// Which transport to send on.
+    #[arg(long, value_enum, default_value_t = ProducerTransport::Ring)]
+    pub transport: ProducerTransport,
+    /// The ring file to create, or the iceoryx2 run token.
+    #[arg(long, alias = "ring", value_name = "NAME")]
+    pub name: String,
+    /// Core to pin the sending thread to.
     #[arg(long, value_name = "N")]
     pub core: usize,
-    /// Ticks to publish.
+    /// Ticks to send.
     #[arg(long, value_name = "N")]
     pub count: u64,
-    /// Busy-wait between two ticks, in nanoseconds.
-    #[arg(long, value_name = "NS")]
+    /// Busy-wait between two ticks, in nanoseconds (ignored with `--flat`).
+    #[arg(long, value_name = "NS", default_value_t = 0)]
     pub spacing_ns: u64,
-    /// Ring capacity in slots (a power of two).
+    /// Send unstamped for throughput: flat out, or at `--rate`.
+    #[arg(long)]
+    pub flat: bool,
+    /// Ticks per second on average (throughput), in bursts of 64.
+    #[arg(long, value_name = "PER_S")]
+    pub rate: Option<f64>,
+    /// Ring capacity in slots, or the iceoryx2 subscriber buffer (a power of two).
     #[arg(long, value_name = "N", default_value_t = 65_536)]
     pub capacity: u64,
 }
@@ -247,16 +304,155 @@ mod tests {
     }
 
     #[test]
-    fn bench_hop_defaults() {
-        let cli = Cli::try_parse_from(["lab", "bench", "hop"]).unwrap();
+    fn bench_transport_defaults_and_alias() {
+        for name in ["transport", "hop"] {
+            let cli = Cli::try_parse_from(["lab", "bench", name]).unwrap();
+            let Command::Bench {
+                which: BenchCommand::Transport(t),
+            } = cli.command
+            else {
+                panic!("not bench transport")
+            };
+            assert_eq!(t.config, PathBuf::from("configs/default.toml"));
+            assert_eq!(
+                (t.samples, t.spacing_ns, t.messages),
+                (1_000_000, 2_000, 50_000_000)
+            );
+            assert!(t.tx_core.is_none() && t.rx_core.is_none() && t.rx2_core.is_none());
+            assert!(t.capacity.is_none() && t.json.is_none());
+        }
+    }
+
+    #[test]
+    fn bench_transport_overrides() {
+        let cli = Cli::try_parse_from([
+            "lab",
+            "bench",
+            "transport",
+            "--samples",
+            "10",
+            "--spacing-ns",
+            "0",
+            "--messages",
+            "0",
+            "--tx-core",
+            "2",
+            "--rx-core",
+            "3",
+            "--rx2-core",
+            "4",
+            "--capacity",
+            "4096",
+            "--json",
+            "t.json",
+        ])
+        .unwrap();
         let Command::Bench {
-            which: BenchCommand::Hop(h),
+            which: BenchCommand::Transport(t),
         } = cli.command
         else {
-            panic!("not bench hop")
+            panic!("not bench transport")
         };
-        assert_eq!(h.samples, 1_000_000);
-        assert_eq!(h.spacing_ns, 2_000);
-        assert!(h.json.is_none());
+        assert_eq!((t.samples, t.spacing_ns, t.messages), (10, 0, 0));
+        assert_eq!(
+            (t.tx_core, t.rx_core, t.rx2_core),
+            (Some(2), Some(3), Some(4))
+        );
+        assert_eq!(t.capacity, Some(4096));
+        assert_eq!(t.json, Some(PathBuf::from("t.json")));
+        for bad in [
+            &["--samples", "0"][..],
+            &["--messages", "-1"],
+            &["--tx-core", "x"],
+            &["--spacing-ns", "soon"],
+        ] {
+            let mut argv = vec!["lab", "bench", "transport"];
+            argv.extend_from_slice(bad);
+            assert!(Cli::try_parse_from(&argv).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn bench_jitter_flags() {
+        let cli = Cli::try_parse_from(["lab", "bench", "jitter"]).unwrap();
+        let Command::Bench {
+            which: BenchCommand::Jitter(j),
+        } = cli.command
+        else {
+            panic!("not bench jitter")
+        };
+        assert_eq!((j.seconds, j.core), (3.0, None));
+        assert!(j.json.is_none());
+        let cli = Cli::try_parse_from([
+            "lab",
+            "bench",
+            "jitter",
+            "--seconds",
+            "0.5",
+            "--core",
+            "1",
+            "--json",
+            "j.json",
+        ])
+        .unwrap();
+        let Command::Bench {
+            which: BenchCommand::Jitter(j),
+        } = cli.command
+        else {
+            panic!("not bench jitter")
+        };
+        assert_eq!((j.seconds, j.core), (0.5, Some(1)));
+        assert_eq!(j.json, Some(PathBuf::from("j.json")));
+        for bad in ["0", "-1", "nan"] {
+            assert!(
+                Cli::try_parse_from(["lab", "bench", "jitter", "--seconds", bad]).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn bench_producer_flags() {
+        let cli = Cli::try_parse_from([
+            "lab",
+            "bench-producer",
+            "--transport",
+            "iceoryx2",
+            "--name",
+            "tok",
+            "--core",
+            "0",
+            "--count",
+            "5",
+            "--flat",
+        ])
+        .unwrap();
+        let Command::BenchProducer(p) = cli.command else {
+            panic!("not bench-producer")
+        };
+        assert_eq!(p.transport, ProducerTransport::Iceoryx2);
+        assert_eq!(
+            (p.name.as_str(), p.core, p.count, p.flat),
+            ("tok", 0, 5, true)
+        );
+        // The old spelling still parses.
+        let cli = Cli::try_parse_from([
+            "lab",
+            "bench-producer",
+            "--ring",
+            "/x",
+            "--core",
+            "0",
+            "--count",
+            "5",
+        ])
+        .unwrap();
+        let Command::BenchProducer(p) = cli.command else {
+            panic!("not bench-producer")
+        };
+        assert_eq!(
+            (p.transport, p.name.as_str()),
+            (ProducerTransport::Ring, "/x")
+        );
     }
 }

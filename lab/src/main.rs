@@ -1,6 +1,7 @@
 //! `lab`: runs the feed and the engine together with one command (`lab run`), compares
 //! allocator and scratch-strategy variants side by side with a report (`lab compare`),
-//! and benchmarks the ring against the cache-line floor (`lab bench hop`).
+//! benchmarks the ring against the cache-line floor and its peers (`lab bench transport`)
+//! and measures the machine's noise floor (`lab bench jitter`).
 //!
 //! This file only parses the command line and maps the outcome to an exit code:
 //! 0 on success, 2 for bad input (a bad flag — clap's own code — or a bad config file,
@@ -28,8 +29,11 @@ fn main() -> ExitCode {
         cli::Command::Run(args) => run::run(args),
         cli::Command::Compare(args) => compare::compare(args),
         cli::Command::Bench {
-            which: cli::BenchCommand::Hop(args),
-        } => bench::hop(args),
+            which: cli::BenchCommand::Transport(args),
+        } => bench::transport(args),
+        cli::Command::Bench {
+            which: cli::BenchCommand::Jitter(args),
+        } => bench::jitter(args),
         cli::Command::BenchProducer(args) => bench::producer(args),
     };
     match result {

@@ -10,7 +10,8 @@
 //!   fakes: the derived `config.toml`, binary selection, bad values.
 //! - `compare`: bad matrix files (exit 2 naming file, line, column and key), and a tiny
 //!   `lab compare` against the fakes (interleaving, failures recorded, report folder).
-//! - `bench`: a tiny `lab bench hop` run that checks the JSON shape (not the numbers).
+//! - `bench`: tiny `lab bench transport` and `lab bench jitter` runs that check the JSON
+//!   shape and the counts (never the numbers).
 //!
 //! Every run of `lab` is under a watchdog: it gets SIGTERM (and later SIGKILL) after a
 //! timeout, so a hang fails the test instead of blocking CI. No test asserts a latency.
@@ -214,7 +215,7 @@ mod config {
         );
         assert_eq!(ran.code(), Some(2), "{ran:?}");
         let ran = run_watched(
-            lab(&["bench", "hop", "--samples", "x"]),
+            lab(&["bench", "transport", "--samples", "x"]),
             Duration::from_secs(30),
             |_| {},
         );
@@ -236,7 +237,7 @@ mod config {
         let ran = run_watched(
             lab(&[
                 "bench",
-                "hop",
+                "transport",
                 "--config",
                 path.to_str().unwrap(),
                 "--samples",
@@ -871,8 +872,11 @@ mod end_to_end {
 mod bench {
     use super::*;
 
+    /// `lab bench transport` with tiny counts: every row that this build has is
+    /// measured with the asked-for count and the JSON has the documented keys. The
+    /// numbers themselves are not looked at.
     #[test]
-    fn hop_writes_the_documented_json() {
+    fn transport_writes_the_documented_json() {
         let Some(cores) = two_cores() else { return };
         let _hot = HOT_CORES.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::tempdir().unwrap();
@@ -882,37 +886,143 @@ mod bench {
             config_text(cores, &dir.path().join("r.ring"), dir.path(), |_| {}),
         )
         .unwrap();
-        let json = dir.path().join("hop.json");
+        let json = dir.path().join("transport.json");
         let mut lab_pid = 0;
         let ran = run_watched(
             lab(&[
                 "bench",
-                "hop",
+                "transport",
                 "--config",
                 config.to_str().unwrap(),
                 "--samples",
-                "2000",
+                "500",
+                "--messages",
+                "5000",
                 "--json",
                 json.to_str().unwrap(),
             ]),
-            Duration::from_secs(120),
+            Duration::from_secs(180),
             |pid| lab_pid = pid,
         );
         assert_eq!(ran.code(), Some(0), "{ran:?}");
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-        for row in ["cacheline", "ring_processes", "ring_threads"] {
-            assert_eq!(v[row]["count"], 2000, "{row}: {v:#}");
+        let mut rows = vec![
+            "cacheline",
+            "ring_threads",
+            "ring_processes",
+            "crossbeam_threads",
+        ];
+        let peers = v["machine"]["peers_built"].as_bool().unwrap();
+        if peers {
+            rows.push("iceoryx2_processes");
+        } else {
+            assert_eq!(
+                v["iceoryx2_processes"]["skipped"], "not built (enable --features peers)",
+                "{v:#}"
+            );
+            assert!(ran.stdout.contains("not built (enable --features peers)"));
+        }
+        for row in rows {
+            assert_eq!(v[row]["count"], 500, "{row}: {v:#}");
             for key in ["p50", "p90", "p99", "p99_9", "p99_99", "max"] {
                 assert!(v[row][key].is_u64(), "{row}.{key}: {v:#}");
             }
+            assert!(v[row]["msgs_per_s"].is_number(), "{row}: {v:#}");
+            assert!(v[row]["method"].is_string(), "{row}: {v:#}");
+            assert!(ran.stdout.contains(row), "{ran:?}");
         }
-        assert!(
-            v["ratio_p50_ring_processes_to_cacheline"].is_number(),
-            "{v:#}"
+        assert_eq!(
+            v["ring_threads"]["lost"], 0,
+            "an idle ring loses nothing: {v:#}"
+        );
+        let mut flows = vec![
+            "ring_threads_1p1c",
+            "ring_processes_1p1c",
+            "crossbeam_threads_1p1c",
+        ];
+        if peers {
+            flows.push("iceoryx2_processes_1p1c");
+        }
+        for row in flows {
+            let t = &v["throughput"][row];
+            assert_eq!(t["published"], 5000, "{row}: {t:#}");
+            assert_eq!(t["consumers"], 1, "{row}: {t:#}");
+            assert!(t["msgs_per_s"].is_number(), "{row}: {t:#}");
+            // What arrived plus what was lost is what was sent (lossy ring included).
+            let received = t["received"][0].as_u64().unwrap();
+            assert_eq!(received + t["lost"].as_u64().unwrap(), 5000, "{row}: {t:#}");
+        }
+        assert_eq!(
+            v["throughput"]["crossbeam_threads_1p1c"]["lost"], 0,
+            "back-pressure loses nothing"
         );
         assert!(!v["machine"]["cpu_model"].as_str().unwrap().is_empty());
-        assert!(ran.stdout.contains("ring_processes"), "{ran:?}");
-        let ring = shm_dir().join(format!("lab-bench-hop-{lab_pid}.ring"));
+        let ring = shm_dir().join(format!("lab-bench-transport-{lab_pid}.ring"));
         assert!(!ring.exists(), "ring file left behind: {}", ring.display());
+        let leftovers: Vec<_> = std::fs::read_dir(shm_dir())
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("iox2_lab{lab_pid}"))
+            })
+            .collect();
+        assert!(
+            leftovers.is_empty(),
+            "iceoryx2 files left behind: {leftovers:?}"
+        );
+    }
+
+    #[test]
+    fn jitter_writes_the_documented_json() {
+        let Some(cores) = two_cores() else { return };
+        let _hot = HOT_CORES.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let json = dir.path().join("jitter.json");
+        let ran = run_watched(
+            lab(&[
+                "bench",
+                "jitter",
+                "--seconds",
+                "0.2",
+                "--core",
+                &cores.1.to_string(),
+                "--json",
+                json.to_str().unwrap(),
+            ]),
+            Duration::from_secs(60),
+            |_| {},
+        );
+        assert_eq!(ran.code(), Some(0), "{ran:?}");
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        assert_eq!(v["core"], cores.1 as u64, "{v:#}");
+        assert!(v["count"].as_u64().unwrap() > 0, "{v:#}");
+        for key in [
+            "p50",
+            "p90",
+            "p99",
+            "p99_9",
+            "p99_99",
+            "max",
+            "gaps_over_1us",
+        ] {
+            assert!(v[key].is_u64(), "{key}: {v:#}");
+        }
+        assert!(
+            ran.stdout.contains("gap between consecutive clock reads"),
+            "{ran:?}"
+        );
+    }
+
+    #[test]
+    fn jitter_on_a_core_not_allowed_exits_2() {
+        let ran = run_watched(
+            lab(&["bench", "jitter", "--seconds", "0.1", "--core", "100000"]),
+            Duration::from_secs(30),
+            |_| {},
+        );
+        assert_eq!(ran.code(), Some(2), "{ran:?}");
+        assert!(ran.stderr.contains("--core 100000"), "{ran:?}");
     }
 }

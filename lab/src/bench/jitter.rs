@@ -1,0 +1,203 @@
+//! `lab bench jitter`: the machine's noise floor on one core. A thread pinned to the
+//! core reads the clock in a tight loop and records the gap between consecutive reads
+//! into a fixed-bound histogram. The median is the cost of a clock read (and the TSC's
+//! step); everything above it is the core being taken away: interrupts, the
+//! hypervisor, other threads, SMIs. No end-to-end latency on that core can have a
+//! better tail than this.
+
+use super::{fmt_rate, percentiles_ns, PinReport};
+use crate::cli::{BadInput, JitterArgs};
+use anyhow::{Context, Result};
+use common::clock::Clock;
+use common::latency::{fixed_histogram, fmt_ns, Percentiles, HIGHEST_RAW};
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::atomic::Ordering;
+
+/// Gaps above these (ns) are counted separately.
+const STALL_NS: [u64; 3] = [1_000, 10_000, 100_000];
+
+/// What the probe measured.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Jitter {
+    pub core: usize,
+    pub seconds: f64,
+    /// Gaps in nanoseconds.
+    pub ns: Percentiles,
+    /// Gaps longer than each of [`STALL_NS`].
+    pub stalls: [u64; 3],
+    /// Total time in gaps longer than 1 µs, in nanoseconds.
+    pub stolen_ns: u64,
+}
+
+/// Runs `lab bench jitter`.
+pub fn jitter(args: &JitterArgs) -> Result<()> {
+    let allowed = common::cores::allowed_cores();
+    let core = match args.core {
+        Some(c) if allowed.contains(&c) => c,
+        Some(c) => {
+            return Err(BadInput::from_display(format!(
+                "--core {c} is not an allowed core (allowed: {allowed:?})"
+            )))
+        }
+        None => *allowed.last().context("no allowed core")?,
+    };
+    let clock = Clock::new();
+    eprintln!(
+        "lab bench jitter: {} s on core {core}, clock {}",
+        args.seconds,
+        clock.source().name()
+    );
+    let pins = PinReport::default();
+    let j = probe(&clock, core, args.seconds, &pins);
+    let pinned = !pins.failed.load(Ordering::Relaxed);
+    print!("{}", format_jitter(&j, &clock, pinned));
+    let _ = std::io::stdout().flush();
+    if let Some(path) = &args.json {
+        let v = serde_json::json!({
+            "core": j.core,
+            "seconds": j.seconds,
+            "count": j.ns.count,
+            "min": j.ns.min,
+            "p50": j.ns.p50,
+            "p90": j.ns.p90,
+            "p99": j.ns.p99,
+            "p99_9": j.ns.p99_9,
+            "p99_99": j.ns.p99_99,
+            "max": j.ns.max,
+            "gaps_over_1us": j.stalls[0],
+            "gaps_over_10us": j.stalls[1],
+            "gaps_over_100us": j.stalls[2],
+            "stolen_ns": j.stolen_ns,
+            "stolen_fraction": stolen_fraction(&j),
+            "machine": {
+                "cpu_model": common::manifest::cpu_model(),
+                "kernel": common::manifest::kernel(),
+                "clock_source": clock.source().name(),
+                "ns_per_raw": clock.ns_per_raw(),
+                "pinned": pinned,
+                "git_rev": common::manifest::GIT_REV,
+            },
+        });
+        common::manifest::write_json(path, &v)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("lab bench jitter: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn stolen_fraction(j: &Jitter) -> f64 {
+    if j.seconds > 0.0 {
+        j.stolen_ns as f64 / (j.seconds * 1e9)
+    } else {
+        0.0
+    }
+}
+
+/// The busy loop, on a thread pinned to `core`, for `seconds`.
+pub fn probe(clock: &Clock, core: usize, seconds: f64, pins: &PinReport) -> Jitter {
+    let stall_raw = STALL_NS.map(|ns| clock.raw_from_ns(ns));
+    let length_raw = clock.raw_from_ns((seconds * 1e9) as u64);
+    let mut hist = fixed_histogram(HIGHEST_RAW);
+    let (stalls, stolen_raw, elapsed_raw) = std::thread::scope(|s| {
+        s.spawn(|| {
+            pins.pin("jitter probe", core);
+            let mut stalls = [0u64; 3];
+            let mut stolen_raw = 0u64;
+            let start = clock.raw();
+            let deadline = start.saturating_add(length_raw);
+            let mut prev = start;
+            loop {
+                let now = clock.raw();
+                let gap = now.saturating_sub(prev);
+                prev = now;
+                hist.saturating_record(gap.min(HIGHEST_RAW));
+                if gap > stall_raw[0] {
+                    stolen_raw += gap;
+                    for (n, &limit) in stalls.iter_mut().zip(&stall_raw) {
+                        *n += u64::from(gap > limit);
+                    }
+                }
+                if now >= deadline {
+                    break;
+                }
+            }
+            (stalls, stolen_raw, prev - start)
+        })
+        .join()
+        .unwrap_or_default()
+    });
+    Jitter {
+        core,
+        seconds: clock.delta_ns(0, elapsed_raw) as f64 / 1e9,
+        ns: percentiles_ns(&hist, clock.ns_per_raw()),
+        stalls,
+        stolen_ns: clock.delta_ns(0, stolen_raw),
+    }
+}
+
+/// The probe's report.
+pub fn format_jitter(j: &Jitter, clock: &Clock, pinned: bool) -> String {
+    let mut t = String::new();
+    let w = &mut t;
+    let p = &j.ns;
+    let _ = writeln!(w, "\n== lab bench jitter ==");
+    let _ = writeln!(
+        w,
+        "machine  {}, kernel {}, clock {}",
+        common::manifest::cpu_model(),
+        common::manifest::kernel(),
+        clock.source().name()
+    );
+    let _ = writeln!(
+        w,
+        "core {}{}, {:.2} s, {} clock reads ({} per second)",
+        j.core,
+        if pinned { "" } else { " (NOT pinned)" },
+        j.seconds,
+        p.count,
+        fmt_rate(p.count as f64 / j.seconds.max(1e-9)).trim_end_matches("/s"),
+    );
+    let _ = writeln!(
+        w,
+        "gap between consecutive clock reads: p50={} p90={} p99={} p99.9={} p99.99={} max={}",
+        fmt_ns(p.p50),
+        fmt_ns(p.p90),
+        fmt_ns(p.p99),
+        fmt_ns(p.p99_9),
+        fmt_ns(p.p99_99),
+        fmt_ns(p.max)
+    );
+    let _ = writeln!(
+        w,
+        "gaps over 1 µs: {}, over 10 µs: {}, over 100 µs: {}; time lost in gaps over 1 µs: {} \
+         ({:.4}% of the run)",
+        j.stalls[0],
+        j.stalls[1],
+        j.stalls[2],
+        fmt_ns(j.stolen_ns),
+        stolen_fraction(j) * 100.0
+    );
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_records_gaps_for_the_asked_time() {
+        let clock = Clock::new();
+        let core = *common::cores::allowed_cores().last().unwrap();
+        let j = probe(&clock, core, 0.02, &PinReport::default());
+        assert!(j.ns.count > 0);
+        assert!(j.seconds >= 0.02);
+        assert!(j.stalls[0] >= j.stalls[1] && j.stalls[1] >= j.stalls[2]);
+        let text = format_jitter(&j, &clock, true);
+        assert!(text.contains(&format!("core {core}, ")), "{text}");
+        assert!(
+            text.contains("gap between consecutive clock reads: p50="),
+            "{text}"
+        );
+    }
+}

@@ -30,6 +30,10 @@ pub enum Command {
     /// Run a matrix of variants (allocators, scratch strategy, levels) on the same seeded
     /// workload, interleaved and repeated, and write a report with tables and plots.
     Compare(CompareArgs),
+    /// Run the fault scenarios (killed, restarted, stalled and duplicate processes,
+    /// signals, lossless mode) end to end and print a table with the tick accounting;
+    /// fails if any scenario fails.
+    Chaos(ChaosArgs),
     /// Benchmarks that report numbers (they check nothing).
     Bench {
         /// Which benchmark.
@@ -39,6 +43,21 @@ pub enum Command {
     /// Internal: the producer process of `lab bench transport`.
     #[command(name = "bench-producer", hide = true)]
     BenchProducer(ProducerArgs),
+}
+
+/// `lab chaos`.
+#[derive(Debug, Args)]
+pub struct ChaosArgs {
+    /// Output folder [default: a new folder results/<UTC YYYYmmdd-HHMMSS>-chaos].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Folder holding the `feed`, `engine` and `lab` binaries [default: the folder of
+    /// `lab`].
+    #[arg(long, value_name = "DIR")]
+    pub bin_dir: Option<PathBuf>,
+    /// Run only these scenarios (repeatable).
+    #[arg(long, value_name = "SCENARIO")]
+    pub only: Vec<String>,
 }
 
 /// `lab run`.

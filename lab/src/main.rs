@@ -1,7 +1,8 @@
 //! `lab`: runs the feed and the engine together with one command (`lab run`), compares
 //! allocator and scratch-strategy variants side by side with a report (`lab compare`),
 //! benchmarks the ring against the cache-line floor and its peers (`lab bench transport`)
-//! and measures the machine's noise floor (`lab bench jitter`).
+//! and measures the machine's noise floor (`lab bench jitter`), and runs the fault
+//! scenarios end to end (`lab chaos`).
 //!
 //! This file only parses the command line and maps the outcome to an exit code:
 //! 0 on success, 2 for bad input (a bad flag — clap's own code — or a bad config file,
@@ -10,6 +11,7 @@
 #![deny(unsafe_code)]
 
 mod bench;
+mod chaos;
 mod child;
 mod cli;
 mod compare;
@@ -28,6 +30,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         cli::Command::Run(args) => run::run(args),
         cli::Command::Compare(args) => compare::compare(args),
+        cli::Command::Chaos(args) => chaos::chaos(args),
         cli::Command::Bench {
             which: cli::BenchCommand::Transport(args),
         } => bench::transport(args),

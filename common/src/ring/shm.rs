@@ -50,12 +50,12 @@ pub enum CreateError {
         pid: Option<u32>,
     },
     /// A file system call failed.
-    #[error("cannot create ring file {}: {source}", path.display())]
+    #[error("cannot create ring file {}: {error}", path.display())]
     Io {
         /// The file in question.
         path: PathBuf,
         /// The underlying error.
-        source: io::Error,
+        error: io::Error,
     },
 }
 
@@ -66,12 +66,12 @@ pub enum OpenError {
     #[error("ring file {} does not exist", .0.display())]
     Missing(PathBuf),
     /// A file system call failed.
-    #[error("cannot open ring file {}: {source}", path.display())]
+    #[error("cannot open ring file {}: {error}", path.display())]
     Io {
         /// The file in question.
         path: PathBuf,
         /// The underlying error.
-        source: io::Error,
+        error: io::Error,
     },
     /// The file is not a valid ring of this build's layout.
     #[error("ring file {} is not usable: {reason}", path.display())]
@@ -82,12 +82,12 @@ pub enum OpenError {
         reason: String,
     },
     /// A lossless ring's consumer table had no room for this consumer.
-    #[error("cannot register with lossless ring {}: {source}", path.display())]
+    #[error("cannot register with lossless ring {}: {error}", path.display())]
     Register {
         /// The file in question.
         path: PathBuf,
         /// Why.
-        source: RegisterError,
+        error: RegisterError,
     },
 }
 
@@ -108,9 +108,9 @@ impl RingLock {
 
     fn acquire(ring: &Path) -> Result<RingLock, CreateError> {
         let path = RingLock::path_for(ring);
-        let io_err = |source| CreateError::Io {
+        let io_err = |error| CreateError::Io {
             path: path.clone(),
-            source,
+            error,
         };
         loop {
             let mut file = OpenOptions::new()
@@ -296,9 +296,9 @@ pub fn create(
     }
     let lock = RingLock::acquire(path)?;
     let reclaimed = previous_pid(path);
-    let io_err = |source| CreateError::Io {
+    let io_err = |error| CreateError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".tmp.{}", std::process::id()));
@@ -454,16 +454,16 @@ pub fn open(
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(OpenError::Missing(path.to_path_buf()))
         }
-        Err(source) => {
+        Err(error) => {
             return Err(OpenError::Io {
                 path: path.to_path_buf(),
-                source,
+                error,
             })
         }
     };
-    let io_err = |source| OpenError::Io {
+    let io_err = |error| OpenError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let meta = file.metadata().map_err(io_err)?;
     let len = meta.len();
@@ -525,9 +525,9 @@ pub fn open(
     let mut sub = Subscriber::new(region, start);
     if info.lossless {
         sub.register(std::process::id(), |pid| !process_alive(pid))
-            .map_err(|source| OpenError::Register {
+            .map_err(|error| OpenError::Register {
                 path: path.to_path_buf(),
-                source,
+                error,
             })?;
     }
     Ok((sub, info))

@@ -1,0 +1,886 @@
+//! `lab chaos`: the fault scenarios, run end to end with the real `feed` and `engine`
+//! binaries, each checked against what it must produce, with a table of the results.
+//!
+//! Every scenario starts the processes on its own ring file (under `/dev/shm`, named
+//! after lab's pid) and its own folders, injects its fault with signals (SIGKILL,
+//! SIGSTOP/SIGCONT, SIGINT, SIGTERM) or a second process, waits for the exits, and reads
+//! the summaries the processes wrote. The tick accounting of each row is
+//!
+//! `unaccounted = published − received − missed − unread`
+//!
+//! where `published` comes from the feed's summary (or, for a feed killed before it
+//! could write one, from the ring header's count as the engine read it), and
+//! `received`, `missed` (gaps and corrupt ticks the engine reported) and `unread`
+//! (published after the engine stopped) from the engine's summary. A scenario passes
+//! when its expected behaviour is observed and nothing is unaccounted.
+//!
+//! Cold code only: it forks, sleeps and reads files. Nothing here is timed as a result;
+//! the delays between steps only give the processes time to reach the state under test.
+
+use crate::child::{describe_exit, Supervised};
+use crate::cli::ChaosArgs;
+use anyhow::{bail, ensure, Context, Result};
+use common::manifest::{EndReason, EngineSummary, FeedSummary};
+use common::ring::shm::process_alive;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// How a scenario's processes are configured.
+#[derive(Clone, Copy, Debug)]
+struct Knobs {
+    /// Ring slots.
+    capacity: u64,
+    /// `ring.lossless`.
+    lossless: bool,
+    /// `ring.consumer_timeout_ms`.
+    consumer_timeout_ms: u64,
+    /// `engine.on_producer_gone = "wait"`.
+    engine_waits: bool,
+    /// Ticks per second over the two symbols.
+    rate: u32,
+}
+
+impl Default for Knobs {
+    fn default() -> Knobs {
+        Knobs {
+            capacity: 65_536,
+            lossless: false,
+            consumer_timeout_ms: 1000,
+            engine_waits: false,
+            rate: 20_000,
+        }
+    }
+}
+
+/// Liveness timeout of the engines in every scenario.
+const PRODUCER_TIMEOUT_MS: u64 = 500;
+
+/// One row of the table.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Row {
+    /// Scenario name.
+    pub scenario: &'static str,
+    /// What must happen.
+    pub expected: &'static str,
+    /// What happened.
+    pub observed: String,
+    /// Ticks published.
+    pub published: u64,
+    /// Ticks the engine received.
+    pub received: u64,
+    /// Ticks the engine reported missed.
+    pub missed: u64,
+    /// Ticks published after the engine stopped (reported by it).
+    pub unread: u64,
+    /// `published − received − missed − unread`; must be 0.
+    pub unaccounted: i64,
+    /// Whether the scenario passed.
+    pub pass: bool,
+}
+
+impl Row {
+    fn account(&mut self, published: u64, e: &EngineSummary) {
+        self.published = published;
+        self.received = e.received;
+        self.missed = e.missed;
+        self.unread = e.unread;
+        self.unaccounted = published as i64 - e.received as i64 - e.missed as i64 - e.unread as i64;
+    }
+}
+
+/// A scenario: name, expectation, and the function that runs it and fills the row.
+type Scenario = (
+    &'static str,
+    &'static str,
+    fn(&Env, &mut Row) -> Result<bool>,
+);
+
+const SCENARIOS: &[Scenario] = &[
+    (
+        "engine_first",
+        "engine waits for the feed; both exit 0",
+        engine_first,
+    ),
+    (
+        "feed_first",
+        "engine attaches to a running feed; both exit 0",
+        feed_first,
+    ),
+    (
+        "feed_killed",
+        "SIGKILL feed: engine notices by heartbeat, writes summary, exits 1",
+        feed_killed,
+    ),
+    (
+        "feed_restarted",
+        "SIGKILL feed, start another: engine (wait mode) resyncs, 2 sessions",
+        feed_restarted,
+    ),
+    (
+        "engine_killed",
+        "SIGKILL engine: feed unaffected; a new engine catches up",
+        engine_killed,
+    ),
+    (
+        "second_feed",
+        "a second feed on a live ring is refused, naming the holder's pid",
+        second_feed,
+    ),
+    (
+        "stale_ring",
+        "a dead feed's ring is reclaimed by the next feed",
+        stale_ring,
+    ),
+    (
+        "engine_lapped",
+        "SIGSTOP engine on a small lossy ring: gaps reported, exact counts",
+        engine_lapped,
+    ),
+    (
+        "lossless_stall",
+        "lossless: SIGSTOP engine under the timeout: feed waits, 0 missed",
+        lossless_stall,
+    ),
+    (
+        "lossless_dead",
+        "lossless: SIGKILL engine: feed evicts it after the timeout, goes on",
+        lossless_dead,
+    ),
+    (
+        "sigint_feed",
+        "SIGINT feed: stream ends in order, engine drains and exits 0",
+        sigint_feed,
+    ),
+    (
+        "sigterm_both",
+        "SIGTERM both: summaries and hlog complete, ring removed",
+        sigterm_both,
+    ),
+    (
+        "lab_run_ctrl_c",
+        "SIGINT lab run: forwarded, summary written, no child left",
+        lab_run_ctrl_c,
+    ),
+];
+
+/// Where the binaries are and where a scenario writes.
+struct Env {
+    feed: PathBuf,
+    engine: PathBuf,
+    lab: PathBuf,
+    /// The scenario's own folder.
+    dir: PathBuf,
+    /// The scenario's ring file.
+    ring: PathBuf,
+    /// (feed md core, engine hot core).
+    cores: (usize, usize),
+}
+
+/// Runs the scenarios, prints the table, writes `chaos.md` and `chaos.json`; fails if
+/// any scenario failed.
+pub fn chaos(args: &ChaosArgs) -> Result<()> {
+    let bins = crate::run::bin_dir(args.bin_dir.as_deref())?;
+    let find = |name: &str| {
+        let p = bins.join(name);
+        ensure!(
+            p.is_file(),
+            "no `{name}` binary in {}: build with `cargo build --release` (or pass --bin-dir)",
+            bins.display()
+        );
+        Ok(p)
+    };
+    let (feed, engine, lab) = (find("feed")?, find("engine")?, find("lab")?);
+    let allowed = common::cores::allowed_cores();
+    let cores = match allowed[..] {
+        [a, b, ..] => (a, b),
+        _ => bail!("lab chaos needs at least 2 allowed cores, this process has {allowed:?}"),
+    };
+    let out = match &args.out {
+        Some(d) => d.clone(),
+        None => crate::run::create_fresh_dir(&Path::new("results").join(format!(
+            "{}-chaos",
+            crate::run::utc_stamp(std::time::SystemTime::now())
+        )))?,
+    };
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let chosen: Vec<&Scenario> = SCENARIOS
+        .iter()
+        .filter(|(name, ..)| args.only.is_empty() || args.only.iter().any(|o| o == name))
+        .collect();
+    if chosen.is_empty() {
+        let names: Vec<_> = SCENARIOS.iter().map(|s| s.0).collect();
+        return Err(crate::cli::BadInput::from_display(format!(
+            "--only names no scenario; they are: {}",
+            names.join(", ")
+        )));
+    }
+    let mut rows = Vec::new();
+    for (name, expected, run) in chosen {
+        let env = Env {
+            feed: feed.clone(),
+            engine: engine.clone(),
+            lab: lab.clone(),
+            dir: out.join(name),
+            ring: PathBuf::from(format!(
+                "/dev/shm/hft-chaos-{}-{name}.ring",
+                std::process::id()
+            )),
+            cores,
+        };
+        std::fs::create_dir_all(&env.dir)
+            .with_context(|| format!("cannot create {}", env.dir.display()))?;
+        eprintln!("lab chaos: {name}: {expected}");
+        let mut row = Row {
+            scenario: name,
+            expected,
+            ..Row::default()
+        };
+        let started = Instant::now();
+        match run(&env, &mut row) {
+            Ok(ok) => row.pass = ok && row.unaccounted == 0,
+            Err(e) => {
+                row.observed = format!("harness error: {e:#}");
+                row.pass = false;
+            }
+        }
+        // Whatever a killed process left behind.
+        for leftover in [env.ring.clone(), lock_path(&env.ring)] {
+            let _ = std::fs::remove_file(leftover);
+        }
+        eprintln!(
+            "lab chaos: {name}: {} in {:.1} s: {}",
+            if row.pass { "pass" } else { "FAIL" },
+            started.elapsed().as_secs_f64(),
+            row.observed
+        );
+        rows.push(row);
+    }
+    let table = format_table(&rows);
+    print!("{table}");
+    std::fs::write(out.join("chaos.md"), &table)
+        .with_context(|| format!("cannot write {}", out.join("chaos.md").display()))?;
+    common::manifest::write_json(&out.join("chaos.json"), &rows)
+        .with_context(|| format!("cannot write {}", out.join("chaos.json").display()))?;
+    println!("results in {}", out.display());
+    let failed: Vec<_> = rows
+        .iter()
+        .filter(|r| !r.pass)
+        .map(|r| r.scenario)
+        .collect();
+    ensure!(
+        failed.is_empty(),
+        "{} of {} scenarios failed: {}",
+        failed.len(),
+        rows.len(),
+        failed.join(", ")
+    );
+    Ok(())
+}
+
+/// The markdown table of the rows.
+pub fn format_table(rows: &[Row]) -> String {
+    let mut t = String::from(
+        "| scenario | expected | observed | published | received | missed | unread | unaccounted | result |\n\
+         |---|---|---|---:|---:|---:|---:|---:|---|\n",
+    );
+    for r in rows {
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.scenario,
+            r.expected,
+            r.observed.replace('|', "/"),
+            r.published,
+            r.received,
+            r.missed,
+            r.unread,
+            r.unaccounted,
+            if r.pass { "pass" } else { "FAIL" }
+        );
+    }
+    let passed = rows.iter().filter(|r| r.pass).count();
+    let _ = writeln!(t, "\n{passed} of {} scenarios passed.", rows.len());
+    t
+}
+
+fn lock_path(ring: &Path) -> PathBuf {
+    let mut p = ring.as_os_str().to_owned();
+    p.push(".lock");
+    PathBuf::from(p)
+}
+
+/// A started feed or engine with its folder.
+struct Proc {
+    sup: Supervised,
+    dir: PathBuf,
+}
+
+impl Proc {
+    fn pid(&self) -> u32 {
+        self.sup.pid()
+    }
+
+    /// Waits up to `secs` for the exit.
+    fn exit_within(&mut self, secs: f64) -> Result<ExitStatus> {
+        self.sup
+            .wait_timeout(Duration::from_secs_f64(secs))
+            .with_context(|| format!("{} did not exit within {secs} s", self.sup.name()))
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
+    }
+
+    fn engine_summary(&self) -> Result<EngineSummary> {
+        read_json(&self.dir.join("engine_summary.json"))
+    }
+
+    fn feed_summary(&self) -> Result<FeedSummary> {
+        read_json(&self.dir.join("feed_summary.json"))
+    }
+
+    fn signal(&mut self, sig: &str) -> Result<()> {
+        ensure!(
+            self.sup.signal(sig),
+            "cannot send SIG{sig} to {}",
+            self.sup.name()
+        );
+        Ok(())
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("cannot parse {}", path.display()))
+}
+
+fn sleep_ms(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+impl Env {
+    /// Writes the configuration of `knobs` into `dir/config.toml`.
+    fn config(&self, dir: &Path, k: Knobs) -> Result<PathBuf> {
+        let text = format!(
+            r#"seed = 7
+duration_s = 2.0
+warmup_s = 0.2
+
+[ring]
+path = "{ring}"
+capacity = {capacity}
+lossless = {lossless}
+consumer_timeout_ms = {consumer_timeout_ms}
+wait_for_consumers = 1
+
+[cores]
+feed_md = {feed_md}
+engine_hot = {engine_hot}
+
+[feed]
+wait = "spin_yield"
+
+[engine]
+wait = "spin_yield"
+grace_s = 1.0
+producer_timeout_ms = {PRODUCER_TIMEOUT_MS}
+on_producer_gone = "{gone}"
+
+[log]
+interval_ms = 500
+
+[[symbols]]
+name = "AAA"
+rate_per_s = {half}
+start_px = 100.0
+tick_size = 0.01
+volatility_bps = 0.02
+
+[[symbols]]
+name = "BBB"
+rate_per_s = {half}
+start_px = 50.0
+tick_size = 0.01
+volatility_bps = 0.02
+"#,
+            ring = self.ring.display(),
+            capacity = k.capacity,
+            lossless = k.lossless,
+            consumer_timeout_ms = k.consumer_timeout_ms,
+            feed_md = self.cores.0,
+            engine_hot = self.cores.1,
+            gone = if k.engine_waits { "wait" } else { "exit" },
+            half = k.rate / 2,
+        );
+        let path = dir.join("config.toml");
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(path)
+    }
+
+    /// Starts `bin` (feed or engine) in the folder `dir/<name>` with `knobs` and a
+    /// `--duration` of `secs`.
+    fn start(&self, name: &'static str, k: Knobs, secs: f64) -> Result<Proc> {
+        let bin = if name.starts_with("feed") {
+            &self.feed
+        } else {
+            &self.engine
+        };
+        let dir = self.dir.join(name);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let config = self.config(&dir, k)?;
+        let mut cmd = Command::new(bin);
+        cmd.arg("--config")
+            .arg(&config)
+            .arg("--out")
+            .arg(&dir)
+            .arg("--duration")
+            .arg(secs.to_string());
+        spawn(cmd, name, dir)
+    }
+}
+
+fn spawn(mut cmd: Command, name: &'static str, dir: PathBuf) -> Result<Proc> {
+    let file = |n: &str| {
+        std::fs::File::create(dir.join(n))
+            .with_context(|| format!("cannot create {}", dir.join(n).display()))
+    };
+    cmd.stdin(Stdio::null())
+        .stdout(file("stdout.log")?)
+        .stderr(file("stderr.log")?);
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {name}"))?;
+    Ok(Proc {
+        sup: Supervised::new(name, child),
+        dir,
+    })
+}
+
+/// `code N` or `signal N`.
+fn exit_text(s: ExitStatus) -> String {
+    describe_exit("", s).trim().to_string()
+}
+
+/// Both exited 0, and the engine's count of published ticks matches the feed's.
+fn clean_pair(feed: &mut Proc, engine: &mut Proc, row: &mut Row, secs: f64) -> Result<bool> {
+    let fs = feed.exit_within(secs)?;
+    let es = engine.exit_within(5.0)?;
+    let f = feed.feed_summary()?;
+    let e = engine.engine_summary()?;
+    row.account(f.published, &e);
+    let ok = fs.success() && es.success() && e.published_seen == f.published;
+    row.observed = format!(
+        "feed {}, engine {}; engine saw {} published, feed says {}",
+        exit_text(fs),
+        exit_text(es),
+        e.published_seen,
+        f.published
+    );
+    Ok(ok)
+}
+
+fn engine_first(env: &Env, row: &mut Row) -> Result<bool> {
+    let k = Knobs::default();
+    let mut engine = env.start("engine", k, 60.0)?;
+    sleep_ms(400);
+    let mut feed = env.start("feed", k, 2.0)?;
+    let ok = clean_pair(&mut feed, &mut engine, row, 10.0)?;
+    let waited = engine.stderr().contains("waiting for feed");
+    row.observed = format!("engine waited: {waited}; {}", row.observed);
+    Ok(ok && waited)
+}
+
+fn feed_first(env: &Env, row: &mut Row) -> Result<bool> {
+    let k = Knobs::default();
+    let mut feed = env.start("feed", k, 2.0)?;
+    sleep_ms(600);
+    let mut engine = env.start("engine", k, 60.0)?;
+    clean_pair(&mut feed, &mut engine, row, 10.0)
+}
+
+fn feed_killed(env: &Env, row: &mut Row) -> Result<bool> {
+    let k = Knobs::default();
+    let mut engine = env.start("engine", k, 60.0)?;
+    let mut feed = env.start("feed", k, 30.0)?;
+    sleep_ms(1500);
+    feed.signal("KILL")?;
+    let killed = Instant::now();
+    let es = engine.exit_within(10.0)?;
+    let after_ms = killed.elapsed().as_millis();
+    let e = engine.engine_summary()?;
+    // The feed wrote no summary: its count is the ring header's, as the engine read it.
+    row.account(e.published_seen, &e);
+    let said = engine.stderr().contains("stopped showing signs of life");
+    row.observed = format!(
+        "engine {} {after_ms} ms after the kill (timeout {PRODUCER_TIMEOUT_MS} ms), end_reason {:?}, said so: {said}",
+        exit_text(es),
+        e.end_reason
+    );
+    Ok(es.code() == Some(1)
+        && e.end_reason == EndReason::ProducerGone
+        && said
+        && e.published_seen > 0)
+}
+
+fn feed_restarted(env: &Env, row: &mut Row) -> Result<bool> {
+    let k = Knobs {
+        engine_waits: true,
+        ..Knobs::default()
+    };
+    let mut engine = env.start("engine", k, 60.0)?;
+    let mut feed1 = env.start("feed1", k, 30.0)?;
+    sleep_ms(1500);
+    feed1.signal("KILL")?;
+    feed1.exit_within(5.0)?;
+    sleep_ms(1000);
+    let mut feed2 = env.start("feed2", k, 1.5)?;
+    let f2s = feed2.exit_within(10.0)?;
+    sleep_ms(500);
+    engine.signal("INT")?;
+    let es = engine.exit_within(10.0)?;
+    let f2 = feed2.feed_summary()?;
+    let e = engine.engine_summary()?;
+    let sessions = &e.sessions;
+    ensure!(
+        sessions.len() == 2,
+        "engine reports {} sessions, expected 2: {sessions:?}",
+        sessions.len()
+    );
+    let (s1, s2) = (&sessions[0], &sessions[1]);
+    row.account(s1.published + f2.published, &e);
+    let reclaimed = feed2
+        .stderr()
+        .contains(&format!("reclaimed the ring left by pid {}", feed1.pid()));
+    let per_session_ok = sessions
+        .iter()
+        .all(|s| s.published == s.received + s.missed + s.unread);
+    row.observed = format!(
+        "engine {}; session 1: pid {} {:?} after {} published; session 2: pid {} {:?}, {} published (feed2 says {}); feed2 {}, reclaimed the ring: {reclaimed}",
+        exit_text(es),
+        s1.producer_pid,
+        s1.end,
+        s1.published,
+        s2.producer_pid,
+        s2.end,
+        s2.published,
+        f2.published,
+        exit_text(f2s),
+    );
+    Ok(es.success()
+        && f2s.success()
+        && s1.producer_pid == feed1.pid()
+        && s1.end == EndReason::ProducerGone
+        && s2.producer_pid == feed2.pid()
+        && s2.published == f2.published
+        && per_session_ok
+        && reclaimed)
+}
+
+fn engine_killed(env: &Env, row: &mut Row) -> Result<bool> {
+    let k = Knobs::default();
+    let mut feed = env.start("feed", k, 3.0)?;
+    let mut engine1 = env.start("engine1", k, 60.0)?;
+    sleep_ms(1000);
+    engine1.signal("KILL")?;
+    engine1.exit_within(5.0)?;
+    sleep_ms(500);
+    let mut engine2 = env.start("engine2", k, 60.0)?;
+    let ok = clean_pair(&mut feed, &mut engine2, row, 10.0)?;
+    let f = feed.feed_summary()?;
+    let steady = f.achieved_per_s >= 0.98 * f.offered_per_s;
+    row.observed = format!(
+        "feed end {:?}, achieved {:.0}/s of {:.0}/s; {}",
+        f.end_reason, f.achieved_per_s, f.offered_per_s, row.observed
+    );
+    Ok(ok && steady && f.end_reason == EndReason::EndOfStream)
+}
+
+fn second_feed(env: &Env, row: &mut Row) -> Result<bool> {
+    let k = Knobs::default();
+    let mut engine = env.start("engine", k, 60.0)?;
+    let mut feed1 = env.start("feed1", k, 2.5)?;
+    sleep_ms(700);
+    let mut feed2 = env.start("feed2", k, 2.0)?;
+    let f2s = feed2.exit_within(5.0)?;
+    let refusal = feed2.stderr();
+    let named = refusal.contains(&format!(
+        "held by another running feed (pid {})",
+        feed1.pid()
+    ));
+    let ok = clean_pair(&mut feed1, &mut engine, row, 10.0)?;
+    row.observed = format!(
+        "second feed {}, message names pid {}: {named}; {}",
+        exit_text(f2s),
+        feed1.pid(),
+        row.observed
+    );
+    Ok(ok && !f2s.success() && named && !feed2.dir.join("feed_summary.json").exists())
+}
+
+fn stale_ring(env: &Env, row: &mut Row) -> Result<bool> {
+    let k = Knobs::default();
+    let mut feed1 = env.start("feed1", k, 30.0)?;
+    sleep_ms(700);
+    feed1.signal("KILL")?;
+    feed1.exit_within(5.0)?;
+    let left = env.ring.exists();
+    let mut engine = env.start("engine", k, 60.0)?;
+    sleep_ms(700);
+    let mut feed2 = env.start("feed2", k, 1.5)?;
+    let ok = clean_pair(&mut feed2, &mut engine, row, 10.0)?;
+    let engine_saw = engine
+        .stderr()
+        .contains(&format!("was left by pid {}", feed1.pid()));
+    let reclaimed = feed2
+        .stderr()
+        .contains(&format!("reclaimed the ring left by pid {}", feed1.pid()));
+    let removed = !env.ring.exists() && !lock_path(&env.ring).exists();
+    row.observed = format!(
+        "dead feed's ring left: {left}; engine ignored it: {engine_saw}; new feed reclaimed it: {reclaimed}; removed at the end: {removed}; {}",
+        row.observed
+    );
+    Ok(ok && left && engine_saw && reclaimed && removed)
+}
+
+fn engine_lapped(env: &Env, row: &mut Row) -> Result<bool> {
+    let k = Knobs {
+        capacity: 1024,
+        ..Knobs::default()
+    };
+    let mut engine = env.start("engine", k, 60.0)?;
+    let mut feed = env.start("feed", k, 3.0)?;
+    sleep_ms(1000);
+    engine.signal("STOP")?;
+    sleep_ms(400);
+    engine.signal("CONT")?;
+    let ok = clean_pair(&mut feed, &mut engine, row, 10.0)?;
+    let e = engine.engine_summary()?;
+    row.observed = format!(
+        "{} gaps, {} missed, {} corrupt; {}",
+        e.gaps, e.missed, e.corrupt, row.observed
+    );
+    Ok(ok && e.gaps >= 1 && e.missed > 0 && e.corrupt == 0)
+}
+
+fn lossless_stall(env: &Env, row: &mut Row) -> Result<bool> {
+    let k = Knobs {
+        capacity: 1024,
+        lossless: true,
+        consumer_timeout_ms: 3000,
+        ..Knobs::default()
+    };
+    let mut engine = env.start("engine", k, 60.0)?;
+    let mut feed = env.start("feed", k, 3.0)?;
+    sleep_ms(1000);
+    engine.signal("STOP")?;
+    sleep_ms(400);
+    engine.signal("CONT")?;
+    let ok = clean_pair(&mut feed, &mut engine, row, 15.0)?;
+    let f = feed.feed_summary()?;
+    let e = engine.engine_summary()?;
+    let l = f.lossless.unwrap_or_default();
+    row.observed = format!(
+        "feed waited {} times ({:.0} ms), evicted {}; engine {} gaps; {}",
+        l.waits, l.wait_ms, l.evictions, e.gaps, row.observed
+    );
+    Ok(ok && e.missed == 0 && e.gaps == 0 && l.waits >= 1 && l.evictions == 0)
+}
+
+fn lossless_dead(env: &Env, row: &mut Row) -> Result<bool> {
+    let k = Knobs {
+        capacity: 1024,
+        lossless: true,
+        consumer_timeout_ms: 1000,
+        ..Knobs::default()
+    };
+    let mut engine1 = env.start("engine1", k, 60.0)?;
+    let mut feed = env.start("feed", k, 4.0)?;
+    sleep_ms(1000);
+    engine1.signal("KILL")?;
+    engine1.exit_within(5.0)?;
+    // Past the eviction (the ring fills within 0.1 s, then 1 s of timeout).
+    sleep_ms(2200);
+    let mut engine2 = env.start("engine2", k, 60.0)?;
+    let ok = clean_pair(&mut feed, &mut engine2, row, 15.0)?;
+    let f = feed.feed_summary()?;
+    let e = engine2.engine_summary()?;
+    let l = f.lossless.unwrap_or_default();
+    let evicted_pid = l.evicted.first().map(|v| v.pid);
+    let said = feed
+        .stderr()
+        .contains(&format!("evicted engine pid {}", engine1.pid()));
+    row.observed = format!(
+        "feed evicted {} engine(s) (pid {:?}, had passed seq {:?}), said so: {said}; new engine: {} gaps, lossless after; {}",
+        l.evictions,
+        evicted_pid,
+        l.evicted.first().map(|v| v.cursor),
+        e.gaps,
+        row.observed
+    );
+    Ok(ok
+        && l.evictions == 1
+        && evicted_pid == Some(engine1.pid())
+        && said
+        && f.end_reason == EndReason::EndOfStream)
+}
+
+/// Interval log entries in `path` that decode as histograms (0 if none parse).
+fn hlog_intervals(path: &Path) -> Result<usize> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    crate::hlog::count_intervals(&bytes)
+}
+
+fn sigint_feed(env: &Env, row: &mut Row) -> Result<bool> {
+    let k = Knobs::default();
+    let mut engine = env.start("engine", k, 60.0)?;
+    let mut feed = env.start("feed", k, 30.0)?;
+    sleep_ms(1500);
+    feed.signal("INT")?;
+    let ok = clean_pair(&mut feed, &mut engine, row, 5.0)?;
+    let f = feed.feed_summary()?;
+    let e = engine.engine_summary()?;
+    let intervals = hlog_intervals(&engine.dir.join("engine.hlog"))?;
+    let removed = !env.ring.exists() && !lock_path(&env.ring).exists();
+    row.observed = format!(
+        "feed end {:?}, engine end {:?}; engine.hlog: {intervals} intervals; ring removed: {removed}; {}",
+        f.end_reason, e.end_reason, row.observed
+    );
+    Ok(ok
+        && f.end_reason == EndReason::Signal
+        && e.end_reason == EndReason::EndOfStream
+        && intervals > 0
+        && removed)
+}
+
+fn sigterm_both(env: &Env, row: &mut Row) -> Result<bool> {
+    let k = Knobs::default();
+    let mut engine = env.start("engine", k, 60.0)?;
+    let mut feed = env.start("feed", k, 30.0)?;
+    sleep_ms(1500);
+    engine.signal("TERM")?;
+    feed.signal("TERM")?;
+    let fs = feed.exit_within(5.0)?;
+    let es = engine.exit_within(5.0)?;
+    let f = feed.feed_summary()?;
+    let e = engine.engine_summary()?;
+    row.account(f.published, &e);
+    let intervals = hlog_intervals(&engine.dir.join("engine.hlog"))?;
+    let removed = !env.ring.exists() && !lock_path(&env.ring).exists();
+    row.observed = format!(
+        "feed {} ({:?}), engine {} ({:?}); engine.hlog: {intervals} intervals; ring removed: {removed}",
+        exit_text(fs),
+        f.end_reason,
+        exit_text(es),
+        e.end_reason
+    );
+    Ok(fs.success()
+        && es.success()
+        && f.end_reason == EndReason::Signal
+        && intervals > 0
+        && removed
+        && e.published_seen == f.published)
+}
+
+fn lab_run_ctrl_c(env: &Env, row: &mut Row) -> Result<bool> {
+    let config = env.config(&env.dir, Knobs::default())?;
+    let out = env.dir.join("run");
+    let mut cmd = Command::new(&env.lab);
+    cmd.arg("run")
+        .arg("--config")
+        .arg(&config)
+        .arg("--duration")
+        .arg("30")
+        .arg("--out")
+        .arg(&out)
+        .arg("--bin-dir")
+        .arg(env.feed.parent().unwrap_or(Path::new(".")));
+    let mut lab = spawn(cmd, "lab", env.dir.clone())?;
+    sleep_ms(2000);
+    lab.signal("INT")?;
+    let ls = lab.exit_within(20.0)?;
+    let text = std::fs::read_to_string(env.dir.join("stderr.log")).unwrap_or_default()
+        + &std::fs::read_to_string(env.dir.join("stdout.log")).unwrap_or_default();
+    let pids = child_pids(&text);
+    let left: Vec<u32> = pids.iter().copied().filter(|&p| process_alive(p)).collect();
+    let summary: common::manifest::Summary = read_json(&out.join("summary.json"))?;
+    let e: EngineSummary = read_json(&out.join("engine_summary.json"))?;
+    row.account(summary.ticks.published, &e);
+    let interrupted = text.contains("interrupted by SIGINT");
+    row.observed = format!(
+        "lab {}, said interrupted: {interrupted}; children {pids:?} still running: {left:?}",
+        exit_text(ls)
+    );
+    Ok(pids.len() == 2 && left.is_empty() && interrupted && ls.code() == Some(1))
+}
+
+/// The engine and feed pids lab printed (`engine … pid N, feed … pid M`).
+fn child_pids(text: &str) -> Vec<u32> {
+    let Some(line) = text.lines().find(|l| l.contains("lab: config")) else {
+        return Vec::new();
+    };
+    line.split(" pid ")
+        .skip(1)
+        .filter_map(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_lists_every_row_and_the_tally() {
+        let rows = vec![
+            Row {
+                scenario: "a",
+                expected: "x",
+                observed: "y | z".into(),
+                published: 10,
+                received: 8,
+                missed: 2,
+                pass: true,
+                ..Row::default()
+            },
+            Row {
+                scenario: "b",
+                expected: "x",
+                unaccounted: -3,
+                ..Row::default()
+            },
+        ];
+        let t = format_table(&rows);
+        assert!(
+            t.contains("| a | x | y / z | 10 | 8 | 2 | 0 | 0 | pass |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| b | x |  | 0 | 0 | 0 | 0 | -3 | FAIL |"),
+            "{t}"
+        );
+        assert!(t.contains("1 of 2 scenarios passed."), "{t}");
+    }
+
+    #[test]
+    fn pids_are_read_from_labs_start_line() {
+        let text = "lab: config c.toml (as run: x), output o, engine /b/engine pid 41, feed /b/feed pid 42\nother";
+        assert_eq!(child_pids(text), vec![41, 42]);
+        assert!(child_pids("nothing").is_empty());
+    }
+
+    #[test]
+    fn scenario_names_are_unique() {
+        let mut names: Vec<_> = SCENARIOS.iter().map(|s| s.0).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), SCENARIOS.len());
+    }
+}

@@ -937,6 +937,7 @@ mod bench {
         );
         let mut flows = vec![
             "ring_threads_1p1c",
+            "ring_threads_lossless_1p1c",
             "ring_processes_1p1c",
             "crossbeam_threads_1p1c",
         ];
@@ -952,10 +953,12 @@ mod bench {
             let received = t["received"][0].as_u64().unwrap();
             assert_eq!(received + t["lost"].as_u64().unwrap(), 5000, "{row}: {t:#}");
         }
-        assert_eq!(
-            v["throughput"]["crossbeam_threads_1p1c"]["lost"], 0,
-            "back-pressure loses nothing"
-        );
+        for row in ["crossbeam_threads_1p1c", "ring_threads_lossless_1p1c"] {
+            assert_eq!(
+                v["throughput"][row]["lost"], 0,
+                "{row}: back-pressure loses nothing"
+            );
+        }
         assert!(!v["machine"]["cpu_model"].as_str().unwrap().is_empty());
         let ring = shm_dir().join(format!("lab-bench-transport-{lab_pid}.ring"));
         assert!(!ring.exists(), "ring file left behind: {}", ring.display());

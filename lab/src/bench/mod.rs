@@ -70,9 +70,11 @@ pub const LATENCY_ROWS: [&str; 5] = [
 
 /// Throughput rows, in table and JSON order, with the latency row whose `msgs_per_s`
 /// each one gives.
-pub const THROUGHPUT_ROWS: [(&str, Option<&str>); 6] = [
+pub const THROUGHPUT_ROWS: [(&str, Option<&str>); 8] = [
     ("ring_threads_1p1c", Some("ring_threads")),
     ("ring_threads_1p2c", None),
+    ("ring_threads_lossless_1p1c", None),
+    ("ring_threads_lossless_1p2c", None),
     ("ring_processes_1p1c", Some("ring_processes")),
     ("crossbeam_threads_1p1c", Some("crossbeam_threads")),
     ("iceoryx2_processes_1p1c", Some("iceoryx2_processes")),
@@ -428,9 +430,17 @@ fn measure(s: &Setup) -> Report {
     for (name, _) in THROUGHPUT_ROWS.iter().filter(|_| s.messages > 0) {
         note(name);
         let row = match (*name, s.rx2_core) {
-            ("ring_threads_1p1c", _) => measured(search(|p| ring::throughput_threads(s, None, p))),
+            ("ring_threads_1p1c", _) => {
+                measured(search(|p| ring::throughput_threads(s, None, p, false)))
+            }
             ("ring_threads_1p2c", Some(c)) => {
-                measured(search(|p| ring::throughput_threads(s, Some(c), p)))
+                measured(search(|p| ring::throughput_threads(s, Some(c), p, false)))
+            }
+            ("ring_threads_lossless_1p1c", _) => {
+                measured(search(|p| ring::throughput_threads(s, None, p, true)))
+            }
+            ("ring_threads_lossless_1p2c", Some(c)) => {
+                measured(search(|p| ring::throughput_threads(s, Some(c), p, true)))
             }
             ("ring_processes_1p1c", _) => measured(search(|p| ring::throughput_processes(s, p))),
             ("crossbeam_threads_1p1c", _) => measured(search(|p| channel::throughput(s, p))),
@@ -966,7 +976,7 @@ pub fn format_table(r: &Report) -> String {
         );
         let _ = writeln!(
             w,
-            "{:<24} {:>9} {:>11} {:>11} {:>10} {:>7} {:>10} {:>10}",
+            "{:<26} {:>9} {:>11} {:>11} {:>10} {:>7} {:>10} {:>10}",
             "transport",
             "consumers",
             "published",
@@ -983,7 +993,7 @@ pub fn format_table(r: &Report) -> String {
                     let received = f.consumers.iter().map(|c| c.received).min().unwrap_or(0);
                     let _ = writeln!(
                         w,
-                        "{name:<24} {:>9} {:>11} {:>11} {:>10} {:>7} {:>10} {:>10}",
+                        "{name:<26} {:>9} {:>11} {:>11} {:>10} {:>7} {:>10} {:>10}",
                         f.consumers.len(),
                         f.published,
                         received,
@@ -1008,10 +1018,10 @@ pub fn format_table(r: &Report) -> String {
                     }
                 }
                 Outcome::Skipped(why) => {
-                    let _ = writeln!(w, "{name:<24} {why}");
+                    let _ = writeln!(w, "{name:<26} {why}");
                 }
                 Outcome::Failed(e) => {
-                    let _ = writeln!(w, "{name:<24} FAILED: {e}");
+                    let _ = writeln!(w, "{name:<26} FAILED: {e}");
                 }
             }
         }
@@ -1020,8 +1030,9 @@ pub fn format_table(r: &Report) -> String {
             "received, lost, lapped: the flat-out run (received: slowest consumer; lost and \
              lapped summed). zero loss: msgs/s of the fastest run that lost nothing (flat out, \
              else paced at {:?} of the flat-out rate; \"none\" if every run lost). Our ring never \
-             waits for a consumer (lossy mode); crossbeam and iceoryx2 make the sender retry \
-             while full",
+             waits for a consumer in its default lossy mode; in lossless mode (ring_*_lossless) \
+             the producer waits for the slowest registered consumer; crossbeam and iceoryx2 \
+             make the sender retry while full",
             SEARCH_FRACTIONS
         );
     }
@@ -1261,7 +1272,7 @@ mod tests {
             "{t}"
         );
         assert!(
-            t.contains("ring_threads_1p2c        needs a third core"),
+            t.contains("ring_threads_1p2c          needs a third core"),
             "{t}"
         );
     }
@@ -1411,7 +1422,9 @@ mod tests {
         assert_eq!((l.ns.count, l.lost), (150, 0));
         let t = channel::throughput(&s, Pace::Flat).unwrap();
         assert_eq!((t.consumers[0].received, t.lost()), (1_000, 0));
-        let t = ring::throughput_threads(&s, None, Pace::Rate(1e6)).unwrap();
+        let t = ring::throughput_threads(&s, None, Pace::Rate(1e6), false).unwrap();
         assert_eq!(t.consumers[0].received + t.lost(), 1_000);
+        let t = ring::throughput_threads(&s, None, Pace::Flat, true).unwrap();
+        assert_eq!((t.consumers[0].received, t.lost()), (1_000, 0));
     }
 }

@@ -75,16 +75,35 @@ pub fn latency_threads(s: &Setup) -> Result<Latency> {
     Ok(latency_row(&hist, l, &s.clock))
 }
 
-/// `ring_threads_1p1c` / `_1p2c`: one producer thread flat out, one consumer on the
-/// receiving core and, with `rx2`, a second one there.
-pub fn throughput_threads(s: &Setup, rx2: Option<usize>, pace: Pace) -> Result<Throughput> {
-    let region = Arc::new(HeapRegion::new(s.capacity));
+/// `ring_threads_1p1c` / `_1p2c` (and `ring_threads_lossless_*`): one producer thread,
+/// one consumer on the receiving core and, with `rx2`, a second one there. `lossless`
+/// uses the ring's lossless mode: the consumers register and the producer waits for the
+/// slowest instead of lapping it.
+pub fn throughput_threads(
+    s: &Setup,
+    rx2: Option<usize>,
+    pace: Pace,
+    lossless: bool,
+) -> Result<Throughput> {
+    let region = Arc::new(if lossless {
+        HeapRegion::lossless(s.capacity)
+    } else {
+        HeapRegion::new(s.capacity)
+    });
     let mut sink = RingSink(Publisher::new(region.clone()));
     let cores: Vec<usize> = std::iter::once(s.rx_core).chain(rx2).collect();
     let mut sources: Vec<_> = cores
         .iter()
         .map(|_| RingSource(Subscriber::new(region.clone(), StartAt::Oldest)))
         .collect();
+    if lossless {
+        // No liveness timeout: the producer waits for these consumers however long.
+        for src in &mut sources {
+            src.0
+                .register(std::process::id(), |_| false)
+                .context("cannot register with the lossless ring")?;
+        }
+    }
     let ready = Barrier::new(cores.len() + 1);
     let count = s.messages;
     let consumers = std::thread::scope(|scope| {

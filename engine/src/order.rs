@@ -2,8 +2,8 @@
 //! any allocator, and handed to the cold thread as a fixed-size [`OrderMsg`].
 //!
 //! [`encode`] builds the body and then the whole message in two fixed-size buffers from
-//! the caller's allocator (the per-tick arena in arena mode) and formats numbers with
-//! `itoa` on the stack: no other allocation, no `format!`. [`verify`] checks a message's
+//! the caller's allocator (the per-tick arena in arena mode) and writes numbers' digits
+//! straight into them: no other allocation, no `format!`. [`verify`] checks a message's
 //! body length and checksum on the cold side.
 
 use crate::strategy::{OrderIntent, OrderSide};
@@ -60,9 +60,18 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// The next `n` bytes of the buffer, if they are there (two plain comparisons,
+    /// instead of the overflow-checked range of `get_mut(len..len + n)`).
+    #[inline(always)]
+    fn room(&mut self, n: usize) -> Option<&mut [u8]> {
+        self.buf
+            .get_mut(self.len..)
+            .and_then(|rest| rest.get_mut(..n))
+    }
+
     #[inline(always)]
     fn put(&mut self, bytes: &[u8]) {
-        match self.buf.get_mut(self.len..self.len + bytes.len()) {
+        match self.room(bytes.len()) {
             Some(dst) => {
                 dst.copy_from_slice(bytes);
                 self.len += bytes.len();
@@ -71,44 +80,86 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Appends `value` in decimal, written in place: no intermediate buffer, no copy.
     #[inline(always)]
-    fn field(&mut self, tag: &[u8], value: &[u8]) {
-        self.put(tag);
-        self.put(b"=");
-        self.put(value);
-        self.put(&[SOH]);
+    fn put_uint(&mut self, value: u64) {
+        let n = decimal_len(value);
+        match self.room(n) {
+            Some(dst) => {
+                write_digits(dst, value);
+                self.len += n;
+            }
+            None => self.overflow = true,
+        }
     }
 
+    /// Appends `px_e8` as a decimal price with trailing zeros trimmed (`65000.5`).
+    ///
+    /// May leave scratch bytes past the new length (the untrimmed fraction digits); the
+    /// next `put` overwrites them and nothing reads past `len`. Used for the body only,
+    /// which is read as `body[..len]`.
     #[inline(always)]
-    fn int_field(&mut self, tag: &[u8], value: impl itoa::Integer) {
-        let mut b = itoa::Buffer::new();
-        self.field(tag, b.format(value).as_bytes());
-    }
-
-    /// Writes `px_e8` as a decimal price with trailing zeros trimmed (`65000.5`).
-    fn px_field(&mut self, tag: &[u8], px_e8: i64) {
-        self.put(tag);
-        self.put(b"=");
+    fn put_px(&mut self, px_e8: i64) {
         if px_e8 < 0 {
             self.put(b"-");
         }
         let abs = px_e8.unsigned_abs();
         let scale = PX_SCALE as u64;
-        let mut b = itoa::Buffer::new();
-        self.put(b.format(abs / scale).as_bytes());
-        let mut frac = abs % scale;
+        self.put_uint(abs / scale);
+        let frac = abs % scale;
         if frac != 0 {
-            let mut digits = 8;
-            while frac.is_multiple_of(10) {
-                frac /= 10;
-                digits -= 1;
+            // `.` and all eight fraction digits, then the trailing `0`s dropped: they are
+            // the trailing zero bytes of the digits XOR "00000000" (big-endian).
+            let mut d = [b'.'; 9];
+            write_digits(&mut d[1..], frac);
+            let [_, d8 @ ..] = d;
+            let zeros = (u64::from_be_bytes(d8) ^ u64::from_be_bytes(*b"00000000")).trailing_zeros()
+                as usize
+                / 8;
+            let keep = d.len() - zeros;
+            match self.room(d.len()) {
+                // A fixed-size copy of all nine bytes, keeping `keep` of them.
+                Some(dst) => {
+                    dst.copy_from_slice(&d);
+                    self.len += keep;
+                }
+                None => self.put(&d[..keep]),
             }
-            let s = b.format(frac).as_bytes();
-            self.put(b".");
-            self.put(&b"00000000"[..digits - s.len()]);
-            self.put(s);
         }
-        self.put(&[SOH]);
+    }
+}
+
+/// The two ASCII digits of every number below 100: `00`, `01`, … `99`.
+static DIGIT_PAIRS: [u8; 200] = {
+    let mut t = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        t[2 * i] = b'0' + (i / 10) as u8;
+        t[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Decimal digits of `value` (1 for 0).
+#[inline(always)]
+fn decimal_len(value: u64) -> usize {
+    value.checked_ilog10().map_or(1, |l| l as usize + 1)
+}
+
+/// Writes the last `dst.len()` decimal digits of `value` into `dst`, two at a time from
+/// the right (leading zeros if `value` has fewer digits).
+#[inline(always)]
+fn write_digits(dst: &mut [u8], mut value: u64) {
+    let mut i = dst.len();
+    while i >= 2 {
+        let pair = (value % 100) as usize * 2;
+        value /= 100;
+        dst[i - 2..i].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+        i -= 2;
+    }
+    if i == 1 {
+        dst[0] = b'0' + (value % 10) as u8;
     }
 }
 
@@ -142,23 +193,22 @@ pub fn encode<A: Allocator + Copy>(
 ) -> Option<Encoded<A>> {
     let mut body_buf = Box::new_in([0u8; MAX_BODY], alloc);
     let mut body = Cursor::new(&mut body_buf[..]);
-    body.field(b"35", b"D");
-    body.field(b"49", b"ENGINE");
-    body.field(b"56", b"VENUE");
-    body.int_field(b"34", msg_seq);
-    body.int_field(b"11", cl_ord_id);
-    body.field(b"55", symbol_name);
-    body.field(
-        b"54",
-        match intent.side {
-            OrderSide::Buy => b"1",
-            OrderSide::Sell => b"2",
-        },
-    );
-    body.int_field(b"38", intent.qty_lots);
-    body.field(b"40", b"2");
-    body.px_field(b"44", intent.px_e8);
-    body.field(b"59", b"0");
+    // The fixed text between two values is written as one run (`\x01` is SOH):
+    // 35=D|49=ENGINE|56=VENUE|34=<seq>|11=<id>|55=<symbol>|54=<side>|38=<qty>|40=2|44=<px>|59=0|
+    body.put(b"35=D\x0149=ENGINE\x0156=VENUE\x0134=");
+    body.put_uint(msg_seq);
+    body.put(b"\x0111=");
+    body.put_uint(cl_ord_id);
+    body.put(b"\x0155=");
+    body.put(symbol_name);
+    body.put(match intent.side {
+        OrderSide::Buy => b"\x0154=1\x0138=",
+        OrderSide::Sell => b"\x0154=2\x0138=",
+    });
+    body.put_uint(intent.qty_lots.into());
+    body.put(b"\x0140=2\x0144=");
+    body.put_px(intent.px_e8);
+    body.put(b"\x0159=0\x01");
     if body.overflow {
         return None;
     }
@@ -166,19 +216,40 @@ pub fn encode<A: Allocator + Copy>(
 
     let mut buf = Box::new_in([0u8; MAX_MSG], alloc);
     let mut msg = Cursor::new(&mut buf[..]);
-    msg.field(b"8", b"FIX.4.4");
-    msg.int_field(b"9", body_len);
+    msg.put(b"8=FIX.4.4\x019=");
+    msg.put_uint(body_len as u64);
+    msg.put(&[SOH]);
     msg.put(&body_buf[..body_len]);
-    let sum = msg.buf[..msg.len]
-        .iter()
-        .fold(0u8, |a, &b| a.wrapping_add(b));
-    let digits = [b'0' + sum / 100, b'0' + (sum / 10) % 10, b'0' + sum % 10];
-    msg.field(b"10", &digits);
+    let (head_len, head_overflow) = (msg.len, msg.overflow);
+    // The checksum of the bytes written so far: the buffer was zeroed and nothing is
+    // written past `head_len` yet, so summing all of it (a fixed length, which the
+    // compiler vectorises) gives the same sum as summing `buf[..head_len]` byte by byte.
+    let sum = checksum(&buf);
+    let mut msg = Cursor {
+        buf: &mut buf[..],
+        len: head_len,
+        overflow: head_overflow,
+    };
+    msg.put(&[
+        b'1',
+        b'0',
+        b'=',
+        b'0' + sum / 100,
+        b'0' + (sum / 10) % 10,
+        b'0' + sum % 10,
+        SOH,
+    ]);
     if msg.overflow {
         return None;
     }
     let len = msg.len;
     Some(Encoded { buf, len })
+}
+
+/// FIX checksum (tag 10): the byte sum modulo 256 of a whole, fixed-size buffer.
+#[inline(always)]
+fn checksum(buf: &[u8; MAX_MSG]) -> u8 {
+    buf.iter().fold(0u8, |a, &b| a.wrapping_add(b))
 }
 
 /// Why a message failed [`verify`].
@@ -282,6 +353,50 @@ mod tests {
             let m = m.as_bytes();
             assert!(text(m).contains(s), "{} lacks {s}", text(m));
             assert_eq!(verify(m), Ok(()));
+        }
+    }
+
+    /// The in-place digit writer against `format!`, for prices (every fraction length,
+    /// signs, extremes) and for the integer fields (every digit count).
+    #[test]
+    fn digits_match_a_reference_formatting() {
+        let reference_px = |px: i64| {
+            let (abs, scale) = (px.unsigned_abs(), PX_SCALE as u64);
+            let sign = if px < 0 { "-" } else { "" };
+            match abs % scale {
+                0 => format!("{sign}{}", abs / scale),
+                frac => format!("{sign}{}.{frac:08}", abs / scale)
+                    .trim_end_matches('0')
+                    .to_string(),
+            }
+        };
+        let mut prices = vec![0, 1, -1, 10, 99_999_999, 100_000_001, i64::MAX, i64::MIN];
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..10_000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let px = (x >> (x % 40)) as i64;
+            prices.push(px);
+            prices.push(-px);
+            prices.push(px / 1000 * 1000);
+        }
+        for px in prices {
+            let m = encode(&intent(px), b"X", 1, 1, Global).unwrap();
+            let want = format!("|44={}|", reference_px(px));
+            assert!(
+                text(m.as_bytes()).contains(&want),
+                "{px}: {}",
+                text(m.as_bytes())
+            );
+            assert_eq!(verify(m.as_bytes()), Ok(()));
+        }
+        let mut seqs = vec![0, u64::MAX];
+        for k in 1..20 {
+            seqs.extend([10u64.pow(k) - 1, 10u64.pow(k), 10u64.pow(k) + 1]);
+        }
+        for seq in seqs {
+            let m = encode(&intent(1), b"X", seq, seq, Global).unwrap();
+            let want = format!("|34={seq}|11={seq}|");
+            assert!(text(m.as_bytes()).contains(&want), "{}", text(m.as_bytes()));
         }
     }
 

@@ -102,16 +102,19 @@ impl SymbolState {
     fn push_mid(&mut self, mid: i64) {
         let n = self.window.len();
         let tick = self.tick_e8 as f64;
+        // Ring indices wrap with a compare, not `% n`: the window length is only known
+        // at run time, so `%` is a 64-bit division (tens of cycles) three times a tick.
+        let next = if self.head + 1 == n { 0 } else { self.head + 1 };
         if self.len > 0 {
-            let prev = self.window[(self.head + n - 1) % n];
+            let last = if self.head == 0 { n - 1 } else { self.head - 1 };
+            let prev = self.window[last];
             let d = (mid - prev) as f64 / tick;
             self.sq_diff_sum += d * d;
         }
         if self.len == n {
             // Drop the oldest mid and the change that followed it.
             let oldest = self.window[self.head];
-            let next = self.window[(self.head + 1) % n];
-            let d = (next - oldest) as f64 / tick;
+            let d = (self.window[next] - oldest) as f64 / tick;
             self.sq_diff_sum = (self.sq_diff_sum - d * d).max(0.0);
             self.sum -= oldest as i128;
         } else {
@@ -119,7 +122,7 @@ impl SymbolState {
         }
         self.window[self.head] = mid;
         self.sum += mid as i128;
-        self.head = (self.head + 1) % n;
+        self.head = next;
     }
 
     /// Mean mid over the window × 10⁸ (0 before the first tick).
@@ -127,7 +130,14 @@ impl SymbolState {
         if self.len == 0 {
             0.0
         } else {
-            self.sum as f64 / self.len as f64
+            // `i128 as f64` is a library call (`__floattidf`); a sum that fits an `i64`
+            // (any realistic one) converts in one instruction to the same value: both
+            // round the exact integer to the nearest `f64`.
+            let sum = match i64::try_from(self.sum) {
+                Ok(sum) => sum as f64,
+                Err(_) => self.sum as f64,
+            };
+            sum / self.len as f64
         }
     }
 
@@ -189,6 +199,17 @@ mod tests {
             "{} vs {rms}",
             s.volatility_ticks()
         );
+        assert_eq!(s.window_len(), 4);
+    }
+
+    #[test]
+    fn mean_of_a_sum_beyond_i64_is_exact() {
+        let mut s = SymbolState::new(1, 4, 2);
+        let mid = 4_000_000_000_000_000_000i64; // four of them overflow an i64
+        for _ in 0..4 {
+            s.on_tick(&quote(mid - 1, mid + 1));
+        }
+        assert_eq!(s.mean_mid_e8(), (4 * mid as i128) as f64 / 4.0);
         assert_eq!(s.window_len(), 4);
     }
 

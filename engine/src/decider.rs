@@ -82,8 +82,8 @@ impl Decider {
                 self.msg_seq,
                 alloc,
             );
-            let sent = match msg.and_then(|m| OrderMsg::new(m.as_bytes())) {
-                Some(m) => self.orders_tx.try_send(m).is_ok(),
+            let sent = match msg {
+                Some(m) => self.orders_tx.try_send(m.to_msg()).is_ok(),
                 None => false,
             };
             if sent {

@@ -16,6 +16,9 @@ pub const SOH: u8 = 0x01;
 /// Largest encoded message.
 pub const MAX_MSG: usize = 240;
 
+// `OrderMsg::len` is a `u8`.
+const _: () = assert!(MAX_MSG <= u8::MAX as usize);
+
 /// A finished order message, fixed size so that the channel never allocates.
 #[derive(Clone, Copy)]
 pub struct OrderMsg {
@@ -176,6 +179,19 @@ impl<A: Allocator> Encoded<A> {
     /// The message bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
+    }
+
+    /// The message as a fixed-size [`OrderMsg`], equal to `OrderMsg::new(self.as_bytes())`:
+    /// one fixed-size copy of the whole buffer, whose bytes past the message are zero
+    /// (the buffer starts zeroed and [`encode`] writes nothing past the message), instead
+    /// of zeroing an `OrderMsg` and copying a variable length into it.
+    #[inline]
+    pub fn to_msg(&self) -> OrderMsg {
+        debug_assert!(self.buf[self.len..].iter().all(|&b| b == 0));
+        OrderMsg {
+            len: self.len as u8,
+            bytes: *self.buf,
+        }
     }
 }
 
@@ -339,6 +355,15 @@ mod tests {
             "8=FIX.4.4|9=78|35=D|49=ENGINE|56=VENUE|34=7|11=42|55=BTC-USD|54=2|38=20|40=2|44=65000.5|59=0|10=146|"
         );
         assert_eq!(verify(m), Ok(()));
+    }
+
+    #[test]
+    fn to_msg_is_the_same_value_as_new() {
+        for px in [6_500_050_000_000, 5, -150_000_000] {
+            let e = encode(&intent(px), b"BTC-USD", 7, 42, Global).unwrap();
+            let (a, b) = (e.to_msg(), OrderMsg::new(e.as_bytes()).unwrap());
+            assert_eq!((a.len, a.bytes), (b.len, b.bytes));
+        }
     }
 
     #[test]

@@ -144,10 +144,26 @@ static DIGIT_PAIRS: [u8; 200] = {
     t
 };
 
-/// Decimal digits of `value` (1 for 0).
+/// `10^k` for every `k` whose power fits a `u64`.
+static POW10: [u64; 20] = {
+    let mut t = [1u64; 20];
+    let mut k = 1;
+    while k < 20 {
+        t[k] = t[k - 1] * 10;
+        k += 1;
+    }
+    t
+};
+
+/// Decimal digits of `value` (1 for 0): the bit length × log10(2) (`× 1233 >> 12`) is
+/// the digit count or one less, and one table compare tells which. `value | 1` has the
+/// same digit count and is never 0.
 #[inline(always)]
 fn decimal_len(value: u64) -> usize {
-    value.checked_ilog10().map_or(1, |l| l as usize + 1)
+    let v = value | 1;
+    let bits = 64 - v.leading_zeros() as usize;
+    let low = (bits * 1233) >> 12;
+    low + usize::from(v >= POW10[low])
 }
 
 /// Writes the last `dst.len()` decimal digits of `value` into `dst`, two at a time from

@@ -104,7 +104,7 @@ pub fn decide<A: Allocator>(
         let qty_lots = p.quote_lots * (level + 1);
         if can_buy {
             // Round bids down and asks up onto the tick grid: never tighter than intended.
-            let px = ((center - offset) / tick).floor() as i64 * s.tick_e8;
+            let px = floor_i64((center - offset) / tick) * s.tick_e8;
             if px > 0 {
                 out.push(OrderIntent {
                     symbol,
@@ -119,7 +119,7 @@ pub fn decide<A: Allocator>(
             }
         }
         if can_sell {
-            let px = ((center + offset) / tick).ceil() as i64 * s.tick_e8;
+            let px = ceil_i64((center + offset) / tick) * s.tick_e8;
             out.push(OrderIntent {
                 symbol,
                 side: OrderSide::Sell,
@@ -133,6 +133,30 @@ pub fn decide<A: Allocator>(
         }
     }
     out
+}
+
+/// `x.floor() as i64` without the library call that `floor` is on a target without
+/// SSE4.1 (`roundsd`): the saturating conversion truncates towards zero, so a value
+/// below its truncation steps one down (saturating, like the cast). NaN gives 0 both ways.
+#[inline(always)]
+fn floor_i64(x: f64) -> i64 {
+    let t = x as i64;
+    if (t as f64) > x {
+        t.saturating_sub(1)
+    } else {
+        t
+    }
+}
+
+/// `x.ceil() as i64`; see [`floor_i64`].
+#[inline(always)]
+fn ceil_i64(x: f64) -> i64 {
+    let t = x as i64;
+    if (t as f64) < x {
+        t.saturating_add(1)
+    } else {
+        t
+    }
 }
 
 #[cfg(test)]
@@ -200,6 +224,39 @@ mod tests {
         let o = decide(0, &mut s, &params(), Global);
         assert!(o.iter().all(|i| i.side == OrderSide::Sell));
         assert_eq!(s.our_bid_px_e8, 0);
+    }
+
+    #[test]
+    fn floor_and_ceil_match_the_library() {
+        let mut xs = vec![
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.0,
+            -1.0,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MAX,
+            f64::MIN,
+            f64::MIN_POSITIVE,
+            9.223_372_036_854_775_807e18,
+            -9.223_372_036_854_775_808e18,
+            -9.223_372_036_854_777e18,
+            4_503_599_627_370_495.5,
+            -4_503_599_627_370_495.5,
+        ];
+        let mut bits = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..100_000 {
+            bits = bits.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            xs.push(f64::from_bits(bits));
+            xs.push((bits >> 11) as f64 / 1024.0 - 4e12); // prices in ticks, with fractions
+        }
+        for x in xs {
+            assert_eq!(floor_i64(x), x.floor() as i64, "floor {x:e}");
+            assert_eq!(ceil_i64(x), x.ceil() as i64, "ceil {x:e}");
+        }
     }
 
     #[test]

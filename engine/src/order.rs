@@ -83,6 +83,29 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Appends `bytes` like [`Cursor::put`], but a length of at most 32 (a symbol name)
+    /// without a `memcpy` call: two fixed-size copies that overlap in the middle.
+    #[inline(always)]
+    fn put_short(&mut self, bytes: &[u8]) {
+        let n = bytes.len();
+        if n > 32 {
+            return self.put(bytes);
+        }
+        let Some(dst) = self.room(n) else {
+            self.overflow = true;
+            return;
+        };
+        match n {
+            16.. => overlapping::<16>(dst, bytes),
+            8.. => overlapping::<8>(dst, bytes),
+            4.. => overlapping::<4>(dst, bytes),
+            2.. => overlapping::<2>(dst, bytes),
+            1 => dst[0] = bytes[0],
+            0 => {}
+        }
+        self.len += n;
+    }
+
     /// Appends `value` in decimal, written in place: no intermediate buffer, no copy.
     #[inline(always)]
     fn put_uint(&mut self, value: u64) {
@@ -143,6 +166,15 @@ static DIGIT_PAIRS: [u8; 200] = {
     }
     t
 };
+
+/// Copies `src` (`K ≤ len ≤ 2K` bytes) into `dst` of the same length as its first `K`
+/// and its last `K` bytes.
+#[inline(always)]
+fn overlapping<const K: usize>(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    dst[..K].copy_from_slice(&src[..K]);
+    dst[n - K..n].copy_from_slice(&src[n - K..]);
+}
 
 /// `10^k` for every `k` whose power fits a `u64`.
 static POW10: [u64; 20] = {
@@ -232,7 +264,7 @@ pub fn encode<A: Allocator + Copy>(
     body.put(b"\x0111=");
     body.put_uint(cl_ord_id);
     body.put(b"\x0155=");
-    body.put(symbol_name);
+    body.put_short(symbol_name);
     body.put(match intent.side {
         OrderSide::Buy => b"\x0154=1\x0138=",
         OrderSide::Sell => b"\x0154=2\x0138=",
@@ -438,6 +470,17 @@ mod tests {
             let m = encode(&intent(1), b"X", seq, seq, Global).unwrap();
             let want = format!("|34={seq}|11={seq}|");
             assert!(text(m.as_bytes()).contains(&want), "{}", text(m.as_bytes()));
+        }
+    }
+
+    #[test]
+    fn symbol_names_of_every_length() {
+        let name: std::vec::Vec<u8> = (0..40u8).map(|i| b'A' + i % 26).collect();
+        for n in 0..=name.len() {
+            let m = encode(&intent(1), &name[..n], 1, 1, Global).unwrap();
+            let want = format!("|55={}|54=", std::str::from_utf8(&name[..n]).unwrap());
+            assert!(text(m.as_bytes()).contains(&want), "{}", text(m.as_bytes()));
+            assert_eq!(verify(m.as_bytes()), Ok(()));
         }
     }
 

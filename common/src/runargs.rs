@@ -182,3 +182,38 @@ mod tests {
         );
     }
 }
+
+/// A failure of a feed or engine run with its process exit code: 2 for bad input
+/// ([`Failure::bad_input`]), 1 for everything else ([`Failure::runtime`]).
+#[derive(Debug)]
+pub struct Failure {
+    /// Process exit code.
+    pub code: u8,
+    /// What went wrong.
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    /// Bad input (configuration, flags, ring file): exit code 2.
+    pub fn bad_input(error: impl Into<anyhow::Error>) -> Failure {
+        Failure {
+            code: 2,
+            error: error.into(),
+        }
+    }
+
+    /// A failure while running: exit code 1.
+    pub fn runtime(error: impl Into<anyhow::Error>) -> Failure {
+        Failure {
+            code: 1,
+            error: error.into(),
+        }
+    }
+
+    /// Prints `PROCESS: error: …` (the whole context chain on one line) and returns the
+    /// exit code.
+    pub fn report(&self, process: &str) -> std::process::ExitCode {
+        eprintln!("{process}: error: {:#}", self.error);
+        std::process::ExitCode::from(self.code)
+    }
+}

@@ -65,41 +65,19 @@ static TEST_ALLOC: common::alloc::CountingAlloc<std::alloc::System> =
 pub use common::allocators::AllocatorHooks;
 
 /// A failure with its exit code: 2 for bad input, 1 for everything else.
-pub struct Failure {
-    /// Process exit code.
-    pub code: u8,
-    /// What went wrong.
-    pub error: anyhow::Error,
-}
+pub use common::runargs::Failure;
 
 /// Sleep of a cold thread that found its channel empty. Each wake-up can preempt a hot
 /// thread on a machine without spare cores, so cold threads wake rarely and drain in
 /// batches; channel capacities hold several such periods at the highest rates.
 const COLD_POLL: Duration = Duration::from_millis(5);
 
-fn bad_input(error: impl Into<anyhow::Error>) -> Failure {
-    Failure {
-        code: 2,
-        error: error.into(),
-    }
-}
-
-fn runtime(error: impl Into<anyhow::Error>) -> Failure {
-    Failure {
-        code: 1,
-        error: error.into(),
-    }
-}
-
 /// Entry point of every engine binary: parses the command line, runs, reports.
 pub fn main_with(hooks: AllocatorHooks) -> ExitCode {
     let args = cli::Args::parse();
     match run(&args, &hooks) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(f) => {
-            eprintln!("engine: error: {:#}", f.error);
-            ExitCode::from(f.code)
-        }
+        Err(f) => f.report("engine"),
     }
 }
 
@@ -151,8 +129,8 @@ fn wait_for_ring(
             Err(OpenError::Missing(_)) => {
                 say(format!("waiting for feed on {}", path.display()));
             }
-            Err(e @ OpenError::Invalid { .. }) => return Err(bad_input(e)),
-            Err(e) => return Err(runtime(e)),
+            Err(e @ OpenError::Invalid { .. }) => return Err(Failure::bad_input(e)),
+            Err(e) => return Err(Failure::runtime(e)),
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -161,12 +139,12 @@ fn wait_for_ring(
 fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     // Read the allowed cores before any thread is pinned.
     let allowed = allowed_cores();
-    let (config, out) = args.run.load(&allowed).map_err(bad_input)?;
+    let (config, out) = args.run.load(&allowed).map_err(Failure::bad_input)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .context("cannot install signal handler")
-            .map_err(runtime)?;
+            .map_err(Failure::runtime)?;
     }
     if config.engine.wait == WaitStrategy::Spin && allowed.len() <= 2 {
         eprintln!(
@@ -187,14 +165,14 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         ),
     )
     .with_context(|| format!("cannot create {}", hlog_path.display()))
-    .map_err(bad_input)?;
+    .map_err(Failure::bad_input)?;
 
     let Some((mut sub, info)) = wait_for_ring(&config, &stop, None)? else {
         eprintln!("engine: stopped while waiting for the feed");
         return Ok(());
     };
     let source = ClockSource::from_u32(info.clock_source).ok_or_else(|| {
-        bad_input(anyhow!(
+        Failure::bad_input(anyhow!(
             "ring {} names an unknown clock source {}",
             config.ring.path.display(),
             info.clock_source
@@ -234,7 +212,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
                 report_thread(sink, hlog, &clock, interval_ms, monitor, stats, &profile)
             })
             .context("cannot start the report thread")
-            .map_err(runtime)?
+            .map_err(Failure::runtime)?
     };
     let orders_thread = {
         let cold = config.cores.cold.clone();
@@ -246,7 +224,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
                 order_thread(orders_rx, &profile)
             })
             .context("cannot start the order thread")
-            .map_err(runtime)?
+            .map_err(Failure::runtime)?
     };
     let hot = {
         let config = config.clone();
@@ -339,22 +317,22 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
                 )
             })
             .context("cannot start the hot thread")
-            .map_err(runtime)?
+            .map_err(Failure::runtime)?
     };
     let (result, pinned, (arena_bytes, pool), decider) = hot
         .join()
-        .map_err(|_| runtime(anyhow!("hot thread panicked")))?;
+        .map_err(|_| Failure::runtime(anyhow!("hot thread panicked")))?;
     let (orders, orders_dropped) = (decider.orders, decider.orders_dropped);
     let (filled_lots, net_position_lots) = (decider.filled_lots(), decider.net_position_lots());
     drop(decider); // closes the order channel
     let (_orders_ok, orders_invalid) = orders_thread
         .join()
-        .map_err(|_| runtime(anyhow!("order thread panicked")))?;
+        .map_err(|_| Failure::runtime(anyhow!("order thread panicked")))?;
     let (latency_ns, memory) = report
         .join()
-        .map_err(|_| runtime(anyhow!("report thread panicked")))?
+        .map_err(|_| Failure::runtime(anyhow!("report thread panicked")))?
         .with_context(|| format!("cannot write {}", hlog_path.display()))
-        .map_err(runtime)?;
+        .map_err(Failure::runtime)?;
     profile.publish(ROLE_MAIN);
 
     let mut cores_used = BTreeMap::new();
@@ -403,7 +381,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     let path = out.join("engine_summary.json");
     write_json(&path, &summary)
         .with_context(|| format!("cannot write {}", path.display()))
-        .map_err(runtime)?;
+        .map_err(Failure::runtime)?;
     println!(
         "engine done ({:?}): received={} gaps={} missed={} published={} unread={} feeds={} hot_allocs/tick={:.3} orders={} dropped={} invalid={} -> {}",
         summary.end_reason,
@@ -420,7 +398,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         path.display()
     );
     if summary.end_reason == EndReason::ProducerGone {
-        return Err(runtime(anyhow!(
+        return Err(Failure::runtime(anyhow!(
             "the feed stopped showing signs of life for {} ms; summary written",
             config.engine.producer_timeout_ms
         )));

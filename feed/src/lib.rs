@@ -46,41 +46,19 @@ use std::time::Duration;
 pub use common::allocators::AllocatorHooks;
 
 /// A failure with its exit code: 2 for bad input, 1 for everything else.
-pub struct Failure {
-    /// Process exit code.
-    pub code: u8,
-    /// What went wrong.
-    pub error: anyhow::Error,
-}
+pub use common::runargs::Failure;
 
 /// Sleep of a cold thread that found its channel empty. Each wake-up can preempt a hot
 /// thread on a machine without spare cores, so cold threads wake rarely and drain in
 /// batches; channel capacities hold several such periods at the highest rates.
 const COLD_POLL: Duration = Duration::from_millis(5);
 
-fn bad_input(error: impl Into<anyhow::Error>) -> Failure {
-    Failure {
-        code: 2,
-        error: error.into(),
-    }
-}
-
-fn runtime(error: impl Into<anyhow::Error>) -> Failure {
-    Failure {
-        code: 1,
-        error: error.into(),
-    }
-}
-
 /// Entry point of every feed binary: parses the command line, runs, reports.
 pub fn main_with(hooks: AllocatorHooks) -> ExitCode {
     let args = cli::Args::parse();
     match run(&args, &hooks) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(f) => {
-            eprintln!("feed: error: {:#}", f.error);
-            ExitCode::from(f.code)
-        }
+        Err(f) => f.report("feed"),
     }
 }
 
@@ -105,12 +83,12 @@ struct MdResult {
 fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     // Read the allowed cores before any thread is pinned.
     let allowed = allowed_cores();
-    let (config, out) = args.run.load(&allowed).map_err(bad_input)?;
+    let (config, out) = args.run.load(&allowed).map_err(Failure::bad_input)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .context("cannot install signal handler")
-            .map_err(runtime)?;
+            .map_err(Failure::runtime)?;
     }
     if config.feed.wait == WaitStrategy::Spin && allowed.len() <= 2 {
         eprintln!(
@@ -129,7 +107,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
             lossless: config.ring.lossless,
         },
     )
-    .map_err(runtime)?;
+    .map_err(Failure::runtime)?;
     let reclaimed = publisher.region().reclaimed();
     match reclaimed {
         Some(0) => eprintln!(
@@ -188,7 +166,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
                 history_thread(&config, &clock, rx, &cold, monitor)
             })
             .context("cannot start the history thread")
-            .map_err(runtime)?
+            .map_err(Failure::runtime)?
     };
     let md = {
         let config = config.clone();
@@ -209,14 +187,14 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
                 md_thread(&config, &clock, publisher, tx, &shared)
             })
             .context("cannot start the md thread")
-            .map_err(runtime)?
+            .map_err(Failure::runtime)?
     };
     let md = md
         .join()
-        .map_err(|_| runtime(anyhow!("md thread panicked")))?;
+        .map_err(|_| Failure::runtime(anyhow!("md thread panicked")))?;
     let (hist, memory) = history
         .join()
-        .map_err(|_| runtime(anyhow!("history thread panicked")))?;
+        .map_err(|_| Failure::runtime(anyhow!("history thread panicked")))?;
 
     let elapsed_s = md.elapsed_ns as f64 / 1e9;
     let mut cores_used = BTreeMap::new();
@@ -273,7 +251,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     let path = out.join("feed_summary.json");
     write_json(&path, &summary)
         .with_context(|| format!("cannot write {}", path.display()))
-        .map_err(runtime)?;
+        .map_err(Failure::runtime)?;
     println!(
         "feed done: published={} offered={:.0}/s achieved={:.0}/s history={} dropped={} md_allocs={} ({:?}) -> {}",
         summary.published,

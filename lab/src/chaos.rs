@@ -19,9 +19,10 @@
 
 use crate::child::{describe_exit, Supervised};
 use crate::cli::ChaosArgs;
+use crate::run::read_json;
 use anyhow::{bail, ensure, Context, Result};
 use common::manifest::{EndReason, EngineSummary, FeedSummary};
-use common::ring::shm::process_alive;
+use common::ring::shm::{lock_path, process_alive};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -306,12 +307,6 @@ pub fn format_table(rows: &[Row]) -> String {
     t
 }
 
-fn lock_path(ring: &Path) -> PathBuf {
-    let mut p = ring.as_os_str().to_owned();
-    p.push(".lock");
-    PathBuf::from(p)
-}
-
 /// A started feed or engine with its folder.
 struct Proc {
     sup: Supervised,
@@ -342,6 +337,13 @@ impl Proc {
         read_json(&self.dir.join("feed_summary.json"))
     }
 
+    /// Stops the process (SIGSTOP) for `ms` milliseconds, then lets it go on.
+    fn pause_ms(&mut self, ms: u64) -> Result<()> {
+        self.signal("STOP")?;
+        sleep_ms(ms);
+        self.signal("CONT")
+    }
+
     fn signal(&mut self, sig: &str) -> Result<()> {
         ensure!(
             self.sup.signal(sig),
@@ -352,16 +354,16 @@ impl Proc {
     }
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_slice(&bytes).with_context(|| format!("cannot parse {}", path.display()))
-}
-
 fn sleep_ms(ms: u64) {
     std::thread::sleep(Duration::from_millis(ms));
 }
 
 impl Env {
+    /// Whether neither the ring file nor its lock file is left.
+    fn ring_removed(&self) -> bool {
+        !self.ring.exists() && !lock_path(&self.ring).exists()
+    }
+
     /// Writes the configuration of `knobs` into `dir/config.toml`.
     fn config(&self, dir: &Path, k: Knobs) -> Result<PathBuf> {
         let text = format!(
@@ -638,7 +640,7 @@ fn stale_ring(env: &Env, row: &mut Row) -> Result<bool> {
     let reclaimed = feed2
         .stderr()
         .contains(&format!("reclaimed the ring left by pid {}", feed1.pid()));
-    let removed = !env.ring.exists() && !lock_path(&env.ring).exists();
+    let removed = env.ring_removed();
     row.observed = format!(
         "dead feed's ring left: {left}; engine ignored it: {engine_saw}; new feed reclaimed it: {reclaimed}; removed at the end: {removed}; {}",
         row.observed
@@ -654,9 +656,7 @@ fn engine_lapped(env: &Env, row: &mut Row) -> Result<bool> {
     let mut engine = env.start("engine", k, 60.0)?;
     let mut feed = env.start("feed", k, 3.0)?;
     sleep_ms(1000);
-    engine.signal("STOP")?;
-    sleep_ms(400);
-    engine.signal("CONT")?;
+    engine.pause_ms(400)?;
     let ok = clean_pair(&mut feed, &mut engine, row, 10.0)?;
     let e = engine.engine_summary()?;
     row.observed = format!(
@@ -676,9 +676,7 @@ fn lossless_stall(env: &Env, row: &mut Row) -> Result<bool> {
     let mut engine = env.start("engine", k, 60.0)?;
     let mut feed = env.start("feed", k, 3.0)?;
     sleep_ms(1000);
-    engine.signal("STOP")?;
-    sleep_ms(400);
-    engine.signal("CONT")?;
+    engine.pause_ms(400)?;
     let ok = clean_pair(&mut feed, &mut engine, row, 15.0)?;
     let f = feed.feed_summary()?;
     let e = engine.engine_summary()?;
@@ -744,7 +742,7 @@ fn sigint_feed(env: &Env, row: &mut Row) -> Result<bool> {
     let f = feed.feed_summary()?;
     let e = engine.engine_summary()?;
     let intervals = hlog_intervals(&engine.dir.join("engine.hlog"))?;
-    let removed = !env.ring.exists() && !lock_path(&env.ring).exists();
+    let removed = env.ring_removed();
     row.observed = format!(
         "feed end {:?}, engine end {:?}; engine.hlog: {intervals} intervals; ring removed: {removed}; {}",
         f.end_reason, e.end_reason, row.observed
@@ -769,7 +767,7 @@ fn sigterm_both(env: &Env, row: &mut Row) -> Result<bool> {
     let e = engine.engine_summary()?;
     row.account(f.published, &e);
     let intervals = hlog_intervals(&engine.dir.join("engine.hlog"))?;
-    let removed = !env.ring.exists() && !lock_path(&env.ring).exists();
+    let removed = env.ring_removed();
     row.observed = format!(
         "feed {} ({:?}), engine {} ({:?}); engine.hlog: {intervals} intervals; ring removed: {removed}",
         exit_text(fs),

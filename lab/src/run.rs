@@ -605,7 +605,7 @@ fn status_of(child: &mut Supervised, outcome: &mut Outcome) -> Option<std::proce
 }
 
 /// Reads and parses a JSON file written by a child.
-fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_slice(&bytes).with_context(|| format!("cannot parse {}", path.display()))
 }

@@ -91,6 +91,13 @@ pub enum OpenError {
     },
 }
 
+/// The lock file of the ring at `ring`: `<ring>.lock`.
+pub fn lock_path(ring: &Path) -> PathBuf {
+    let mut p = ring.as_os_str().to_owned();
+    p.push(".lock");
+    PathBuf::from(p)
+}
+
 /// The lock file `<ring>.lock` a producer holds (an advisory `flock`) for as long as
 /// it lives: the kernel releases it when the process dies, however it dies, so a ring
 /// left behind by a dead producer can be reclaimed and a live one cannot be taken.
@@ -100,14 +107,8 @@ struct RingLock {
 }
 
 impl RingLock {
-    fn path_for(ring: &Path) -> PathBuf {
-        let mut p = ring.as_os_str().to_owned();
-        p.push(".lock");
-        PathBuf::from(p)
-    }
-
     fn acquire(ring: &Path) -> Result<RingLock, CreateError> {
-        let path = RingLock::path_for(ring);
+        let path = lock_path(ring);
         let io_err = |error| CreateError::Io {
             path: path.clone(),
             error,
@@ -633,7 +634,7 @@ mod tests {
         let path = dir.path().join("r.ring");
         let p1 = create(&path, 8, ID).unwrap();
         assert_eq!(p1.region().reclaimed(), None);
-        let lock = RingLock::path_for(&path);
+        let lock = lock_path(&path);
         let mode = std::fs::metadata(&lock).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "owner-only lock file");
         match create(&path, 8, ID) {

@@ -4,8 +4,8 @@
 //! full (so that it never parks either, and never loses a message).
 
 use super::{
-    consume_flow, consume_latency, latency_row, offered, produce, produce_spaced, Latency, Pace,
-    Recv, Setup, Sink, Source, Throughput,
+    consume_flow, latency_pair, offered, produce, produce_spaced, Latency, Pace, Recv, Setup, Sink,
+    Source, Throughput,
 };
 use anyhow::Result;
 use common::tick::Tick;
@@ -50,29 +50,19 @@ impl Sink for ChannelSink {
 /// `crossbeam_threads`: one-way latency between two threads.
 pub fn latency(s: &Setup) -> Result<Latency> {
     let (tx, rx) = crossbeam_channel::bounded(s.capacity as usize);
-    let mut sink = Some(ChannelSink(tx));
-    let mut src = ChannelSource(rx);
-    let both_ready = Barrier::new(2);
+    let mut sink = ChannelSink(tx);
     let total = s.total();
-    let (hist, l) = std::thread::scope(|scope| {
-        scope.spawn(|| {
-            s.pins.pin("crossbeam sender", s.tx_core);
-            both_ready.wait();
-            if let Some(mut sink) = sink.take() {
-                produce_spaced(&mut sink, &s.clock, total, s.spacing_raw());
-            }
-        });
-        scope
-            .spawn(|| {
-                s.pins.pin("crossbeam receiver", s.rx_core);
-                both_ready.wait();
-                let deadline = s.deadline(total, s.spacing_ns);
-                consume_latency(&mut src, &s.clock, total, s.warmup, deadline)
-            })
-            .join()
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("the crossbeam receiver thread panicked")))
-    })?;
-    Ok(latency_row(&hist, l, &s.clock))
+    let produce = move || {
+        // The sink (the channel's only sender) is dropped at the end: the receiver
+        // sees the channel disconnect.
+        produce_spaced(&mut sink, &s.clock, total, s.spacing_raw());
+    };
+    latency_pair(
+        s,
+        ("crossbeam sender", "crossbeam receiver"),
+        produce,
+        &mut ChannelSource(rx),
+    )
 }
 
 /// `crossbeam_threads_1p1c`: one sender flat out, one receiver. (A second receiver of

@@ -694,6 +694,101 @@ pub fn produce<S: Sink>(
     }
 }
 
+/// A latency row between two threads of this process: `produce` runs on the sending
+/// core, [`consume_latency`] on `src` on the receiving core, both pinned and started
+/// together. `roles` name the two threads in messages.
+pub fn latency_pair<S: Source + Send>(
+    s: &Setup,
+    roles: (&str, &str),
+    produce: impl FnOnce() + Send,
+    src: &mut S,
+) -> Result<Latency> {
+    let both_ready = std::sync::Barrier::new(2);
+    let total = s.total();
+    let (hist, l) = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            s.pins.pin(roles.0, s.tx_core);
+            both_ready.wait();
+            produce();
+        });
+        scope
+            .spawn(|| {
+                s.pins.pin(roles.1, s.rx_core);
+                both_ready.wait();
+                let deadline = s.deadline(total, s.spacing_ns);
+                consume_latency(src, &s.clock, total, s.warmup, deadline)
+            })
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the {} thread panicked", roles.1)))
+    })?;
+    Ok(latency_row(&hist, l, &s.clock))
+}
+
+/// The sequence accounting of a consumer loop: what arrived in order, what was lost in
+/// gaps or skipped, the end of the stream, and a producer that stopped sending.
+struct Tally {
+    expected: u64,
+    gaps: u64,
+    lost: u64,
+    idle: u32,
+    total: u64,
+    deadline_raw: u64,
+}
+
+impl Tally {
+    fn new(total: u64, deadline_raw: u64) -> Tally {
+        Tally {
+            expected: 1,
+            gaps: 0,
+            lost: 0,
+            idle: 0,
+            total,
+            deadline_raw,
+        }
+    }
+
+    /// Message `seq` arrived: counts the sequence numbers skipped before it. Whether it
+    /// was the last one.
+    #[inline]
+    fn msg(&mut self, seq: u64) -> bool {
+        self.lost += seq.saturating_sub(self.expected);
+        self.expected = seq + 1;
+        seq >= self.total
+    }
+
+    /// Anything but a message: whether the loop is over, or why it failed.
+    #[inline]
+    fn other(&mut self, recv: Recv, clock: &Clock) -> Result<bool> {
+        match recv {
+            Recv::Msg { seq, .. } => Ok(self.msg(seq)),
+            Recv::Lost(n) => {
+                self.gaps += 1;
+                self.lost += n;
+                self.expected += n;
+                Ok(self.expected > self.total)
+            }
+            Recv::Ended => {
+                self.lost += (self.total + 1).saturating_sub(self.expected);
+                Ok(true)
+            }
+            Recv::Empty => {
+                self.idle = self.idle.wrapping_add(1);
+                if self.idle.is_multiple_of(4096) && clock.raw() > self.deadline_raw {
+                    anyhow::bail!(
+                        "the producer stopped sending (next expected {} of {})",
+                        self.expected,
+                        self.total
+                    );
+                }
+                std::hint::spin_loop();
+                Ok(false)
+            }
+            Recv::Corrupt(seq) => anyhow::bail!("received a corrupt tick (seq {seq})"),
+            Recv::Failed(what) => anyhow::bail!("{what}"),
+        }
+    }
+}
+
 /// Receives until message `total` (or the end of the stream, or `deadline_raw`),
 /// recording the one-way hop of every message after the first `warmup`.
 pub fn consume_latency<S: Source>(
@@ -705,15 +800,13 @@ pub fn consume_latency<S: Source>(
 ) -> Result<(Histogram<u64>, Latency)> {
     let mut hist = fixed_histogram(HIGHEST_RAW);
     let mut l = Latency::default();
-    let mut expected = 1;
-    let mut idle: u32 = 0;
+    let mut t = Tally::new(total, deadline_raw);
     let mut last_recv_raw = 0;
     loop {
         match src.recv() {
             Recv::Msg { seq, stamp } => {
                 let now = clock.raw();
-                l.lost += seq.saturating_sub(expected);
-                expected = seq + 1;
+                let last = t.msg(seq);
                 if seq > warmup {
                     if now < stamp {
                         l.negative += 1;
@@ -724,35 +817,18 @@ pub fn consume_latency<S: Source>(
                     hist.saturating_record(now.saturating_sub(stamp).min(HIGHEST_RAW));
                 }
                 last_recv_raw = now;
-                if seq >= total {
+                if last {
                     break;
                 }
             }
-            Recv::Lost(n) => {
-                l.gaps += 1;
-                l.lost += n;
-                expected += n;
-                if expected > total {
+            other => {
+                if t.other(other, clock)? {
                     break;
                 }
             }
-            Recv::Ended => {
-                l.lost += (total + 1).saturating_sub(expected);
-                break;
-            }
-            Recv::Empty => {
-                idle = idle.wrapping_add(1);
-                if idle.is_multiple_of(4096) && clock.raw() > deadline_raw {
-                    anyhow::bail!(
-                        "the producer stopped sending (next expected {expected} of {total})"
-                    );
-                }
-                std::hint::spin_loop();
-            }
-            Recv::Corrupt(seq) => anyhow::bail!("received a corrupt tick (seq {seq})"),
-            Recv::Failed(what) => anyhow::bail!("{what}"),
         }
     }
+    (l.gaps, l.lost) = (t.gaps, t.lost);
     Ok((hist, l))
 }
 
@@ -765,8 +841,7 @@ pub fn consume_flow<S: Source>(
     deadline_raw: u64,
 ) -> Result<Flow> {
     let mut f = Flow::default();
-    let mut expected = 1;
-    let mut idle: u32 = 0;
+    let mut t = Tally::new(total, deadline_raw);
     let mut first_raw = 0;
     loop {
         match src.recv() {
@@ -775,37 +850,18 @@ pub fn consume_flow<S: Source>(
                     first_raw = clock.raw();
                 }
                 f.received += 1;
-                f.lost += seq.saturating_sub(expected);
-                expected = seq + 1;
-                if seq >= total {
+                if t.msg(seq) {
                     break;
                 }
             }
-            Recv::Lost(n) => {
-                f.gaps += 1;
-                f.lost += n;
-                expected += n;
-                if expected > total {
+            other => {
+                if t.other(other, clock)? {
                     break;
                 }
             }
-            Recv::Ended => {
-                f.lost += (total + 1).saturating_sub(expected);
-                break;
-            }
-            Recv::Empty => {
-                idle = idle.wrapping_add(1);
-                if idle.is_multiple_of(4096) && clock.raw() > deadline_raw {
-                    anyhow::bail!(
-                        "the producer stopped sending (next expected {expected} of {total})"
-                    );
-                }
-                std::hint::spin_loop();
-            }
-            Recv::Corrupt(seq) => anyhow::bail!("received a corrupt tick (seq {seq})"),
-            Recv::Failed(what) => anyhow::bail!("{what}"),
         }
     }
+    (f.gaps, f.lost) = (t.gaps, t.lost);
     f.seconds = clock.delta_ns(first_raw, clock.raw()) as f64 / 1e9;
     Ok(f)
 }

@@ -5,8 +5,8 @@
 
 use super::process::{self, ProducerProcess};
 use super::{
-    consume_flow, consume_latency, latency_row, offered, produce, produce_spaced, shm_dir, Flow,
-    Latency, Pace, Recv, Setup, Sink, Source, Throughput,
+    consume_flow, consume_latency, latency_pair, latency_row, offered, produce, produce_spaced,
+    shm_dir, Flow, Latency, Pace, Recv, Setup, Sink, Source, Throughput,
 };
 use crate::cli::ProducerArgs;
 use anyhow::{bail, Context, Result};
@@ -52,27 +52,17 @@ impl<R: Region> Sink for RingSink<R> {
 pub fn latency_threads(s: &Setup) -> Result<Latency> {
     let region = Arc::new(HeapRegion::new(s.capacity));
     let mut sink = RingSink(Publisher::new(region.clone()));
-    let mut src = RingSource(Subscriber::new(region, StartAt::Oldest));
-    let both_ready = Barrier::new(2);
     let total = s.total();
-    let (hist, l) = std::thread::scope(|scope| {
-        scope.spawn(|| {
-            s.pins.pin("ring producer", s.tx_core);
-            both_ready.wait();
-            produce_spaced(&mut sink, &s.clock, total, s.spacing_raw());
-            sink.0.end();
-        });
-        scope
-            .spawn(|| {
-                s.pins.pin("ring consumer", s.rx_core);
-                both_ready.wait();
-                let deadline = s.deadline(total, s.spacing_ns);
-                consume_latency(&mut src, &s.clock, total, s.warmup, deadline)
-            })
-            .join()
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("the ring consumer thread panicked")))
-    })?;
-    Ok(latency_row(&hist, l, &s.clock))
+    let produce = move || {
+        produce_spaced(&mut sink, &s.clock, total, s.spacing_raw());
+        sink.0.end();
+    };
+    latency_pair(
+        s,
+        ("ring producer", "ring consumer"),
+        produce,
+        &mut RingSource(Subscriber::new(region, StartAt::Oldest)),
+    )
 }
 
 /// `ring_threads_1p1c` / `_1p2c` (and `ring_threads_lossless_*`): one producer thread,

@@ -58,6 +58,20 @@ pub struct Config {
     pub monitor: crate::memory::MonitorConfig,
     /// The instruments, in symbol-index order.
     pub symbols: Vec<SymbolConfig>,
+    /// The file and text this configuration was parsed from, so that a problem found
+    /// later with one of its values (a path that holds someone else's file) can still
+    /// be reported at the key's line and column. Not a key of the file.
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+/// Where a [`Config`] came from: its file and text.
+#[derive(Clone, Debug, Default)]
+pub struct Origin {
+    /// The file.
+    pub path: PathBuf,
+    /// Its text.
+    pub text: std::sync::Arc<str>,
 }
 
 fn default_warmup_s() -> f64 {
@@ -304,11 +318,28 @@ impl Config {
 
     /// Parses and validates `text`; `path` names the file in errors.
     pub fn parse(text: &str, path: &Path, allowed_cores: &[usize]) -> Result<Config, ConfigError> {
-        let config: Config = parse_toml(text, path)?;
+        let mut config: Config = parse_toml(text, path)?;
         config
             .validate(allowed_cores)
             .map_err(|(key, message)| invalid(text, path, &key, None, message))?;
+        config.origin = Origin {
+            path: path.to_path_buf(),
+            text: text.into(),
+        };
         Ok(config)
+    }
+
+    /// A [`ConfigError::Invalid`] about `key` of this configuration, located in the
+    /// file it was parsed from: for problems found after validation, such as a
+    /// `ring.path` that holds someone else's file.
+    pub fn error_at(&self, key: &KeyPath, message: impl Into<String>) -> ConfigError {
+        invalid(
+            &self.origin.text,
+            &self.origin.path,
+            key,
+            None,
+            message.into(),
+        )
     }
 
     /// Total offered rate of all symbols, ticks per second.

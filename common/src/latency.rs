@@ -23,6 +23,7 @@
 //!   on the hot thread.
 
 use crate::alloc::AllocCounts;
+use crate::files::{Draft, FileError, Kind};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use hdrhistogram::serialization::V2DeflateSerializer;
@@ -298,32 +299,33 @@ pub struct Hlog {
 }
 
 impl Hlog {
-    /// Creates (owner-only, replacing) the log at `path`; `start` is the run's start time.
-    pub fn create(path: &Path, start: SystemTime, comment: &str) -> io::Result<Hlog> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)?;
-        let mut log = Hlog {
-            file,
-            serializer: V2DeflateSerializer::new(),
-            start,
-        };
+    /// Creates the log at `path` (owner-only; it may replace only an earlier `.hlog` of
+    /// the project's own, see [`crate::files`]): the header goes into a temporary file,
+    /// which then takes the path; intervals are appended to it. `start` is the run's
+    /// start time, `comment` what the log is.
+    pub fn create(path: &Path, start: SystemTime, comment: &str) -> Result<Hlog, FileError> {
+        let mut draft = Draft::create(path, Kind::Hlog)?;
+        let mut serializer = V2DeflateSerializer::new();
         let mut builder = IntervalLogWriterBuilder::new();
         builder
-            .add_comment(comment)
+            .add_comment(&Kind::hlog_comment(comment))
             .add_comment(
                 "values in nanoseconds; tags are stage names, warmup_<stage> during the warm-up",
             )
             .with_start_time(start)
             .with_base_time(start);
         builder
-            .begin_log_with(&mut log.file, &mut log.serializer)
-            .map_err(io::Error::other)?;
-        Ok(log)
+            .begin_log_with(draft.file(), &mut serializer)
+            .map_err(|e| FileError::Io {
+                action: "write",
+                path: path.to_path_buf(),
+                error: io::Error::other(e),
+            })?;
+        Ok(Hlog {
+            file: draft.publish()?,
+            serializer,
+            start,
+        })
     }
 
     /// Appends one interval histogram (nanoseconds) tagged `stage`, covering

@@ -16,6 +16,8 @@
 //! - [`manifest`]: run manifests and summaries.
 //! - [`memory`]: RSS, page faults, allocator statistics, fragmentation and warnings.
 //! - [`runargs`]: the `--config`/`--duration`/`--out` arguments of feed and engine.
+//! - [`files`]: the files and folders the project writes: owner-only, atomic, marked,
+//!   and never over a file of someone else's.
 //!
 //! This is the only crate of the workspace with `unsafe` code; each block carries a
 //! `// SAFETY:` comment and sits behind a safe API. What allocates, blocks or must run
@@ -28,6 +30,7 @@ pub mod allocators;
 pub mod clock;
 pub mod config;
 pub mod cores;
+pub mod files;
 pub mod latency;
 pub mod manifest;
 pub mod memory;

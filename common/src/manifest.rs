@@ -402,28 +402,6 @@ impl Summary {
     }
 }
 
-/// Writes `value` as pretty JSON to `path` atomically (a temporary file, then a rename),
-/// owner-only, so a reader never sees a half-written summary.
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        serde_json::to_writer_pretty(&mut f, value).map_err(std::io::Error::other)?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -487,15 +465,5 @@ mod tests {
         assert_eq!(fmt_bytes(12_595), "12.3KiB");
         assert_eq!(fmt_bytes(4 << 20), "4.0MiB");
         assert_eq!(fmt_bytes(3 << 29), "1.50GiB");
-    }
-
-    #[test]
-    fn json_is_written_whole() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("s.json");
-        write_json(&p, &TickCounts::default()).unwrap();
-        let back: TickCounts = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-        assert_eq!(back, TickCounts::default());
-        assert!(!dir.path().join("s.json.tmp").exists());
     }
 }

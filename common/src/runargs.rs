@@ -5,7 +5,15 @@
 //! error's one-line message. Start-up only; allocates.
 
 use crate::config::{Config, ConfigError};
+use crate::files::{self, FileError, Kind};
 use std::path::{Path, PathBuf};
+
+/// The summary the feed writes into its `--out` folder.
+pub const FEED_SUMMARY: &str = "feed_summary.json";
+/// The summary the engine writes into its `--out` folder.
+pub const ENGINE_SUMMARY: &str = "engine_summary.json";
+/// The engine's HdrHistogram interval log, in its `--out` folder.
+pub const ENGINE_HLOG: &str = "engine.hlog";
 
 /// `--config`, `--duration`, `--out`: the contract `lab run` relies on.
 #[derive(Clone, Debug, clap::Args)]
@@ -58,6 +66,9 @@ pub enum RunError {
         /// Why the probe file could not be created.
         error: std::io::Error,
     },
+    /// A file the run would write holds something that is not the project's own.
+    #[error(transparent)]
+    Output(FileError),
 }
 
 /// Parses a positive, finite number of seconds (at most a week).
@@ -73,8 +84,13 @@ pub fn parse_secs(s: &str) -> Result<f64, String> {
 
 impl RunArgs {
     /// Loads and validates the configuration against `allowed_cores`, applies
-    /// `--duration`, and creates the output folder, which is returned.
-    pub fn load(&self, allowed_cores: &[usize]) -> Result<(Config, PathBuf), RunError> {
+    /// `--duration`, and prepares the output folder for `outputs` (see
+    /// [`prepare_out_dir`]), which is returned.
+    pub fn load(
+        &self,
+        allowed_cores: &[usize],
+        outputs: &[(&str, Kind)],
+    ) -> Result<(Config, PathBuf), RunError> {
         let mut config = Config::load(&self.config, allowed_cores)?;
         if let Some(duration) = self.duration {
             if config.warmup_s >= duration {
@@ -90,30 +106,31 @@ impl RunArgs {
             .out
             .clone()
             .unwrap_or_else(|| config.log.out_dir.clone());
-        prepare_out_dir(&out)?;
+        prepare_out_dir(&out, outputs)?;
         Ok((config, out))
     }
 }
 
-/// Creates the output folder `dir` (and its parents) if it is missing, and proves that
-/// files can be written there by creating and removing a probe file, so that a run with
-/// an unwritable folder fails at start-up rather than after its work is done.
-pub fn prepare_out_dir(dir: &Path) -> Result<(), RunError> {
-    std::fs::create_dir_all(dir).map_err(|error| RunError::OutDir {
+/// Creates the output folder `dir` (and its missing parents, mode 0700) and proves that
+/// files can be created there, so that a run with an unwritable folder fails at
+/// start-up rather than after its work is done. Then checks each of `outputs` (a file
+/// name in `dir` and its kind) that exists already: the run may replace an earlier
+/// output of the project's own, never someone else's file ([`RunError::Output`]).
+pub fn prepare_out_dir(dir: &Path, outputs: &[(&str, Kind)]) -> Result<(), RunError> {
+    files::create_dir_all(dir).map_err(|e| match e {
+        FileError::Io { error, .. } => RunError::OutDir {
+            path: dir.to_path_buf(),
+            error,
+        },
+        other => RunError::Output(other),
+    })?;
+    files::probe_dir(dir).map_err(|error| RunError::OutDirNotWritable {
         path: dir.to_path_buf(),
         error,
     })?;
-    let probe = dir.join(format!(".write-probe.{}", std::process::id()));
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&probe)
-        .map_err(|error| RunError::OutDirNotWritable {
-            path: dir.to_path_buf(),
-            error,
-        })?;
-    let _ = std::fs::remove_file(&probe);
+    for (name, kind) in outputs {
+        files::examine(&dir.join(name), *kind).map_err(RunError::Output)?;
+    }
     Ok(())
 }
 
@@ -148,7 +165,8 @@ mod tests {
             duration: Some(3.0),
             out: Some(out.clone()),
         };
-        let (c, o) = args.load(&[0, 1]).unwrap();
+        let outputs = [("s.json", Kind::Json)];
+        let (c, o) = args.load(&[0, 1], &outputs).unwrap();
         assert_eq!((c.duration_s, o), (3.0, out.clone()));
         assert!(out.is_dir());
         let short = RunArgs {
@@ -156,15 +174,15 @@ mod tests {
             ..args.clone()
         };
         assert!(matches!(
-            short.load(&[0, 1]),
+            short.load(&[0, 1], &outputs),
             Err(RunError::Duration { .. })
         ));
         std::fs::write(dir.path().join("file"), "").unwrap();
         let blocked = RunArgs {
             out: Some(dir.path().join("file/sub")),
-            ..args
+            ..args.clone()
         };
-        let e = blocked.load(&[0, 1]).unwrap_err().to_string();
+        let e = blocked.load(&[0, 1], &outputs).unwrap_err().to_string();
         assert!(e.starts_with("cannot create output folder"), "{e}");
         // sysfs refuses new files to everyone, root included (a 0500 folder would not
         // stop root).
@@ -173,13 +191,24 @@ mod tests {
                 out: Some("/sys".into()),
                 ..blocked
             };
-            let e = unwritable.load(&[0, 1]).unwrap_err().to_string();
+            let e = unwritable.load(&[0, 1], &outputs).unwrap_err().to_string();
             assert!(e.starts_with("output folder /sys is not writable: "), "{e}");
         }
         assert!(
             std::fs::read_dir(&out).unwrap().next().is_none(),
-            "the probe file is removed"
+            "the probe leaves no file"
         );
+        // An output of someone else's is refused, and left; one of the project's is not.
+        std::fs::write(out.join("s.json"), "{}").unwrap();
+        let e = args.load(&[0, 1], &outputs).unwrap_err();
+        assert!(
+            matches!(e, RunError::Output(FileError::Foreign { .. })),
+            "{e}"
+        );
+        assert_eq!(std::fs::read(out.join("s.json")).unwrap(), b"{}");
+        std::fs::remove_file(out.join("s.json")).unwrap();
+        files::write_json(&out.join("s.json"), &serde_json::json!({"a": 1})).unwrap();
+        args.load(&[0, 1], &outputs).unwrap();
     }
 }
 
@@ -207,6 +236,16 @@ impl Failure {
         Failure {
             code: 1,
             error: error.into(),
+        }
+    }
+
+    /// A file that could not be written: bad input if the path holds someone else's
+    /// file (the user chose it), else a failure while running.
+    pub fn file(error: FileError) -> Failure {
+        if error.is_foreign() {
+            Failure::bad_input(error)
+        } else {
+            Failure::runtime(error)
         }
     }
 

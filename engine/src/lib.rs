@@ -34,15 +34,14 @@ use anyhow::{anyhow, Context};
 use clap::Parser;
 use common::alloc::AllocProfile;
 use common::clock::{Clock, ClockSource};
-use common::config::{Config, OnProducerGone, Scratch as ScratchMode};
+use common::config::{Config, KeyPath, OnProducerGone, Scratch as ScratchMode};
 use common::cores::{allowed_cores, pin_current, restrict_current, WaitStrategy, Waiter};
+use common::files::{self, Kind};
 use common::latency::{
     fixed_histogram, format_line, interval_channel, to_ns, Hlog, IntervalSink, Percentiles,
     HIGHEST_NS, STAGES,
 };
-use common::manifest::{
-    write_json, AllocatorInfo, EndReason, EngineSummary, FeedSession, Manifest,
-};
+use common::manifest::{AllocatorInfo, EndReason, EngineSummary, FeedSession, Manifest};
 use common::memory::{MemoryReport, MemorySample, Monitor};
 use common::ring::shm::{self, MappedRegion, OpenError, RingInfo};
 use common::ring::{StartAt, Subscriber};
@@ -50,6 +49,7 @@ use crossbeam_channel::{Receiver, TryRecvError};
 use hdrhistogram::Histogram;
 use order::OrderMsg;
 use std::collections::BTreeMap;
+use std::io;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -66,6 +66,7 @@ pub use common::allocators::AllocatorHooks;
 
 /// A failure with its exit code: 2 for bad input, 1 for everything else.
 pub use common::runargs::Failure;
+use common::runargs::{ENGINE_HLOG, ENGINE_SUMMARY};
 
 /// Sleep of a cold thread that found its channel empty. Each wake-up can preempt a hot
 /// thread on a machine without spare cores, so cold threads wake rarely and drain in
@@ -130,6 +131,15 @@ fn wait_for_ring(
                 say(format!("waiting for feed on {}", path.display()));
             }
             Err(e @ OpenError::Invalid { .. }) => return Err(Failure::bad_input(e)),
+            Err(OpenError::Io { path, error }) if error.kind() == io::ErrorKind::PermissionDenied => {
+                return Err(Failure::bad_input(config.error_at(
+                    &KeyPath::key("ring").then("path"),
+                    format!(
+                        "ring file {} exists but this user may not read it ({error}); run the engine as the feed's user",
+                        path.display()
+                    ),
+                )))
+            }
             Err(e) => return Err(Failure::runtime(e)),
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -139,7 +149,13 @@ fn wait_for_ring(
 fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     // Read the allowed cores before any thread is pinned.
     let allowed = allowed_cores();
-    let (config, out) = args.run.load(&allowed).map_err(Failure::bad_input)?;
+    let (config, out) = args
+        .run
+        .load(
+            &allowed,
+            &[(ENGINE_SUMMARY, Kind::Json), (ENGINE_HLOG, Kind::Hlog)],
+        )
+        .map_err(Failure::bad_input)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
@@ -153,7 +169,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
             allowed.len()
         );
     }
-    let hlog_path = out.join("engine.hlog");
+    let hlog_path = out.join(ENGINE_HLOG);
     let start_time = SystemTime::now();
     let hlog = Hlog::create(
         &hlog_path,
@@ -164,8 +180,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
             args.run.config.display()
         ),
     )
-    .with_context(|| format!("cannot create {}", hlog_path.display()))
-    .map_err(Failure::bad_input)?;
+    .map_err(Failure::file)?;
 
     let Some((mut sub, info)) = wait_for_ring(&config, &stop, None)? else {
         eprintln!("engine: stopped while waiting for the feed");
@@ -378,10 +393,8 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
             },
         ),
     };
-    let path = out.join("engine_summary.json");
-    write_json(&path, &summary)
-        .with_context(|| format!("cannot write {}", path.display()))
-        .map_err(Failure::runtime)?;
+    let path = out.join(ENGINE_SUMMARY);
+    files::write_json(&path, &summary).map_err(Failure::file)?;
     println!(
         "engine done ({:?}): received={} gaps={} missed={} published={} unread={} feeds={} hot_allocs/tick={:.3} orders={} dropped={} invalid={} -> {}",
         summary.end_reason,

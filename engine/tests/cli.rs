@@ -289,3 +289,49 @@ fn waits_for_the_feed_and_stops_cleanly_on_sigterm() {
         "{seen}"
     );
 }
+
+/// A ring file the engine may not read (permission denied) is bad input: exit 2 with one
+/// message, located at `ring.path`, that says so. As root (who may read anything) the
+/// engine runs as user `nobody` (setpriv) against the root-owned, owner-only ring of a
+/// live producer; as any other user the ring's mode is 0000.
+#[test]
+fn an_unreadable_ring_exits_2_saying_so() {
+    use common::ring::shm::{self, ProducerId};
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ring = d.join("r.ring");
+    let id = ProducerId {
+        clock_source: 1,
+        epoch_ns: 1,
+        lossless: false,
+    };
+    let _producer = shm::create(&ring, 1024, id).unwrap();
+    let cfg = config(d, &ring);
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = d.join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let root = common::files::current_uid() == 0;
+    let mut cmd = if root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_engine"));
+        c
+    } else {
+        std::fs::set_permissions(&ring, std::fs::Permissions::from_mode(0o000)).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_engine"))
+    };
+    cmd.arg("--config").arg(&cfg).arg("--out").arg(&out);
+    let (code, stderr) = run_watched(&mut cmd);
+    assert_eq!(code, Some(2), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "one message: {stderr}");
+    let wanted = format!(
+        "c.toml:5:1: ring.path: ring file {} exists but this user may not read it",
+        ring.display()
+    );
+    assert!(errors[0].contains(&wanted), "{stderr}");
+    assert!(errors[0].contains("ermission denied"), "{stderr}");
+}

@@ -25,14 +25,14 @@ use anyhow::{anyhow, Context};
 use clap::Parser;
 use common::alloc::{thread_counts, AllocCounts, AllocProfile};
 use common::clock::{unix_ns, Clock};
-use common::config::Config;
+use common::config::{Config, KeyPath};
 use common::cores::{allowed_cores, pin_current, restrict_current, WaitStrategy, Waiter};
+use common::files::{self, Kind};
 use common::manifest::{
-    fmt_bytes, write_json, AllocatorInfo, EndReason, EvictionReport, FeedSummary, LosslessReport,
-    Manifest,
+    fmt_bytes, AllocatorInfo, EndReason, EvictionReport, FeedSummary, LosslessReport, Manifest,
 };
 use common::memory::{MemoryReport, MemorySample, Monitor};
-use common::ring::shm::{self, ProducerId};
+use common::ring::shm::{self, CreateError, ProducerId};
 use common::ring::LosslessStats;
 use common::tick::Tick;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
@@ -47,6 +47,7 @@ pub use common::allocators::AllocatorHooks;
 
 /// A failure with its exit code: 2 for bad input, 1 for everything else.
 pub use common::runargs::Failure;
+use common::runargs::FEED_SUMMARY;
 
 /// Sleep of a cold thread that found its channel empty. Each wake-up can preempt a hot
 /// thread on a machine without spare cores, so cold threads wake rarely and drain in
@@ -83,7 +84,10 @@ struct MdResult {
 fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     // Read the allowed cores before any thread is pinned.
     let allowed = allowed_cores();
-    let (config, out) = args.run.load(&allowed).map_err(Failure::bad_input)?;
+    let (config, out) = args
+        .run
+        .load(&allowed, &[(FEED_SUMMARY, Kind::Json)])
+        .map_err(Failure::bad_input)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
@@ -107,17 +111,16 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
             lossless: config.ring.lossless,
         },
     )
-    .map_err(Failure::runtime)?;
-    let reclaimed = publisher.region().reclaimed();
-    match reclaimed {
-        Some(0) => eprintln!(
-            "feed: replaced a file at {} that was not a ring",
-            config.ring.path.display()
-        ),
-        Some(pid) => {
-            eprintln!("feed: reclaimed the ring left by pid {pid}, which no longer holds it")
+    .map_err(|e| match e {
+        // Someone else's file at ring.path: bad input, located at the key.
+        CreateError::Foreign { .. } => {
+            Failure::bad_input(config.error_at(&KeyPath::key("ring").then("path"), e.to_string()))
         }
-        None => {}
+        other => Failure::runtime(other),
+    })?;
+    let reclaimed = publisher.region().reclaimed();
+    if let Some(pid) = reclaimed {
+        eprintln!("feed: reclaimed the ring left by pid {pid}, which no longer holds it");
     }
     if config.ring.lossless {
         let c = clock.clone();
@@ -248,10 +251,8 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
             },
         ),
     };
-    let path = out.join("feed_summary.json");
-    write_json(&path, &summary)
-        .with_context(|| format!("cannot write {}", path.display()))
-        .map_err(Failure::runtime)?;
+    let path = out.join(FEED_SUMMARY);
+    files::write_json(&path, &summary).map_err(Failure::file)?;
     println!(
         "feed done: published={} offered={:.0}/s achieved={:.0}/s history={} dropped={} md_allocs={} ({:?}) -> {}",
         summary.published,

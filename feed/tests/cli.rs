@@ -214,3 +214,183 @@ fn publishes_and_writes_a_summary() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("feed done: published="), "{stdout}");
 }
+
+/// Everything observable about the object at `p`, without following a link: identity,
+/// mode, size, times and content (a link's target, a folder's names).
+fn snapshot(p: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(p).unwrap();
+    let content = if m.file_type().is_symlink() {
+        format!("-> {}", std::fs::read_link(p).unwrap().display())
+    } else if m.is_dir() {
+        let mut names: Vec<_> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        format!("{names:?}")
+    } else if m.is_file() {
+        format!("{:?}", std::fs::read(p).unwrap())
+    } else {
+        String::new()
+    };
+    format!(
+        "ino {} mode {:o} len {} mtime {}.{} ctime {}.{} {content}",
+        m.ino(),
+        m.mode(),
+        m.len(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec()
+    )
+}
+
+/// A ring made by this build, with another layout version written into its header.
+fn ring_of_another_layout(dir: &Path) -> Vec<u8> {
+    use common::ring::shm::{self, ProducerId};
+    use common::ring::{Header, LAYOUT_VERSION};
+    let path = dir.join("layout.src");
+    let id = ProducerId {
+        clock_source: 1,
+        epoch_ns: 1,
+        lossless: false,
+    };
+    let producer = shm::create(&path, 1024, id).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    producer.end_and_unlink();
+    let at = std::mem::offset_of!(Header, layout_version);
+    bytes[at..at + 4].copy_from_slice(&(LAYOUT_VERSION + 1).to_ne_bytes());
+    bytes
+}
+
+/// Whatever is at `ring.path` and is not a ring a dead feed of this project left is
+/// refused before anything is written: exit 2, one message located at `ring.path`
+/// (file, line, column) saying what is there, and the object exactly as it was.
+#[test]
+fn foreign_objects_at_ring_path_exit_2_and_are_left_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let other_layout = ring_of_another_layout(dir.path());
+    let ring = dir.path().join("r.ring");
+    type Make = Box<dyn Fn(&Path)>;
+    let cases: Vec<(&str, Make, String)> = vec![
+        (
+            "a file with other content",
+            Box::new(|p| std::fs::write(p, "my trades\n").unwrap()),
+            "is a file of 10 bytes that is not a ring".into(),
+        ),
+        (
+            "an empty file",
+            Box::new(|p| std::fs::write(p, "").unwrap()),
+            "is an empty file".into(),
+        ),
+        (
+            "a ring of another layout version",
+            Box::new(move |p| std::fs::write(p, &other_layout).unwrap()),
+            format!(
+                "is a ring of layout version {}",
+                common::ring::LAYOUT_VERSION + 1
+            ),
+        ),
+        (
+            "a folder",
+            Box::new(|p| std::fs::create_dir(p).unwrap()),
+            "is not a file path in an existing folder".into(),
+        ),
+        (
+            "a FIFO",
+            Box::new(|p| {
+                assert!(Command::new("mkfifo").arg(p).status().unwrap().success());
+            }),
+            "is a FIFO".into(),
+        ),
+        (
+            "a symbolic link",
+            Box::new(|p| {
+                let target = p.with_extension("target");
+                std::fs::write(&target, "elsewhere").unwrap();
+                std::os::unix::fs::symlink(&target, p).unwrap();
+            }),
+            "is a symbolic link (to ".into(),
+        ),
+    ];
+    for (what, make, expected) in &cases {
+        make(&ring);
+        let before = snapshot(&ring);
+        let (code, stderr) = run_feed(dir.path(), GOOD);
+        assert_eq!(code, Some(2), "{what}: {stderr}");
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
+        assert_eq!(errors.len(), 1, "{what}: one message: {stderr}");
+        let located = format!("bad.toml:6:1: ring.path: {}", ring.display());
+        assert!(errors[0].contains(&located), "{what}: {stderr}");
+        assert!(
+            errors[0].contains(expected),
+            "{what}: {expected:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+        assert_eq!(snapshot(&ring), before, "{what}: changed");
+        let lock = common::ring::shm::lock_path(&ring);
+        assert!(!lock.exists(), "{what}: a lock file was left");
+        if std::fs::symlink_metadata(&ring).unwrap().is_dir() {
+            std::fs::remove_dir(&ring).unwrap();
+        } else {
+            std::fs::remove_file(&ring).unwrap();
+        }
+    }
+    assert_eq!(
+        std::fs::read(ring.with_extension("target")).unwrap(),
+        b"elsewhere"
+    );
+}
+
+/// A second feed on a live feed's ring exits 1 naming the holder, and changes nothing
+/// of the ring (same file, size and mode); the first feed publishes all it should.
+#[test]
+fn a_live_feeds_ring_is_refused_with_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = dir.path().join("r.ring");
+    let cfg = dir.path().join("live.toml");
+    let text = GOOD
+        .replace("RING", &ring.display().to_string())
+        .replace("duration_s = 1.0", "duration_s = 3.0")
+        .replace("[cores]", "[feed]\nwait = \"block\"\n\n[cores]");
+    std::fs::write(&cfg, text).unwrap();
+    let mut live = Command::new(env!("CARGO_BIN_EXE_feed"))
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(dir.path().join("live"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !ring.exists() {
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "the first feed made no ring"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let identity = |p: &Path| {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::symlink_metadata(p).unwrap();
+        (m.ino(), m.len(), m.mode())
+    };
+    let before = identity(&ring);
+    let (code, stderr) = run_feed(
+        dir.path(),
+        &GOOD.replace("duration_s = 1.0", "duration_s = 3.0"),
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is held by another running feed (pid "),
+        "{stderr}"
+    );
+    assert_eq!(identity(&ring), before);
+    assert!(live.wait().unwrap().success());
+    let s: common::manifest::FeedSummary =
+        serde_json::from_slice(&std::fs::read(dir.path().join("live/feed_summary.json")).unwrap())
+            .unwrap();
+    assert!(s.published >= 4_497, "{}", s.published);
+}

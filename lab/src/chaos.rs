@@ -21,6 +21,7 @@ use crate::child::{describe_exit, Supervised};
 use crate::cli::ChaosArgs;
 use crate::run::read_json;
 use anyhow::{bail, ensure, Context, Result};
+use common::files::{self, Kind};
 use common::manifest::{EndReason, EngineSummary, FeedSummary};
 use common::ring::shm::{lock_path, process_alive};
 use serde::Serialize;
@@ -180,6 +181,15 @@ struct Env {
     cores: (usize, usize),
 }
 
+/// What `lab chaos` writes at the top of its folder (each scenario has a folder below).
+const CHAOS_OUTPUTS: [(&str, Kind); 2] = [("chaos.md", Kind::Markup), ("chaos.json", Kind::Json)];
+
+/// `chaos.json`: every scenario's row.
+#[derive(Serialize)]
+struct ChaosReport<'a> {
+    scenarios: &'a [Row],
+}
+
 /// Runs the scenarios, prints the table, writes `chaos.md` and `chaos.json`; fails if
 /// any scenario failed.
 pub fn chaos(args: &ChaosArgs) -> Result<()> {
@@ -200,13 +210,16 @@ pub fn chaos(args: &ChaosArgs) -> Result<()> {
         _ => bail!("lab chaos needs at least 2 allowed cores, this process has {allowed:?}"),
     };
     let out = match &args.out {
-        Some(d) => d.clone(),
-        None => crate::run::create_fresh_dir(&Path::new("results").join(format!(
+        Some(d) => {
+            common::runargs::prepare_out_dir(d, &CHAOS_OUTPUTS)
+                .map_err(crate::cli::BadInput::from_display)?;
+            d.clone()
+        }
+        None => files::create_fresh_dir(&Path::new("results").join(format!(
             "{}-chaos",
             crate::run::utc_stamp(std::time::SystemTime::now())
         )))?,
     };
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let chosen: Vec<&Scenario> = SCENARIOS
         .iter()
         .filter(|(name, ..)| args.only.is_empty() || args.only.iter().any(|o| o == name))
@@ -231,8 +244,7 @@ pub fn chaos(args: &ChaosArgs) -> Result<()> {
             )),
             cores,
         };
-        std::fs::create_dir_all(&env.dir)
-            .with_context(|| format!("cannot create {}", env.dir.display()))?;
+        files::create_dir_all(&env.dir)?;
         eprintln!("lab chaos: {name}: {expected}");
         let mut row = Row {
             scenario: name,
@@ -247,9 +259,9 @@ pub fn chaos(args: &ChaosArgs) -> Result<()> {
                 row.pass = false;
             }
         }
-        // Whatever a killed process left behind.
-        for leftover in [env.ring.clone(), lock_path(&env.ring)] {
-            let _ = std::fs::remove_file(leftover);
+        // Whatever a killed feed left behind (a ring and lock of its own, never more).
+        if let Err(e) = common::ring::shm::remove_stale(&env.ring) {
+            eprintln!("lab chaos: {name}: cannot remove what the scenario left: {e}");
         }
         eprintln!(
             "lab chaos: {name}: {} in {:.1} s: {}",
@@ -261,10 +273,16 @@ pub fn chaos(args: &ChaosArgs) -> Result<()> {
     }
     let table = format_table(&rows);
     print!("{table}");
-    std::fs::write(out.join("chaos.md"), &table)
-        .with_context(|| format!("cannot write {}", out.join("chaos.md").display()))?;
-    common::manifest::write_json(&out.join("chaos.json"), &rows)
-        .with_context(|| format!("cannot write {}", out.join("chaos.json").display()))?;
+    let header = Kind::Markup.header("lab chaos: the fault scenarios and their tick accounting");
+    files::write(
+        &out.join(CHAOS_OUTPUTS[0].0),
+        Kind::Markup,
+        format!("{header}{table}").as_bytes(),
+    )?;
+    files::write_json(
+        &out.join(CHAOS_OUTPUTS[1].0),
+        &ChaosReport { scenarios: &rows },
+    )?;
     println!("results in {}", out.display());
     let failed: Vec<_> = rows
         .iter()
@@ -418,7 +436,8 @@ volatility_bps = 0.02
             half = k.rate / 2,
         );
         let path = dir.join("config.toml");
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        let header = Kind::Text.header("a lab chaos scenario's configuration");
+        files::write(&path, Kind::Text, format!("{header}{text}").as_bytes())?;
         Ok(path)
     }
 
@@ -431,8 +450,7 @@ volatility_bps = 0.02
             &self.engine
         };
         let dir = self.dir.join(name);
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        files::create_dir_all(&dir)?;
         let config = self.config(&dir, k)?;
         let mut cmd = Command::new(bin);
         cmd.arg("--config")
@@ -446,10 +464,7 @@ volatility_bps = 0.02
 }
 
 fn spawn(mut cmd: Command, name: &'static str, dir: PathBuf) -> Result<Proc> {
-    let file = |n: &str| {
-        std::fs::File::create(dir.join(n))
-            .with_context(|| format!("cannot create {}", dir.join(n).display()))
-    };
+    let file = |n: &str| files::create_log(&dir.join(n), &format!("{n} of the {name}"));
     cmd.stdin(Stdio::null())
         .stdout(file("stdout.log")?)
         .stderr(file("stderr.log")?);

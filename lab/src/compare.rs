@@ -31,6 +31,7 @@ use crate::plot::{self, Series};
 use crate::report::{self, BlockInfo, Meta, PlotRef, RunRecord};
 use crate::run::{self, Binaries, Output};
 use anyhow::{bail, Context, Result};
+use common::files::{self, Kind};
 use common::latency::{fixed_histogram, HIGHEST_NS};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -39,6 +40,14 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
+
+/// The copy of the matrix in the report folder.
+const MATRIX_COPY: &str = "matrix.toml";
+/// The report in the report folder.
+const REPORT: &str = "report.md";
+/// What `lab compare` writes at the top of its report folder, with each file's kind
+/// (runs and plots go into folders of their own below it).
+const COMPARE_OUTPUTS: [(&str, Kind); 2] = [(MATRIX_COPY, Kind::Text), (REPORT, Kind::Markup)];
 
 /// Runs `lab compare`.
 pub fn compare(args: &CompareArgs) -> Result<()> {
@@ -63,16 +72,23 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let out = match &args.out {
         Some(d) => {
-            common::runargs::prepare_out_dir(d).map_err(BadInput::from_display)?;
+            common::runargs::prepare_out_dir(d, &COMPARE_OUTPUTS)
+                .map_err(BadInput::from_display)?;
             d.clone()
         }
-        None => run::create_fresh_dir(
+        None => files::create_fresh_dir(
             &Path::new(run::RESULTS_DIR).join(format!("compare-{}", run::utc_stamp(started_at))),
         )?,
     };
-    let copy = out.join("matrix.toml");
-    std::fs::write(&copy, &matrix.text)
-        .with_context(|| format!("cannot write {}", copy.display()))?;
+    let header = Kind::Text.header(&format!(
+        "the matrix as run, from {}",
+        matrix.path.display()
+    ));
+    files::write(
+        &out.join(MATRIX_COPY),
+        Kind::Text,
+        format!("{header}{}", matrix.text).as_bytes(),
+    )?;
     let mut signals = Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
         .context("cannot install the SIGINT/SIGTERM handler")?;
 
@@ -119,8 +135,8 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
                 let rel = format!("runs/b{}-v{:02}-{}/r{rep}", bi + 1, vi + 1, variant.slug());
                 let dir = out.join(&rel);
                 let t0 = Instant::now();
-                let result = std::fs::create_dir_all(&dir)
-                    .with_context(|| format!("cannot create {}", dir.display()))
+                let result = common::runargs::prepare_out_dir(&dir, &run::RUN_OUTPUTS)
+                    .map_err(anyhow::Error::from)
                     .and_then(|()| {
                         run::execute(
                             &block.plans[vi],
@@ -198,9 +214,16 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         plot_notes,
     };
     let md = report::render(&meta, &infos, &records);
-    let report_path = out.join("report.md");
-    std::fs::write(&report_path, &md)
-        .with_context(|| format!("cannot write {}", report_path.display()))?;
+    let report_path = out.join(REPORT);
+    let header = Kind::Markup.header(&format!(
+        "report of lab compare on {}",
+        matrix.path.display()
+    ));
+    files::write(
+        &report_path,
+        Kind::Markup,
+        format!("{header}{md}").as_bytes(),
+    )?;
     // The verdict on stdout, for whoever runs this by hand.
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{}", verdict_section(&md));
@@ -265,9 +288,7 @@ fn write_plots(
     matrix: &Matrix,
     records: &[RunRecord],
 ) -> Result<(Vec<PlotRef>, Vec<String>)> {
-    let plots_dir = out.join("plots");
-    std::fs::create_dir_all(&plots_dir)
-        .with_context(|| format!("cannot create {}", plots_dir.display()))?;
+    files::create_dir_all(&out.join("plots"))?;
     let mut plots = Vec::new();
     let mut notes = vec![
         "Each plot line is one variant: the post-warm-up intervals of its runs' `engine.hlog`, all repetitions merged into one histogram. The engine tags warm-up intervals `warmup_<stage>` and they are left out (for a log without such tags: the trailing intervals whose sample counts add up to the run's `summary.json` count, else those starting at or after `warmup_s`; see `lab/src/hlog.rs`). Where a plot's sample count differs from the summaries', it is said below.".to_string(),
@@ -334,8 +355,8 @@ fn write_plots(
             let svg = plot::percentile_svg(&title, &series)?;
             let file = format!("plots/b{}-{stage}.svg", bi + 1);
             let path: PathBuf = out.join(&file);
-            std::fs::write(&path, svg)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            let header = Kind::Markup.header(&title);
+            files::write(&path, Kind::Markup, format!("{header}{svg}").as_bytes())?;
             plots.push(PlotRef {
                 block: bi,
                 stage: stage.to_string(),

@@ -35,8 +35,10 @@ use crate::cli::{BadInput, RunArgs};
 use crate::variant::{Alloc, ScratchMode};
 use anyhow::{bail, Context, Result};
 use common::config::{Config, ConfigError};
+use common::files::{self, Kind};
 use common::latency::{fmt_ns, Percentiles, STAGES};
 use common::manifest::{EngineSummary, FeedSummary, Summary};
+use common::runargs::{ENGINE_HLOG, ENGINE_SUMMARY, FEED_SUMMARY};
 use serde::de::DeserializeOwned;
 use signal_hook::iterator::Signals;
 use std::fmt::Write as _;
@@ -57,6 +59,19 @@ pub const ENGINE_OVERRUN: Duration = Duration::from_secs(10);
 pub const P9999_MIN_SAMPLES: u64 = 1_000_000;
 /// Name of the configuration as run, in every run folder.
 pub const CONFIG_FILE: &str = "config.toml";
+/// Everything a run writes into its folder (lab's own files and the children's), with
+/// each file's kind: a folder that holds one of these names must hold the project's
+/// own earlier output there, never someone else's file.
+pub const RUN_OUTPUTS: [(&str, Kind); 8] = [
+    (CONFIG_FILE, Kind::Text),
+    ("lab.log", Kind::Text),
+    ("feed.log", Kind::Text),
+    ("engine.log", Kind::Text),
+    ("summary.json", Kind::Json),
+    (FEED_SUMMARY, Kind::Json),
+    (ENGINE_SUMMARY, Kind::Json),
+    (ENGINE_HLOG, Kind::Hlog),
+];
 
 /// Prefix of the feed's relayed lines.
 const FEED_PREFIX: &str = "[feed]   ";
@@ -79,10 +94,10 @@ pub fn run(args: &RunArgs) -> Result<()> {
     )?;
     let out_dir = match &args.out {
         Some(d) => {
-            common::runargs::prepare_out_dir(d).map_err(BadInput::from_display)?;
+            common::runargs::prepare_out_dir(d, &RUN_OUTPUTS).map_err(BadInput::from_display)?;
             d.clone()
         }
-        None => create_fresh_dir(&default_out_dir(
+        None => files::create_fresh_dir(&default_out_dir(
             Path::new(RESULTS_DIR),
             &args.config,
             SystemTime::now(),
@@ -307,23 +322,32 @@ pub fn execute(
 ) -> Result<Ran> {
     let mut notes = Notes(match output {
         Output::Relay => None,
-        Output::Logs => Some(create_log(&out_dir.join("lab.log"))?),
+        Output::Logs => Some(files::create_log(
+            &out_dir.join("lab.log"),
+            "lab's notes on this run and its table",
+        )?),
     });
-    // Results of an earlier run in the same folder must not pass for this run's.
-    for name in ["feed_summary.json", "engine_summary.json", "summary.json"] {
+    // Results of an earlier run in the same folder must not pass for this run's (only
+    // the project's own are removed: anything else there is refused).
+    for name in [FEED_SUMMARY, ENGINE_SUMMARY, "summary.json"] {
         let stale = out_dir.join(name);
-        match std::fs::remove_file(&stale) {
-            Ok(()) => notes.say(&format!(
+        if files::remove_own(&stale, Kind::Json)? {
+            notes.say(&format!(
                 "lab: removed {} of an earlier run",
                 stale.display()
-            )),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("cannot remove {}", stale.display())),
+            ));
         }
     }
     let config_path = out_dir.join(CONFIG_FILE);
-    std::fs::write(&config_path, &plan.text)
-        .with_context(|| format!("cannot write {}", config_path.display()))?;
+    let header = Kind::Text.header(&format!(
+        "the configuration as run, from {}",
+        plan.source.display()
+    ));
+    files::write(
+        &config_path,
+        Kind::Text,
+        format!("{header}{}", plan.text).as_bytes(),
+    )?;
 
     let child_args = |bin: &Path| {
         let mut c = Command::new(bin);
@@ -379,12 +403,10 @@ pub fn execute(
         bail!("{}", outcome.failures.join("; "));
     }
 
-    let feed_summary: FeedSummary = read_json(&out_dir.join("feed_summary.json"))?;
-    let engine_summary: EngineSummary = read_json(&out_dir.join("engine_summary.json"))?;
+    let feed_summary: FeedSummary = read_json(&out_dir.join(FEED_SUMMARY))?;
+    let engine_summary: EngineSummary = read_json(&out_dir.join(ENGINE_SUMMARY))?;
     let summary = Summary::merge(feed_summary, engine_summary);
-    let summary_path = out_dir.join("summary.json");
-    common::manifest::write_json(&summary_path, &summary)
-        .with_context(|| format!("cannot write {}", summary_path.display()))?;
+    files::write_json(&out_dir.join("summary.json"), &summary)?;
     if output == Output::Logs {
         notes.say(&format_table(&summary, out_dir));
     }
@@ -392,11 +414,6 @@ pub fn execute(
         summary,
         interrupted_by: outcome.interrupted_by,
     })
-}
-
-/// Creates (replacing) a log file.
-fn create_log(path: &Path) -> Result<File> {
-    File::create(path).with_context(|| format!("cannot create {}", path.display()))
 }
 
 /// `x` seconds as a duration, 0 for a negative or NaN `x`, saturating when huge.
@@ -432,7 +449,7 @@ fn spawn(
             cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         }
         Output::Logs => {
-            let file = create_log(log)?;
+            let file = files::create_log(log, &format!("stdout and stderr of the {name}"))?;
             let err = file
                 .try_clone()
                 .with_context(|| format!("cannot share {}", log.display()))?;
@@ -616,35 +633,6 @@ pub fn default_out_dir(root: &Path, config: &Path, now: SystemTime) -> PathBuf {
         .file_stem()
         .map_or_else(|| "run".into(), |s| s.to_string_lossy().into_owned());
     root.join(format!("{}-{stem}", utc_stamp(now)))
-}
-
-/// Creates `base` (and its parents); if it exists already, `base-2`, `base-3`, … so that
-/// two runs started in the same second never share a folder. Returns the folder made.
-pub fn create_fresh_dir(base: &Path) -> Result<PathBuf> {
-    if let Some(parent) = base.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create folder {}", parent.display()))?;
-    }
-    for n in 1..1000u32 {
-        let path = if n == 1 {
-            base.to_path_buf()
-        } else {
-            let mut s = base.as_os_str().to_owned();
-            s.push(format!("-{n}"));
-            PathBuf::from(s)
-        };
-        match std::fs::create_dir(&path) {
-            Ok(()) => return Ok(path),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => {
-                return Err(e).with_context(|| format!("cannot create folder {}", path.display()))
-            }
-        }
-    }
-    bail!(
-        "cannot create a fresh output folder next to {}",
-        base.display()
-    )
 }
 
 /// `YYYYmmdd-HHMMSS` of `t` in UTC (times before 1970 read as 1970).
@@ -849,17 +837,6 @@ mod tests {
             default_out_dir(Path::new("results"), Path::new("configs/high_rate.toml"), t),
             PathBuf::from("results/20231114-221320-high_rate")
         );
-    }
-
-    #[test]
-    fn fresh_dirs_never_collide() {
-        let tmp = tempfile::tempdir().unwrap();
-        let base = tmp.path().join("a/b/20231114-221320-x");
-        let first = create_fresh_dir(&base).unwrap();
-        let second = create_fresh_dir(&base).unwrap();
-        assert_eq!(first, base);
-        assert_eq!(second, tmp.path().join("a/b/20231114-221320-x-2"));
-        assert!(first.is_dir() && second.is_dir());
     }
 
     #[test]

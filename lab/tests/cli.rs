@@ -277,7 +277,7 @@ if [ -n "$FAKE_WAIT_FOR_TERM" ]; then
   while :; do sleep 0.02; done
 fi
 cp "$FAKE_DIR/${name}_summary.json" "$out/"
-[ "$name" = engine ] && : > "$out/engine.hlog"
+[ "$name" = engine ] && echo '#written by hft-alloc-lab (fake engine)' > "$out/engine.hlog"
 if [ "$name" = feed ]; then exit "${FAKE_FEED_EXIT:-0}"; fi
 exit 0
 "#;
@@ -338,8 +338,8 @@ exit 0
             },
             ..EngineSummary::default()
         };
-        common::manifest::write_json(&dir.path().join("feed_summary.json"), &feed).unwrap();
-        common::manifest::write_json(&dir.path().join("engine_summary.json"), &engine).unwrap();
+        common::files::write_json(&dir.path().join("feed_summary.json"), &feed).unwrap();
+        common::files::write_json(&dir.path().join("engine_summary.json"), &engine).unwrap();
         let out = dir.path().join("out");
         let text = config_text(cores, &dir.path().join("r.ring"), &out, |_| {});
         let config = dir.path().join("fake.toml");
@@ -516,7 +516,8 @@ mod variants {
             |_| {},
         );
         assert_eq!(ran.code(), Some(0), "{ran:?}");
-        let derived = std::fs::read_to_string(f.out.join("config.toml")).unwrap();
+        let recorded = std::fs::read_to_string(f.out.join("config.toml")).unwrap();
+        let derived = after_mark(&recorded);
         let t: toml::Table = derived.parse().unwrap();
         assert_eq!(t["engine"]["scratch"].as_str(), Some("pool"), "{derived}");
         assert_eq!(t["engine"]["levels"].as_integer(), Some(2), "{derived}");
@@ -541,9 +542,24 @@ mod variants {
         let ran = run_watched(f.cmd(&[]), Duration::from_secs(60), |_| {});
         assert_eq!(ran.code(), Some(0), "{ran:?}");
         assert_eq!(
-            std::fs::read_to_string(f.out.join("config.toml")).unwrap(),
+            after_mark(&std::fs::read_to_string(f.out.join("config.toml")).unwrap()),
             std::fs::read_to_string(&f.config).unwrap()
         );
+    }
+
+    /// A recorded configuration without its first line, which must be the project's
+    /// mark naming the file it was copied from.
+    fn after_mark(recorded: &str) -> &str {
+        let (first, rest) = recorded.split_once('\n').unwrap();
+        assert!(
+            first.starts_with("# written by hft-alloc-lab "),
+            "{recorded}"
+        );
+        assert!(
+            first.contains("the configuration as run, from "),
+            "{recorded}"
+        );
+        rest
     }
 
     #[test]
@@ -866,6 +882,96 @@ mod end_to_end {
             ran.stdout.contains("published == received + missed: yes"),
             "{ran:?}"
         );
+    }
+    /// Every file and folder under `root` (and `root` itself) whose mode lets the group
+    /// or others read, write or enter it.
+    fn open_to_others(root: &Path) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut todo = vec![root.to_path_buf()];
+        while let Some(p) = todo.pop() {
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            if m.permissions().mode() & 0o077 != 0 {
+                found.push(format!(
+                    "{} {:o}",
+                    p.display(),
+                    m.permissions().mode() & 0o777
+                ));
+            }
+            if m.is_dir() {
+                todo.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+            }
+        }
+        found
+    }
+
+    /// `lab run` and `lab compare` (and the feed and engine they start) under umask 000
+    /// create every file 0600 and every folder 0700: nothing readable by group or others.
+    #[test]
+    fn under_umask_000_nothing_is_readable_by_others() {
+        let Some(cores) = two_cores() else { return };
+        let bins = build_binaries();
+        let _hot = HOT_CORES.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let ring = shm_dir().join(format!("lab-test-umask-{}.ring", std::process::id()));
+        let root = dir.path().join("made");
+        let run_out = root.join("a/run");
+        let config = dir.path().join("small.toml");
+        std::fs::write(&config, config_text(cores, &ring, &run_out, small_run)).unwrap();
+        let under_umask_000 = |args: &[&str]| {
+            let mut cmd = Command::new("sh");
+            cmd.args(["-c", "umask 000 && exec \"$0\" \"$@\""])
+                .arg(bins.join("lab"))
+                .args(args);
+            cmd
+        };
+        let ran = run_watched(
+            under_umask_000(&[
+                "run",
+                "--config",
+                config.to_str().unwrap(),
+                "--duration",
+                "1.5",
+                "--out",
+                run_out.to_str().unwrap(),
+            ]),
+            Duration::from_secs(120),
+            |_| {},
+        );
+        assert_eq!(ran.code(), Some(0), "{ran:?}");
+        let matrix = dir.path().join("m.toml");
+        std::fs::write(
+            &matrix,
+            format!(
+                "config = \"{}\"\nrepetitions = 1\nduration_s = 1.5\n\n[[block]]\nname = \"umask\"\nengine_alloc = [\"mimalloc\"]\nscratch = [\"arena\"]\n",
+                config.display()
+            ),
+        )
+        .unwrap();
+        let compare_out = root.join("b/compare");
+        let ran = run_watched(
+            under_umask_000(&[
+                "compare",
+                "--matrix",
+                matrix.to_str().unwrap(),
+                "--out",
+                compare_out.to_str().unwrap(),
+            ]),
+            Duration::from_secs(180),
+            |_| {},
+        );
+        let _ = std::fs::remove_file(&ring);
+        assert_eq!(ran.code(), Some(0), "{ran:?}");
+        for made in ["summary.json", "engine.hlog", "config.toml"] {
+            assert!(run_out.join(made).is_file(), "lab run: {made} missing");
+        }
+        for made in ["report.md", "matrix.toml", "plots/b1-e2e.svg"] {
+            assert!(
+                compare_out.join(made).is_file(),
+                "lab compare: {made} missing"
+            );
+        }
+        let open = open_to_others(&root);
+        assert!(open.is_empty(), "readable by others: {open:#?}");
     }
 }
 

@@ -9,6 +9,14 @@
 //! - [`create`] writes the whole file under a temporary name (mode 0600, owner only),
 //!   touches every page so that publishing never page-faults, and renames it into
 //!   place only when the header is complete: a consumer never sees a half-built ring.
+//! - [`create`] never replaces, truncates or removes a file it did not write (the rule
+//!   of [`crate::files`]): where something is at the path already it takes its place
+//!   only if it is provably a ring of this project left by a dead producer (a regular
+//!   file of this user with the ring's magic and this build's layout version, whose lock
+//!   is free). Anything else is refused with [`CreateError::Foreign`] before anything is
+//!   written, and left exactly as it was. The same holds for the lock file beside it.
+//!   At the end, the producer removes the ring and lock files only if they are still the
+//!   ones it created or took over (same inode).
 //! - [`open`] trusts nothing in the file before checking it: magic, layout version,
 //!   slot size, tick-layout fingerprint, a power-of-two capacity within bounds, and a
 //!   file length that matches the capacity exactly. A file that fails any check is
@@ -23,11 +31,12 @@ use super::{
     Header, ProducerState, Publisher, Region, RegisterError, Slot, StartAt, Subscriber,
     HEADER_BYTES, LAYOUT_VERSION, MAGIC, MAX_CAPACITY, MIN_CAPACITY,
 };
+use crate::files::{self, Draft, Existing, FileError, FileId};
 use crate::sync::Ordering;
 use crate::tick::TICK_LAYOUT_FINGERPRINT;
 use memmap2::{MmapOptions, MmapRaw};
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -48,6 +57,18 @@ pub enum CreateError {
         path: PathBuf,
         /// The holder's process id, as written in the lock file.
         pid: Option<u32>,
+    },
+    /// Something at the ring's path, or its lock file's, is not a ring (or lock) this
+    /// project left: it is left as it was. Bad input: the user chose `ring.path`.
+    #[error(
+        "{} is {what}: the feed creates its ring only where nothing is, or over a ring a dead feed left, so it is left as it is; remove it or choose another ring.path",
+        path.display()
+    )]
+    Foreign {
+        /// The path.
+        path: PathBuf,
+        /// What is there, in words.
+        what: String,
     },
     /// A file system call failed.
     #[error("cannot create ring file {}: {error}", path.display())]
@@ -114,14 +135,12 @@ impl RingLock {
             error,
         };
         loop {
-            let mut file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(&path)
-                .map_err(io_err)?;
+            // A lock file holds a pid and a newline (or nothing, just created): anything
+            // else is not ours, and is refused unread beyond its first bytes.
+            let (mut file, _) = files::open_own(&path, |head| {
+                head.len() <= 21 && head.iter().all(|b| b.is_ascii_digit() || *b == b'\n')
+            })
+            .map_err(|e| from_file_error(e, &path))?;
             match file.try_lock() {
                 Ok(()) => {}
                 Err(TryLockError::WouldBlock) => {
@@ -136,9 +155,10 @@ impl RingLock {
             }
             // The previous holder may have removed the lock file between our open and
             // our lock: only a lock on the file the path still names counts.
-            let ours = file.metadata().map_err(io_err)?.ino();
-            if std::fs::metadata(&path).is_ok_and(|m| m.ino() == ours) {
+            let ours = FileId::of(&file.metadata().map_err(io_err)?);
+            if ours.is_at(&path) {
                 file.set_len(0).map_err(io_err)?;
+                file.rewind().map_err(io_err)?;
                 writeln!(file, "{}", std::process::id()).map_err(io_err)?;
                 return Ok(RingLock { file, path });
             }
@@ -148,12 +168,24 @@ impl RingLock {
 
 impl Drop for RingLock {
     fn drop(&mut self) {
-        // Remove the lock file while still holding the lock; closing the file unlocks.
+        // Remove the lock file while still holding the lock (closing the file unlocks),
+        // and only if the path still names the file this producer locked.
         if let Ok(m) = self.file.metadata() {
-            if std::fs::metadata(&self.path).is_ok_and(|p| p.ino() == m.ino()) {
+            if FileId::of(&m).is_at(&self.path) {
                 let _ = std::fs::remove_file(&self.path);
             }
         }
+    }
+}
+
+/// A [`FileError`] about `path` as a [`CreateError`].
+fn from_file_error(e: FileError, path: &Path) -> CreateError {
+    match e {
+        FileError::Foreign { path, what } => CreateError::Foreign { path, what },
+        FileError::Io { error, .. } => CreateError::Io {
+            path: path.to_path_buf(),
+            error,
+        },
     }
 }
 
@@ -161,7 +193,7 @@ impl Drop for RingLock {
 pub struct OwnedRegion {
     map: MmapRaw,
     path: PathBuf,
-    ino: u64,
+    id: FileId,
     reclaimed: Option<u32>,
     _lock: RingLock,
 }
@@ -223,8 +255,8 @@ impl OwnedRegion {
         &self.path
     }
 
-    /// Whether `create` replaced a ring file left by an earlier producer that no longer
-    /// holds the lock, and that producer's pid (0 if the file was not a readable ring).
+    /// Whether `create` took the place of a ring left by an earlier producer that no
+    /// longer holds the lock, and that producer's pid.
     pub fn reclaimed(&self) -> Option<u32> {
         self.reclaimed
     }
@@ -263,30 +295,59 @@ pub fn process_alive(pid: u32) -> bool {
     pid != 0 && Path::new(&format!("/proc/{pid}")).exists()
 }
 
-/// The producer pid in an existing ring file, 0 if it does not look like a ring.
-fn previous_pid(path: &Path) -> Option<u32> {
-    let mut head = [0u8; 64];
-    let mut f = File::open(path).ok()?;
-    if f.read_exact(&mut head).is_err() {
-        return Some(0);
-    }
+/// Looks at what is at `path` before a producer creates its ring there, changing
+/// nothing: `Ok(None)` for nothing, `Ok(Some((id, pid)))` for a regular file of this
+/// user with the ring's magic and this build's layout version (left by producer `pid`),
+/// else [`CreateError::Foreign`] saying what is there.
+fn examine_ring(path: &Path) -> Result<Option<(FileId, u32)>, CreateError> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => {
+            return Err(CreateError::Io {
+                path: path.to_path_buf(),
+                error,
+            })
+        }
+    };
+    let foreign = |what: String| CreateError::Foreign {
+        path: path.to_path_buf(),
+        what,
+    };
+    let head = files::read_head(path, &meta, 64).map_err(foreign)?;
     let word = |at: usize, n: usize| {
         let mut b = [0u8; 8];
         b[..n].copy_from_slice(&head[at..at + n]);
         u64::from_ne_bytes(b)
     };
-    if word(std::mem::offset_of!(Header, magic), 8) != MAGIC {
-        return Some(0);
+    if meta.len() == 0 {
+        return Err(foreign("an empty file".into()));
     }
-    Some(word(std::mem::offset_of!(Header, producer_pid), 4) as u32)
+    if head.len() < 64 || word(std::mem::offset_of!(Header, magic), 8) != MAGIC {
+        return Err(foreign(format!(
+            "a file of {} bytes that is not a ring (no ring magic)",
+            meta.len()
+        )));
+    }
+    let version = word(std::mem::offset_of!(Header, layout_version), 4) as u32;
+    if version != LAYOUT_VERSION {
+        return Err(foreign(format!(
+            "a ring of layout version {version}, which this build does not read (it reads version {LAYOUT_VERSION})"
+        )));
+    }
+    let pid = word(std::mem::offset_of!(Header, producer_pid), 4) as u32;
+    Ok(Some((FileId::of(&meta), pid)))
 }
 
-/// Creates a ring file of `capacity` slots at `path` and returns its publisher. The
-/// producer first takes the ring's lock file (`<path>.lock`): if another live producer
-/// holds it, this fails with [`CreateError::Held`] naming its pid; otherwise any file
-/// at `path` is a leftover and is replaced (see [`OwnedRegion::reclaimed`]). The file is
-/// complete and pre-faulted before it appears. The lock is held until the publisher is
-/// dropped.
+/// Creates a ring file of `capacity` slots at `path` and returns its publisher.
+///
+/// What is at `path` is examined first, without writing anything: nothing, or a ring of
+/// this project and layout, may be replaced; anything else is refused with
+/// [`CreateError::Foreign`]. Then the producer takes the ring's lock file
+/// (`<path>.lock`): if another live producer holds it, this fails with
+/// [`CreateError::Held`] naming its pid; otherwise a ring at `path` was left by a dead
+/// producer and is replaced (see [`OwnedRegion::reclaimed`]). The new file is complete
+/// and pre-faulted before it appears. The lock is held until the publisher is dropped.
 pub fn create(
     path: &Path,
     capacity: u64,
@@ -295,42 +356,31 @@ pub fn create(
     if !capacity.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
         return Err(CreateError::Capacity(capacity));
     }
+    examine_ring(path)?;
     let lock = RingLock::acquire(path)?;
-    let reclaimed = previous_pid(path);
+    // Under the lock: no live producer, so a ring there now is a dead one's.
+    let found = examine_ring(path)?;
+    let existing = found.map_or(Existing::Nothing, |(id, _)| Existing::Own(id));
+    let reclaimed = found.map(|(_, pid)| pid);
     let io_err = |error| CreateError::Io {
         path: path.to_path_buf(),
         error,
     };
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp.{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    let _ = std::fs::remove_file(&tmp);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io_err)?;
-    let result = (|| {
+    let mut draft = Draft::replacing(path, existing).map_err(|e| from_file_error(e, path))?;
+    let (map, file_id) = (|| {
+        let file = draft.file();
         file.set_len(file_len(capacity))?;
         // SAFETY: the file was just created by this process under a private temporary
         // name with mode 0600; nothing else maps or truncates it.
-        let mut map = unsafe { MmapOptions::new().populate().map_mut(&file)? };
+        let mut map = unsafe { MmapOptions::new().populate().map_mut(&*file)? };
         // Touch every page so the first publish into it does not fault.
         for page in map.chunks_mut(4096) {
             page[0] = 0;
         }
-        let ino = file.metadata()?.ino();
-        Ok::<_, io::Error>((MmapRaw::from(map), ino))
-    })();
-    let (map, ino) = match result {
-        Ok(v) => v,
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(io_err(e));
-        }
-    };
+        let file_id = FileId::of(&file.metadata()?);
+        Ok::<_, io::Error>((MmapRaw::from(map), file_id))
+    })()
+    .map_err(io_err)?;
     header_of(&map).init(
         capacity,
         id.lossless,
@@ -338,17 +388,35 @@ pub fn create(
         std::process::id(),
         id.epoch_ns,
     );
-    if let Err(e) = std::fs::rename(&tmp, path) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io_err(e));
-    }
+    draft.publish().map_err(|e| from_file_error(e, path))?;
     Ok(Publisher::new(OwnedRegion {
         map,
         path: path.to_path_buf(),
-        ino,
+        id: file_id,
         reclaimed,
         _lock: lock,
     }))
+}
+
+/// Removes the ring at `path` if it is one a dead producer left (a ring of this project
+/// and layout whose lock is free), with its lock file; `Ok(false)` if nothing is there.
+/// A live producer's ring is [`CreateError::Held`], anything else
+/// [`CreateError::Foreign`]: both are left as they are.
+pub fn remove_stale(path: &Path) -> Result<bool, CreateError> {
+    examine_ring(path)?;
+    let _lock = RingLock::acquire(path)?;
+    // Under the lock, as in `create`; dropping the lock removes its file.
+    match examine_ring(path)? {
+        Some((id, _)) if id.is_at(path) => {
+            std::fs::remove_file(path)
+                .map(|()| true)
+                .map_err(|error| CreateError::Io {
+                    path: path.to_path_buf(),
+                    error,
+                })
+        }
+        _ => Ok(false),
+    }
 }
 
 impl Publisher<OwnedRegion> {
@@ -357,7 +425,7 @@ impl Publisher<OwnedRegion> {
     pub fn end_and_unlink(&self) {
         self.end();
         let region = self.region();
-        if std::fs::metadata(&region.path).is_ok_and(|m| m.ino() == region.ino) {
+        if region.id.is_at(&region.path) {
             let _ = std::fs::remove_file(&region.path);
         }
     }
@@ -664,14 +732,188 @@ mod tests {
         assert!(!path.exists() && !lock.exists());
     }
 
+    /// Everything observable about the object at `p`, without following a link.
+    fn snapshot(p: &Path) -> String {
+        let m = std::fs::symlink_metadata(p).unwrap();
+        let content = if m.file_type().is_symlink() {
+            format!("-> {}", std::fs::read_link(p).unwrap().display())
+        } else if m.is_dir() {
+            let mut names: Vec<_> = std::fs::read_dir(p)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            names.sort();
+            format!("{names:?}")
+        } else if m.is_file() {
+            format!("{:?}", std::fs::read(p).unwrap())
+        } else {
+            String::new()
+        };
+        format!(
+            "ino {} mode {:o} len {} mtime {}.{} ctime {}.{} {content}",
+            m.ino(),
+            m.mode(),
+            m.len(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec()
+        )
+    }
+
     #[test]
-    fn leftover_that_is_not_a_ring_is_reclaimed() {
+    fn foreign_objects_at_the_ring_path_are_refused_and_left_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let other_layout = {
+            let p = d.join("v1.src");
+            let ring = create(&p, 8, ID).unwrap();
+            let mut bytes = std::fs::read(&p).unwrap();
+            ring.end_and_unlink();
+            bytes[std::mem::offset_of!(Header, layout_version)] = 1;
+            bytes
+        };
+        type Make = Box<dyn Fn(&Path)>;
+        let cases: Vec<(&str, Make, &str)> = vec![
+            (
+                "text",
+                Box::new(|p| std::fs::write(p, b"user data\n").unwrap()),
+                "a file of 10 bytes that is not a ring",
+            ),
+            (
+                "empty",
+                Box::new(|p| std::fs::write(p, b"").unwrap()),
+                "an empty file",
+            ),
+            (
+                "v1",
+                Box::new(move |p| std::fs::write(p, &other_layout).unwrap()),
+                "a ring of layout version 1",
+            ),
+            (
+                "dir",
+                Box::new(|p| std::fs::create_dir(p).unwrap()),
+                "a folder",
+            ),
+            (
+                "fifo",
+                Box::new(|p| {
+                    let ok = std::process::Command::new("mkfifo")
+                        .arg(p)
+                        .status()
+                        .unwrap();
+                    assert!(ok.success());
+                }),
+                "a FIFO",
+            ),
+            (
+                "link",
+                Box::new(|p| {
+                    let target = p.with_extension("target");
+                    std::fs::write(&target, b"elsewhere").unwrap();
+                    std::os::unix::fs::symlink(&target, p).unwrap();
+                }),
+                "a symbolic link",
+            ),
+        ];
+        for (name, make, what) in cases {
+            let path = d.join(format!("{name}.ring"));
+            make(&path);
+            let before = snapshot(&path);
+            match create(&path, 8, ID) {
+                Err(e @ CreateError::Foreign { .. }) => {
+                    let msg = e.to_string();
+                    assert!(msg.contains(what), "{name}: {msg}");
+                    assert!(msg.contains(&path.display().to_string()), "{msg}");
+                }
+                Err(e) => panic!("{name}: unexpected error {e}"),
+                Ok(_) => panic!("{name}: a foreign object was taken as a ring"),
+            }
+            assert_eq!(snapshot(&path), before, "{name} changed");
+            assert!(
+                !lock_path(&path).exists(),
+                "{name}: a lock file was written"
+            );
+        }
+        assert_eq!(std::fs::read(d.join("link.target")).unwrap(), b"elsewhere");
+        // No temporary file anywhere.
+        let left: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.contains("tmp"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn a_foreign_lock_file_is_refused_and_left_unchanged() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.ring");
-        std::fs::write(&path, b"junk").unwrap();
+        let lock = lock_path(&path);
+        std::fs::write(&lock, b"my notes\n").unwrap();
+        let before = snapshot(&lock);
+        assert!(matches!(
+            create(&path, 8, ID),
+            Err(CreateError::Foreign { .. })
+        ));
+        assert_eq!(snapshot(&lock), before);
+        assert!(!path.exists());
+        // A leftover lock file of a dead producer (a pid) is taken over, and removed.
+        std::fs::write(&lock, b"123\n").unwrap();
         let p = create(&path, 8, ID).unwrap();
-        assert_eq!(p.region().reclaimed(), Some(0));
-        assert!(open(&path, StartAt::Oldest).is_ok());
+        assert_eq!(
+            std::fs::read_to_string(&lock).unwrap(),
+            format!("{}\n", std::process::id())
+        );
+        p.end_and_unlink();
+        drop(p);
+        assert!(!path.exists() && !lock.exists());
+    }
+
+    #[test]
+    fn a_live_producers_ring_is_left_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.ring");
+        let live = create(&path, 8, ID).unwrap();
+        let (ring, lock) = (snapshot(&path), snapshot(&lock_path(&path)));
+        assert!(matches!(
+            create(&path, 8, ID),
+            Err(CreateError::Held { .. })
+        ));
+        assert_eq!(snapshot(&path), ring);
+        assert_eq!(snapshot(&lock_path(&path)), lock);
+        drop(live);
+    }
+
+    #[test]
+    fn remove_stale_takes_only_a_dead_producers_ring() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.ring");
+        assert!(!remove_stale(&path).unwrap());
+        assert!(!lock_path(&path).exists());
+        let live = create(&path, 8, ID).unwrap();
+        assert!(matches!(remove_stale(&path), Err(CreateError::Held { .. })));
+        drop(live); // dies without ending: the ring stays, the lock goes
+        assert!(path.exists());
+        assert!(remove_stale(&path).unwrap());
+        assert!(!path.exists() && !lock_path(&path).exists());
+        std::fs::write(&path, b"mine").unwrap();
+        assert!(matches!(
+            remove_stale(&path),
+            Err(CreateError::Foreign { .. })
+        ));
+        assert_eq!(std::fs::read(&path).unwrap(), b"mine");
+    }
+
+    #[test]
+    fn removing_at_the_end_spares_a_file_that_took_the_rings_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.ring");
+        let p = create(&path, 8, ID).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"someone else's").unwrap();
+        p.end_and_unlink();
+        assert_eq!(std::fs::read(&path).unwrap(), b"someone else's");
     }
 
     #[test]

@@ -32,6 +32,10 @@ pub struct Jitter {
 
 /// Runs `lab bench jitter`.
 pub fn jitter(args: &JitterArgs) -> Result<()> {
+    if let Some(path) = &args.json {
+        // Refuse someone else's file before the probe, not after it.
+        common::files::examine(path, common::files::Kind::Json)?;
+    }
     let allowed = common::cores::allowed_cores();
     let core = match args.core {
         Some(c) if allowed.contains(&c) => c,
@@ -79,8 +83,7 @@ pub fn jitter(args: &JitterArgs) -> Result<()> {
                 "git_rev": common::manifest::GIT_REV,
             },
         });
-        common::manifest::write_json(path, &v)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        common::files::write_json(path, &v)?;
         eprintln!("lab bench jitter: wrote {}", path.display());
     }
     Ok(())

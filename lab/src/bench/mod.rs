@@ -47,7 +47,7 @@ pub use jitter::jitter;
 pub use process::producer;
 
 use crate::cli::{BadInput, TransportArgs};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use common::clock::Clock;
 use common::config::Config;
 use common::latency::{fixed_histogram, fmt_ns, to_ns, Percentiles, HIGHEST_NS, HIGHEST_RAW};
@@ -331,6 +331,10 @@ pub struct Report {
 pub fn transport(args: &TransportArgs) -> Result<()> {
     // Read before anything is pinned: a pinned thread's children inherit its mask.
     let allowed = common::cores::allowed_cores();
+    if let Some(path) = &args.json {
+        // Refuse someone else's file before the benchmark, not after it.
+        common::files::examine(path, common::files::Kind::Json)?;
+    }
     let config = Config::load(&args.config, &allowed).map_err(BadInput::from_display)?;
     let tx_core = args.tx_core.unwrap_or(config.cores.feed_md);
     let rx_core = args.rx_core.unwrap_or(config.cores.engine_hot);
@@ -386,8 +390,7 @@ pub fn transport(args: &TransportArgs) -> Result<()> {
     print!("{}", format_table(&report));
     let _ = std::io::stdout().flush();
     if let Some(path) = &args.json {
-        common::manifest::write_json(path, &to_json(&report))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        common::files::write_json(path, &to_json(&report))?;
         eprintln!("lab bench transport: wrote {}", path.display());
     }
     let failed: Vec<&str> = report

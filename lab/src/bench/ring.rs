@@ -164,7 +164,7 @@ fn with_producer<T: Send>(
     consume: impl FnOnce(&mut RingSource<shm::MappedRegion>) -> Result<T> + Send,
 ) -> Result<T> {
     let path = shm_dir().join(format!("lab-bench-transport-{}.ring", std::process::id()));
-    let _ = std::fs::remove_file(&path);
+    shm::remove_stale(&path)?;
     let mut producer = ProducerProcess::spawn("ring", &path.display().to_string(), s, count, pace)?;
     let producer_ref = &mut producer;
     let consumed = std::thread::scope(|scope| {
@@ -196,7 +196,8 @@ fn with_producer<T: Send>(
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the ring consumer thread panicked")))
     });
     let finished = producer.finish(consumed);
-    let _ = std::fs::remove_file(&path);
+    // The producer ends and removes its ring; one that died leaves it.
+    let _ = shm::remove_stale(&path);
     finished.map(|(v, _)| v)
 }
 

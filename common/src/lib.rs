@@ -1,6 +1,8 @@
 //! Shared building blocks of the feed, the engine and the lab.
 //!
 //! - [`tick`]: the 64-byte wire type.
+//! - [`transport`]: the trait pair every tick transport implements ([`transport::Sink`],
+//!   [`transport::Source`]); the ring is one.
 //! - [`ring`]: the single-producer, many-consumer broadcast ring, on heap memory or in a
 //!   shared-memory file ([`ring::shm`]).
 //! - [`config`]: the TOML run configuration, validated, with errors naming file, line,
@@ -39,3 +41,4 @@ pub mod ring;
 pub mod runargs;
 mod sync;
 pub mod tick;
+pub mod transport;

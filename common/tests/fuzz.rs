@@ -25,7 +25,6 @@ use common::ring::{Header, Poll, StartAt, HEADER_BYTES};
 use common::tick::{Side, Tick, TickKind, TICK_WORDS};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
-use std::mem::offset_of;
 use std::path::{Path, PathBuf};
 
 const CORES: &[usize] = &[0, 1];
@@ -278,23 +277,12 @@ mod ring {
         Byte(usize, u8),
         /// Sets the 8-byte word at an 8-aligned offset to an interesting value.
         Word(usize, u64),
-        /// Sets one header field (by its offset in `Header`) to an interesting value.
+        /// Sets one header field (by its offset, `common::ring::offsets`) to an
+        /// interesting value.
         Field(usize, u64),
     }
 
-    const FIELDS: &[(usize, usize)] = &[
-        (offset_of!(Header, magic), 8),
-        (offset_of!(Header, layout_version), 4),
-        (offset_of!(Header, slot_bytes), 4),
-        (offset_of!(Header, tick_fingerprint), 8),
-        (offset_of!(Header, capacity), 8),
-        (offset_of!(Header, producer_pid), 4),
-        (offset_of!(Header, clock_source), 4),
-        (offset_of!(Header, epoch_ns), 8),
-        (offset_of!(Header, published), 8),
-        (offset_of!(Header, heartbeat_raw), 8),
-        (offset_of!(Header, state), 4),
-    ];
+    const FIELDS: &[(usize, usize)] = &common::ring::offsets::ALL;
 
     fn value() -> impl Strategy<Value = u64> {
         prop_oneof![
@@ -431,32 +419,6 @@ mod ring {
             prop_assert_eq!(d.received + d.missed + d.corrupt, sub.next_seq() - first);
         }
         Ok(Some(d))
-    }
-
-    /// Found by `corrupt_rings_never_panic_or_hang`: a header whose `published` is near
-    /// `u64::MAX` made `Subscriber::new` (start at the latest tick) and the lapped
-    /// reader's resync overflow.
-    #[test]
-    fn absurd_published_count_does_not_overflow() {
-        use common::ring::{HeapRegion, Publisher, Region, Subscriber};
-        use std::sync::atomic::Ordering;
-        let region = std::sync::Arc::new(HeapRegion::new(CAPACITY));
-        let mut producer = Publisher::new(region.clone());
-        for _ in 0..=CAPACITY {
-            producer.publish(&Tick::default());
-        }
-        for published in [u64::MAX, u64::MAX - 1, 1 << 63] {
-            region
-                .header()
-                .published
-                .store(published, Ordering::Release);
-            for start in [StartAt::Latest, StartAt::Oldest] {
-                let mut sub = Subscriber::new(region.clone(), start);
-                for _ in 0..4 {
-                    let _ = sub.poll();
-                }
-            }
-        }
     }
 
     proptest! {

@@ -26,7 +26,7 @@ use common::cores::Waiter;
 use common::latency::{Interval, IntervalRecorder, Rotate, Stage};
 use common::manifest::{EndReason, FeedSession};
 use common::pool::{Pool, PoolStats};
-use common::ring::{Poll, Region, Registration, Subscriber};
+use common::ring::{Poll, Progress, Region, Registration, Subscriber};
 use common::tick::Tick;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -266,6 +266,8 @@ pub fn run<R: Region>(
                     l.r.corrupt += 1;
                 }
                 Poll::Ended => break EndReason::EndOfStream,
+                // A ring never fails; a transport that does has no producer left.
+                Poll::Failed(_) => break EndReason::ProducerGone,
             }
         };
         if l.stop_seen_raw != 0 {
@@ -317,9 +319,10 @@ impl Loop<'_> {
             return Some(EndReason::Duration);
         }
         sub.heartbeat(now);
-        let header = sub.header();
-        let published = header.published.load(Ordering::Acquire);
-        let heartbeat = header.heartbeat_raw.load(Ordering::Relaxed);
+        let Progress {
+            published,
+            heartbeat_raw: heartbeat,
+        } = sub.producer_progress();
         if published != self.last_published || heartbeat != self.last_heartbeat {
             self.last_published = published;
             self.last_heartbeat = heartbeat;
@@ -385,14 +388,14 @@ impl Loop<'_> {
         let missed = self.r.missed + self.iv.missed;
         let gaps = self.r.gaps + self.iv.gaps;
         let (r0, m0, g0) = self.session_base;
-        let header = sub.header();
-        let published = header.published.load(Ordering::Acquire);
+        let published = sub.producer_progress().published;
         let unread = published.saturating_sub(sub.next_seq() - 1);
         self.r.unread += unread;
         self.r.published_seen += published;
+        let producer = sub.producer();
         self.r.sessions.push(FeedSession {
-            producer_pid: header.producer_pid.load(Ordering::Relaxed),
-            epoch_ns: header.epoch_ns.load(Ordering::Relaxed),
+            producer_pid: producer.pid,
+            epoch_ns: producer.epoch_ns,
             published,
             received: received - r0,
             missed: missed - m0,

@@ -72,15 +72,14 @@ fn run_watched(cmd: &mut Command) -> (Option<i32>, String) {
 }
 
 /// The ring-file catalogue: a valid ring made by `shm::create` with one defect each (at
-/// header offsets taken from `Header` itself, so the cases follow layout changes), or
+/// header offsets from `common::ring::offsets`, so the cases follow layout changes), or
 /// something that is not a ring file at all. The engine must refuse each with exit
 /// code 2 and a message naming the file and the check, never panic and never hang.
 #[test]
 fn corrupt_ring_files_exit_2_naming_the_file_and_the_check() {
     use common::ring::shm::{self, ProducerId};
-    use common::ring::{Header, HEADER_BYTES, LAYOUT_VERSION};
+    use common::ring::{offsets, HEADER_BYTES, LAYOUT_VERSION};
     use common::tick::TICK_LAYOUT_FINGERPRINT;
-    use std::mem::offset_of;
 
     let dir = tempfile::tempdir().unwrap();
     let valid = {
@@ -108,43 +107,40 @@ fn corrupt_ring_files_exit_2_naming_the_file_and_the_check() {
     let files: Vec<(&str, Vec<u8>, &str)> = vec![
         (
             "wrong magic",
-            put(offset_of!(Header, magic), b"NOTARING"),
+            put(offsets::MAGIC, b"NOTARING"),
             "wrong magic",
         ),
         (
             "other layout version",
-            put(
-                offset_of!(Header, layout_version),
-                &(LAYOUT_VERSION + 1).to_ne_bytes(),
-            ),
+            put(offsets::LAYOUT_VERSION, &(LAYOUT_VERSION + 1).to_ne_bytes()),
             &version,
         ),
         (
             "other slot size",
-            put(offset_of!(Header, slot_bytes), &32u32.to_ne_bytes()),
+            put(offsets::SLOT_BYTES, &32u32.to_ne_bytes()),
             "slot size 32 bytes",
         ),
         (
             "other tick layout",
             put(
-                offset_of!(Header, tick_fingerprint),
+                offsets::TICK_FINGERPRINT,
                 &(!TICK_LAYOUT_FINGERPRINT).to_ne_bytes(),
             ),
             "tick layout fingerprint",
         ),
         (
             "capacity not a power of two",
-            put(offset_of!(Header, capacity), &1000u64.to_ne_bytes()),
+            put(offsets::CAPACITY, &1000u64.to_ne_bytes()),
             "capacity 1000 is not a power of two",
         ),
         (
             "capacity that does not fit the file",
-            put(offset_of!(Header, capacity), &2048u64.to_ne_bytes()),
+            put(offsets::CAPACITY, &2048u64.to_ne_bytes()),
             "capacity 2048 needs a file of",
         ),
         (
             "unknown producer state",
-            put(offset_of!(Header, state), &7u32.to_ne_bytes()),
+            put(offsets::STATE, &7u32.to_ne_bytes()),
             "unknown producer state 7",
         ),
         ("empty file", Vec::new(), &header),

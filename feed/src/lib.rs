@@ -3,12 +3,12 @@
 //!
 //! # Threads
 //!
-//! - **md** (hot, pinned to `cores.feed_md`): waits for each tick's scheduled time,
-//!   generates it, stamps it, publishes it to the ring and passes a copy to the history
-//!   thread over a bounded crossbeam channel (`try_send`: a full channel drops and
-//!   counts the copy, it never stalls publishing). Per tick it does not allocate, lock,
-//!   log or make a system call; the counting allocator proves the first in
-//!   `feed_summary.json` (`md_allocs`).
+//! - **md** (hot, pinned to `cores.feed_md`; the hot path, in [`md`]): waits for each
+//!   tick's scheduled time, generates it, stamps it, publishes it to the ring and passes
+//!   a copy to the history thread over a bounded crossbeam channel (`try_send`: a full
+//!   channel drops and counts the copy, it never stalls publishing). Per tick it does
+//!   not allocate, lock, log or make a system call; the counting allocator proves the
+//!   first in `feed_summary.json` (`md_allocs`).
 //! - **history** (cold, on `cores.cold`): drains the channel into the per-symbol
 //!   history and OHLCV bars, and prints one interval line per `log.interval_ms` with the
 //!   published count, achieved rate, history size, allocator statistics and RSS.
@@ -19,23 +19,23 @@
 pub mod cli;
 pub mod gen;
 pub mod history;
+pub mod md;
 pub mod schedule;
 
 use anyhow::{anyhow, Context};
 use clap::Parser;
-use common::alloc::{thread_counts, AllocCounts, AllocProfile};
+use common::alloc::AllocProfile;
 use common::clock::{unix_ns, Clock};
 use common::config::{Config, KeyPath};
-use common::cores::{allowed_cores, pin_current, restrict_current, WaitStrategy, Waiter};
+use common::cores::{allowed_cores, restrict_current, WaitStrategy};
 use common::files::{self, Kind};
 use common::manifest::{
-    fmt_bytes, AllocatorInfo, EndReason, EvictionReport, FeedSummary, LosslessReport, Manifest,
+    fmt_bytes, AllocatorInfo, EvictionReport, FeedSummary, LosslessReport, Manifest,
 };
 use common::memory::{MemoryReport, MemorySample, Monitor};
 use common::ring::shm::{self, CreateError, ProducerId};
-use common::ring::LosslessStats;
 use common::tick::Tick;
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, TryRecvError};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -61,24 +61,6 @@ pub fn main_with(hooks: AllocatorHooks) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => f.report("feed"),
     }
-}
-
-/// Counters the md thread publishes for the reporter (relaxed stores, read once per interval).
-#[derive(Default)]
-struct MdCounters {
-    published: AtomicU64,
-    dropped: AtomicU64,
-}
-
-/// What the md thread reports when it stops.
-struct MdResult {
-    published: u64,
-    elapsed_ns: u64,
-    allocs: AllocCounts,
-    dropped: u64,
-    end_reason: EndReason,
-    pinned: bool,
-    lossless: Option<LosslessStats>,
 }
 
 fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
@@ -146,7 +128,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
 
     let (tx, rx) = crossbeam_channel::bounded::<Tick>(config.feed.history_channel);
     let profile = Arc::new(AllocProfile::new(&ROLES));
-    let counters = Arc::new(MdCounters::default());
+    let counters = Arc::new(md::Counters::default());
     let start_raw = Arc::new(AtomicU64::new(0));
     let history = {
         let config = config.clone();
@@ -181,13 +163,13 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         std::thread::Builder::new()
             .name("feed-md".into())
             .spawn(move || {
-                let shared = MdShared {
+                let shared = md::Shared {
                     counters: &counters,
                     stop: &stop,
                     start_raw: &start_raw,
                     profile: &profile,
                 };
-                md_thread(&config, &clock, publisher, tx, &shared)
+                md::thread(&config, &clock, publisher, tx, &shared)
             })
             .context("cannot start the md thread")
             .map_err(Failure::runtime)?
@@ -217,8 +199,8 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         history_bytes: hist.ticks * 64,
         history_evicted: hist.evicted,
         history_bars: hist.bars,
-        history_dropped: md.dropped,
-        md_allocs: md.allocs,
+        history_dropped: md.counts.dropped,
+        md_allocs: md.counts.allocs,
         alloc_profile: {
             profile.publish(ROLE_MAIN);
             profile.snapshot()
@@ -238,7 +220,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
                 .collect(),
         }),
         reclaimed_ring_of_pid: reclaimed,
-        end_reason: md.end_reason,
+        end_reason: md.counts.end_reason,
         manifest: Manifest::collect(
             &config,
             &args.run.config,
@@ -279,127 +261,15 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     Ok(())
 }
 
-fn md_thread(
-    config: &Config,
-    clock: &Clock,
-    mut publisher: common::ring::Publisher<shm::OwnedRegion>,
-    history: Sender<Tick>,
-    shared: &MdShared,
-) -> MdResult {
-    let MdShared {
-        counters,
-        stop,
-        start_raw: start_raw_out,
-        profile,
-    } = *shared;
-    let pinned = pin_current(config.cores.feed_md);
-    if !pinned {
-        eprintln!(
-            "feed: warning: could not pin the md thread to core {}",
-            config.cores.feed_md
-        );
-    }
-    let mut gen = gen::Generator::new(config);
-    let mut schedule = schedule::Schedule::new(config, config.duration_s);
-    let mut waiter = Waiter::new(config.feed.wait);
-    let raw_per_ps = 1.0 / (clock.ns_per_raw() * 1000.0);
-    let heartbeat_every = clock.raw_from_ns(1_000_000).max(1);
-    let mut dropped = 0u64;
-    let mut end_reason = EndReason::EndOfStream;
-
-    if config.ring.lossless && config.ring.wait_for_consumers > 0 {
-        let want = config.ring.wait_for_consumers as usize;
-        eprintln!("feed: lossless: waiting for {want} engine(s) to register");
-        loop {
-            publisher.heartbeat(clock.raw());
-            if publisher.active_consumers() >= want {
-                break;
-            }
-            if stop.load(Ordering::Relaxed) {
-                publisher.end_and_unlink();
-                return MdResult {
-                    published: 0,
-                    elapsed_ns: 0,
-                    allocs: AllocCounts::default(),
-                    dropped: 0,
-                    end_reason: EndReason::Signal,
-                    pinned,
-                    lossless: publisher.lossless_stats().copied(),
-                };
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-    }
-    let allocs_before = thread_counts();
-    let start_raw = clock.raw();
-    start_raw_out.store(start_raw, Ordering::Release);
-    let mut last_heartbeat = start_raw;
-    publisher.heartbeat(start_raw);
-    'ticks: while let Some((due_ps, symbol)) = schedule.next_due() {
-        let due_raw = start_raw + (due_ps as f64 * raw_per_ps) as u64;
-        let mut now = clock.raw();
-        while now < due_raw {
-            if now - last_heartbeat >= heartbeat_every {
-                publisher.heartbeat(now);
-                profile.publish(ROLE_MD);
-                last_heartbeat = now;
-                if stop.load(Ordering::Relaxed) {
-                    end_reason = EndReason::Signal;
-                    break 'ticks;
-                }
-            }
-            waiter.wait();
-            now = clock.raw();
-        }
-        waiter.reset();
-        let mut tick = gen.next_tick(symbol);
-        tick.scheduled_raw = due_raw;
-        tick.published_raw = clock.raw();
-        tick.seq = publisher.publish(&tick);
-        if history.try_send(tick).is_err() {
-            dropped += 1;
-            counters.dropped.store(dropped, Ordering::Relaxed);
-        }
-        counters.published.store(tick.seq, Ordering::Relaxed);
-        // An overloaded feed never waits: look at the stop flag every 4096 ticks too.
-        if tick.seq.is_multiple_of(4096) && stop.load(Ordering::Relaxed) {
-            end_reason = EndReason::Signal;
-            break;
-        }
-    }
-    let end_raw = clock.raw();
-    let allocs = thread_counts().since(&allocs_before);
-    profile.publish(ROLE_MD);
-    publisher.end_and_unlink();
-    MdResult {
-        published: publisher.published(),
-        elapsed_ns: clock.delta_ns(start_raw, end_raw),
-        allocs,
-        dropped,
-        end_reason,
-        pinned,
-        lossless: publisher.lossless_stats().copied(),
-    }
-}
-
 /// Thread roles of the allocation profile, in slot order.
 const ROLES: [&str; 3] = ["feed_main", "feed_md", "feed_history"];
 const ROLE_MAIN: usize = 0;
-const ROLE_MD: usize = 1;
+const _: () = assert!(md::ROLE == 1, "ROLES[1] is the md thread's");
 const ROLE_HISTORY: usize = 2;
-
-/// What the md thread shares with the others.
-#[derive(Clone, Copy)]
-struct MdShared<'a> {
-    counters: &'a MdCounters,
-    stop: &'a AtomicBool,
-    start_raw: &'a AtomicU64,
-    profile: &'a AllocProfile,
-}
 
 /// What the history thread reads from the others.
 struct ColdContext<'a> {
-    counters: &'a MdCounters,
+    counters: &'a md::Counters,
     start_raw: &'a AtomicU64,
     stats: fn() -> BTreeMap<String, u64>,
     profile: &'a AllocProfile,

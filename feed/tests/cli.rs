@@ -249,7 +249,7 @@ fn snapshot(p: &Path) -> String {
 /// A ring made by this build, with another layout version written into its header.
 fn ring_of_another_layout(dir: &Path) -> Vec<u8> {
     use common::ring::shm::{self, ProducerId};
-    use common::ring::{Header, LAYOUT_VERSION};
+    use common::ring::{offsets, LAYOUT_VERSION};
     let path = dir.join("layout.src");
     let id = ProducerId {
         clock_source: 1,
@@ -259,7 +259,7 @@ fn ring_of_another_layout(dir: &Path) -> Vec<u8> {
     let producer = shm::create(&path, 1024, id).unwrap();
     let mut bytes = std::fs::read(&path).unwrap();
     producer.end_and_unlink();
-    let at = std::mem::offset_of!(Header, layout_version);
+    let at = offsets::LAYOUT_VERSION;
     bytes[at..at + 4].copy_from_slice(&(LAYOUT_VERSION + 1).to_ne_bytes());
     bytes
 }

@@ -41,7 +41,12 @@ pub mod shm;
 
 use crate::sync::{fence, AtomicU32, AtomicU64, Ordering};
 use crate::tick::{Tick, TICK_LAYOUT_FINGERPRINT, TICK_WORDS};
+use crate::transport::{Sink, Source};
 use std::sync::Arc;
+
+/// What [`Subscriber::poll`] returns: the transport interface's [`crate::transport::Poll`]
+/// (a ring never returns `Failed`).
+pub use crate::transport::Poll;
 
 /// First word of every ring header.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"HFTRING\0");
@@ -94,51 +99,53 @@ pub enum ProducerState {
 
 /// The ring header. All fields are atomics so that the same type works in shared
 /// memory, under loom and under Miri; the identity fields are written once, before
-/// the ring is visible to any consumer.
+/// the ring is visible to any consumer. The fields are private to this module: the
+/// feed and the engine go through [`Publisher`] and [`Subscriber`], and tools that
+/// build or damage ring files use [`offsets`].
 #[repr(C, align(128))]
 pub struct Header {
     /// [`MAGIC`]. Written last at creation.
-    pub magic: AtomicU64,
+    magic: AtomicU64,
     /// [`LAYOUT_VERSION`].
-    pub layout_version: AtomicU32,
+    layout_version: AtomicU32,
     /// Size of one slot in bytes (64).
-    pub slot_bytes: AtomicU32,
+    slot_bytes: AtomicU32,
     /// [`TICK_LAYOUT_FINGERPRINT`] of the producer's build.
-    pub tick_fingerprint: AtomicU64,
+    tick_fingerprint: AtomicU64,
     /// Number of slots, a power of two.
-    pub capacity: AtomicU64,
+    capacity: AtomicU64,
     /// Process id of the producer.
-    pub producer_pid: AtomicU32,
+    producer_pid: AtomicU32,
     /// Clock source of the producer's stamps ([`crate::clock::ClockSource`] as u32).
-    pub clock_source: AtomicU32,
+    clock_source: AtomicU32,
     /// Producer start time, nanoseconds since the Unix epoch; unique per producer start.
-    pub epoch_ns: AtomicU64,
+    epoch_ns: AtomicU64,
     /// 1 in lossless mode (the producer waits for registered consumers), 0 otherwise.
-    pub lossless: AtomicU32,
+    lossless: AtomicU32,
     _identity_pad32: u32,
     _identity_pad: [u64; 8],
     /// Highest published sequence number (0: none yet). Producer-written.
-    pub published: AtomicU64,
+    published: AtomicU64,
     /// Raw clock reading of the producer's last sign of life. Producer-written.
-    pub heartbeat_raw: AtomicU64,
+    heartbeat_raw: AtomicU64,
     /// [`ProducerState`] as u32. Producer-written.
-    pub state: AtomicU32,
+    state: AtomicU32,
     /// The consumer table of lossless mode, one cache-line pair per consumer.
-    pub consumers: [ConsumerSlot; MAX_CONSUMERS],
+    consumers: [ConsumerSlot; MAX_CONSUMERS],
 }
 
 /// One registered consumer of a lossless ring. Written by that consumer (cursor,
 /// heartbeat) and read by the producer; the producer writes only `state`, to evict.
 #[repr(C, align(128))]
-pub struct ConsumerSlot {
+struct ConsumerSlot {
     /// Free, claiming, active or evicted (private constants).
-    pub state: AtomicU32,
+    state: AtomicU32,
     /// Process id of the consumer.
-    pub pid: AtomicU32,
+    pid: AtomicU32,
     /// Highest sequence number the consumer has passed (read, or skipped in a gap).
-    pub cursor: AtomicU64,
+    cursor: AtomicU64,
     /// Any value that changes while the consumer is alive (its raw clock).
-    pub heartbeat: AtomicU64,
+    heartbeat: AtomicU64,
 }
 
 impl ConsumerSlot {
@@ -153,6 +160,54 @@ impl ConsumerSlot {
 }
 
 const _: () = assert!(std::mem::size_of::<Header>() <= HEADER_BYTES);
+
+/// Byte offsets of the header's fields in a ring file of this [`LAYOUT_VERSION`], for
+/// tools and tests that build or damage ring files. Readers never use them: they go
+/// through [`shm::open`], which validates every field.
+pub mod offsets {
+    use super::Header;
+    use std::mem::offset_of;
+
+    /// `magic` (8 bytes).
+    pub const MAGIC: usize = offset_of!(Header, magic);
+    /// `layout_version` (4 bytes).
+    pub const LAYOUT_VERSION: usize = offset_of!(Header, layout_version);
+    /// `slot_bytes` (4 bytes).
+    pub const SLOT_BYTES: usize = offset_of!(Header, slot_bytes);
+    /// `tick_fingerprint` (8 bytes).
+    pub const TICK_FINGERPRINT: usize = offset_of!(Header, tick_fingerprint);
+    /// `capacity` (8 bytes).
+    pub const CAPACITY: usize = offset_of!(Header, capacity);
+    /// `producer_pid` (4 bytes).
+    pub const PRODUCER_PID: usize = offset_of!(Header, producer_pid);
+    /// `clock_source` (4 bytes).
+    pub const CLOCK_SOURCE: usize = offset_of!(Header, clock_source);
+    /// `epoch_ns` (8 bytes).
+    pub const EPOCH_NS: usize = offset_of!(Header, epoch_ns);
+    /// `lossless` (4 bytes).
+    pub const LOSSLESS: usize = offset_of!(Header, lossless);
+    /// `published` (8 bytes).
+    pub const PUBLISHED: usize = offset_of!(Header, published);
+    /// `heartbeat_raw` (8 bytes).
+    pub const HEARTBEAT_RAW: usize = offset_of!(Header, heartbeat_raw);
+    /// `state` (4 bytes).
+    pub const STATE: usize = offset_of!(Header, state);
+    /// Every field above as (offset, width in bytes).
+    pub const ALL: [(usize, usize); 12] = [
+        (MAGIC, 8),
+        (LAYOUT_VERSION, 4),
+        (SLOT_BYTES, 4),
+        (TICK_FINGERPRINT, 8),
+        (CAPACITY, 8),
+        (PRODUCER_PID, 4),
+        (CLOCK_SOURCE, 4),
+        (EPOCH_NS, 8),
+        (LOSSLESS, 4),
+        (PUBLISHED, 8),
+        (HEARTBEAT_RAW, 8),
+        (STATE, 4),
+    ];
+}
 
 /// One ring slot: a tick stored as eight atomic words, one cache line.
 #[repr(C, align(64))]
@@ -194,6 +249,12 @@ impl Header {
     }
 
     /// Writes the identity fields and marks the ring running; magic goes last.
+    ///
+    /// SYNC POINT for every relaxed store below: they happen before the release store of
+    /// `magic` at the end, which a consumer's acquire load of `magic` (in
+    /// `shm::validate`) pairs with; a consumer therefore reads none of these fields
+    /// before it has seen the magic. (A [`HeapRegion`] is initialised before it is
+    /// shared at all.)
     pub(crate) fn init(
         &self,
         capacity: u64,
@@ -225,6 +286,8 @@ impl Header {
 
     /// The producer's lifecycle state, if the stored value is a known one.
     pub fn producer_state(&self) -> Option<ProducerState> {
+        // SYNC POINT: pairs with the release store of `Ended` in `Publisher::end`: a
+        // consumer that sees the end also sees every `published` store before it.
         match self.state.load(Ordering::Acquire) {
             1 => Some(ProducerState::Running),
             2 => Some(ProducerState::Ended),
@@ -234,6 +297,7 @@ impl Header {
 
     /// Whether the producer of this ring waits for registered consumers.
     pub fn is_lossless(&self) -> bool {
+        // SYNC POINT: an identity field, ordered by the `magic` pair (see `init`).
         self.lossless.load(Ordering::Relaxed) == 1
     }
 
@@ -241,6 +305,8 @@ impl Header {
     pub fn active_consumers(&self) -> usize {
         self.consumers
             .iter()
+            // SYNC POINT: pairs with the release store of ACTIVE in
+            // `Subscriber::register` (a count only: nothing else is read through it).
             .filter(|c| c.state.load(Ordering::Acquire) == CONSUMER_ACTIVE)
             .count()
     }
@@ -385,6 +451,8 @@ impl<R: Region> Publisher<R> {
     /// gives it a clock and a timeout.
     pub fn new(region: R) -> Publisher<R> {
         let mask = region.slots().len() as u64 - 1;
+        // SYNC POINT: none needed: the producer is the only writer of `published`, and
+        // a fresh region holds 0 (written by `init` before the ring is shared).
         let next = region.header().published.load(Ordering::Relaxed) + 1;
         let lossless = region.header().is_lossless().then(|| {
             Box::new(Lossless {
@@ -425,10 +493,13 @@ impl<R: Region> Publisher<R> {
         let mut words = tick.to_words();
         words[0] = seq;
         let slot = &self.region.slots()[(seq & self.mask) as usize];
+        // SYNC POINT: ordered before the payload by the release fence below.
         slot.words[0].store(seq | WRITING, Ordering::Relaxed);
         // SYNC POINT: pairs with the acquire fence in `Subscriber::poll`: a reader that
         // sees any payload word stored below also sees the WRITING mark (or later).
         fence(Ordering::Release);
+        // SYNC POINT: the payload is published by the release store of word 0 below
+        // (and fenced off from the WRITING mark above).
         for (dst, &w) in slot.words[1..].iter().zip(&words[1..]) {
             dst.store(w, Ordering::Relaxed);
         }
@@ -476,24 +547,34 @@ impl<R: Region> Publisher<R> {
             let now = l.now.as_mut().map_or(0, |now| now());
             if l.now.is_some() {
                 // Waiting is not dying: other consumers watch this heartbeat.
+                // SYNC POINT: none needed: consumers only compare it with its last value
+                // (`Subscriber::producer_progress`); no data is published through it.
                 header.heartbeat_raw.store(now, Ordering::Relaxed);
             }
             if wait_start.is_none() {
                 wait_start = Some(now);
                 l.stats.waits += 1;
                 for (seen, c) in l.seen.iter_mut().zip(&header.consumers) {
+                    // SYNC POINT: none needed: a heartbeat is only compared with its
+                    // last value (stored relaxed in `Subscriber::heartbeat`).
                     *seen = (c.heartbeat.load(Ordering::Relaxed), now);
                 }
             } else if l.now.is_some() {
                 for (seen, c) in l.seen.iter_mut().zip(&header.consumers) {
+                    // SYNC POINT: as above, compared only.
                     let beat = c.heartbeat.load(Ordering::Relaxed);
                     if beat != seen.0 {
                         *seen = (beat, now);
                         continue;
                     }
+                    // SYNC POINT: pairs with the release store of the cursor in
+                    // `Subscriber::passed`, as in the loop above.
                     let cursor = c.cursor.load(Ordering::Acquire);
                     if now.saturating_sub(seen.1) >= l.timeout_raw
                         && cursor.saturating_add(capacity) < seq
+                        // SYNC POINT: the exchange pairs with the consumer's release
+                        // stores of its state (`register`, `Drop`): only an entry still
+                        // ACTIVE is evicted; the consumer sees EVICTED in `registration`.
                         && c.state
                             .compare_exchange(
                                 CONSUMER_ACTIVE,
@@ -506,6 +587,8 @@ impl<R: Region> Publisher<R> {
                         let n = l.stats.evictions as usize;
                         if n < MAX_CONSUMERS {
                             l.stats.evicted[n] = Eviction {
+                                // SYNC POINT: written before ACTIVE was released in
+                                // `register`, which the acquire above saw.
                                 pid: c.pid.load(Ordering::Relaxed),
                                 cursor,
                                 blocked_seq: seq,
@@ -543,6 +626,8 @@ impl<R: Region> Publisher<R> {
     /// Records a sign of life (a raw clock reading) for consumers watching for a dead producer.
     #[inline]
     pub fn heartbeat(&self, now_raw: u64) {
+        // SYNC POINT: none needed: consumers only compare it with the last value they
+        // saw (`Subscriber::producer_progress`); no data is published through it.
         self.region
             .header()
             .heartbeat_raw
@@ -564,29 +649,22 @@ impl<R: Region> Publisher<R> {
     }
 }
 
-/// Result of one [`Subscriber::poll`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Poll {
-    /// The next tick, whole and in order.
-    Tick(Tick),
-    /// Nothing new yet.
-    Empty,
-    /// The consumer was lapped: `missed` ticks starting at `first_seq` were overwritten
-    /// before they could be read and are skipped. Polling goes on after them.
-    Gap {
-        /// First skipped sequence number.
-        first_seq: u64,
-        /// Number of skipped ticks.
-        missed: u64,
-    },
-    /// A slot held a complete write whose bytes are not a valid tick (a corrupt or
-    /// foreign ring). The tick `seq` is skipped and counted as missed.
-    Corrupt {
-        /// Sequence number of the invalid tick.
-        seq: u64,
-    },
-    /// The producer ended its stream and every published tick has been consumed.
-    Ended,
+/// How far a ring's producer has got ([`Subscriber::producer_progress`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Highest sequence number published.
+    pub published: u64,
+    /// The producer's last sign of life (its raw clock), or 0.
+    pub heartbeat_raw: u64,
+}
+
+/// Who produces a ring ([`Subscriber::producer`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProducerIdentity {
+    /// Process id.
+    pub pid: u32,
+    /// Start time, nanoseconds since the Unix epoch: unique per producer start.
+    pub epoch_ns: u64,
 }
 
 /// Where a new subscriber starts reading.
@@ -641,6 +719,7 @@ impl<R: Region> Subscriber<R> {
     /// A reader of `region`, starting as `start` says.
     pub fn new(region: R, start: StartAt) -> Subscriber<R> {
         let capacity = region.slots().len() as u64;
+        // SYNC POINT: pairs with the release store of `published` in `Publisher::publish`.
         let published = header_seq(region.header().published.load(Ordering::Acquire));
         let next = match start {
             StartAt::Latest => published + 1,
@@ -672,12 +751,19 @@ impl<R: Region> Subscriber<R> {
             return Err(RegisterError::Lossy);
         }
         for (i, c) in header.consumers.iter().enumerate() {
+            // SYNC POINT: pairs with the release stores of the state by other consumers
+            // (`register`, `Drop`) and the producer's eviction exchange, so that the pid
+            // read next is the one written with it.
             let state = c.state.load(Ordering::Acquire);
             let takeable = match state {
                 CONSUMER_FREE => true,
+                // SYNC POINT: ordered by the acquire load of the state above.
                 CONSUMER_ACTIVE | CONSUMER_EVICTED => is_dead(c.pid.load(Ordering::Relaxed)),
                 _ => false,
             };
+            // SYNC POINT: the exchange (acquire) claims the entry against other
+            // registering consumers; the fields below are published by the release
+            // store of ACTIVE.
             if takeable
                 && c.state
                     .compare_exchange(
@@ -688,6 +774,8 @@ impl<R: Region> Subscriber<R> {
                     )
                     .is_ok()
             {
+                // SYNC POINT: these three are published by the release store of ACTIVE
+                // just below.
                 c.pid.store(pid, Ordering::Relaxed);
                 c.cursor.store(self.next - 1, Ordering::Relaxed);
                 c.heartbeat.store(0, Ordering::Relaxed);
@@ -706,6 +794,8 @@ impl<R: Region> Subscriber<R> {
     pub fn registration(&self) -> Registration {
         match self.region.header().consumers.get(self.slot) {
             None => Registration::None,
+            // SYNC POINT: none needed: a status report; the state is this consumer's own
+            // (or the producer's eviction), and no data is read through it.
             Some(c) if c.state.load(Ordering::Relaxed) == CONSUMER_ACTIVE => Registration::Active,
             Some(_) => Registration::Evicted,
         }
@@ -717,6 +807,8 @@ impl<R: Region> Subscriber<R> {
     #[inline]
     pub fn heartbeat(&self, value: u64) {
         if let Some(c) = self.region.header().consumers.get(self.slot) {
+            // SYNC POINT: none needed: the producer only compares it with its last value
+            // (`Publisher::make_room`).
             c.heartbeat.store(value, Ordering::Relaxed);
         }
     }
@@ -744,11 +836,15 @@ impl<R: Region> Subscriber<R> {
         if before == n {
             let mut words = [0u64; TICK_WORDS];
             words[0] = n;
+            // SYNC POINT: the payload loads are ordered by the acquire load of word 0
+            // above and checked by the acquire fence and reload of word 0 below.
             for (dst, src) in words[1..].iter_mut().zip(&slot.words[1..]) {
                 *dst = src.load(Ordering::Relaxed);
             }
             // SYNC POINT: pairs with the release fence in `Publisher::publish`.
             fence(Ordering::Acquire);
+            // SYNC POINT: after the acquire fence: a producer that overwrote any word
+            // copied above has stored its WRITING mark (or a later seq) here first.
             let after = slot.words[0].load(Ordering::Relaxed);
             if after != n {
                 // Overwritten while we copied: the copy may be torn; discard it.
@@ -771,6 +867,8 @@ impl<R: Region> Subscriber<R> {
         if self.empty_polls >= END_CHECK_EVERY {
             self.empty_polls = 0;
             let header = self.region.header();
+            // SYNC POINT: `producer_state` pairs with `Publisher::end`; this load of
+            // `published` with its release store in `Publisher::publish`.
             if header.producer_state() == Some(ProducerState::Ended)
                 && header.published.load(Ordering::Acquire) < n
             {
@@ -806,9 +904,42 @@ impl<R: Region> Subscriber<R> {
         self.next
     }
 
-    /// The ring header, for liveness checks (published count, heartbeat, state, epoch).
-    pub fn header(&self) -> &Header {
-        self.region.header()
+    /// How far the producer has got: its published count and its last heartbeat, for
+    /// noticing a producer that stopped (neither changes). Two loads, no system call;
+    /// for housekeeping about once a millisecond, not per tick.
+    #[inline]
+    pub fn producer_progress(&self) -> Progress {
+        let h = self.region.header();
+        Progress {
+            // SYNC POINT: pairs with the release store of `published` in
+            // `Publisher::publish`.
+            published: header_seq(h.published.load(Ordering::Acquire)),
+            // SYNC POINT: none needed: only compared with the last value seen; stored
+            // relaxed by `Publisher::heartbeat`.
+            heartbeat_raw: h.heartbeat_raw.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Who produces this ring: its process id and start epoch (written once, before
+    /// the ring was shared).
+    pub fn producer(&self) -> ProducerIdentity {
+        let h = self.region.header();
+        ProducerIdentity {
+            // SYNC POINT: identity fields, ordered by the `magic` pair (see
+            // `Header::init`).
+            pid: h.producer_pid.load(Ordering::Relaxed),
+            epoch_ns: h.epoch_ns.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether the producer has ended its stream (the ring may still hold ticks).
+    pub fn producer_ended(&self) -> bool {
+        self.region.header().producer_state() == Some(ProducerState::Ended)
+    }
+
+    /// Consumers registered with this (lossless) ring and not evicted, this one too.
+    pub fn active_consumers(&self) -> usize {
+        self.region.header().active_consumers()
     }
 
     /// The region this subscriber reads.
@@ -817,12 +948,41 @@ impl<R: Region> Subscriber<R> {
     }
 }
 
+/// The ring as the transport interface's sending end: [`Publisher::publish`] (never
+/// refuses, so always `Some(seq)`), [`Publisher::heartbeat`], [`Publisher::end`].
+impl<R: Region> Sink for Publisher<R> {
+    #[inline]
+    fn send(&mut self, tick: &Tick) -> Option<u64> {
+        Some(self.publish(tick))
+    }
+    #[inline]
+    fn heartbeat(&mut self, now_raw: u64) {
+        Publisher::heartbeat(self, now_raw)
+    }
+    fn end(&mut self) {
+        Publisher::end(self)
+    }
+}
+
+/// The ring as the transport interface's receiving end: [`Subscriber::poll`].
+impl<R: Region> Source for Subscriber<R> {
+    #[inline]
+    fn poll(&mut self) -> Poll {
+        Subscriber::poll(self)
+    }
+}
+
 impl<R: Region> Drop for Subscriber<R> {
     /// Leaves the consumer table, so that the producer stops waiting for this reader
     /// (unless another consumer has taken the entry over meanwhile).
     fn drop(&mut self) {
         let entry = self.region.header().consumers.get(self.slot);
+        // SYNC POINT: none needed for the pid: a consumer that took the entry over wrote
+        // its own pid before releasing ACTIVE; either way the exchanges below decide.
         if let Some(c) = entry.filter(|c| c.pid.load(Ordering::Relaxed) == self.pid) {
+            // SYNC POINT: the release pairs with the acquire loads of the state in
+            // `Publisher::make_room` and `register`: everything this consumer did with
+            // the entry happens before another takes it.
             let _ = c.state.compare_exchange(
                 CONSUMER_ACTIVE,
                 CONSUMER_FREE,
@@ -843,6 +1003,53 @@ impl<R: Region> Drop for Subscriber<R> {
 mod tests {
     use super::*;
     use crate::tick::{Side, TickKind};
+
+    /// Found by `tests/fuzz.rs` (`corrupt_rings_never_panic_or_hang`): a header whose
+    /// `published` is near `u64::MAX` made `Subscriber::new` (start at the latest tick)
+    /// and the lapped reader's resync overflow.
+    #[test]
+    fn absurd_published_count_does_not_overflow() {
+        const CAPACITY: u64 = 8;
+        let region = Arc::new(HeapRegion::new(CAPACITY));
+        let mut producer = Publisher::new(region.clone());
+        for _ in 0..=CAPACITY {
+            producer.publish(&Tick::default());
+        }
+        for published in [u64::MAX, u64::MAX - 1, 1 << 63] {
+            region
+                .header()
+                .published
+                .store(published, Ordering::Release);
+            for start in [StartAt::Latest, StartAt::Oldest] {
+                let mut sub = Subscriber::new(region.clone(), start);
+                assert!(sub.producer_progress().published < WRITING);
+                for _ in 0..4 {
+                    let _ = sub.poll();
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn subscriber_reports_the_producer() {
+        let region = Arc::new(HeapRegion::new(8));
+        let mut producer = Publisher::new(region.clone());
+        let sub = Subscriber::new(region.clone(), StartAt::Oldest);
+        assert_eq!(sub.producer_progress(), Progress::default());
+        assert_eq!(sub.producer().pid, std::process::id());
+        producer.publish(&Tick::default());
+        producer.heartbeat(77);
+        assert_eq!(
+            sub.producer_progress(),
+            Progress {
+                published: 1,
+                heartbeat_raw: 77
+            }
+        );
+        assert!(!sub.producer_ended());
+        producer.end();
+        assert!(sub.producer_ended());
+    }
 
     fn tick(symbol: u16, px: i64) -> Tick {
         Tick {
@@ -1171,6 +1378,7 @@ mod tests {
                 Poll::Empty => std::hint::spin_loop(),
                 Poll::Ended => break,
                 Poll::Corrupt { seq } => panic!("corrupt tick {seq}"),
+                Poll::Failed(why) => panic!("a ring never fails: {why}"),
             }
         }
         producer.join().unwrap();
@@ -1302,7 +1510,7 @@ mod loom_tests {
             h.join().unwrap();
             // Gone: drain to Empty.
             while account(s.poll()) {}
-            let published = s.header().published.load(Ordering::Acquire);
+            let published = s.producer_progress().published;
             assert_eq!(published, 3);
             assert_eq!(accounted, published);
             // The new producer's ring: sequence numbers start again at 1.

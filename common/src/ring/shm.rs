@@ -28,8 +28,8 @@
 //! (`SIGBUS`); the file is owner-only so only the same user can do that.
 
 use super::{
-    Header, ProducerState, Publisher, Region, RegisterError, Slot, StartAt, Subscriber,
-    HEADER_BYTES, LAYOUT_VERSION, MAGIC, MAX_CAPACITY, MIN_CAPACITY,
+    Header, Publisher, Region, RegisterError, Slot, StartAt, Subscriber, HEADER_BYTES,
+    LAYOUT_VERSION, MAGIC, MAX_CAPACITY, MIN_CAPACITY,
 };
 use crate::files::{self, Draft, Existing, FileError, FileId};
 use crate::sync::Ordering;
@@ -602,13 +602,6 @@ pub fn open(
     Ok((sub, info))
 }
 
-impl Subscriber<MappedRegion> {
-    /// Whether the producer has ended its stream.
-    pub fn producer_ended(&self) -> bool {
-        self.header().producer_state() == Some(ProducerState::Ended)
-    }
-}
-
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
@@ -928,7 +921,7 @@ mod tests {
         let (mut s, info) = open(&path, StartAt::Oldest).unwrap();
         assert!(info.lossless);
         assert_eq!(s.registration(), crate::ring::Registration::Active);
-        assert_eq!(s.header().active_consumers(), 1);
+        assert_eq!(s.active_consumers(), 1);
         for i in 0..4 {
             p.publish(&Tick {
                 symbol: i,
@@ -942,7 +935,7 @@ mod tests {
             assert!(matches!(s.poll(), Poll::Tick(t) if t.seq == seq));
         }
         drop(s);
-        assert_eq!(p.region().header().active_consumers(), 0);
+        assert_eq!(p.active_consumers(), 0);
         // Nobody registered: publishing never waits.
         for _ in 0..100 {
             p.publish(&Tick::default());

@@ -4,11 +4,11 @@
 //! full (so that it never parks either, and never loses a message).
 
 use super::{
-    consume_flow, latency_pair, offered, produce, produce_spaced, Latency, Pace, Recv, Setup, Sink,
-    Source, Throughput,
+    consume_flow, latency_pair, offered, produce, produce_spaced, Latency, Pace, Setup, Throughput,
 };
 use anyhow::Result;
 use common::tick::Tick;
+use common::transport::{Poll, Sink, Source};
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use std::sync::Barrier;
 
@@ -16,14 +16,11 @@ struct ChannelSource(Receiver<Tick>);
 
 impl Source for ChannelSource {
     #[inline]
-    fn recv(&mut self) -> Recv {
+    fn poll(&mut self) -> Poll {
         match self.0.try_recv() {
-            Ok(t) => Recv::Msg {
-                seq: t.seq,
-                stamp: t.published_raw,
-            },
-            Err(TryRecvError::Empty) => Recv::Empty,
-            Err(TryRecvError::Disconnected) => Recv::Ended,
+            Ok(t) => Poll::Tick(t),
+            Err(TryRecvError::Empty) => Poll::Empty,
+            Err(TryRecvError::Disconnected) => Poll::Ended,
         }
     }
 }
@@ -32,16 +29,16 @@ struct ChannelSink(Sender<Tick>);
 
 impl Sink for ChannelSink {
     #[inline]
-    fn send(&mut self, tick: &Tick) -> bool {
+    fn send(&mut self, tick: &Tick) -> Option<u64> {
         let mut t = *tick;
         loop {
             match self.0.try_send(t) {
-                Ok(()) => return true,
+                Ok(()) => return Some(tick.seq),
                 Err(TrySendError::Full(back)) => {
                     t = back;
                     std::hint::spin_loop();
                 }
-                Err(TrySendError::Disconnected(_)) => return false,
+                Err(TrySendError::Disconnected(_)) => return None,
             }
         }
     }

@@ -18,13 +18,13 @@
 
 use super::process::{self, ProducerProcess};
 use super::{
-    consume_flow, consume_latency, latency_row, offered, Latency, Pace, Recv, Setup, Sink, Source,
-    Throughput,
+    consume_flow, consume_latency, latency_row, offered, Latency, Pace, Setup, Throughput,
 };
 use crate::cli::ProducerArgs;
 use anyhow::{anyhow, Context, Result};
 use common::clock::Clock;
 use common::tick::{Tick, TICK_WORDS};
+use common::transport::{Poll, Sink, Source};
 use iceoryx2::port::publisher::Publisher;
 use iceoryx2::port::subscriber::Subscriber;
 use iceoryx2::prelude::{
@@ -131,23 +131,20 @@ struct IoxSource {
 
 impl Source for IoxSource {
     #[inline]
-    fn recv(&mut self) -> Recv {
+    fn poll(&mut self) -> Poll {
         match self.sub.receive() {
             Ok(Some(sample)) => {
                 let words = *sample.payload();
                 drop(sample);
                 self.idle = 0;
                 match Tick::from_words(words) {
-                    Some(t) => Recv::Msg {
-                        seq: t.seq,
-                        stamp: t.published_raw,
-                    },
-                    None => Recv::Corrupt(words[0]),
+                    Some(t) => Poll::Tick(t),
+                    None => Poll::Corrupt { seq: words[0] },
                 }
             }
             Ok(None) => {
                 if self.done_seen {
-                    return Recv::Ended;
+                    return Poll::Ended;
                 }
                 self.idle += 1;
                 if self.idle >= DONE_CHECK_EVERY {
@@ -156,9 +153,9 @@ impl Source for IoxSource {
                     // thread; every send returned before the producer reported.
                     self.done_seen = self.done.load(Ordering::Acquire);
                 }
-                Recv::Empty
+                Poll::Empty
             }
-            Err(_) => Recv::Failed("iceoryx2 receive failed"),
+            Err(_) => Poll::Failed("iceoryx2 receive failed"),
         }
     }
 }
@@ -168,8 +165,8 @@ struct IoxSink(Publisher<ipc::Service, Payload, ()>);
 
 impl Sink for IoxSink {
     #[inline]
-    fn send(&mut self, tick: &Tick) -> bool {
-        matches!(self.0.send_copy(tick.to_words()), Ok(n) if n > 0)
+    fn send(&mut self, tick: &Tick) -> Option<u64> {
+        matches!(self.0.send_copy(tick.to_words()), Ok(n) if n > 0).then_some(tick.seq)
     }
 }
 

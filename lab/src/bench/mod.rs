@@ -52,6 +52,7 @@ use common::clock::Clock;
 use common::config::Config;
 use common::latency::{fixed_histogram, fmt_ns, to_ns, Percentiles, HIGHEST_NS, HIGHEST_RAW};
 use common::tick::Tick;
+use common::transport::{Poll, Sink, Source};
 use crossbeam_utils::CachePadded;
 use hdrhistogram::Histogram;
 use std::fmt::Write as _;
@@ -589,37 +590,6 @@ fn cacheline(s: &Setup) -> Latency {
     }
 }
 
-/// What one receive attempt on a transport returned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Recv {
-    /// A message with its sequence number (from 1) and publish stamp (raw clock).
-    Msg { seq: u64, stamp: u64 },
-    /// The transport reports `missed` messages lost (our ring when lapped).
-    Lost(u64),
-    /// Nothing yet.
-    Empty,
-    /// The producer is gone and everything it sent has been received.
-    Ended,
-    /// The transport handed over something that is not a valid tick (its sequence).
-    Corrupt(u64),
-    /// The transport failed.
-    #[cfg_attr(not(feature = "peers"), allow(dead_code))]
-    Failed(&'static str),
-}
-
-/// The receiving end of a transport, polled without blocking.
-pub trait Source {
-    /// One non-blocking receive attempt. Must not allocate, lock or block.
-    fn recv(&mut self) -> Recv;
-}
-
-/// The sending end of a transport.
-pub trait Sink {
-    /// Sends `tick` (its `seq` already set); retries while the transport is full.
-    /// Returns false if the transport refused it or delivered it to nobody.
-    fn send(&mut self, tick: &Tick) -> bool;
-}
-
 /// Sends `count` ticks numbered from 1, each stamped just before it is sent and at
 /// least `spacing_raw` after the previous one; returns the undelivered count.
 pub fn produce_spaced<S: Sink>(sink: &mut S, clock: &Clock, count: u64, spacing_raw: u64) -> u64 {
@@ -637,7 +607,7 @@ pub fn produce_spaced<S: Sink>(sink: &mut S, clock: &Clock, count: u64, spacing_
             published_raw: now,
             ..Tick::default()
         };
-        undelivered += u64::from(!sink.send(&tick));
+        undelivered += u64::from(sink.send(&tick).is_none());
         due = now + spacing_raw;
     }
     undelivered
@@ -673,7 +643,7 @@ pub fn produce<S: Sink>(
             let mut tick = Tick::default();
             for seq in 1..=count {
                 tick.seq = seq;
-                undelivered += u64::from(!sink.send(&tick));
+                undelivered += u64::from(sink.send(&tick).is_none());
             }
             undelivered
         }
@@ -690,7 +660,7 @@ pub fn produce<S: Sink>(
                     }
                 }
                 tick.seq = seq;
-                undelivered += u64::from(!sink.send(&tick));
+                undelivered += u64::from(sink.send(&tick).is_none());
             }
             undelivered
         }
@@ -761,20 +731,20 @@ impl Tally {
 
     /// Anything but a message: whether the loop is over, or why it failed.
     #[inline]
-    fn other(&mut self, recv: Recv, clock: &Clock) -> Result<bool> {
+    fn other(&mut self, recv: Poll, clock: &Clock) -> Result<bool> {
         match recv {
-            Recv::Msg { seq, .. } => Ok(self.msg(seq)),
-            Recv::Lost(n) => {
+            Poll::Tick(t) => Ok(self.msg(t.seq)),
+            Poll::Gap { missed: n, .. } => {
                 self.gaps += 1;
                 self.lost += n;
                 self.expected += n;
                 Ok(self.expected > self.total)
             }
-            Recv::Ended => {
+            Poll::Ended => {
                 self.lost += (self.total + 1).saturating_sub(self.expected);
                 Ok(true)
             }
-            Recv::Empty => {
+            Poll::Empty => {
                 self.idle = self.idle.wrapping_add(1);
                 if self.idle.is_multiple_of(4096) && clock.raw() > self.deadline_raw {
                     anyhow::bail!(
@@ -786,8 +756,8 @@ impl Tally {
                 std::hint::spin_loop();
                 Ok(false)
             }
-            Recv::Corrupt(seq) => anyhow::bail!("received a corrupt tick (seq {seq})"),
-            Recv::Failed(what) => anyhow::bail!("{what}"),
+            Poll::Corrupt { seq } => anyhow::bail!("received a corrupt tick (seq {seq})"),
+            Poll::Failed(what) => anyhow::bail!("{what}"),
         }
     }
 }
@@ -806,8 +776,9 @@ pub fn consume_latency<S: Source>(
     let mut t = Tally::new(total, deadline_raw);
     let mut last_recv_raw = 0;
     loop {
-        match src.recv() {
-            Recv::Msg { seq, stamp } => {
+        match src.poll() {
+            Poll::Tick(tick) => {
+                let (seq, stamp) = (tick.seq, tick.published_raw);
                 let now = clock.raw();
                 let last = t.msg(seq);
                 if seq > warmup {
@@ -847,8 +818,8 @@ pub fn consume_flow<S: Source>(
     let mut t = Tally::new(total, deadline_raw);
     let mut first_raw = 0;
     loop {
-        match src.recv() {
-            Recv::Msg { seq, .. } => {
+        match src.poll() {
+            Poll::Tick(Tick { seq, .. }) => {
                 if f.received == 0 {
                     first_raw = clock.raw();
                 }
@@ -1415,23 +1386,20 @@ mod tests {
     }
 
     impl Sink for Fake {
-        fn send(&mut self, tick: &Tick) -> bool {
+        fn send(&mut self, tick: &Tick) -> Option<u64> {
             if !self.drop.contains(&tick.seq) {
                 self.sent.push_back(*tick);
             }
-            true
+            Some(tick.seq)
         }
     }
 
     impl Source for Fake {
-        fn recv(&mut self) -> Recv {
+        fn poll(&mut self) -> Poll {
             match self.sent.pop_front() {
-                Some(t) => Recv::Msg {
-                    seq: t.seq,
-                    stamp: t.published_raw,
-                },
-                None if self.ended => Recv::Ended,
-                None => Recv::Empty,
+                Some(t) => Poll::Tick(t),
+                None if self.ended => Poll::Ended,
+                None => Poll::Empty,
             }
         }
     }

@@ -11,11 +11,12 @@
 //! reaped on every path), and a reader thread turns step 3 into a flag the consumer
 //! can poll to know that nothing more is coming.
 
-use super::{produce, ring, Pace, Setup, Sink};
+use super::{produce, ring, Pace, Setup};
 use crate::child::Supervised;
 use crate::cli::{ProducerArgs, ProducerTransport};
 use anyhow::{bail, Context, Result};
 use common::clock::Clock;
+use common::transport::Sink;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};

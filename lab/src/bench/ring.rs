@@ -6,62 +6,31 @@
 use super::process::{self, ProducerProcess};
 use super::{
     consume_flow, consume_latency, latency_pair, latency_row, offered, produce, produce_spaced,
-    shm_dir, Flow, Latency, Pace, Recv, Setup, Sink, Source, Throughput,
+    shm_dir, Flow, Latency, Pace, Setup, Throughput,
 };
 use crate::cli::ProducerArgs;
 use anyhow::{bail, Context, Result};
 use common::clock::Clock;
 use common::ring::shm::{self, OpenError, ProducerId};
-use common::ring::{HeapRegion, Poll, Publisher, Region, StartAt, Subscriber};
-use common::tick::Tick;
+use common::ring::{HeapRegion, Publisher, StartAt, Subscriber};
 use std::path::PathBuf;
 use std::sync::{Arc, Barrier};
 use std::time::Instant;
 
-/// A ring consumer as a [`Source`].
-struct RingSource<R: Region>(Subscriber<R>);
-
-impl<R: Region> Source for RingSource<R> {
-    #[inline]
-    fn recv(&mut self) -> Recv {
-        match self.0.poll() {
-            Poll::Tick(t) => Recv::Msg {
-                seq: t.seq,
-                stamp: t.published_raw,
-            },
-            Poll::Empty => Recv::Empty,
-            Poll::Gap { missed, .. } => Recv::Lost(missed),
-            Poll::Corrupt { seq } => Recv::Corrupt(seq),
-            Poll::Ended => Recv::Ended,
-        }
-    }
-}
-
-/// A ring producer as a [`Sink`]: publishing never waits and always succeeds.
-struct RingSink<R: Region>(Publisher<R>);
-
-impl<R: Region> Sink for RingSink<R> {
-    #[inline]
-    fn send(&mut self, tick: &Tick) -> bool {
-        self.0.publish(tick);
-        true
-    }
-}
-
 /// `ring_threads`: one-way latency between two threads.
 pub fn latency_threads(s: &Setup) -> Result<Latency> {
     let region = Arc::new(HeapRegion::new(s.capacity));
-    let mut sink = RingSink(Publisher::new(region.clone()));
+    let mut sink = Publisher::new(region.clone());
     let total = s.total();
     let produce = move || {
         produce_spaced(&mut sink, &s.clock, total, s.spacing_raw());
-        sink.0.end();
+        sink.end();
     };
     latency_pair(
         s,
         ("ring producer", "ring consumer"),
         produce,
-        &mut RingSource(Subscriber::new(region, StartAt::Oldest)),
+        &mut Subscriber::new(region, StartAt::Oldest),
     )
 }
 
@@ -80,17 +49,16 @@ pub fn throughput_threads(
     } else {
         HeapRegion::new(s.capacity)
     });
-    let mut sink = RingSink(Publisher::new(region.clone()));
+    let mut sink = Publisher::new(region.clone());
     let cores: Vec<usize> = std::iter::once(s.rx_core).chain(rx2).collect();
     let mut sources: Vec<_> = cores
         .iter()
-        .map(|_| RingSource(Subscriber::new(region.clone(), StartAt::Oldest)))
+        .map(|_| Subscriber::new(region.clone(), StartAt::Oldest))
         .collect();
     if lossless {
         // No liveness timeout: the producer waits for these consumers however long.
         for src in &mut sources {
-            src.0
-                .register(std::process::id(), |_| false)
+            src.register(std::process::id(), |_| false)
                 .context("cannot register with the lossless ring")?;
         }
     }
@@ -113,7 +81,7 @@ pub fn throughput_threads(
             s.pins.pin("ring producer", s.tx_core);
             ready.wait();
             produce(&mut sink, &s.clock, count, pace, 0);
-            sink.0.end();
+            sink.end();
         });
         handles
             .into_iter()
@@ -161,7 +129,7 @@ fn with_producer<T: Send>(
     s: &Setup,
     count: u64,
     pace: Pace,
-    consume: impl FnOnce(&mut RingSource<shm::MappedRegion>) -> Result<T> + Send,
+    consume: impl FnOnce(&mut Subscriber<shm::MappedRegion>) -> Result<T> + Send,
 ) -> Result<T> {
     let path = shm_dir().join(format!("lab-bench-transport-{}.ring", std::process::id()));
     shm::remove_stale(&path)?;
@@ -172,7 +140,7 @@ fn with_producer<T: Send>(
             .spawn(|| -> Result<T> {
                 s.pins.pin("ring consumer", s.rx_core);
                 let by = Instant::now() + process::OPEN_TIMEOUT;
-                let (sub, info) = loop {
+                let (mut sub, info) = loop {
                     match shm::open(&path, StartAt::Oldest) {
                         Ok(v) => break v,
                         Err(OpenError::Missing(_))
@@ -190,7 +158,7 @@ fn with_producer<T: Send>(
                     );
                 }
                 producer_ref.start()?;
-                consume(&mut RingSource(sub))
+                consume(&mut sub)
             })
             .join()
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the ring consumer thread panicked")))
@@ -210,13 +178,12 @@ pub fn producer_process(args: &ProducerArgs, clock: &Clock) -> Result<()> {
         lossless: false,
     };
     let path = PathBuf::from(&args.name);
-    let publisher = shm::create(&path, args.capacity, id).context("cannot create the ring")?;
-    let mut sink = RingSink(publisher);
+    let mut sink = shm::create(&path, args.capacity, id).context("cannot create the ring")?;
     if let Err(e) = process::wait_for_start() {
-        sink.0.end_and_unlink();
+        sink.end_and_unlink();
         return Err(e);
     }
     let undelivered = process::send_all(&mut sink, args, clock);
-    sink.0.end_and_unlink();
+    sink.end_and_unlink();
     process::report_and_wait(args.count, undelivered)
 }

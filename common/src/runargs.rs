@@ -5,8 +5,11 @@
 //! error's one-line message. Start-up only; allocates.
 
 use crate::config::{Config, ConfigError};
+use crate::cores::WaitStrategy;
 use crate::files::{self, FileError, Kind};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 /// The summary the feed writes into its `--out` folder.
 pub const FEED_SUMMARY: &str = "feed_summary.json";
@@ -82,7 +85,53 @@ pub fn parse_secs(s: &str) -> Result<f64, String> {
     }
 }
 
+/// What a feed or engine run starts from ([`RunArgs::start`]).
+pub struct Started {
+    /// The cores this process may use, read before any thread was pinned.
+    pub allowed: Vec<usize>,
+    /// The validated configuration, with `--duration` applied.
+    pub config: Config,
+    /// The output folder, ready for the process's outputs.
+    pub out: PathBuf,
+    /// Set by SIGINT or SIGTERM: stop in order.
+    pub stop: Arc<AtomicBool>,
+}
+
 impl RunArgs {
+    /// The start-up that feed and engine share: reads the allowed cores (before any
+    /// thread is pinned), loads the configuration and prepares the output folder for
+    /// `outputs` ([`RunArgs::load`]; bad input), installs the SIGINT/SIGTERM flag, and
+    /// says so on stderr when `hot_wait` of the configuration spins on a machine with
+    /// no core to spare for cold threads. `process` names the process in messages.
+    pub fn start(
+        &self,
+        process: &str,
+        outputs: &[(&str, Kind)],
+        hot_wait: impl Fn(&Config) -> WaitStrategy,
+    ) -> Result<Started, Failure> {
+        let allowed = crate::cores::allowed_cores();
+        let (config, out) = self.load(&allowed, outputs).map_err(Failure::bad_input)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(|e| {
+                Failure::runtime(anyhow::anyhow!("cannot install signal handler: {e}"))
+            })?;
+        }
+        if hot_wait(&config) == WaitStrategy::Spin && allowed.len() <= 2 {
+            eprintln!(
+                "{process}: note: {} allowed cores for 2 spinning hot threads (feed md, engine hot); \
+                 cold threads share their cores, expect a noisy tail",
+                allowed.len()
+            );
+        }
+        Ok(Started {
+            allowed,
+            config,
+            out,
+            stop,
+        })
+    }
+
     /// Loads and validates the configuration against `allowed_cores`, applies
     /// `--duration`, and prepares the output folder for `outputs` (see
     /// [`prepare_out_dir`]), which is returned.

@@ -1,13 +1,15 @@
-//! Per-symbol state of the engine: top of book, microprice, a moving window of mids
-//! (mean and volatility), our working quotes and our position.
+//! The market as the engine sees it, per symbol: top of book, microprice, and a moving
+//! window of mids (mean and volatility). The strategy's own part (its quotes and
+//! position) is [`crate::strategy::Position`]; the orders working at the venue are the
+//! decider's ([`crate::decider`]).
 //!
-//! All memory is allocated when the state is created (the window is a fixed ring);
+//! All memory is allocated when the book is created (the window is a fixed ring);
 //! updating it per tick never allocates. Hot thread only.
 
-use common::tick::{Side, Tick, TickKind};
+use common::tick::Tick;
 
-/// Per-symbol state.
-pub struct SymbolState {
+/// One symbol's book.
+pub struct Book {
     /// Price increment × 10⁸.
     pub tick_e8: i64,
     /// Best bid × 10⁸.
@@ -24,26 +26,13 @@ pub struct SymbolState {
     sum: i128,
     /// Sum of squared mid changes (in ticks²) over the window.
     sq_diff_sum: f64,
-    /// Position in lots (positive long).
-    pub position_lots: i64,
-    /// Cash from fills, price × 10⁸ × lots (negative after buying).
-    pub cash_e8: i128,
-    /// Our working bid and ask at the first level (0 = none), for fill simulation.
-    pub our_bid_px_e8: i64,
-    /// See `our_bid_px_e8`.
-    pub our_ask_px_e8: i64,
-    /// Size of our first-level quotes.
-    pub our_qty_lots: u32,
-    /// Working (price, lots) per order slot (`2 × levels`), to send only changes.
-    pub working: Box<[(i64, u32)]>,
-    /// Lots filled against our quotes.
-    pub filled_lots: u64,
 }
 
-impl SymbolState {
-    /// A state with a window of `window` mids and `slots` working-order slots.
-    pub fn new(tick_e8: i64, window: usize, slots: usize) -> SymbolState {
-        SymbolState {
+impl Book {
+    /// An empty book of a symbol with price increment `tick_e8` and a window of `window`
+    /// mids.
+    pub fn new(tick_e8: i64, window: usize) -> Book {
+        Book {
             tick_e8: tick_e8.max(1),
             bid_px_e8: 0,
             ask_px_e8: 0,
@@ -54,49 +43,17 @@ impl SymbolState {
             len: 0,
             sum: 0,
             sq_diff_sum: 0.0,
-            position_lots: 0,
-            cash_e8: 0,
-            our_bid_px_e8: 0,
-            our_ask_px_e8: 0,
-            our_qty_lots: 0,
-            working: vec![(0, 0); slots].into_boxed_slice(),
-            filled_lots: 0,
         }
     }
 
-    /// Applies a tick: fills against our quotes (for trades), top of book, window.
+    /// Applies a tick: top of book, and its mid into the window.
     #[inline]
     pub fn on_tick(&mut self, tick: &Tick) {
-        if tick.kind == TickKind::Trade {
-            self.fill(tick);
-        }
         self.bid_px_e8 = tick.bid_px_e8;
         self.ask_px_e8 = tick.ask_px_e8;
         self.bid_qty_lots = tick.bid_qty_lots;
         self.ask_qty_lots = tick.ask_qty_lots;
         self.push_mid(tick.mid_px_e8());
-    }
-
-    /// A trade that reaches our price fills our first-level quote.
-    fn fill(&mut self, tick: &Tick) {
-        let qty = tick.last_qty_lots.min(self.our_qty_lots) as i64;
-        if qty == 0 {
-            return;
-        }
-        match tick.side {
-            // An aggressive seller hits bids at or above its price: ours if we bid there.
-            Side::Sell if self.our_bid_px_e8 > 0 && tick.last_px_e8 <= self.our_bid_px_e8 => {
-                self.position_lots += qty;
-                self.cash_e8 -= self.our_bid_px_e8 as i128 * qty as i128;
-                self.filled_lots += qty as u64;
-            }
-            Side::Buy if self.our_ask_px_e8 > 0 && tick.last_px_e8 >= self.our_ask_px_e8 => {
-                self.position_lots -= qty;
-                self.cash_e8 += self.our_ask_px_e8 as i128 * qty as i128;
-                self.filled_lots += qty as u64;
-            }
-            _ => {}
-        }
     }
 
     fn push_mid(&mut self, mid: i64) {
@@ -181,7 +138,7 @@ mod tests {
 
     #[test]
     fn window_mean_and_volatility_match_a_direct_computation() {
-        let mut s = SymbolState::new(10, 4, 2);
+        let mut s = Book::new(10, 4);
         let mids = [100, 120, 110, 150, 130, 130, 90];
         for &m in &mids {
             s.on_tick(&quote(m - 10, m + 10));
@@ -204,7 +161,7 @@ mod tests {
 
     #[test]
     fn mean_of_a_sum_beyond_i64_is_exact() {
-        let mut s = SymbolState::new(1, 4, 2);
+        let mut s = Book::new(1, 4);
         let mid = 4_000_000_000_000_000_000i64; // four of them overflow an i64
         for _ in 0..4 {
             s.on_tick(&quote(mid - 1, mid + 1));
@@ -214,32 +171,8 @@ mod tests {
     }
 
     #[test]
-    fn trades_fill_our_quotes_and_move_the_position() {
-        let mut s = SymbolState::new(1, 8, 2);
-        s.our_bid_px_e8 = 99;
-        s.our_ask_px_e8 = 101;
-        s.our_qty_lots = 5;
-        let trade = |side, px, qty| Tick {
-            kind: TickKind::Trade,
-            side,
-            last_px_e8: px,
-            last_qty_lots: qty,
-            ..quote(98, 102)
-        };
-        s.on_tick(&trade(Side::Sell, 99, 3)); // hits our bid
-        assert_eq!(s.position_lots, 3);
-        assert_eq!(s.cash_e8, -297);
-        s.on_tick(&trade(Side::Sell, 100, 3)); // above our bid: not ours
-        assert_eq!(s.position_lots, 3);
-        s.on_tick(&trade(Side::Buy, 102, 9)); // lifts our ask, capped at our size
-        assert_eq!(s.position_lots, -2);
-        assert_eq!(s.cash_e8, -297 + 505);
-        assert_eq!(s.filled_lots, 8);
-    }
-
-    #[test]
     fn microprice_leans_to_the_thin_side() {
-        let mut s = SymbolState::new(1, 4, 2);
+        let mut s = Book::new(1, 4);
         let mut t = quote(100, 110);
         t.bid_qty_lots = 9;
         t.ask_qty_lots = 1;

@@ -1,21 +1,33 @@
-//! The per-tick decision: symbol state update, strategy, order encoding and hand-off.
+//! The per-tick decision: book update, strategy, order encoding and hand-off.
+//!
+//! Per symbol the decider holds the [`Book`] (the market), the strategy's [`Position`]
+//! (its quotes and fills) and its own part: the orders working at the venue, one slot
+//! per level and side, so that only a changed quote becomes an order message.
 //!
 //! [`Decider::handle`] is generic over the scratch allocator, so the heap, arena and
 //! pool modes run the same code. Apart from what it asks of that allocator it does not
 //! allocate; it never blocks (a full order channel drops and counts the order). Hot
 //! thread only.
 
-use crate::book::SymbolState;
+use crate::book::Book;
 use crate::order::{self, OrderMsg};
-use crate::strategy::{self, Params};
+use crate::strategy::{self, Params, Position};
 use allocator_api2::alloc::Allocator;
 use common::config::Config;
-use common::tick::{Tick, PX_SCALE};
+use common::tick::{Tick, TickKind, PX_SCALE};
 use crossbeam_channel::Sender;
+
+/// What the engine holds for one symbol.
+struct Symbol {
+    book: Book,
+    position: Position,
+    /// Working (price, lots) per order slot (`2 × levels`), to send only changes.
+    working: Box<[(i64, u32)]>,
+}
 
 /// Everything the hot thread knows between ticks.
 pub struct Decider {
-    states: Vec<SymbolState>,
+    symbols: Vec<Symbol>,
     names: Vec<Box<[u8]>>,
     params: Params,
     orders_tx: Sender<OrderMsg>,
@@ -33,12 +45,16 @@ impl Decider {
     pub fn new(config: &Config, orders_tx: Sender<OrderMsg>) -> Decider {
         let levels = config.engine.levels as usize;
         Decider {
-            states: config
+            symbols: config
                 .symbols
                 .iter()
                 .map(|s| {
                     let tick_e8 = (s.tick_size * PX_SCALE as f64).round() as i64;
-                    SymbolState::new(tick_e8, config.engine.window, 2 * levels)
+                    Symbol {
+                        book: Book::new(tick_e8, config.engine.window),
+                        position: Position::default(),
+                        working: vec![(0, 0); 2 * levels].into_boxed_slice(),
+                    }
                 })
                 .collect(),
             names: config
@@ -60,12 +76,21 @@ impl Decider {
     #[inline]
     pub fn handle<A: Allocator + Copy>(&mut self, tick: &Tick, alloc: A) {
         let symbol = tick.symbol;
-        let Some(state) = self.states.get_mut(symbol as usize) else {
+        let Some(state) = self.symbols.get_mut(symbol as usize) else {
             self.unknown_symbols += 1;
             return;
         };
-        state.on_tick(tick);
-        let intents = strategy::decide(symbol, state, &self.params, alloc);
+        if tick.kind == TickKind::Trade {
+            state.position.fill(tick);
+        }
+        state.book.on_tick(tick);
+        let intents = strategy::decide(
+            symbol,
+            &state.book,
+            &mut state.position,
+            &self.params,
+            alloc,
+        );
         let levels = self.params.levels();
         for intent in intents.iter() {
             let slot = intent.slot(levels);
@@ -96,12 +121,12 @@ impl Decider {
 
     /// Total position over all symbols, lots (long minus short).
     pub fn net_position_lots(&self) -> i64 {
-        self.states.iter().map(|s| s.position_lots).sum()
+        self.symbols.iter().map(|s| s.position.position_lots).sum()
     }
 
     /// Lots filled against our quotes over all symbols.
     pub fn filled_lots(&self) -> u64 {
-        self.states.iter().map(|s| s.filled_lots).sum()
+        self.symbols.iter().map(|s| s.position.filled_lots).sum()
     }
 }
 

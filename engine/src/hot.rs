@@ -15,17 +15,24 @@
 //! one, the loop closes the feed's [`FeedSession`] and calls the `reopen` function it
 //! was given, which waits (sleeping, off the per-tick path: there are no ticks) for the
 //! next feed's ring; sequence numbers then start again from that ring's oldest tick.
+//!
+//! [`thread`] is the hot thread around the loop: it pins itself, allocates and touches
+//! its scratch memory and state after pinning, and runs [`run`] with the settings of the
+//! configuration.
 
 use crate::decider::Decider;
+use crate::order::OrderMsg;
 use allocator_api2::alloc::Global;
 use bumpalo::Bump;
 use common::alloc::{thread_counts, AllocCounts};
 use common::clock::Clock;
-use common::config::EngineConfig;
-use common::cores::Waiter;
+use common::clock::ClockSource;
+use common::config::{Config, EngineConfig, OnProducerGone, Scratch as ScratchMode};
+use common::cores::{pin_current, Waiter};
 use common::latency::{Interval, IntervalRecorder, Rotate, Stage};
 use common::manifest::{EndReason, FeedSession};
 use common::pool::{Pool, PoolStats};
+use common::ring::shm::MappedRegion;
 use common::ring::{Poll, Progress, Region, Registration, Subscriber};
 use common::tick::Tick;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -87,6 +94,128 @@ impl Scratch {
         match self {
             Scratch::Pool(p) => Some(p.stats()),
             _ => None,
+        }
+    }
+}
+
+/// What the hot thread hands back when it ends.
+pub struct Finished {
+    /// What the loop counted.
+    pub result: HotResult,
+    /// Whether the thread was pinned to `cores.engine_hot`.
+    pub pinned: bool,
+    /// Bytes reserved for scratch (see [`Scratch::arena_bytes`]).
+    pub arena_bytes: u64,
+    /// The pool's counters, in pool mode.
+    pub pool: Option<PoolStats>,
+    /// The decider, with its order counts and positions (dropping it closes the order
+    /// channel).
+    pub decider: Decider,
+}
+
+/// The hot thread: pins itself to `cores.engine_hot`, then allocates and touches its
+/// scratch memory (per `engine.scratch`) and the decider's state, and runs [`run`] on
+/// `sub` with the configuration's settings. With `engine.on_producer_gone = "wait"` it
+/// waits for the next feed (sleeping: there are no ticks then) and goes on reading its
+/// ring.
+pub fn thread(
+    config: &Config,
+    clock: &Clock,
+    mut sub: Subscriber<MappedRegion>,
+    mut recorder: IntervalRecorder,
+    orders_tx: crossbeam_channel::Sender<OrderMsg>,
+    stop: &AtomicBool,
+) -> Finished {
+    let pinned = pin_current(config.cores.engine_hot);
+    if !pinned {
+        eprintln!(
+            "engine: warning: could not pin the hot thread to core {}",
+            config.cores.engine_hot
+        );
+    }
+    // Allocate and touch the hot thread's memory after pinning.
+    let mut scratch = match config.engine.scratch {
+        ScratchMode::Arena => Scratch::arena(config.engine.arena_bytes),
+        ScratchMode::Heap => Scratch::Heap,
+        ScratchMode::Pool => Scratch::pool(&config.engine),
+    };
+    let mut decider = Decider::new(config, orders_tx);
+    let mut waiter = Waiter::new(config.engine.wait);
+    let ms = |v: f64| clock.raw_from_ns((v * 1e6) as u64);
+    let settings = HotSettings {
+        warmup_raw: ms(config.warmup_s * 1e3),
+        interval_raw: ms(config.log.interval_ms as f64),
+        limit_raw: ms((config.duration_s + config.engine.grace_s) * 1e3),
+        producer_timeout_raw: ms(config.engine.producer_timeout_ms as f64),
+        housekeeping_raw: ms(1.0),
+    };
+    let source = clock.source();
+    let mut reopen = |closed: &FeedSession| reopen(config, stop, source, closed);
+    let on_gone = match config.engine.on_producer_gone {
+        OnProducerGone::Exit => OnGone::Stop,
+        OnProducerGone::Wait => OnGone::Reopen(&mut reopen),
+    };
+    let result = run(
+        &mut sub,
+        clock,
+        settings,
+        &mut waiter,
+        &mut decider,
+        &mut scratch,
+        &mut recorder,
+        stop,
+        on_gone,
+    );
+    Finished {
+        result,
+        pinned,
+        arena_bytes: scratch.arena_bytes(),
+        pool: scratch.pool_stats(),
+        decider,
+    }
+}
+
+/// The feed of `closed` is gone or has ended: says so, waits for a new feed's ring
+/// (stamped with the same clock `source`) and returns it; or why the engine stops.
+fn reopen(
+    config: &Config,
+    stop: &AtomicBool,
+    source: ClockSource,
+    closed: &FeedSession,
+) -> Result<Subscriber<MappedRegion>, EndReason> {
+    eprintln!(
+        "engine: feed pid {} {} after publishing {} ticks (received {}, missed {}); waiting for a new feed",
+        closed.producer_pid,
+        match closed.end {
+            EndReason::EndOfStream => "ended its stream".to_string(),
+            _ => format!(
+                "showed no sign of life for {} ms",
+                config.engine.producer_timeout_ms
+            ),
+        },
+        closed.published,
+        closed.received,
+        closed.missed,
+    );
+    match crate::wait_for_ring(config, stop, Some(closed.epoch_ns)) {
+        Ok(Some((sub, info))) if info.clock_source == source as u32 => {
+            eprintln!(
+                "engine: resynchronised on a new feed (pid {}): its sequence starts again at 1; the discontinuity is a new session in the summary",
+                info.producer_pid
+            );
+            Ok(sub)
+        }
+        Ok(Some((_, info))) => {
+            eprintln!(
+                "engine: error: the new feed (pid {}) stamps ticks with another clock source; stopping",
+                info.producer_pid
+            );
+            Err(EndReason::ProducerGone)
+        }
+        Ok(None) => Err(EndReason::Signal),
+        Err(f) => {
+            eprintln!("engine: error: {:#}", f.error);
+            Err(EndReason::ProducerGone)
         }
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! # Threads
 //!
-//! - **hot** (pinned to `cores.engine_hot`, busy-polling): see [`hot`]. No allocation
+//! - **hot** (pinned to `cores.engine_hot`, busy-polling; the hot path, in
+//!   `engine/src/hot.rs`): see [`hot`]. No allocation
 //!   per tick after warm-up in arena mode (counted and reported as
 //!   `global_allocs_per_tick`), no lock, no system call, no logging.
 //! - **report** (cold): every interval receives the hot thread's histograms over a
@@ -34,14 +35,14 @@ use anyhow::{anyhow, Context};
 use clap::Parser;
 use common::alloc::AllocProfile;
 use common::clock::{Clock, ClockSource};
-use common::config::{Config, KeyPath, OnProducerGone, Scratch as ScratchMode};
-use common::cores::{allowed_cores, pin_current, restrict_current, WaitStrategy, Waiter};
+use common::config::{Config, KeyPath};
+use common::cores::restrict_current;
 use common::files::{self, Kind};
 use common::latency::{
     fixed_histogram, format_line, interval_channel, to_ns, Hlog, IntervalSink, Percentiles,
     HIGHEST_NS, STAGES,
 };
-use common::manifest::{AllocatorInfo, EndReason, EngineSummary, FeedSession, Manifest};
+use common::manifest::{AllocatorInfo, EndReason, EngineSummary, Manifest};
 use common::memory::{MemoryReport, MemorySample, Monitor};
 use common::ring::shm::{self, MappedRegion, OpenError, RingInfo};
 use common::ring::{StartAt, Subscriber};
@@ -66,7 +67,7 @@ pub use common::allocators::AllocatorHooks;
 
 /// A failure with its exit code: 2 for bad input, 1 for everything else.
 pub use common::runargs::Failure;
-use common::runargs::{ENGINE_HLOG, ENGINE_SUMMARY};
+use common::runargs::{Started, ENGINE_HLOG, ENGINE_SUMMARY};
 
 /// Sleep of a cold thread that found its channel empty. Each wake-up can preempt a hot
 /// thread on a machine without spare cores, so cold threads wake rarely and drain in
@@ -84,7 +85,7 @@ pub fn main_with(hooks: AllocatorHooks) -> ExitCode {
 
 /// Waits until a live feed's ring can be opened (not the one of `skip_epoch`, a feed
 /// already read). `None` if stopped while waiting.
-fn wait_for_ring(
+pub(crate) fn wait_for_ring(
     config: &Config,
     stop: &AtomicBool,
     skip_epoch: Option<u64>,
@@ -147,28 +148,16 @@ fn wait_for_ring(
 }
 
 fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
-    // Read the allowed cores before any thread is pinned.
-    let allowed = allowed_cores();
-    let (config, out) = args
-        .run
-        .load(
-            &allowed,
-            &[(ENGINE_SUMMARY, Kind::Json), (ENGINE_HLOG, Kind::Hlog)],
-        )
-        .map_err(Failure::bad_input)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .context("cannot install signal handler")
-            .map_err(Failure::runtime)?;
-    }
-    if config.engine.wait == WaitStrategy::Spin && allowed.len() <= 2 {
-        eprintln!(
-            "engine: note: {} allowed cores for 2 spinning hot threads (feed md, engine hot); \
-             cold threads share their cores, expect a noisy tail",
-            allowed.len()
-        );
-    }
+    let Started {
+        allowed,
+        config,
+        out,
+        stop,
+    } = args.run.start(
+        "engine",
+        &[(ENGINE_SUMMARY, Kind::Json), (ENGINE_HLOG, Kind::Hlog)],
+        |c| c.engine.wait,
+    )?;
     let hlog_path = out.join(ENGINE_HLOG);
     let start_time = SystemTime::now();
     let hlog = Hlog::create(
@@ -182,7 +171,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     )
     .map_err(Failure::file)?;
 
-    let Some((mut sub, info)) = wait_for_ring(&config, &stop, None)? else {
+    let Some((sub, info)) = wait_for_ring(&config, &stop, None)? else {
         eprintln!("engine: stopped while waiting for the feed");
         return Ok(());
     };
@@ -249,92 +238,20 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         std::thread::Builder::new()
             .name("engine-hot".into())
             .spawn(move || {
-                let pinned = pin_current(config.cores.engine_hot);
-                if !pinned {
-                    eprintln!(
-                        "engine: warning: could not pin the hot thread to core {}",
-                        config.cores.engine_hot
-                    );
-                }
-                // Allocate and touch the hot thread's memory after pinning.
-                let mut scratch = match config.engine.scratch {
-                    ScratchMode::Arena => hot::Scratch::arena(config.engine.arena_bytes),
-                    ScratchMode::Heap => hot::Scratch::Heap,
-                    ScratchMode::Pool => hot::Scratch::pool(&config.engine),
-                };
-                let mut decider = decider::Decider::new(&config, orders_tx);
-                let mut waiter = Waiter::new(config.engine.wait);
-                let mut recorder = recorder;
-                let ms = |v: f64| clock.raw_from_ns((v * 1e6) as u64);
-                let settings = hot::HotSettings {
-                    warmup_raw: ms(config.warmup_s * 1e3),
-                    interval_raw: ms(config.log.interval_ms as f64),
-                    limit_raw: ms((config.duration_s + config.engine.grace_s) * 1e3),
-                    producer_timeout_raw: ms(config.engine.producer_timeout_ms as f64),
-                    housekeeping_raw: ms(1.0),
-                };
-                let timeout_ms = config.engine.producer_timeout_ms;
-                let mut reopen = |closed: &FeedSession| {
-                    eprintln!(
-                        "engine: feed pid {} {} after publishing {} ticks (received {}, missed {}); waiting for a new feed",
-                        closed.producer_pid,
-                        match closed.end {
-                            EndReason::EndOfStream => "ended its stream".to_string(),
-                            _ => format!("showed no sign of life for {timeout_ms} ms"),
-                        },
-                        closed.published,
-                        closed.received,
-                        closed.missed,
-                    );
-                    match wait_for_ring(&config, &stop, Some(closed.epoch_ns)) {
-                        Ok(Some((sub, info))) if info.clock_source == source as u32 => {
-                            eprintln!(
-                                "engine: resynchronised on a new feed (pid {}): its sequence starts again at 1; the discontinuity is a new session in the summary",
-                                info.producer_pid
-                            );
-                            Ok(sub)
-                        }
-                        Ok(Some((_, info))) => {
-                            eprintln!(
-                                "engine: error: the new feed (pid {}) stamps ticks with another clock source; stopping",
-                                info.producer_pid
-                            );
-                            Err(EndReason::ProducerGone)
-                        }
-                        Ok(None) => Err(EndReason::Signal),
-                        Err(f) => {
-                            eprintln!("engine: error: {:#}", f.error);
-                            Err(EndReason::ProducerGone)
-                        }
-                    }
-                };
-                let on_gone = match config.engine.on_producer_gone {
-                    OnProducerGone::Exit => hot::OnGone::Stop,
-                    OnProducerGone::Wait => hot::OnGone::Reopen(&mut reopen),
-                };
-                let result = hot::run(
-                    &mut sub,
-                    &clock,
-                    settings,
-                    &mut waiter,
-                    &mut decider,
-                    &mut scratch,
-                    &mut recorder,
-                    &stop,
-                    on_gone,
-                );
+                let out = hot::thread(&config, &clock, sub, recorder, orders_tx, &stop);
                 profile.publish(ROLE_HOT);
-                (
-                    result,
-                    pinned,
-                    (scratch.arena_bytes(), scratch.pool_stats()),
-                    decider,
-                )
+                out
             })
             .context("cannot start the hot thread")
             .map_err(Failure::runtime)?
     };
-    let (result, pinned, (arena_bytes, pool), decider) = hot
+    let hot::Finished {
+        result,
+        pinned,
+        arena_bytes,
+        pool,
+        decider,
+    } = hot
         .join()
         .map_err(|_| Failure::runtime(anyhow!("hot thread panicked")))?;
     let (orders, orders_dropped) = (decider.orders, decider.orders_dropped);

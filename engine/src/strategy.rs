@@ -1,15 +1,60 @@
 //! The market maker: quotes `levels` orders on each side around a fair price, widened by
-//! the windowed volatility and skewed against the inventory.
+//! the windowed volatility and skewed against the inventory. It owns its part of each
+//! symbol's state, [`Position`]: its first-level quotes, the simulated fills against
+//! them, the position and the cash; the market itself is the [`Book`].
 //!
 //! [`decide`] is written once, generic over an allocator: the order intents go into a
 //! `Vec` in whatever allocator the scratch strategy supplies (the per-tick arena, or the
 //! global heap), so every scratch mode runs the same logic. Hot thread only; it
 //! allocates only through the allocator it is given.
 
-use crate::book::SymbolState;
+use crate::book::Book;
 use allocator_api2::alloc::Allocator;
 use allocator_api2::vec::Vec;
 use common::config::EngineConfig;
+use common::tick::{Side, Tick};
+
+/// The strategy's own state for one symbol: its quotes and what they earned.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Position {
+    /// Position in lots (positive long).
+    pub position_lots: i64,
+    /// Cash from fills, price × 10⁸ × lots (negative after buying).
+    pub cash_e8: i128,
+    /// Our working bid and ask at the first level (0 = none), for fill simulation.
+    pub our_bid_px_e8: i64,
+    /// See `our_bid_px_e8`.
+    pub our_ask_px_e8: i64,
+    /// Size of our first-level quotes.
+    pub our_qty_lots: u32,
+    /// Lots filled against our quotes.
+    pub filled_lots: u64,
+}
+
+impl Position {
+    /// A trade that reaches our price fills our first-level quote.
+    #[inline]
+    pub fn fill(&mut self, tick: &Tick) {
+        let qty = tick.last_qty_lots.min(self.our_qty_lots) as i64;
+        if qty == 0 {
+            return;
+        }
+        match tick.side {
+            // An aggressive seller hits bids at or above its price: ours if we bid there.
+            Side::Sell if self.our_bid_px_e8 > 0 && tick.last_px_e8 <= self.our_bid_px_e8 => {
+                self.position_lots += qty;
+                self.cash_e8 -= self.our_bid_px_e8 as i128 * qty as i128;
+                self.filled_lots += qty as u64;
+            }
+            Side::Buy if self.our_ask_px_e8 > 0 && tick.last_px_e8 >= self.our_ask_px_e8 => {
+                self.position_lots -= qty;
+                self.cash_e8 += self.our_ask_px_e8 as i128 * qty as i128;
+                self.filled_lots += qty as u64;
+            }
+            _ => {}
+        }
+    }
+}
 
 /// Buy or sell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,21 +122,22 @@ impl Params {
     }
 }
 
-/// The orders to keep working for `symbol` after its latest tick, bids then asks.
-/// A side whose position limit is reached is not quoted. Records the first-level
-/// quotes in the state for fill simulation.
+/// The orders to keep working for `symbol` after its latest tick (`book`), bids then
+/// asks. A side whose position limit is reached is not quoted. Records the first-level
+/// quotes in `s` for fill simulation.
 #[inline]
 pub fn decide<A: Allocator>(
     symbol: u16,
-    s: &mut SymbolState,
+    book: &Book,
+    s: &mut Position,
     p: &Params,
     alloc: A,
 ) -> Vec<OrderIntent, A> {
     let mut out = Vec::with_capacity_in(2 * p.levels as usize, alloc);
-    let tick = s.tick_e8 as f64;
+    let tick = book.tick_e8 as f64;
     // Fair price: the microprice pulled a little towards the window mean.
-    let fair = 0.8 * s.microprice_e8() + 0.2 * s.mean_mid_e8();
-    let half = (p.half_spread_ticks + p.vol_widen * s.volatility_ticks()) * tick;
+    let fair = 0.8 * book.microprice_e8() + 0.2 * book.mean_mid_e8();
+    let half = (p.half_spread_ticks + p.vol_widen * book.volatility_ticks()) * tick;
     let skew = -p.skew_ticks_per_lot * s.position_lots as f64 * tick;
     let center = fair + skew;
     let can_buy = s.position_lots < p.max_position_lots;
@@ -104,7 +150,7 @@ pub fn decide<A: Allocator>(
         let qty_lots = p.quote_lots * (level + 1);
         if can_buy {
             // Round bids down and asks up onto the tick grid: never tighter than intended.
-            let px = floor_i64((center - offset) / tick) * s.tick_e8;
+            let px = floor_i64((center - offset) / tick) * book.tick_e8;
             if px > 0 {
                 out.push(OrderIntent {
                     symbol,
@@ -119,7 +165,7 @@ pub fn decide<A: Allocator>(
             }
         }
         if can_sell {
-            let px = ceil_i64((center + offset) / tick) * s.tick_e8;
+            let px = ceil_i64((center + offset) / tick) * book.tick_e8;
             out.push(OrderIntent {
                 symbol,
                 side: OrderSide::Sell,
@@ -165,16 +211,16 @@ mod tests {
     use allocator_api2::alloc::Global;
     use common::tick::Tick;
 
-    fn state() -> SymbolState {
-        let mut s = SymbolState::new(100, 8, 6);
-        s.on_tick(&Tick {
+    fn book() -> Book {
+        let mut b = Book::new(100, 8);
+        b.on_tick(&Tick {
             bid_px_e8: 10_000,
             ask_px_e8: 10_200,
             bid_qty_lots: 5,
             ask_qty_lots: 5,
             ..Tick::default()
         });
-        s
+        b
     }
 
     fn params() -> Params {
@@ -192,8 +238,8 @@ mod tests {
 
     #[test]
     fn quotes_levels_around_fair_on_the_grid() {
-        let mut s = state();
-        let o = decide(0, &mut s, &params(), Global);
+        let (b, mut s) = (book(), Position::default());
+        let o = decide(0, &b, &mut s, &params(), Global);
         assert_eq!(o.len(), 6);
         let bids: std::vec::Vec<i64> = o
             .iter()
@@ -215,15 +261,41 @@ mod tests {
 
     #[test]
     fn inventory_skews_and_limits() {
-        let mut s = state();
+        let (b, mut s) = (book(), Position::default());
         s.position_lots = 4; // long: lean down by 2 ticks
-        let o = decide(0, &mut s, &params(), Global);
+        let o = decide(0, &b, &mut s, &params(), Global);
         assert_eq!(o[0].px_e8, 9_800);
         assert_eq!(o[1].px_e8, 10_000);
         s.position_lots = 100; // at the limit: no more bids
-        let o = decide(0, &mut s, &params(), Global);
+        let o = decide(0, &b, &mut s, &params(), Global);
         assert!(o.iter().all(|i| i.side == OrderSide::Sell));
         assert_eq!(s.our_bid_px_e8, 0);
+    }
+
+    #[test]
+    fn trades_fill_our_quotes_and_move_the_position() {
+        let mut s = Position {
+            our_bid_px_e8: 99,
+            our_ask_px_e8: 101,
+            our_qty_lots: 5,
+            ..Position::default()
+        };
+        let trade = |side, px, qty| Tick {
+            kind: common::tick::TickKind::Trade,
+            side,
+            last_px_e8: px,
+            last_qty_lots: qty,
+            ..Tick::default()
+        };
+        s.fill(&trade(Side::Sell, 99, 3)); // hits our bid
+        assert_eq!(s.position_lots, 3);
+        assert_eq!(s.cash_e8, -297);
+        s.fill(&trade(Side::Sell, 100, 3)); // above our bid: not ours
+        assert_eq!(s.position_lots, 3);
+        s.fill(&trade(Side::Buy, 102, 9)); // lifts our ask, capped at our size
+        assert_eq!(s.position_lots, -2);
+        assert_eq!(s.cash_e8, -297 + 505);
+        assert_eq!(s.filled_lots, 8);
     }
 
     #[test]
@@ -261,8 +333,8 @@ mod tests {
 
     #[test]
     fn slots_are_distinct() {
-        let mut s = state();
-        let o = decide(0, &mut s, &params(), Global);
+        let (b, mut s) = (book(), Position::default());
+        let o = decide(0, &b, &mut s, &params(), Global);
         let mut slots: std::vec::Vec<usize> = o.iter().map(|i| i.slot(3)).collect();
         slots.sort_unstable();
         assert_eq!(slots, [0, 1, 2, 3, 4, 5]);

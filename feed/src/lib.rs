@@ -27,7 +27,7 @@ use clap::Parser;
 use common::alloc::AllocProfile;
 use common::clock::{unix_ns, Clock};
 use common::config::{Config, KeyPath};
-use common::cores::{allowed_cores, restrict_current, WaitStrategy};
+use common::cores::restrict_current;
 use common::files::{self, Kind};
 use common::manifest::{
     fmt_bytes, AllocatorInfo, EvictionReport, FeedSummary, LosslessReport, Manifest,
@@ -38,7 +38,7 @@ use common::tick::Tick;
 use crossbeam_channel::{Receiver, TryRecvError};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,7 +47,7 @@ pub use common::allocators::AllocatorHooks;
 
 /// A failure with its exit code: 2 for bad input, 1 for everything else.
 pub use common::runargs::Failure;
-use common::runargs::FEED_SUMMARY;
+use common::runargs::{Started, FEED_SUMMARY};
 
 /// Sleep of a cold thread that found its channel empty. Each wake-up can preempt a hot
 /// thread on a machine without spare cores, so cold threads wake rarely and drain in
@@ -64,25 +64,14 @@ pub fn main_with(hooks: AllocatorHooks) -> ExitCode {
 }
 
 fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
-    // Read the allowed cores before any thread is pinned.
-    let allowed = allowed_cores();
-    let (config, out) = args
+    let Started {
+        allowed,
+        config,
+        out,
+        stop,
+    } = args
         .run
-        .load(&allowed, &[(FEED_SUMMARY, Kind::Json)])
-        .map_err(Failure::bad_input)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .context("cannot install signal handler")
-            .map_err(Failure::runtime)?;
-    }
-    if config.feed.wait == WaitStrategy::Spin && allowed.len() <= 2 {
-        eprintln!(
-            "feed: note: {} allowed cores for 2 spinning hot threads (feed md, engine hot); \
-             cold threads share their cores, expect a noisy tail",
-            allowed.len()
-        );
-    }
+        .start("feed", &[(FEED_SUMMARY, Kind::Json)], |c| c.feed.wait)?;
     let clock = Clock::new();
     let mut publisher = shm::create(
         &config.ring.path,

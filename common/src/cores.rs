@@ -32,6 +32,17 @@ pub fn pin_current(core: usize) -> bool {
     core_affinity::set_for_current(core_affinity::CoreId { id: core })
 }
 
+/// [`pin_current`], saying on stderr when it fails (`PROCESS: warning: could not pin
+/// the THREAD thread to core N`): the thread then runs wherever the kernel puts it.
+/// Start-up work: it formats and writes when pinning fails.
+pub fn pin_or_warn(process: &str, thread: &str, core: usize) -> bool {
+    let pinned = pin_current(core);
+    if !pinned {
+        eprintln!("{process}: warning: could not pin the {thread} thread to core {core}");
+    }
+    pinned
+}
+
 /// Restricts the calling thread to `cores` (for cold threads); an empty list leaves
 /// the mask as it is. Returns whether the kernel accepted it.
 pub fn restrict_current(cores: &[usize]) -> bool {

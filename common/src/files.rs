@@ -500,6 +500,39 @@ pub fn open_own(path: &Path, accept: impl Fn(&[u8]) -> bool) -> Result<(File, bo
     }
 }
 
+/// Everything observable about the object at `path`, without following a symbolic
+/// link: identity, mode, size, modification and change times, and content (a link's
+/// target, a folder's sorted names, a regular file's bytes). Two equal snapshots mean
+/// the object was left exactly as it was: for tests and fault scenarios that check the
+/// project did not touch a file of someone else's.
+pub fn snapshot(path: &Path) -> io::Result<String> {
+    let m = std::fs::symlink_metadata(path)?;
+    let content = if m.file_type().is_symlink() {
+        format!("-> {}", std::fs::read_link(path)?.display())
+    } else if m.is_dir() {
+        let mut names = std::fs::read_dir(path)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<io::Result<Vec<_>>>()?;
+        names.sort();
+        format!("{names:?}")
+    } else if m.is_file() {
+        format!("{:?}", std::fs::read(path)?)
+    } else {
+        String::new()
+    };
+    Ok(format!(
+        "ino {} mode {:o} uid {} len {} mtime {}.{} ctime {}.{} {content}",
+        m.ino(),
+        m.mode(),
+        m.uid(),
+        m.len(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec()
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

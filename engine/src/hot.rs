@@ -28,7 +28,7 @@ use common::alloc::{thread_counts, AllocCounts};
 use common::clock::Clock;
 use common::clock::ClockSource;
 use common::config::{Config, EngineConfig, OnProducerGone, Scratch as ScratchMode};
-use common::cores::{pin_current, Waiter};
+use common::cores::{pin_or_warn, Waiter};
 use common::latency::{Interval, IntervalRecorder, Rotate, Stage};
 use common::manifest::{EndReason, FeedSession};
 use common::pool::{Pool, PoolStats};
@@ -126,13 +126,7 @@ pub fn thread(
     orders_tx: crossbeam_channel::Sender<OrderMsg>,
     stop: &AtomicBool,
 ) -> Finished {
-    let pinned = pin_current(config.cores.engine_hot);
-    if !pinned {
-        eprintln!(
-            "engine: warning: could not pin the hot thread to core {}",
-            config.cores.engine_hot
-        );
-    }
+    let pinned = pin_or_warn("engine", "hot", config.cores.engine_hot);
     // Allocate and touch the hot thread's memory after pinning.
     let mut scratch = match config.engine.scratch {
         ScratchMode::Arena => Scratch::arena(config.engine.arena_bytes),

@@ -77,6 +77,7 @@ fn run_watched(cmd: &mut Command) -> (Option<i32>, String) {
 /// code 2 and a message naming the file and the check, never panic and never hang.
 #[test]
 fn corrupt_ring_files_exit_2_naming_the_file_and_the_check() {
+    use common::clock::ClockSource;
     use common::ring::shm::{self, ProducerId};
     use common::ring::{offsets, HEADER_BYTES, LAYOUT_VERSION};
     use common::tick::TICK_LAYOUT_FINGERPRINT;
@@ -84,11 +85,7 @@ fn corrupt_ring_files_exit_2_naming_the_file_and_the_check() {
     let dir = tempfile::tempdir().unwrap();
     let valid = {
         let path = dir.path().join("valid.ring");
-        let id = ProducerId {
-            clock_source: 1,
-            epoch_ns: 1,
-            lossless: false,
-        };
+        let id = ProducerId::now(ClockSource::Tsc, false);
         let _producer = shm::create(&path, 1024, id).unwrap();
         std::fs::read(&path).unwrap()
     };
@@ -292,17 +289,14 @@ fn waits_for_the_feed_and_stops_cleanly_on_sigterm() {
 /// live producer; as any other user the ring's mode is 0000.
 #[test]
 fn an_unreadable_ring_exits_2_saying_so() {
+    use common::clock::ClockSource;
     use common::ring::shm::{self, ProducerId};
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
     let ring = d.join("r.ring");
-    let id = ProducerId {
-        clock_source: 1,
-        epoch_ns: 1,
-        lossless: false,
-    };
+    let id = ProducerId::now(ClockSource::Tsc, false);
     let _producer = shm::create(&ring, 1024, id).unwrap();
     let cfg = config(d, &ring);
     std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();

@@ -25,7 +25,7 @@ pub mod schedule;
 use anyhow::{anyhow, Context};
 use clap::Parser;
 use common::alloc::AllocProfile;
-use common::clock::{unix_ns, Clock};
+use common::clock::Clock;
 use common::config::{Config, KeyPath};
 use common::cores::restrict_current;
 use common::files::{self, Kind};
@@ -76,11 +76,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     let mut publisher = shm::create(
         &config.ring.path,
         config.ring.capacity,
-        ProducerId {
-            clock_source: clock.source() as u32,
-            epoch_ns: unix_ns(),
-            lossless: config.ring.lossless,
-        },
+        ProducerId::now(clock.source(), config.ring.lossless),
     )
     .map_err(|e| match e {
         // Someone else's file at ring.path: bad input, located at the key.

@@ -22,7 +22,7 @@ use crate::{gen, schedule};
 use common::alloc::{thread_counts, AllocCounts, AllocProfile};
 use common::clock::Clock;
 use common::config::Config;
-use common::cores::{pin_current, Waiter};
+use common::cores::{pin_or_warn, Waiter};
 use common::manifest::EndReason;
 use common::ring::shm::OwnedRegion;
 use common::ring::{LosslessStats, Publisher};
@@ -98,13 +98,7 @@ pub fn thread(
     history: Sender<Tick>,
     shared: &Shared,
 ) -> Report {
-    let pinned = pin_current(config.cores.feed_md);
-    if !pinned {
-        eprintln!(
-            "feed: warning: could not pin the md thread to core {}",
-            config.cores.feed_md
-        );
-    }
+    let pinned = pin_or_warn("feed", "md", config.cores.feed_md);
     let waited = if config.ring.lossless && config.ring.wait_for_consumers > 0 {
         wait_for_consumers(config, clock, &publisher, shared.stop)
     } else {

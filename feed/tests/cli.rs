@@ -215,47 +215,13 @@ fn publishes_and_writes_a_summary() {
     assert!(stdout.contains("feed done: published="), "{stdout}");
 }
 
-/// Everything observable about the object at `p`, without following a link: identity,
-/// mode, size, times and content (a link's target, a folder's names).
-fn snapshot(p: &Path) -> String {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::symlink_metadata(p).unwrap();
-    let content = if m.file_type().is_symlink() {
-        format!("-> {}", std::fs::read_link(p).unwrap().display())
-    } else if m.is_dir() {
-        let mut names: Vec<_> = std::fs::read_dir(p)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        names.sort();
-        format!("{names:?}")
-    } else if m.is_file() {
-        format!("{:?}", std::fs::read(p).unwrap())
-    } else {
-        String::new()
-    };
-    format!(
-        "ino {} mode {:o} len {} mtime {}.{} ctime {}.{} {content}",
-        m.ino(),
-        m.mode(),
-        m.len(),
-        m.mtime(),
-        m.mtime_nsec(),
-        m.ctime(),
-        m.ctime_nsec()
-    )
-}
-
 /// A ring made by this build, with another layout version written into its header.
 fn ring_of_another_layout(dir: &Path) -> Vec<u8> {
+    use common::clock::ClockSource;
     use common::ring::shm::{self, ProducerId};
     use common::ring::{offsets, LAYOUT_VERSION};
     let path = dir.join("layout.src");
-    let id = ProducerId {
-        clock_source: 1,
-        epoch_ns: 1,
-        lossless: false,
-    };
+    let id = ProducerId::now(ClockSource::Tsc, false);
     let producer = shm::create(&path, 1024, id).unwrap();
     let mut bytes = std::fs::read(&path).unwrap();
     producer.end_and_unlink();
@@ -316,7 +282,7 @@ fn foreign_objects_at_ring_path_exit_2_and_are_left_unchanged() {
     ];
     for (what, make, expected) in &cases {
         make(&ring);
-        let before = snapshot(&ring);
+        let before = common::files::snapshot(&ring).unwrap();
         let (code, stderr) = run_feed(dir.path(), GOOD);
         assert_eq!(code, Some(2), "{what}: {stderr}");
         let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
@@ -328,7 +294,11 @@ fn foreign_objects_at_ring_path_exit_2_and_are_left_unchanged() {
             "{what}: {expected:?}: {stderr}"
         );
         assert!(!stderr.contains("panicked"), "{what}: {stderr}");
-        assert_eq!(snapshot(&ring), before, "{what}: changed");
+        assert_eq!(
+            common::files::snapshot(&ring).unwrap(),
+            before,
+            "{what}: changed"
+        );
         let lock = common::ring::shm::lock_path(&ring);
         assert!(!lock.exists(), "{what}: a lock file was left");
         if std::fs::symlink_metadata(&ring).unwrap().is_dir() {

@@ -290,6 +290,18 @@ pub struct ProducerId {
     pub lossless: bool,
 }
 
+impl ProducerId {
+    /// A producer starting now (its epoch is the current time) with stamps from
+    /// `clock_source`.
+    pub fn now(clock_source: crate::clock::ClockSource, lossless: bool) -> ProducerId {
+        ProducerId {
+            clock_source: clock_source as u32,
+            epoch_ns: crate::clock::unix_ns(),
+            lossless,
+        }
+    }
+}
+
 /// Whether a process with this id is running (`/proc/<pid>` exists; pid 0 is not).
 pub fn process_alive(pid: u32) -> bool {
     pid != 0 && Path::new(&format!("/proc/{pid}")).exists()
@@ -725,35 +737,6 @@ mod tests {
         assert!(!path.exists() && !lock.exists());
     }
 
-    /// Everything observable about the object at `p`, without following a link.
-    fn snapshot(p: &Path) -> String {
-        let m = std::fs::symlink_metadata(p).unwrap();
-        let content = if m.file_type().is_symlink() {
-            format!("-> {}", std::fs::read_link(p).unwrap().display())
-        } else if m.is_dir() {
-            let mut names: Vec<_> = std::fs::read_dir(p)
-                .unwrap()
-                .map(|e| e.unwrap().file_name())
-                .collect();
-            names.sort();
-            format!("{names:?}")
-        } else if m.is_file() {
-            format!("{:?}", std::fs::read(p).unwrap())
-        } else {
-            String::new()
-        };
-        format!(
-            "ino {} mode {:o} len {} mtime {}.{} ctime {}.{} {content}",
-            m.ino(),
-            m.mode(),
-            m.len(),
-            m.mtime(),
-            m.mtime_nsec(),
-            m.ctime(),
-            m.ctime_nsec()
-        )
-    }
-
     #[test]
     fn foreign_objects_at_the_ring_path_are_refused_and_left_unchanged() {
         let dir = tempfile::tempdir().unwrap();
@@ -812,7 +795,7 @@ mod tests {
         for (name, make, what) in cases {
             let path = d.join(format!("{name}.ring"));
             make(&path);
-            let before = snapshot(&path);
+            let before = crate::files::snapshot(&path).unwrap();
             match create(&path, 8, ID) {
                 Err(e @ CreateError::Foreign { .. }) => {
                     let msg = e.to_string();
@@ -822,7 +805,11 @@ mod tests {
                 Err(e) => panic!("{name}: unexpected error {e}"),
                 Ok(_) => panic!("{name}: a foreign object was taken as a ring"),
             }
-            assert_eq!(snapshot(&path), before, "{name} changed");
+            assert_eq!(
+                crate::files::snapshot(&path).unwrap(),
+                before,
+                "{name} changed"
+            );
             assert!(
                 !lock_path(&path).exists(),
                 "{name}: a lock file was written"
@@ -844,12 +831,12 @@ mod tests {
         let path = dir.path().join("r.ring");
         let lock = lock_path(&path);
         std::fs::write(&lock, b"my notes\n").unwrap();
-        let before = snapshot(&lock);
+        let before = crate::files::snapshot(&lock).unwrap();
         assert!(matches!(
             create(&path, 8, ID),
             Err(CreateError::Foreign { .. })
         ));
-        assert_eq!(snapshot(&lock), before);
+        assert_eq!(crate::files::snapshot(&lock).unwrap(), before);
         assert!(!path.exists());
         // A leftover lock file of a dead producer (a pid) is taken over, and removed.
         std::fs::write(&lock, b"123\n").unwrap();
@@ -868,13 +855,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.ring");
         let live = create(&path, 8, ID).unwrap();
-        let (ring, lock) = (snapshot(&path), snapshot(&lock_path(&path)));
+        let (ring, lock) = (
+            crate::files::snapshot(&path).unwrap(),
+            crate::files::snapshot(&lock_path(&path)).unwrap(),
+        );
         assert!(matches!(
             create(&path, 8, ID),
             Err(CreateError::Held { .. })
         ));
-        assert_eq!(snapshot(&path), ring);
-        assert_eq!(snapshot(&lock_path(&path)), lock);
+        assert_eq!(crate::files::snapshot(&path).unwrap(), ring);
+        assert_eq!(crate::files::snapshot(&lock_path(&path)).unwrap(), lock);
         drop(live);
     }
 

@@ -172,11 +172,7 @@ fn with_producer<T: Send>(
 /// The producer process's side: creates the ring, waits for the start line, sends,
 /// ends and unlinks the ring.
 pub fn producer_process(args: &ProducerArgs, clock: &Clock) -> Result<()> {
-    let id = ProducerId {
-        clock_source: clock.source() as u32,
-        epoch_ns: common::clock::unix_ns(),
-        lossless: false,
-    };
+    let id = ProducerId::now(clock.source(), false);
     let path = PathBuf::from(&args.name);
     let mut sink = shm::create(&path, args.capacity, id).context("cannot create the ring")?;
     if let Err(e) = process::wait_for_start() {

@@ -56,6 +56,9 @@ pub struct Config {
     /// Memory warning thresholds.
     #[serde(default)]
     pub monitor: crate::memory::MonitorConfig,
+    /// How cold threads share cores with hot ones.
+    #[serde(default)]
+    pub cold: ColdConfig,
     /// The instruments, in symbol-index order.
     pub symbols: Vec<SymbolConfig>,
     /// The file and text this configuration was parsed from, so that a problem found
@@ -271,6 +274,65 @@ impl Default for EngineConfig {
     }
 }
 
+/// `[cold]`: how the cold threads (the feed's history, the engine's report and order
+/// sink) share cores with the spinning hot threads on a machine without spare cores.
+/// Each does its work in slices of at most `slice_us`, sleeping `pause_us` between two
+/// slices, and sleeps `poll_ms` when it finds nothing to do; `policy` and `nice` set
+/// its scheduling class and weight.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ColdConfig {
+    /// Longest slice of cold work before the thread hands its core back, microseconds
+    /// (0: no slicing, each batch runs whole).
+    pub slice_us: u64,
+    /// Sleep between two slices, microseconds.
+    pub pause_us: u64,
+    /// Sleep of a cold thread that found nothing to do, milliseconds.
+    pub poll_ms: u64,
+    /// Scheduling class of the cold threads.
+    pub policy: ColdPolicy,
+    /// Nice value of the cold threads (-20 to 19; below 0 needs privileges).
+    pub nice: i32,
+}
+
+impl Default for ColdConfig {
+    fn default() -> ColdConfig {
+        ColdConfig {
+            slice_us: 50,
+            pause_us: 50,
+            poll_ms: 5,
+            policy: ColdPolicy::Other,
+            nice: 0,
+        }
+    }
+}
+
+/// `cold.policy`: the Linux scheduling class of the cold threads.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ColdPolicy {
+    /// `SCHED_OTHER`, the normal class.
+    #[default]
+    Other,
+    /// `SCHED_BATCH`: treated as CPU-bound, does not preempt a running thread when it
+    /// wakes up.
+    Batch,
+    /// `SCHED_IDLE`: runs only when nothing else wants the core (a spinning hot thread
+    /// always does, so only what the scheduler's minimum share allows).
+    Idle,
+}
+
+impl ColdPolicy {
+    /// The name used in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            ColdPolicy::Other => "other",
+            ColdPolicy::Batch => "batch",
+            ColdPolicy::Idle => "idle",
+        }
+    }
+}
+
 /// `[log]`: interval lines and output files.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -375,6 +437,7 @@ impl Config {
                 ),
             ));
         }
+        self.validate_cold()?;
         let m = &self.monitor;
         if !(m.fragmentation_warn > 0.0 && m.fragmentation_warn <= 1.0) {
             return Err((
@@ -392,6 +455,39 @@ impl Config {
             ));
         }
         self.validate_symbols()
+    }
+
+    fn validate_cold(&self) -> Result<(), (KeyPath, String)> {
+        let c = &self.cold;
+        let k = |name: &str| KeyPath::key("cold").then(name);
+        if c.slice_us > 1_000_000 {
+            return Err((
+                k("slice_us"),
+                format!(
+                    "must be at most 1000000 (0: no slicing), got {}",
+                    c.slice_us
+                ),
+            ));
+        }
+        if !(1..=100_000).contains(&c.pause_us) {
+            return Err((
+                k("pause_us"),
+                format!("must be between 1 and 100000, got {}", c.pause_us),
+            ));
+        }
+        if !(1..=1000).contains(&c.poll_ms) {
+            return Err((
+                k("poll_ms"),
+                format!("must be between 1 and 1000, got {}", c.poll_ms),
+            ));
+        }
+        if !(-20..=19).contains(&c.nice) {
+            return Err((
+                k("nice"),
+                format!("must be between -20 and 19, got {}", c.nice),
+            ));
+        }
+        Ok(())
     }
 
     fn validate_ring(&self) -> Result<(), (KeyPath, String)> {
@@ -994,6 +1090,12 @@ volatility_bps = 2.0
             ("infinite duration", r("duration_s = 2.0", "duration_s = inf"), "3:1: duration_s: duration must be at most"),
             ("warm-up too long", r("warmup_s = 0.5", "warmup_s = 3"), "4:1: warmup_s: warm-up must be at least 0 and shorter"),
             ("interval zero", add("[log]\ninterval_ms = 0\n"), "28:1: log.interval_ms: must be between 10 and 3600000 ms, got 0"),
+            ("cold slice too long", add("[cold]\nslice_us = 2000000\n"), "28:1: cold.slice_us: must be at most 1000000 (0: no slicing), got 2000000"),
+            ("cold pause zero", add("[cold]\npause_us = 0\n"), "28:1: cold.pause_us: must be between 1 and 100000, got 0"),
+            ("cold poll zero", add("[cold]\npoll_ms = 0\n"), "28:1: cold.poll_ms: must be between 1 and 1000, got 0"),
+            ("cold nice out of range", add("[cold]\nnice = 20\n"), "28:1: cold.nice: must be between -20 and 19, got 20"),
+            ("cold policy unknown", add("[cold]\npolicy = \"fifo\"\n"), "28:10: cold.policy: unknown variant `fifo`"),
+            ("cold unknown key", add("[cold]\nslice = 5\n"), "28:1: cold.slice: unknown field `slice`"),
             ("levels zero", add("[engine]\nlevels = 0\n"), "28:1: engine.levels: must be between 1 and 16, got 0"),
             ("unknown scratch", add("[engine]\nscratch = \"pool2\"\n"), "28:11: engine.scratch: unknown variant `pool2`"),
             ("pool of nothing", add("[engine]\nscratch = \"pool\"\npool_blocks = 0\n"), "29:1: engine.pool_blocks: must be between 1 and 1000000, got 0"),

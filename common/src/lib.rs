@@ -16,6 +16,8 @@
 //!   features of those names) with their versions and statistics, and the hooks that
 //!   hand them to feed and engine.
 //! - [`manifest`]: run manifests and summaries.
+//! - [`budget`]: what each cold thread costs the hot cores (CPU per second, its longest
+//!   stretch between sleeps), and slicing of cold work.
 //! - [`memory`]: RSS, page faults, allocator statistics, fragmentation and warnings.
 //! - [`runargs`]: the `--config`/`--duration`/`--out` arguments of feed and engine.
 //! - [`files`]: the files and folders the project writes: owner-only, atomic, marked,
@@ -29,6 +31,7 @@
 
 pub mod alloc;
 pub mod allocators;
+pub mod budget;
 pub mod clock;
 pub mod config;
 pub mod cores;

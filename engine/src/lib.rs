@@ -34,9 +34,9 @@ pub mod strategy;
 use anyhow::{anyhow, Context};
 use clap::Parser;
 use common::alloc::AllocProfile;
+use common::budget::{ColdBudget, ColdThread};
 use common::clock::{Clock, ClockSource};
 use common::config::{Config, KeyPath};
-use common::cores::restrict_current;
 use common::files::{self, Kind};
 use common::latency::{
     fixed_histogram, format_line, interval_channel, to_ns, Hlog, IntervalSink, Percentiles,
@@ -68,11 +68,6 @@ pub use common::allocators::AllocatorHooks;
 /// A failure with its exit code: 2 for bad input, 1 for everything else.
 pub use common::runargs::Failure;
 use common::runargs::{Started, ENGINE_HLOG, ENGINE_SUMMARY};
-
-/// Sleep of a cold thread that found its channel empty. Each wake-up can preempt a hot
-/// thread on a machine without spare cores, so cold threads wake rarely and drain in
-/// batches; channel capacities hold several such periods at the highest rates.
-const COLD_POLL: Duration = Duration::from_millis(5);
 
 /// Entry point of every engine binary: parses the command line, runs, reports.
 pub fn main_with(hooks: AllocatorHooks) -> ExitCode {
@@ -204,28 +199,28 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         crossbeam_channel::bounded::<OrderMsg>(config.engine.order_channel);
     let report = {
         let clock = clock.clone();
-        let cold = config.cores.cold.clone();
-        let interval_ms = config.log.interval_ms;
+        let config = config.clone();
         let monitor = Monitor::new(config.monitor, MemorySample::take((hooks.stats)()));
         let stats = hooks.stats;
         let profile = Arc::clone(&profile);
         std::thread::Builder::new()
             .name("engine-report".into())
             .spawn(move || {
-                restrict_current(&cold);
-                report_thread(sink, hlog, &clock, interval_ms, monitor, stats, &profile)
+                let cold = ColdThread::enter("engine", "report", &config, &clock);
+                report_thread(sink, hlog, &clock, cold, monitor, stats, &profile)
             })
             .context("cannot start the report thread")
             .map_err(Failure::runtime)?
     };
     let orders_thread = {
-        let cold = config.cores.cold.clone();
+        let clock = clock.clone();
+        let config = config.clone();
         let profile = Arc::clone(&profile);
         std::thread::Builder::new()
             .name("engine-orders".into())
             .spawn(move || {
-                restrict_current(&cold);
-                order_thread(orders_rx, &profile)
+                let cold = ColdThread::enter("engine", "order", &config, &clock);
+                order_thread(orders_rx, cold, &profile)
             })
             .context("cannot start the order thread")
             .map_err(Failure::runtime)?
@@ -257,10 +252,10 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     let (orders, orders_dropped) = (decider.orders, decider.orders_dropped);
     let (filled_lots, net_position_lots) = (decider.filled_lots(), decider.net_position_lots());
     drop(decider); // closes the order channel
-    let (_orders_ok, orders_invalid) = orders_thread
+    let (_orders_ok, orders_invalid, orders_budget) = orders_thread
         .join()
         .map_err(|_| Failure::runtime(anyhow!("order thread panicked")))?;
-    let (latency_ns, memory) = report
+    let (latency_ns, memory, report_budget) = report
         .join()
         .map_err(|_| Failure::runtime(anyhow!("report thread panicked")))?
         .with_context(|| format!("cannot write {}", hlog_path.display()))
@@ -327,6 +322,8 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         summary.orders_invalid,
         path.display()
     );
+    eprintln!("engine: cold thread engine-report: {report_budget}");
+    eprintln!("engine: cold thread engine-orders: {orders_budget}");
     if summary.end_reason == EndReason::ProducerGone {
         return Err(Failure::runtime(anyhow!(
             "the feed stopped showing signs of life for {} ms; summary written",
@@ -354,11 +351,11 @@ fn report_thread(
     sink: IntervalSink,
     mut hlog: Hlog,
     clock: &Clock,
-    interval_ms: u64,
+    mut cold: ColdThread,
     mut monitor: Monitor,
     stats: fn() -> BTreeMap<String, u64>,
     profile: &AllocProfile,
-) -> std::io::Result<(BTreeMap<String, Percentiles>, MemoryReport)> {
+) -> std::io::Result<(BTreeMap<String, Percentiles>, MemoryReport, ColdBudget)> {
     let ns_per_raw = clock.ns_per_raw();
     let mut ns = fixed_histogram(HIGHEST_NS);
     let mut totals: Vec<Histogram<u64>> =
@@ -373,7 +370,7 @@ fn report_thread(
         let mut interval = match sink.full.try_recv() {
             Ok(i) => i,
             Err(TryRecvError::Empty) => {
-                std::thread::sleep(Duration::from_millis(interval_ms.clamp(1, 10)));
+                cold.idle();
                 continue;
             }
             Err(TryRecvError::Disconnected) => break,
@@ -418,11 +415,13 @@ fn report_thread(
                     .add(&ns)
                     .expect("histograms with equal bounds add");
             }
+            cold.yield_if_due();
         }
         interval.stages.reset();
         if sink.spares.send(interval.stages).is_err() {
             break;
         }
+        cold.yield_if_due();
         profile.publish(ROLE_REPORT);
         print_memory(&mut monitor, stats, profile);
     }
@@ -434,7 +433,7 @@ fn report_thread(
         .zip(&totals)
         .map(|(s, h)| (s.name().to_string(), Percentiles::of(h)))
         .collect();
-    Ok((totals, monitor.report().clone()))
+    Ok((totals, monitor.report().clone(), cold.finish()))
 }
 
 /// Samples memory, prints the memory and allocation-profile lines and any warning.
@@ -456,22 +455,32 @@ fn print_memory(
     }
 }
 
-/// Receives order messages, checks and counts them; returns (valid, invalid).
-fn order_thread(rx: Receiver<OrderMsg>, profile: &AllocProfile) -> (u64, u64) {
+/// Receives order messages, checks and counts them, in slices (see [`ColdThread`]);
+/// returns (valid, invalid, its budget).
+fn order_thread(
+    rx: Receiver<OrderMsg>,
+    mut cold: ColdThread,
+    profile: &AllocProfile,
+) -> (u64, u64, ColdBudget) {
     let (mut ok, mut bad) = (0u64, 0u64);
     loop {
         match rx.try_recv() {
-            Ok(m) => match order::verify(m.as_bytes()) {
-                Ok(()) => ok += 1,
-                Err(_) => bad += 1,
-            },
+            Ok(m) => {
+                match order::verify(m.as_bytes()) {
+                    Ok(()) => ok += 1,
+                    Err(_) => bad += 1,
+                }
+                if (ok + bad) % 16 == 0 {
+                    cold.yield_if_due();
+                }
+            }
             Err(TryRecvError::Empty) => {
                 profile.publish(ROLE_ORDERS);
-                std::thread::sleep(COLD_POLL);
+                cold.idle();
             }
             Err(TryRecvError::Disconnected) => {
                 profile.publish(ROLE_ORDERS);
-                return (ok, bad);
+                return (ok, bad, cold.finish());
             }
         }
     }

@@ -25,9 +25,9 @@ pub mod schedule;
 use anyhow::{anyhow, Context};
 use clap::Parser;
 use common::alloc::AllocProfile;
+use common::budget::{ColdBudget, ColdThread};
 use common::clock::Clock;
 use common::config::{Config, KeyPath};
-use common::cores::restrict_current;
 use common::files::{self, Kind};
 use common::manifest::{
     fmt_bytes, AllocatorInfo, EvictionReport, FeedSummary, LosslessReport, Manifest,
@@ -40,7 +40,6 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// How the binary's global allocator is named and inspected (see [`common::allocators`]).
 pub use common::allocators::AllocatorHooks;
@@ -48,11 +47,6 @@ pub use common::allocators::AllocatorHooks;
 /// A failure with its exit code: 2 for bad input, 1 for everything else.
 pub use common::runargs::Failure;
 use common::runargs::{Started, FEED_SUMMARY};
-
-/// Sleep of a cold thread that found its channel empty. Each wake-up can preempt a hot
-/// thread on a machine without spare cores, so cold threads wake rarely and drain in
-/// batches; channel capacities hold several such periods at the highest rates.
-const COLD_POLL: Duration = Duration::from_millis(5);
 
 /// Entry point of every feed binary: parses the command line, runs, reports.
 pub fn main_with(hooks: AllocatorHooks) -> ExitCode {
@@ -126,7 +120,6 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         std::thread::Builder::new()
             .name("feed-history".into())
             .spawn(move || {
-                restrict_current(&config.cores.cold);
                 let cold = ColdContext {
                     counters: &counters,
                     start_raw: &start_raw,
@@ -162,7 +155,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     let md = md
         .join()
         .map_err(|_| Failure::runtime(anyhow!("md thread panicked")))?;
-    let (hist, memory) = history
+    let (hist, memory, history_budget) = history
         .join()
         .map_err(|_| Failure::runtime(anyhow!("history thread panicked")))?;
 
@@ -231,6 +224,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         summary.end_reason,
         path.display()
     );
+    eprintln!("feed: cold thread feed-history: {history_budget}");
     if let Some(l) = &summary.lossless {
         println!(
             "feed lossless: waited {} times, {:.1} ms in all; evicted {} engine(s)",
@@ -268,13 +262,14 @@ fn history_thread(
     rx: Receiver<Tick>,
     cold: &ColdContext,
     mut monitor: Monitor,
-) -> (history::HistoryStats, MemoryReport) {
+) -> (history::HistoryStats, MemoryReport, ColdBudget) {
     let ColdContext {
         counters,
         start_raw,
         stats,
         profile,
     } = *cold;
+    let mut cold = ColdThread::enter("feed", "history", config, clock);
     let mut hist = history::History::new(config.symbols.len(), config.feed.history.max_ticks());
     let ns_per_raw = clock.ns_per_raw();
     let interval_raw = clock.raw_from_ns(config.log.interval_ms * 1_000_000);
@@ -293,6 +288,9 @@ fn history_thread(
                     drained += 1;
                     if drained >= 65_536 {
                         break false;
+                    }
+                    if drained % 64 == 0 {
+                        cold.yield_if_due();
                     }
                 }
                 Err(TryRecvError::Empty) => break false,
@@ -336,11 +334,11 @@ fn history_thread(
         if drained == 0 {
             // Poll rather than block: a blocked receiver would make the md thread's
             // send a futex wake-up (a system call on the hot path).
-            std::thread::sleep(COLD_POLL);
+            cold.idle();
         }
     }
     profile.publish(ROLE_HISTORY);
-    (hist.stats(), monitor.report().clone())
+    (hist.stats(), monitor.report().clone(), cold.finish())
 }
 
 /// `history=N (bytes) evicted=N bars=N`.

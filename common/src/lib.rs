@@ -18,6 +18,7 @@
 //! - [`manifest`]: run manifests and summaries.
 //! - [`memory`]: RSS, page faults, allocator statistics, fragmentation and warnings.
 //! - [`runargs`]: the `--config`/`--duration`/`--out` arguments of feed and engine.
+//! - [`units`]: byte counts, durations and times written for people.
 //! - [`files`]: the files and folders the project writes: owner-only, atomic, marked,
 //!   and never over a file of someone else's.
 //!
@@ -42,3 +43,4 @@ pub mod runargs;
 mod sync;
 pub mod tick;
 pub mod transport;
+pub mod units;

@@ -120,21 +120,6 @@ impl Manifest {
     }
 }
 
-/// A byte count in readable binary units: `512B`, `12.3KiB`, `4.0MiB`, `1.50GiB`.
-pub fn fmt_bytes(bytes: u64) -> String {
-    const K: f64 = 1024.0;
-    let b = bytes as f64;
-    if b < K {
-        format!("{bytes}B")
-    } else if b < K * K {
-        format!("{:.1}KiB", b / K)
-    } else if b < K * K * K {
-        format!("{:.1}MiB", b / (K * K))
-    } else {
-        format!("{:.2}GiB", b / (K * K * K))
-    }
-}
-
 /// Why a process stopped.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -457,13 +442,5 @@ mod tests {
         for key in ["ticks", "rate", "latency_ns", "engine", "feed", "manifest"] {
             assert!(v.get(key).is_some(), "{key}");
         }
-    }
-
-    #[test]
-    fn readable_bytes() {
-        assert_eq!(fmt_bytes(512), "512B");
-        assert_eq!(fmt_bytes(12_595), "12.3KiB");
-        assert_eq!(fmt_bytes(4 << 20), "4.0MiB");
-        assert_eq!(fmt_bytes(3 << 29), "1.50GiB");
     }
 }

@@ -4,6 +4,7 @@
 //! Sampling reads `/proc/self/stat` and `/proc/self/statm` and calls the allocator's
 //! statistics function: system calls and allocation. Cold threads only.
 
+use crate::units::fmt_bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -63,7 +64,6 @@ impl MemorySample {
 
 /// One readable line: RSS, page faults, the allocator's main figures, fragmentation.
 pub fn format_line(s: &MemorySample) -> String {
-    use crate::manifest::fmt_bytes;
     let mut line = format!(
         "rss={} faults={}/{}",
         fmt_bytes(s.rss_bytes),
@@ -155,8 +155,8 @@ impl Monitor {
                     "fragmentation {:.0}% is above the {:.0}% threshold (resident {} for {} allocated)",
                     f * 100.0,
                     self.config.fragmentation_warn * 100.0,
-                    crate::manifest::fmt_bytes(s.allocator.get("resident").copied().unwrap_or(0)),
-                    crate::manifest::fmt_bytes(s.allocator.get("allocated").copied().unwrap_or(0)),
+                    fmt_bytes(s.allocator.get("resident").copied().unwrap_or(0)),
+                    fmt_bytes(s.allocator.get("allocated").copied().unwrap_or(0)),
                 ));
             }
         }
@@ -167,8 +167,8 @@ impl Monitor {
             self.warned_rss_steps = steps;
             warning = Some(format!(
                 "RSS grew by {} since the start (to {}), past {} × {} MiB",
-                crate::manifest::fmt_bytes(growth),
-                crate::manifest::fmt_bytes(s.rss_bytes),
+                fmt_bytes(growth),
+                fmt_bytes(s.rss_bytes),
                 steps,
                 self.config.rss_growth_warn_mib
             ));

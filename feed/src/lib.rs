@@ -29,12 +29,11 @@ use common::clock::{unix_ns, Clock};
 use common::config::{Config, KeyPath};
 use common::cores::{allowed_cores, restrict_current, WaitStrategy};
 use common::files::{self, Kind};
-use common::manifest::{
-    fmt_bytes, AllocatorInfo, EvictionReport, FeedSummary, LosslessReport, Manifest,
-};
+use common::manifest::{AllocatorInfo, EvictionReport, FeedSummary, LosslessReport, Manifest};
 use common::memory::{MemoryReport, MemorySample, Monitor};
 use common::ring::shm::{self, CreateError, ProducerId};
 use common::tick::Tick;
+use common::units::fmt_bytes;
 use crossbeam_channel::{Receiver, TryRecvError};
 use std::collections::BTreeMap;
 use std::process::ExitCode;

@@ -217,7 +217,7 @@ pub fn chaos(args: &ChaosArgs) -> Result<()> {
         }
         None => files::create_fresh_dir(&Path::new("results").join(format!(
             "{}-chaos",
-            crate::run::utc_stamp(std::time::SystemTime::now())
+            common::units::utc_stamp(std::time::SystemTime::now())
         )))?,
     };
     let chosen: Vec<&Scenario> = SCENARIOS

@@ -33,6 +33,7 @@ use crate::run::{self, Binaries, Output};
 use anyhow::{bail, Context, Result};
 use common::files::{self, Kind};
 use common::latency::{fixed_histogram, HIGHEST_NS};
+use common::units::{fmt_duration, utc_stamp};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use signal_hook::iterator::Signals;
@@ -77,7 +78,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
             d.clone()
         }
         None => files::create_fresh_dir(
-            &Path::new(run::RESULTS_DIR).join(format!("compare-{}", run::utc_stamp(started_at))),
+            &Path::new(run::RESULTS_DIR).join(format!("compare-{}", utc_stamp(started_at))),
         )?,
     };
     let header = Kind::Text.header(&format!(
@@ -201,7 +202,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         .collect();
     let meta = Meta {
         matrix: matrix.path.display().to_string(),
-        started_utc: run::utc_stamp(started_at),
+        started_utc: utc_stamp(started_at),
         wall: started.elapsed(),
         repetitions: matrix.repetitions,
         interrupted: interrupted.map(|sig| {
@@ -395,25 +396,9 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
-/// `7m05s`, or `42s`.
-fn fmt_duration(d: Duration) -> String {
-    let s = d.as_secs_f64().round() as u64;
-    if s >= 60 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{s}s")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_well() {
-        assert_eq!(fmt_duration(Duration::from_secs(42)), "42s");
-        assert_eq!(fmt_duration(Duration::from_secs(425)), "7m05s");
-    }
 
     #[test]
     fn verdict_is_cut_from_the_report() {

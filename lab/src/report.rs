@@ -26,8 +26,8 @@
 //!   its median e2e p99 is at least [`TARGET_PCT`]% below the baseline's.
 
 use crate::variant::{Alloc, ScratchMode, Variant};
-use common::latency::fmt_ns;
-use common::manifest::{fmt_bytes, Summary};
+use common::manifest::Summary;
+use common::units::{fmt_bytes, fmt_ns};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::time::Duration;

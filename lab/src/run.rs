@@ -36,9 +36,10 @@ use crate::variant::{Alloc, ScratchMode};
 use anyhow::{bail, Context, Result};
 use common::config::{Config, ConfigError};
 use common::files::{self, Kind};
-use common::latency::{fmt_ns, Percentiles, STAGES};
+use common::latency::{Percentiles, STAGES};
 use common::manifest::{EngineSummary, FeedSummary, Summary};
 use common::runargs::{ENGINE_HLOG, ENGINE_SUMMARY, FEED_SUMMARY};
+use common::units::{fmt_ns, utc_stamp};
 use serde::de::DeserializeOwned;
 use signal_hook::iterator::Signals;
 use std::fmt::Write as _;
@@ -47,7 +48,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Folder under which default output folders are created.
 pub const RESULTS_DIR: &str = "results";
@@ -635,34 +636,6 @@ pub fn default_out_dir(root: &Path, config: &Path, now: SystemTime) -> PathBuf {
     root.join(format!("{}-{stem}", utc_stamp(now)))
 }
 
-/// `YYYYmmdd-HHMMSS` of `t` in UTC (times before 1970 read as 1970).
-pub fn utc_stamp(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Proleptic Gregorian (year, month, day) of `days` since 1970-01-01
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 /// `1234567` as `1,234,567`.
 fn group(n: u64) -> String {
     let digits = n.to_string();
@@ -821,18 +794,8 @@ mod tests {
     }
 
     #[test]
-    fn utc_stamps() {
-        let at = |s: u64| utc_stamp(UNIX_EPOCH + Duration::from_secs(s));
-        assert_eq!(at(0), "19700101-000000");
-        assert_eq!(at(951_782_400), "20000229-000000");
-        assert_eq!(at(1_700_000_000), "20231114-221320");
-        assert_eq!(at(4_102_444_799), "20991231-235959");
-        assert_eq!(at(4_107_542_399), "21000228-235959");
-    }
-
-    #[test]
     fn out_dir_is_stamp_and_config_stem() {
-        let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let t = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         assert_eq!(
             default_out_dir(Path::new("results"), Path::new("configs/high_rate.toml"), t),
             PathBuf::from("results/20231114-221320-high_rate")

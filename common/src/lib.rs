@@ -17,6 +17,8 @@
 //!   hand them to feed and engine.
 //! - [`manifest`]: run manifests and summaries.
 //! - [`memory`]: RSS, page faults, allocator statistics, fragmentation and warnings.
+//! - [`os`]: what the project asks of the host: RSS, page faults, CPU model, kernel,
+//!   process liveness, signals.
 //! - [`runargs`]: the `--config`/`--duration`/`--out` arguments of feed and engine.
 //! - [`units`]: byte counts, durations and times written for people.
 //! - [`files`]: the files and folders the project writes: owner-only, atomic, marked,
@@ -37,6 +39,7 @@ pub mod files;
 pub mod latency;
 pub mod manifest;
 pub mod memory;
+pub mod os;
 pub mod pool;
 pub mod ring;
 pub mod runargs;

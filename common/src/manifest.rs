@@ -9,6 +9,7 @@ use crate::alloc::AllocCounts;
 use crate::config::Config;
 use crate::latency::Percentiles;
 use crate::memory::MemoryReport;
+use crate::os::{cpu_model, kernel_release};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -66,34 +67,6 @@ pub fn allocator_env() -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The CPU model name, or `unknown`.
-pub fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// The kernel release, or `unknown`.
-pub fn kernel() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
-}
-
-/// Resident set size of this process in bytes, from `/proc/self/statm`.
-pub fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * 4096)
-}
-
 impl Manifest {
     /// Collects the manifest of this process.
     pub fn collect(
@@ -108,7 +81,7 @@ impl Manifest {
             cpu_model: cpu_model(),
             cores_allowed: cores_allowed.to_vec(),
             cores_used,
-            kernel: kernel(),
+            kernel: kernel_release(),
             clock_source: clock_source.into(),
             allocator,
             allocators: BTreeMap::new(),

@@ -1,9 +1,10 @@
 //! Process memory figures: resident set, page faults, and the allocator's own
 //! statistics, with fragmentation and warnings against configured thresholds.
 //!
-//! Sampling reads `/proc/self/stat` and `/proc/self/statm` and calls the allocator's
+//! Sampling reads `/proc/self/stat` and `/proc/self/statm` (through [`crate::os`]) and calls the allocator's
 //! statistics function: system calls and allocation. Cold threads only.
 
+use crate::os::{page_faults, rss_bytes};
 use crate::units::fmt_bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -26,21 +27,6 @@ pub struct MemorySample {
     pub fragmentation: Option<f64>,
 }
 
-/// Fault counts from `/proc/self/stat` (fields 10 and 12: minflt, majflt).
-pub fn page_faults() -> (u64, u64) {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return (0, 0);
-    };
-    // The command name (field 2) is in parentheses and may contain spaces.
-    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-        return (0, 0);
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // `rest` starts at field 3 (state): minflt is field 10, majflt field 12.
-    let get = |n: usize| fields.get(n - 3).and_then(|f| f.parse().ok()).unwrap_or(0);
-    (get(10), get(12))
-}
-
 /// Fragmentation from allocator statistics holding `allocated` and `resident` bytes.
 pub fn fragmentation(stats: &BTreeMap<String, u64>) -> Option<f64> {
     let allocated = *stats.get("allocated")? as f64;
@@ -53,7 +39,7 @@ impl MemorySample {
     pub fn take(allocator_stats: BTreeMap<String, u64>) -> MemorySample {
         let (minor_faults, major_faults) = page_faults();
         MemorySample {
-            rss_bytes: crate::manifest::rss_bytes(),
+            rss_bytes: rss_bytes(),
             minor_faults,
             major_faults,
             fragmentation: fragmentation(&allocator_stats),

@@ -118,7 +118,7 @@ fn wait_for_ring(
                     info.producer_pid
                 ));
             }
-            Ok((sub, info)) if !shm::process_alive(info.producer_pid) => {
+            Ok((sub, info)) if !common::os::process_alive(info.producer_pid) => {
                 drop(sub);
                 say(format!(
                     "ring {} was left by pid {}, which is not running; waiting for a new feed",

@@ -272,11 +272,7 @@ fn waits_for_the_feed_and_stops_cleanly_on_sigterm() {
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
     assert!(seen.contains(&ring.display().to_string()), "{seen}");
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    common::os::send_signal(child.id(), common::os::Signal::Term).unwrap();
     let code = child.wait().unwrap().code();
     stderr.read_to_string(&mut seen).unwrap();
     assert_eq!(code, Some(0), "{seen}");
@@ -309,7 +305,7 @@ fn an_unreadable_ring_exits_2_saying_so() {
     let out = d.join("out");
     std::fs::create_dir(&out).unwrap();
     std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let root = common::files::current_uid() == 0;
+    let root = common::os::effective_uid() == 0;
     let mut cmd = if root {
         let mut c = Command::new("setpriv");
         c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])

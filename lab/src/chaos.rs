@@ -23,7 +23,8 @@ use crate::run::read_json;
 use anyhow::{bail, ensure, Context, Result};
 use common::files::{self, Kind};
 use common::manifest::{EndReason, EngineSummary, FeedSummary};
-use common::ring::shm::{lock_path, process_alive};
+use common::os::{process_alive, Signal};
+use common::ring::shm::lock_path;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -357,15 +358,16 @@ impl Proc {
 
     /// Stops the process (SIGSTOP) for `ms` milliseconds, then lets it go on.
     fn pause_ms(&mut self, ms: u64) -> Result<()> {
-        self.signal("STOP")?;
+        self.signal(Signal::Stop)?;
         sleep_ms(ms);
-        self.signal("CONT")
+        self.signal(Signal::Cont)
     }
 
-    fn signal(&mut self, sig: &str) -> Result<()> {
+    fn signal(&mut self, sig: Signal) -> Result<()> {
         ensure!(
             self.sup.signal(sig),
-            "cannot send SIG{sig} to {}",
+            "cannot send {} to {}",
+            sig.name(),
             self.sup.name()
         );
         Ok(())
@@ -524,7 +526,7 @@ fn feed_killed(env: &Env, row: &mut Row) -> Result<bool> {
     let mut engine = env.start("engine", k, 60.0)?;
     let mut feed = env.start("feed", k, 30.0)?;
     sleep_ms(1500);
-    feed.signal("KILL")?;
+    feed.signal(Signal::Kill)?;
     let killed = Instant::now();
     let es = engine.exit_within(10.0)?;
     let after_ms = killed.elapsed().as_millis();
@@ -551,13 +553,13 @@ fn feed_restarted(env: &Env, row: &mut Row) -> Result<bool> {
     let mut engine = env.start("engine", k, 60.0)?;
     let mut feed1 = env.start("feed1", k, 30.0)?;
     sleep_ms(1500);
-    feed1.signal("KILL")?;
+    feed1.signal(Signal::Kill)?;
     feed1.exit_within(5.0)?;
     sleep_ms(1000);
     let mut feed2 = env.start("feed2", k, 1.5)?;
     let f2s = feed2.exit_within(10.0)?;
     sleep_ms(500);
-    engine.signal("INT")?;
+    engine.signal(Signal::Int)?;
     let es = engine.exit_within(10.0)?;
     let f2 = feed2.feed_summary()?;
     let e = engine.engine_summary()?;
@@ -602,7 +604,7 @@ fn engine_killed(env: &Env, row: &mut Row) -> Result<bool> {
     let mut feed = env.start("feed", k, 3.0)?;
     let mut engine1 = env.start("engine1", k, 60.0)?;
     sleep_ms(1000);
-    engine1.signal("KILL")?;
+    engine1.signal(Signal::Kill)?;
     engine1.exit_within(5.0)?;
     sleep_ms(500);
     let mut engine2 = env.start("engine2", k, 60.0)?;
@@ -642,7 +644,7 @@ fn stale_ring(env: &Env, row: &mut Row) -> Result<bool> {
     let k = Knobs::default();
     let mut feed1 = env.start("feed1", k, 30.0)?;
     sleep_ms(700);
-    feed1.signal("KILL")?;
+    feed1.signal(Signal::Kill)?;
     feed1.exit_within(5.0)?;
     let left = env.ring.exists();
     let mut engine = env.start("engine", k, 60.0)?;
@@ -713,7 +715,7 @@ fn lossless_dead(env: &Env, row: &mut Row) -> Result<bool> {
     let mut engine1 = env.start("engine1", k, 60.0)?;
     let mut feed = env.start("feed", k, 4.0)?;
     sleep_ms(1000);
-    engine1.signal("KILL")?;
+    engine1.signal(Signal::Kill)?;
     engine1.exit_within(5.0)?;
     // Past the eviction (the ring fills within 0.1 s, then 1 s of timeout).
     sleep_ms(2200);
@@ -752,7 +754,7 @@ fn sigint_feed(env: &Env, row: &mut Row) -> Result<bool> {
     let mut engine = env.start("engine", k, 60.0)?;
     let mut feed = env.start("feed", k, 30.0)?;
     sleep_ms(1500);
-    feed.signal("INT")?;
+    feed.signal(Signal::Int)?;
     let ok = clean_pair(&mut feed, &mut engine, row, 5.0)?;
     let f = feed.feed_summary()?;
     let e = engine.engine_summary()?;
@@ -774,8 +776,8 @@ fn sigterm_both(env: &Env, row: &mut Row) -> Result<bool> {
     let mut engine = env.start("engine", k, 60.0)?;
     let mut feed = env.start("feed", k, 30.0)?;
     sleep_ms(1500);
-    engine.signal("TERM")?;
-    feed.signal("TERM")?;
+    engine.signal(Signal::Term)?;
+    feed.signal(Signal::Term)?;
     let fs = feed.exit_within(5.0)?;
     let es = engine.exit_within(5.0)?;
     let f = feed.feed_summary()?;
@@ -813,7 +815,7 @@ fn lab_run_ctrl_c(env: &Env, row: &mut Row) -> Result<bool> {
         .arg(env.feed.parent().unwrap_or(Path::new(".")));
     let mut lab = spawn(cmd, "lab", env.dir.clone())?;
     sleep_ms(2000);
-    lab.signal("INT")?;
+    lab.signal(Signal::Int)?;
     let ls = lab.exit_within(20.0)?;
     let text = std::fs::read_to_string(env.dir.join("stderr.log")).unwrap_or_default()
         + &std::fs::read_to_string(env.dir.join("stdout.log")).unwrap_or_default();

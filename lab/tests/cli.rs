@@ -16,6 +16,7 @@
 //! Every run of `lab` is under a watchdog: it gets SIGTERM (and later SIGKILL) after a
 //! timeout, so a hang fails the test instead of blocking CI. No test asserts a latency.
 
+use common::os::{send_signal, Signal};
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -80,9 +81,7 @@ fn run_watched(mut cmd: Command, limit: Duration, during: impl FnOnce(u32)) -> R
         if started.elapsed() > limit && !timed_out {
             // SIGTERM first, so that lab can stop its own children.
             timed_out = true;
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
+            let _ = send_signal(child.id(), Signal::Term);
         }
         if started.elapsed() > limit + Duration::from_secs(15) {
             let _ = child.kill();
@@ -480,10 +479,7 @@ exit 0
                 std::thread::sleep(Duration::from_millis(20));
             }
             std::thread::sleep(Duration::from_millis(100));
-            Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status()
-                .unwrap();
+            send_signal(pid, Signal::Term).unwrap();
         });
         assert_eq!(ran.code(), Some(1), "{ran:?}");
         assert!(ran.stderr.contains("interrupted by SIGTERM"), "{ran:?}");

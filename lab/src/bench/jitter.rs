@@ -76,8 +76,8 @@ pub fn jitter(args: &JitterArgs) -> Result<()> {
             "stolen_ns": j.stolen_ns,
             "stolen_fraction": stolen_fraction(&j),
             "machine": {
-                "cpu_model": common::manifest::cpu_model(),
-                "kernel": common::manifest::kernel(),
+                "cpu_model": common::os::cpu_model(),
+                "kernel": common::os::kernel_release(),
                 "clock_source": clock.source().name(),
                 "ns_per_raw": clock.ns_per_raw(),
                 "pinned": pinned,
@@ -149,8 +149,8 @@ pub fn format_jitter(j: &Jitter, clock: &Clock, pinned: bool) -> String {
     let _ = writeln!(
         w,
         "machine  {}, kernel {}, clock {}",
-        common::manifest::cpu_model(),
-        common::manifest::kernel(),
+        common::os::cpu_model(),
+        common::os::kernel_release(),
         clock.source().name()
     );
     let _ = writeln!(

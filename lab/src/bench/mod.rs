@@ -470,8 +470,8 @@ fn measure(s: &Setup) -> Report {
     }
 
     let machine = Machine {
-        cpu_model: common::manifest::cpu_model(),
-        kernel: common::manifest::kernel(),
+        cpu_model: common::os::cpu_model(),
+        kernel: common::os::kernel_release(),
         clock_source: s.clock.source().name().to_string(),
         ns_per_raw: s.clock.ns_per_raw(),
         tx_core: s.tx_core,

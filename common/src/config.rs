@@ -55,7 +55,7 @@ pub struct Config {
     pub log: LogConfig,
     /// Memory warning thresholds.
     #[serde(default)]
-    pub monitor: crate::memory::MonitorConfig,
+    pub monitor: MonitorConfig,
     /// The instruments, in symbol-index order.
     pub symbols: Vec<SymbolConfig>,
     /// The file and text this configuration was parsed from, so that a problem found
@@ -286,6 +286,25 @@ impl Default for LogConfig {
         LogConfig {
             interval_ms: 1000,
             out_dir: PathBuf::from("results/latest"),
+        }
+    }
+}
+
+/// Thresholds for memory warnings (`[monitor]` in the configuration).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitorConfig {
+    /// Warn when fragmentation exceeds this fraction.
+    pub fragmentation_warn: f64,
+    /// Warn when RSS has grown by more than this many MiB since the start.
+    pub rss_growth_warn_mib: u64,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> MonitorConfig {
+        MonitorConfig {
+            fragmentation_warn: 0.5,
+            rss_growth_warn_mib: 1024,
         }
     }
 }

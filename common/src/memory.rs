@@ -4,6 +4,7 @@
 //! Sampling reads `/proc/self/stat` and `/proc/self/statm` (through [`crate::os`]) and calls the allocator's
 //! statistics function: system calls and allocation. Cold threads only.
 
+use crate::config::MonitorConfig;
 use crate::os::{page_faults, rss_bytes};
 use crate::units::fmt_bytes;
 use serde::{Deserialize, Serialize};
@@ -80,25 +81,6 @@ pub struct MemoryReport {
     pub peak_fragmentation: Option<f64>,
     /// Warnings printed during the run.
     pub warnings: Vec<String>,
-}
-
-/// Thresholds for memory warnings (`[monitor]` in the configuration).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MonitorConfig {
-    /// Warn when fragmentation exceeds this fraction.
-    pub fragmentation_warn: f64,
-    /// Warn when RSS has grown by more than this many MiB since the start.
-    pub rss_growth_warn_mib: u64,
-}
-
-impl Default for MonitorConfig {
-    fn default() -> MonitorConfig {
-        MonitorConfig {
-            fragmentation_warn: 0.5,
-            rss_growth_warn_mib: 1024,
-        }
-    }
 }
 
 /// Tracks samples over a run and decides when to warn (once per kind and level).

@@ -24,9 +24,9 @@ use common::clock::Clock;
 use common::config::EngineConfig;
 use common::cores::Waiter;
 use common::latency::{Interval, IntervalRecorder, Rotate, Stage};
-use common::manifest::{EndReason, FeedSession};
 use common::pool::{Pool, PoolStats};
 use common::ring::{Poll, Progress, Region, Registration, Subscriber};
+use common::summary::{EndReason, FeedSession};
 use common::tick::Tick;
 use std::sync::atomic::{AtomicBool, Ordering};
 

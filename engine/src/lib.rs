@@ -41,10 +41,11 @@ use common::latency::{
     fixed_histogram, format_line, interval_channel, to_ns, Hlog, IntervalSink, Percentiles,
     HIGHEST_NS, STAGES,
 };
-use common::manifest::{AllocatorInfo, EndReason, EngineSummary, FeedSession, Manifest};
+use common::manifest::{AllocatorInfo, Manifest};
 use common::memory::{MemoryReport, MemorySample, Monitor};
 use common::ring::shm::{self, MappedRegion, OpenError, RingInfo};
 use common::ring::{StartAt, Subscriber};
+use common::summary::{EndReason, EngineSummary, FeedSession};
 use crossbeam_channel::{Receiver, TryRecvError};
 use hdrhistogram::Histogram;
 use order::OrderMsg;

@@ -199,7 +199,7 @@ fn publishes_and_writes_a_summary() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let s: common::manifest::FeedSummary =
+    let s: common::summary::FeedSummary =
         serde_json::from_slice(&std::fs::read(dir.path().join("feed_summary.json")).unwrap())
             .unwrap();
     // 1500 ticks/s for 0.5 s, minus at most one tick per symbol for the random phase.
@@ -389,7 +389,7 @@ fn a_live_feeds_ring_is_refused_with_exit_1() {
     );
     assert_eq!(identity(&ring), before);
     assert!(live.wait().unwrap().success());
-    let s: common::manifest::FeedSummary =
+    let s: common::summary::FeedSummary =
         serde_json::from_slice(&std::fs::read(dir.path().join("live/feed_summary.json")).unwrap())
             .unwrap();
     assert!(s.published >= 4_497, "{}", s.published);

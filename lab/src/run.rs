@@ -37,8 +37,8 @@ use anyhow::{bail, Context, Result};
 use common::config::{Config, ConfigError};
 use common::files::{self, Kind};
 use common::latency::{Percentiles, STAGES};
-use common::manifest::{EngineSummary, FeedSummary, Summary};
 use common::runargs::{ENGINE_HLOG, ENGINE_SUMMARY, FEED_SUMMARY};
+use common::summary::{EngineSummary, FeedSummary, Summary};
 use common::units::{fmt_ns, utc_stamp};
 use serde::de::DeserializeOwned;
 use signal_hook::iterator::Signals;
@@ -770,7 +770,8 @@ fn stage_cells(p: &Percentiles) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::manifest::{AllocatorInfo, EngineSummary, FeedSummary, Manifest};
+    use common::manifest::{AllocatorInfo, Manifest};
+    use common::summary::{EngineSummary, FeedSummary};
 
     #[test]
     fn derived_configs_keep_comments_and_layout() {

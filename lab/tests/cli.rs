@@ -254,7 +254,8 @@ mod plumbing {
     //! Fake `feed` and `engine`: shell scripts that follow the contract (flags, output
     //! lines, summary files) and misbehave on request through environment variables.
     use super::*;
-    use common::manifest::{AllocatorInfo, EngineSummary, FeedSummary, Manifest};
+    use common::manifest::{AllocatorInfo, Manifest};
+    use common::summary::{EngineSummary, FeedSummary};
 
     const FAKE: &str = r#"#!/bin/sh
 # Fake NAME: records its arguments, prints a line on each stream, copies its summary.

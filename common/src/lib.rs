@@ -32,6 +32,7 @@
 //! | [`manifest`] | the run manifest: machine, allocator, git revision, configuration | `config`, `os` |
 //! | [`runargs`] | the `--config`/`--duration`/`--out` arguments of feed and engine | `config`, `files` |
 //! | [`summary`] | what a run measured: the feed's, the engine's and the merged summary | `alloc`, `latency`, `manifest`, `memory`, `pool` |
+//! | [`failure`] | the one failure type of the binaries, with its exit code (2 bad input, 1 runtime) | `files`, `ring` |
 #![deny(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
@@ -40,6 +41,7 @@ pub mod allocators;
 pub mod clock;
 pub mod config;
 pub mod cores;
+pub mod failure;
 pub mod files;
 pub mod latency;
 pub mod manifest;

@@ -36,6 +36,7 @@ use common::alloc::AllocProfile;
 use common::clock::{Clock, ClockSource};
 use common::config::{Config, KeyPath, OnProducerGone, Scratch as ScratchMode};
 use common::cores::{allowed_cores, pin_current, restrict_current, WaitStrategy, Waiter};
+use common::failure::Failure;
 use common::files::{self, Kind};
 use common::latency::{
     fixed_histogram, format_line, interval_channel, to_ns, Hlog, IntervalSink, Percentiles,
@@ -45,6 +46,7 @@ use common::manifest::{AllocatorInfo, Manifest};
 use common::memory::{MemoryReport, MemorySample, Monitor};
 use common::ring::shm::{self, MappedRegion, OpenError, RingInfo};
 use common::ring::{StartAt, Subscriber};
+use common::runargs::{ENGINE_HLOG, ENGINE_SUMMARY};
 use common::summary::{EndReason, EngineSummary, FeedSession};
 use crossbeam_channel::{Receiver, TryRecvError};
 use hdrhistogram::Histogram;
@@ -64,10 +66,6 @@ static TEST_ALLOC: common::alloc::CountingAlloc<std::alloc::System> =
 
 /// How the binary's global allocator is named and inspected (see [`common::allocators`]).
 pub use common::allocators::AllocatorHooks;
-
-/// A failure with its exit code: 2 for bad input, 1 for everything else.
-pub use common::runargs::Failure;
-use common::runargs::{ENGINE_HLOG, ENGINE_SUMMARY};
 
 /// Sleep of a cold thread that found its channel empty. Each wake-up can preempt a hot
 /// thread on a machine without spare cores, so cold threads wake rarely and drain in
@@ -181,7 +179,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
             args.run.config.display()
         ),
     )
-    .map_err(Failure::file)?;
+    .map_err(Failure::classify)?;
 
     let Some((mut sub, info)) = wait_for_ring(&config, &stop, None)? else {
         eprintln!("engine: stopped while waiting for the feed");
@@ -304,7 +302,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
                         }
                         Ok(None) => Err(EndReason::Signal),
                         Err(f) => {
-                            eprintln!("engine: error: {:#}", f.error);
+                            eprintln!("engine: error: {:#}", f.error());
                             Err(EndReason::ProducerGone)
                         }
                     }
@@ -395,7 +393,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         ),
     };
     let path = out.join(ENGINE_SUMMARY);
-    files::write_json(&path, &summary).map_err(Failure::file)?;
+    files::write_json(&path, &summary).map_err(Failure::classify)?;
     println!(
         "engine done ({:?}): received={} gaps={} missed={} published={} unread={} feeds={} hot_allocs/tick={:.3} orders={} dropped={} invalid={} -> {}",
         summary.end_reason,

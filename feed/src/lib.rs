@@ -28,10 +28,12 @@ use common::alloc::AllocProfile;
 use common::clock::{unix_ns, Clock};
 use common::config::{Config, KeyPath};
 use common::cores::{allowed_cores, restrict_current, WaitStrategy};
+use common::failure::Failure;
 use common::files::{self, Kind};
 use common::manifest::{AllocatorInfo, Manifest};
 use common::memory::{MemoryReport, MemorySample, Monitor};
 use common::ring::shm::{self, CreateError, ProducerId};
+use common::runargs::FEED_SUMMARY;
 use common::summary::{EvictionReport, FeedSummary, LosslessReport};
 use common::tick::Tick;
 use common::units::fmt_bytes;
@@ -44,10 +46,6 @@ use std::time::Duration;
 
 /// How the binary's global allocator is named and inspected (see [`common::allocators`]).
 pub use common::allocators::AllocatorHooks;
-
-/// A failure with its exit code: 2 for bad input, 1 for everything else.
-pub use common::runargs::Failure;
-use common::runargs::FEED_SUMMARY;
 
 /// Sleep of a cold thread that found its channel empty. Each wake-up can preempt a hot
 /// thread on a machine without spare cores, so cold threads wake rarely and drain in
@@ -234,7 +232,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         ),
     };
     let path = out.join(FEED_SUMMARY);
-    files::write_json(&path, &summary).map_err(Failure::file)?;
+    files::write_json(&path, &summary).map_err(Failure::classify)?;
     println!(
         "feed done: published={} offered={:.0}/s achieved={:.0}/s history={} dropped={} md_allocs={} ({:?}) -> {}",
         summary.published,

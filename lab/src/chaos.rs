@@ -20,7 +20,8 @@
 use crate::child::{describe_exit, Supervised};
 use crate::cli::ChaosArgs;
 use crate::run::read_json;
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use common::failure::Failure;
 use common::files::{self, Kind};
 use common::os::{process_alive, Signal};
 use common::ring::shm::lock_path;
@@ -212,8 +213,7 @@ pub fn chaos(args: &ChaosArgs) -> Result<()> {
     };
     let out = match &args.out {
         Some(d) => {
-            common::runargs::prepare_out_dir(d, &CHAOS_OUTPUTS)
-                .map_err(crate::cli::BadInput::from_display)?;
+            common::runargs::prepare_out_dir(d, &CHAOS_OUTPUTS).map_err(Failure::bad_input)?;
             d.clone()
         }
         None => files::create_fresh_dir(&Path::new("results").join(format!(
@@ -227,10 +227,11 @@ pub fn chaos(args: &ChaosArgs) -> Result<()> {
         .collect();
     if chosen.is_empty() {
         let names: Vec<_> = SCENARIOS.iter().map(|s| s.0).collect();
-        return Err(crate::cli::BadInput::from_display(format!(
+        return Err(Failure::bad_input(anyhow!(
             "--only names no scenario; they are: {}",
             names.join(", ")
-        )));
+        ))
+        .into());
     }
     let mut rows = Vec::new();
     for (name, expected, run) in chosen {

@@ -24,13 +24,14 @@
 //! Exit code: 0 when every run finished, 1 when one failed or the comparison was
 //! interrupted (the report is written either way), 2 for bad input.
 
-use crate::cli::{BadInput, CompareArgs};
+use crate::cli::CompareArgs;
 use crate::hlog::{self, Selection};
 use crate::matrix::{Matrix, MatrixOverrides, RUN_OVERHEAD};
 use crate::plot::{self, Series};
 use crate::report::{self, BlockInfo, Meta, PlotRef, RunRecord};
 use crate::run::{self, Binaries, Output};
 use anyhow::{bail, Context, Result};
+use common::failure::Failure;
 use common::files::{self, Kind};
 use common::latency::{fixed_histogram, HIGHEST_NS};
 use common::units::{fmt_duration, utc_stamp};
@@ -59,7 +60,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         repetitions: args.repetitions,
         duration_s: args.duration,
     };
-    let matrix = Matrix::load(&args.matrix, &cli, &allowed).map_err(BadInput::from_display)?;
+    let matrix = Matrix::load(&args.matrix, &cli, &allowed).map_err(Failure::bad_input)?;
     let bin_dir = run::bin_dir(args.bin_dir.as_deref())?;
     let bins = matrix
         .blocks
@@ -73,8 +74,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let out = match &args.out {
         Some(d) => {
-            common::runargs::prepare_out_dir(d, &COMPARE_OUTPUTS)
-                .map_err(BadInput::from_display)?;
+            common::runargs::prepare_out_dir(d, &COMPARE_OUTPUTS).map_err(Failure::bad_input)?;
             d.clone()
         }
         None => files::create_fresh_dir(

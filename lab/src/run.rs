@@ -31,10 +31,11 @@
 //!   `DIR/feed_summary.json`, the engine `DIR/engine_summary.json` and `DIR/engine.hlog`.
 
 use crate::child::{describe_exit, Supervised, POLL_EVERY};
-use crate::cli::{BadInput, RunArgs};
+use crate::cli::RunArgs;
 use crate::variant::{Alloc, ScratchMode};
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use common::config::{Config, ConfigError};
+use common::failure::Failure;
 use common::files::{self, Kind};
 use common::latency::{Percentiles, STAGES};
 use common::runargs::{ENGINE_HLOG, ENGINE_SUMMARY, FEED_SUMMARY};
@@ -95,7 +96,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     )?;
     let out_dir = match &args.out {
         Some(d) => {
-            common::runargs::prepare_out_dir(d, &RUN_OUTPUTS).map_err(BadInput::from_display)?;
+            common::runargs::prepare_out_dir(d, &RUN_OUTPUTS).map_err(Failure::bad_input)?;
             d.clone()
         }
         None => files::create_fresh_dir(&default_out_dir(
@@ -211,7 +212,7 @@ pub struct RunPlan {
 
 impl RunPlan {
     /// Reads and validates the configuration at `path`, applies `overrides` and
-    /// validates the result against `allowed` cores. Every error is [`BadInput`]:
+    /// validates the result against `allowed` cores. Every error is bad input ([`Failure::bad_input`]):
     /// `FILE:LINE:COL: KEY: MESSAGE` for the file itself, `FILE with FLAGS: KEY: MESSAGE`
     /// for a value the overrides brought in.
     pub fn load(path: &Path, overrides: &Overrides, allowed: &[usize]) -> Result<RunPlan> {
@@ -220,8 +221,8 @@ impl RunPlan {
                 path: path.to_path_buf(),
                 error,
             })
-            .map_err(BadInput::from_display)?;
-        let config = Config::parse(&text, path, allowed).map_err(BadInput::from_display)?;
+            .map_err(Failure::bad_input)?;
+        let config = Config::parse(&text, path, allowed).map_err(Failure::bad_input)?;
         if overrides.is_empty() {
             return Ok(RunPlan {
                 source: path.to_path_buf(),
@@ -232,12 +233,12 @@ impl RunPlan {
         }
         let with = overrides.describe();
         let derived = derive_config(&text, overrides)
-            .map_err(|e| BadInput::from_display(format!("{} with {with}: {e}", path.display())))?;
+            .map_err(|e| Failure::bad_input(anyhow!("{} with {with}: {e}", path.display())))?;
         let config = Config::parse(&derived, path, allowed).map_err(|e| match e {
             ConfigError::Invalid { key, message, .. } => {
-                BadInput::from_display(format!("{} with {with}: {key}: {message}", path.display()))
+                Failure::bad_input(anyhow!("{} with {with}: {key}: {message}", path.display()))
             }
-            other => BadInput::from_display(other),
+            other => Failure::bad_input(other),
         })?;
         Ok(RunPlan {
             source: path.to_path_buf(),

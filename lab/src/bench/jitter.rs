@@ -6,9 +6,10 @@
 //! better tail than this.
 
 use super::{fmt_rate, percentiles_ns, PinReport};
-use crate::cli::{BadInput, JitterArgs};
-use anyhow::{Context, Result};
+use crate::cli::JitterArgs;
+use anyhow::{anyhow, Context, Result};
 use common::clock::Clock;
+use common::failure::Failure;
 use common::latency::{fixed_histogram, Percentiles, HIGHEST_RAW};
 use common::units::fmt_ns;
 use std::fmt::Write as _;
@@ -41,9 +42,10 @@ pub fn jitter(args: &JitterArgs) -> Result<()> {
     let core = match args.core {
         Some(c) if allowed.contains(&c) => c,
         Some(c) => {
-            return Err(BadInput::from_display(format!(
+            return Err(Failure::bad_input(anyhow!(
                 "--core {c} is not an allowed core (allowed: {allowed:?})"
-            )))
+            ))
+            .into())
         }
         None => *allowed.last().context("no allowed core")?,
     };

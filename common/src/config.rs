@@ -11,11 +11,17 @@
 //!
 //! Loading reads a file and allocates; it is start-up work, never on a hot path.
 
+pub mod edit;
+
 use crate::cores::WaitStrategy;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
+
+/// The text of the shipped `configs/default.toml`, built in: the base from which
+/// `lab chaos` and the tests derive their configurations ([`edit::Edit`]).
+pub const DEFAULT_TOML: &str = include_str!("../../configs/default.toml");
 
 /// Largest offered rate per symbol, and in total, in ticks per second.
 pub const MAX_RATE_PER_S: f64 = 100_000_000.0;
@@ -676,6 +682,40 @@ impl KeyPath {
     pub fn index(mut self, i: usize) -> KeyPath {
         self.0.push(Seg::Index(i));
         self
+    }
+
+    /// The path `text` names, written as errors print paths (`symbols[2].rate_per_s`,
+    /// `feed.history.retention_ticks`): keys of letters, digits, `_` and `-`, joined by
+    /// `.`, each followed by any number of `[INDEX]`. `None` for anything else.
+    ///
+    /// ```
+    /// use common::config::KeyPath;
+    ///
+    /// let path = KeyPath::parse("symbols[2].rate_per_s").unwrap();
+    /// assert_eq!(path, KeyPath::key("symbols").index(2).then("rate_per_s"));
+    /// assert_eq!(path.to_string(), "symbols[2].rate_per_s");
+    /// assert_eq!(KeyPath::parse("symbols..x"), None);
+    /// ```
+    pub fn parse(text: &str) -> Option<KeyPath> {
+        let mut path = KeyPath::default();
+        for part in text.split('.') {
+            let (key, mut indexes) = part.split_once('[').map_or((part, ""), |(k, i)| (k, i));
+            let bare = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+            if key.is_empty() || !key.chars().all(bare) {
+                return None;
+            }
+            path = path.then(key);
+            if !indexes.is_empty() {
+                indexes = indexes.strip_suffix(']')?;
+                for index in indexes.split("][") {
+                    if index.is_empty() || !index.chars().all(|c| c.is_ascii_digit()) {
+                        return None;
+                    }
+                    path = path.index(index.parse().ok()?);
+                }
+            }
+        }
+        Some(path)
     }
 }
 

@@ -10,8 +10,8 @@
 //!   bad input (exit code 2).
 //! - The configuration as run is always recorded as `DIR/config.toml`, and both children
 //!   read that copy: the file's own text, or, when `--scratch`, `--levels` or
-//!   `--duration` is given, a copy with those keys edited by `toml_edit` (comments and
-//!   layout kept, see [`derive_config`]) and validated like the original (an invalid
+//!   `--duration` is given, a copy with those keys edited by `common::config::edit`
+//!   (comments and layout kept, see [`derive_config`]) and validated like the original (an invalid
 //!   value is bad input, reported as `FILE with FLAGS: KEY: MESSAGE`).
 //! - The allocators are chosen by binary: `--engine-alloc` and `--feed-alloc` pick
 //!   `engine`/`engine-<ALLOC>` and `feed`/`feed-<ALLOC>` (see [`crate::variant`]).
@@ -34,6 +34,7 @@ use crate::child::{describe_exit, Supervised, POLL_EVERY};
 use crate::cli::RunArgs;
 use crate::variant::{Alloc, ScratchMode};
 use anyhow::{anyhow, bail, Context, Result};
+use common::config::edit::{Edit, EditError};
 use common::config::{Config, ConfigError};
 use common::failure::Failure;
 use common::files::{self, Kind};
@@ -152,49 +153,22 @@ impl Overrides {
     }
 }
 
-/// `text` (a configuration) with `overrides` applied: `engine.scratch`, `engine.levels`
-/// and `duration_s` are set, everything else (comments, order, layout) is kept, as is
-/// each edited value's trailing comment. Without overrides the text comes back as is.
-pub fn derive_config(text: &str, overrides: &Overrides) -> Result<String, toml_edit::TomlError> {
-    if overrides.is_empty() {
-        return Ok(text.to_string());
-    }
-    let mut doc: toml_edit::DocumentMut = text.parse()?;
+/// `text` (a configuration) with `overrides` applied through [`Edit`]: `engine.scratch`,
+/// `engine.levels` and `duration_s` are set, everything else (comments, order, layout)
+/// is kept, as is each edited value's trailing comment. Without overrides the text
+/// comes back as is.
+pub fn derive_config(text: &str, overrides: &Overrides) -> Result<String, EditError> {
+    let mut edit = Edit::new(text);
     if let Some(d) = overrides.duration_s {
-        set_keeping_decor(doc.as_table_mut(), "duration_s", d.into());
+        edit = edit.set("duration_s", d);
     }
-    if overrides.scratch.is_some() || overrides.levels.is_some() {
-        let engine = doc
-            .entry("engine")
-            .or_insert_with(toml_edit::table)
-            .as_table_like_mut();
-        // A non-table `engine` cannot pass validation anyway; leave it to report that.
-        if let Some(engine) = engine {
-            if let Some(s) = overrides.scratch {
-                set_keeping_decor(engine, "scratch", s.name().into());
-            }
-            if let Some(l) = overrides.levels {
-                set_keeping_decor(engine, "levels", i64::from(l).into());
-            }
-        }
+    if let Some(s) = overrides.scratch {
+        edit = edit.set("engine.scratch", s.name());
     }
-    Ok(doc.to_string())
-}
-
-/// Sets `key` to `value` in `table`, keeping the old value's surrounding whitespace and
-/// trailing comment.
-fn set_keeping_decor(table: &mut dyn toml_edit::TableLike, key: &str, mut value: toml_edit::Value) {
-    match table.get_mut(key) {
-        Some(item) => {
-            if let Some(old) = item.as_value() {
-                *value.decor_mut() = old.decor().clone();
-            }
-            *item = toml_edit::Item::Value(value);
-        }
-        None => {
-            table.insert(key, toml_edit::Item::Value(value));
-        }
+    if let Some(l) = overrides.levels {
+        edit = edit.set("engine.levels", l);
     }
+    edit.finish()
 }
 
 /// A validated configuration, ready to be written into a run folder.

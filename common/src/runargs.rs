@@ -151,14 +151,10 @@ mod tests {
     fn overrides_and_out_dir() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("c.toml");
-        let text = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/default.toml"),
-        )
-        .unwrap()
-        .replace(
-            "/dev/shm/hft-alloc-lab.ring",
-            &dir.path().join("r").display().to_string(),
-        );
+        let text = crate::config::edit::Edit::new(crate::config::DEFAULT_TOML)
+            .set("ring.path", dir.path().join("r"))
+            .finish()
+            .unwrap();
         std::fs::write(&cfg, text).unwrap();
         let out = dir.path().join("a/b");
         let args = RunArgs {

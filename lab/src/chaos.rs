@@ -21,6 +21,9 @@ use crate::child::{describe_exit, Supervised};
 use crate::cli::ChaosArgs;
 use crate::run::read_json;
 use anyhow::{anyhow, bail, ensure, Context, Result};
+use common::config::edit::Edit;
+use common::config::{OnProducerGone, DEFAULT_TOML};
+use common::cores::WaitStrategy;
 use common::failure::Failure;
 use common::files::{self, Kind};
 use common::os::{process_alive, Signal};
@@ -385,59 +388,37 @@ impl Env {
         !self.ring.exists() && !lock_path(&self.ring).exists()
     }
 
-    /// Writes the configuration of `knobs` into `dir/config.toml`.
+    /// Writes the configuration of `knobs` into `dir/config.toml`: the shipped default
+    /// (`configs/default.toml`) with the scenario's ring, cores, timings and two symbols
+    /// at half the rate each.
     fn config(&self, dir: &Path, k: Knobs) -> Result<PathBuf> {
-        let text = format!(
-            r#"seed = 7
-duration_s = 2.0
-warmup_s = 0.2
-
-[ring]
-path = "{ring}"
-capacity = {capacity}
-lossless = {lossless}
-consumer_timeout_ms = {consumer_timeout_ms}
-wait_for_consumers = 1
-
-[cores]
-feed_md = {feed_md}
-engine_hot = {engine_hot}
-
-[feed]
-wait = "spin_yield"
-
-[engine]
-wait = "spin_yield"
-grace_s = 1.0
-producer_timeout_ms = {PRODUCER_TIMEOUT_MS}
-on_producer_gone = "{gone}"
-
-[log]
-interval_ms = 500
-
-[[symbols]]
-name = "AAA"
-rate_per_s = {half}
-start_px = 100.0
-tick_size = 0.01
-volatility_bps = 0.02
-
-[[symbols]]
-name = "BBB"
-rate_per_s = {half}
-start_px = 50.0
-tick_size = 0.01
-volatility_bps = 0.02
-"#,
-            ring = self.ring.display(),
-            capacity = k.capacity,
-            lossless = k.lossless,
-            consumer_timeout_ms = k.consumer_timeout_ms,
-            feed_md = self.cores.0,
-            engine_hot = self.cores.1,
-            gone = if k.engine_waits { "wait" } else { "exit" },
-            half = k.rate / 2,
-        );
+        let gone = if k.engine_waits {
+            OnProducerGone::Wait
+        } else {
+            OnProducerGone::Exit
+        };
+        let mut edit = Edit::new(DEFAULT_TOML)
+            .set("seed", 7)
+            .set("duration_s", 2.0)
+            .set("warmup_s", 0.2)
+            .set("ring.path", &self.ring)
+            .set("ring.capacity", k.capacity)
+            .set("ring.lossless", k.lossless)
+            .set("ring.consumer_timeout_ms", k.consumer_timeout_ms)
+            .set("ring.wait_for_consumers", 1)
+            .set("cores.feed_md", self.cores.0)
+            .set("cores.engine_hot", self.cores.1)
+            .set("feed.wait", WaitStrategy::SpinYield)
+            .set("engine.wait", WaitStrategy::SpinYield)
+            .set("engine.grace_s", 1.0)
+            .set("engine.producer_timeout_ms", PRODUCER_TIMEOUT_MS)
+            .set("engine.on_producer_gone", gone)
+            .set("log.interval_ms", 500)
+            .truncate("symbols", 2);
+        for i in 0..2 {
+            edit = edit.set(&format!("symbols[{i}].rate_per_s"), k.rate / 2);
+        }
+        let text = edit.finish()?;
         let path = dir.join("config.toml");
         let header = Kind::Text.header("a lab chaos scenario's configuration");
         files::write(&path, Kind::Text, format!("{header}{text}").as_bytes())?;

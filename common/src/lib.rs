@@ -27,7 +27,7 @@
 //! | [`allocators`] | the global allocators (system; jemalloc, mimalloc, tcmalloc behind features of those names), their versions and statistics, and the hooks that hand them to feed and engine | `alloc` |
 //! | [`ring`] | the single-producer, many-consumer broadcast ring, on heap memory or in a shared-memory file ([`ring::shm`]) | `sync`, `tick`, `transport`, `clock`, `files`, `os` |
 //! | [`latency`] | per-stage fixed-bound histograms, interval hand-off, `.hlog` writer | `alloc`, `files`, `units` |
-//! | [`config`] | the TOML run configuration, validated, with errors naming file, line, column and key | `cores`, `ring`, `tick` |
+//! | [`config`] | the TOML run configuration, validated, with errors naming file, line, column and key; [`config::edit`]: one configuration derived from another by key path | `cores`, `ring`, `tick` |
 //! | [`memory`] | memory samples (RSS, page faults, allocator statistics, fragmentation) and warnings | `config`, `os`, `units` |
 //! | [`manifest`] | the run manifest: machine, allocator, git revision, configuration | `config`, `os` |
 //! | [`runargs`] | the `--config`/`--duration`/`--out` arguments of feed and engine | `config`, `files` |

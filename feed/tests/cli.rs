@@ -44,18 +44,19 @@ fn text(edit: Edit) -> String {
     edit.finish().unwrap()
 }
 
+/// `feed --config CFG --out OUT`.
+fn feed(cfg: &Path, out: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_feed"));
+    c.arg("--config").arg(cfg).arg("--out").arg(out);
+    c
+}
+
 /// Runs the feed on `text` (written to `dir/bad.toml`) with `--out dir/out` and returns
 /// (exit code, stderr).
 fn run_feed(dir: &Path, text: &str) -> (Option<i32>, String) {
     let cfg = dir.join("bad.toml");
     std::fs::write(&cfg, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_feed"))
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--out")
-        .arg(dir.join("out"))
-        .output()
-        .unwrap();
+    let out = feed(&cfg, &dir.join("out")).output().unwrap();
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -199,13 +200,7 @@ fn publishes_and_writes_a_summary() {
     let ring = dir.path().join("r.ring");
     let config = text(good(&ring).set("duration_s", 0.5).set("feed.wait", "block"));
     std::fs::write(&cfg, config).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_feed"))
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--out")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = feed(&cfg, dir.path()).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -364,11 +359,7 @@ fn a_live_feeds_ring_is_refused_with_exit_1() {
     let cfg = dir.path().join("live.toml");
     let live_config = text(good(&ring).set("duration_s", 3.0).set("feed.wait", "block"));
     std::fs::write(&cfg, live_config).unwrap();
-    let mut live = Command::new(env!("CARGO_BIN_EXE_feed"))
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--out")
-        .arg(dir.path().join("live"))
+    let mut live = feed(&cfg, &dir.path().join("live"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

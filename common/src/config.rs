@@ -9,6 +9,10 @@
 //! `FILE:LINE:COLUMN: KEY: MESSAGE`, with the line and column of the offending key in
 //! the file, so both processes fail with the same readable message.
 //!
+//! A configuration written from another one (`lab run`'s flags, `lab chaos`, the tests)
+//! is derived with [`edit::Edit`], usually from the shipped [`DEFAULT_TOML`], and then
+//! parsed and validated here like any file.
+//!
 //! Loading reads a file and allocates; it is start-up work, never on a hot path.
 
 pub mod edit;

@@ -11,7 +11,7 @@
 //! another source refuses to mix them.
 //!
 //! The source is the TSC when the CPU reports an invariant TSC (`constant_tsc` and
-//! `nonstop_tsc` in `/proc/cpuinfo`), else `CLOCK_MONOTONIC`. Setting
+//! `nonstop_tsc` in `/proc/cpuinfo`, [`crate::os::tsc_is_invariant`]), else `CLOCK_MONOTONIC`. Setting
 //! `HFT_CLOCK=monotonic` forces the fallback.
 
 use serde::Serialize;
@@ -46,16 +46,6 @@ impl ClockSource {
     }
 }
 
-/// Whether `/proc/cpuinfo` reports an invariant TSC.
-pub fn tsc_is_invariant() -> bool {
-    std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|s| {
-        s.lines().find(|l| l.starts_with("flags")).is_some_and(|l| {
-            let has = |f: &str| l.split_whitespace().any(|w| w == f);
-            has("constant_tsc") && has("nonstop_tsc")
-        })
-    })
-}
-
 /// A clock with a fixed source. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Clock {
@@ -67,7 +57,7 @@ impl Clock {
     /// The best trustworthy source on this machine (see the module docs).
     pub fn new() -> Clock {
         let forced = std::env::var("HFT_CLOCK").is_ok_and(|v| v == "monotonic");
-        let source = if !forced && cfg!(target_arch = "x86_64") && tsc_is_invariant() {
+        let source = if !forced && cfg!(target_arch = "x86_64") && crate::os::tsc_is_invariant() {
             ClockSource::Tsc
         } else {
             ClockSource::Monotonic

@@ -9,13 +9,23 @@
 //! `FILE:LINE:COLUMN: KEY: MESSAGE`, with the line and column of the offending key in
 //! the file, so both processes fail with the same readable message.
 //!
+//! A configuration written from another one (`lab run`'s flags, `lab chaos`, the tests)
+//! is derived with [`edit::Edit`], usually from the shipped [`DEFAULT_TOML`], and then
+//! parsed and validated here like any file.
+//!
 //! Loading reads a file and allocates; it is start-up work, never on a hot path.
+
+pub mod edit;
 
 use crate::cores::WaitStrategy;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
+
+/// The text of the shipped `configs/default.toml`, built in: the base from which
+/// `lab chaos` and the tests derive their configurations ([`edit::Edit`]).
+pub const DEFAULT_TOML: &str = include_str!("../../configs/default.toml");
 
 /// Largest offered rate per symbol, and in total, in ticks per second.
 pub const MAX_RATE_PER_S: f64 = 100_000_000.0;
@@ -55,7 +65,7 @@ pub struct Config {
     pub log: LogConfig,
     /// Memory warning thresholds.
     #[serde(default)]
-    pub monitor: crate::memory::MonitorConfig,
+    pub monitor: MonitorConfig,
     /// How cold threads share cores with hot ones.
     #[serde(default)]
     pub cold: ColdConfig,
@@ -348,6 +358,25 @@ impl Default for LogConfig {
         LogConfig {
             interval_ms: 1000,
             out_dir: PathBuf::from("results/latest"),
+        }
+    }
+}
+
+/// Thresholds for memory warnings (`[monitor]` in the configuration).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitorConfig {
+    /// Warn when fragmentation exceeds this fraction.
+    pub fragmentation_warn: f64,
+    /// Warn when RSS has grown by more than this many MiB since the start.
+    pub rss_growth_warn_mib: u64,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> MonitorConfig {
+        MonitorConfig {
+            fragmentation_warn: 0.5,
+            rss_growth_warn_mib: 1024,
         }
     }
 }
@@ -754,6 +783,40 @@ impl KeyPath {
         self.0.push(Seg::Index(i));
         self
     }
+
+    /// The path `text` names, written as errors print paths (`symbols[2].rate_per_s`,
+    /// `feed.history.retention_ticks`): keys of letters, digits, `_` and `-`, joined by
+    /// `.`, each followed by any number of `[INDEX]`. `None` for anything else.
+    ///
+    /// ```
+    /// use common::config::KeyPath;
+    ///
+    /// let path = KeyPath::parse("symbols[2].rate_per_s").unwrap();
+    /// assert_eq!(path, KeyPath::key("symbols").index(2).then("rate_per_s"));
+    /// assert_eq!(path.to_string(), "symbols[2].rate_per_s");
+    /// assert_eq!(KeyPath::parse("symbols..x"), None);
+    /// ```
+    pub fn parse(text: &str) -> Option<KeyPath> {
+        let mut path = KeyPath::default();
+        for part in text.split('.') {
+            let (key, mut indexes) = part.split_once('[').map_or((part, ""), |(k, i)| (k, i));
+            let bare = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+            if key.is_empty() || !key.chars().all(bare) {
+                return None;
+            }
+            path = path.then(key);
+            if !indexes.is_empty() {
+                indexes = indexes.strip_suffix(']')?;
+                for index in indexes.split("][") {
+                    if index.is_empty() || !index.chars().all(|c| c.is_ascii_digit()) {
+                        return None;
+                    }
+                    path = path.index(index.parse().ok()?);
+                }
+            }
+        }
+        Some(path)
+    }
 }
 
 impl fmt::Display for KeyPath {
@@ -957,6 +1020,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 #[cfg(test)]
 mod tests {
+    use super::edit::Edit;
     use super::*;
 
     const GOOD: &str = r#"
@@ -1032,74 +1096,74 @@ volatility_bps = 2.0
     }
 
     /// The bad-input catalogue of the run configuration: each row is a broken variant of
-    /// `GOOD` and the start of its one-line error after `cfg.toml:`, so every row checks
+    /// `GOOD` (an [`Edit`] of it where the mistake is a value) and the start of its
+    /// one-line error after `cfg.toml:`, so every row checks
     /// the line, column, key and message. The binaries print the same text and exit 2
     /// (`feed/tests/cli.rs`, `engine/tests/cli.rs`, `lab/tests/cli.rs`).
     #[test]
     fn bad_config_catalogue() {
+        // Layout mistakes need the text itself; every other row is an edit of a key.
         let r = |find: &str, with: &str| {
             assert!(GOOD.contains(find), "{find}");
             GOOD.replacen(find, with, 1)
         };
-        let add = |tail: &str| format!("{GOOD}{tail}");
-        let head = &GOOD[..GOOD.find("[[symbols]]").unwrap()];
-        let rate = |v: &str| r("rate_per_s = 500.5", &format!("rate_per_s = {v}"));
+        let e = |edit: fn(Edit) -> Edit| edit(Edit::new(GOOD)).finish().unwrap();
         let cases: Vec<(&str, String, &str)> = vec![
             // TOML and types.
             ("syntax", r("capacity = 4096", "capacity = = 4096"), "8:12: ring.capacity: "),
             ("unclosed string", r("\"AAA\"", "\"AAA"), "15:12: symbols.name: invalid basic string"),
-            ("unknown key", r("capacity = 4096", "capacity = 4096\ncapacty = 3"), "9:1: ring.capacty: unknown field `capacty`"),
-            ("unknown table", add("[engin]\nlevels = 3\n"), "27:2: engin: unknown field `engin`"),
-            ("wrong type", r("rate_per_s = 1000", "rate_per_s = \"fast\""), "16:14: symbols[0].rate_per_s: invalid type: string"),
-            ("float for integer", r("capacity = 4096", "capacity = 4096.5"), "8:12: ring.capacity: invalid type: floating point"),
+            ("unknown key", e(|e| e.set("ring.capacty", 3)), "9:1: ring.capacty: unknown field `capacty`"),
+            ("unknown table", e(|e| e.set("engin.levels", 3)), "28:2: engin: unknown field `engin`"),
+            ("wrong type", e(|e| e.set("symbols[0].rate_per_s", "fast")), "16:14: symbols[0].rate_per_s: invalid type: string"),
+            ("float for integer", e(|e| e.set("ring.capacity", 4096.5)), "8:12: ring.capacity: invalid type: floating point"),
             ("table for value", r("seed = 7", "[seed]"), "2:1: seed: invalid type"),
-            ("missing key", r("capacity = 4096\n", ""), "6:1: ring.capacity: missing field `capacity`"),
+            ("missing key", e(|e| e.remove("ring.capacity")), "6:1: ring.capacity: missing field `capacity`"),
             // Symbols.
-            ("no symbols", head.to_string(), "1:1: symbols: missing field `symbols`"),
-            ("empty symbol list", head.replace("seed = 7\n", "seed = 7\nsymbols = []\n"), "3:1: symbols: at least one symbol is required"),
-            ("duplicate symbol", r("\"BBB\"", "\"AAA\""), "22:1: symbols[1].name: duplicate symbol name \"AAA\""),
-            ("duplicate up to blanks", r("\"BBB\"", "\" AAA \""), "22:1: symbols[1].name: duplicate symbol name \"AAA\""),
-            ("empty name", r("\"BBB\"", "\" \""), "22:1: symbols[1].name: symbol name is empty"),
-            ("bad name", r("\"BBB\"", "\"A=B\""), "22:1: symbols[1].name: symbol name \"A=B\" must be"),
-            ("zero rate", rate("0"), "23:1: symbols[1].rate_per_s: rate must be greater than 0, got 0"),
-            ("negative rate", rate("-5"), "23:1: symbols[1].rate_per_s: rate must be greater than 0, got -5"),
-            ("nan rate", rate("nan"), "23:1: symbols[1].rate_per_s: rate must be a number, got nan"),
-            ("infinite rate", rate("inf"), "23:1: symbols[1].rate_per_s: rate must be at most 100000000, got inf"),
-            ("absurd rate", rate("1e12"), "23:1: symbols[1].rate_per_s: rate must be at most 100000000, got 1000000000000"),
-            ("absurd total rate", r("rate_per_s = 1000\n", "rate_per_s = 99999999.5\n"), "14:3: symbols: total rate 100000500 ticks/s is above"),
-            ("zero tick size", r("tick_size = 0.05", "tick_size = 0.0"), "25:1: symbols[1].tick_size: tick size must be greater than 0"),
-            ("nan volatility", r("volatility_bps = 2.0", "volatility_bps = nan"), "26:1: symbols[1].volatility_bps: must be between 0 and 1000"),
+            ("no symbols", e(|e| e.remove("symbols")), "1:1: symbols: missing field `symbols`"),
+            ("empty symbol list", e(|e| e.remove("symbols").set("symbols", [0; 0])), "5:1: symbols: at least one symbol is required"),
+            ("duplicate symbol", e(|e| e.set("symbols[1].name", "AAA")), "22:1: symbols[1].name: duplicate symbol name \"AAA\""),
+            ("duplicate up to blanks", e(|e| e.set("symbols[1].name", " AAA ")), "22:1: symbols[1].name: duplicate symbol name \"AAA\""),
+            ("empty name", e(|e| e.set("symbols[1].name", " ")), "22:1: symbols[1].name: symbol name is empty"),
+            ("bad name", e(|e| e.set("symbols[1].name", "A=B")), "22:1: symbols[1].name: symbol name \"A=B\" must be"),
+            ("zero rate", e(|e| e.set("symbols[1].rate_per_s", 0)), "23:1: symbols[1].rate_per_s: rate must be greater than 0, got 0"),
+            ("negative rate", e(|e| e.set("symbols[1].rate_per_s", -5)), "23:1: symbols[1].rate_per_s: rate must be greater than 0, got -5"),
+            ("nan rate", e(|e| e.set("symbols[1].rate_per_s", f64::NAN)), "23:1: symbols[1].rate_per_s: rate must be a number, got nan"),
+            ("infinite rate", e(|e| e.set("symbols[1].rate_per_s", f64::INFINITY)), "23:1: symbols[1].rate_per_s: rate must be at most 100000000, got inf"),
+            ("absurd rate", e(|e| e.set("symbols[1].rate_per_s", 1e12)), "23:1: symbols[1].rate_per_s: rate must be at most 100000000, got 1000000000000"),
+            ("absurd total rate", e(|e| e.set("symbols[0].rate_per_s", 99_999_999.5)), "14:3: symbols: total rate 100000500 ticks/s is above"),
+            ("zero tick size", e(|e| e.set("symbols[1].tick_size", 0.0)), "25:1: symbols[1].tick_size: tick size must be greater than 0"),
+            ("nan volatility", e(|e| e.set("symbols[1].volatility_bps", f64::NAN)), "26:1: symbols[1].volatility_bps: must be between 0 and 1000"),
             // Ring.
-            ("capacity not a power of two", r("capacity = 4096", "capacity = 4000"), "8:1: ring.capacity: must be a power of two between 1024 and 67108864, got 4000"),
-            ("capacity too small", r("capacity = 4096", "capacity = 512"), "8:1: ring.capacity: must be a power of two between 1024 and 67108864, got 512"),
-            ("capacity too large", r("capacity = 4096", "capacity = 134217728"), "8:1: ring.capacity: must be a power of two between 1024 and 67108864, got 134217728"),
-            ("capacity zero", r("capacity = 4096", "capacity = 0"), "8:1: ring.capacity: must be a power of two"),
-            ("capacity negative", r("capacity = 4096", "capacity = -4096"), "8:12: ring.capacity: invalid value: integer `-4096`"),
-            ("ring in a missing folder", r("/dev/shm/test.ring", "/no/such/dir/x.ring"), "7:1: ring.path: /no/such/dir/x.ring is not a file path in an existing folder"),
-            ("ring path empty", r("/dev/shm/test.ring", ""), "7:1: ring.path:  is not a file path"),
-            ("ring path a folder", r("/dev/shm/test.ring", "/"), "7:1: ring.path: / is not a file path"),
-            ("ring path an existing folder", r("/dev/shm/test.ring", "/dev"), "7:1: ring.path: /dev is not a file path"),
+            ("capacity not a power of two", e(|e| e.set("ring.capacity", 4000)), "8:1: ring.capacity: must be a power of two between 1024 and 67108864, got 4000"),
+            ("capacity too small", e(|e| e.set("ring.capacity", 512)), "8:1: ring.capacity: must be a power of two between 1024 and 67108864, got 512"),
+            ("capacity too large", e(|e| e.set("ring.capacity", 134_217_728)), "8:1: ring.capacity: must be a power of two between 1024 and 67108864, got 134217728"),
+            ("capacity zero", e(|e| e.set("ring.capacity", 0)), "8:1: ring.capacity: must be a power of two"),
+            ("capacity negative", e(|e| e.set("ring.capacity", -4096)), "8:12: ring.capacity: invalid value: integer `-4096`"),
+            ("ring in a missing folder", e(|e| e.set("ring.path", "/no/such/dir/x.ring")), "7:1: ring.path: /no/such/dir/x.ring is not a file path in an existing folder"),
+            ("ring path empty", e(|e| e.set("ring.path", "")), "7:1: ring.path:  is not a file path"),
+            ("ring path a folder", e(|e| e.set("ring.path", "/")), "7:1: ring.path: / is not a file path"),
+            ("ring path an existing folder", e(|e| e.set("ring.path", "/dev")), "7:1: ring.path: /dev is not a file path"),
             // Cores (allowed: 0 and 1). core_affinity aborts on ids >= 1024: refused first.
-            ("hot core out of range", r("engine_hot = 1", "engine_hot = 5000"), "12:1: cores.engine_hot: core 5000 is not one this process may use (allowed: [0, 1])"),
-            ("hot core not allowed", r("feed_md = 0", "feed_md = 2"), "11:1: cores.feed_md: core 2 is not one this process may use"),
-            ("shared hot core", r("engine_hot = 1", "engine_hot = 0"), "12:1: cores.engine_hot: core 0 is already the feed's hot core"),
-            ("cold core out of range", r("engine_hot = 1", "engine_hot = 1\ncold = [0, 9]"), "13:12: cores.cold[1]: core 9 is not one"),
-            ("negative core", r("feed_md = 0", "feed_md = -1"), "11:11: cores.feed_md: invalid value: integer `-1`"),
+            ("hot core out of range", e(|e| e.set("cores.engine_hot", 5000)), "12:1: cores.engine_hot: core 5000 is not one this process may use (allowed: [0, 1])"),
+            ("hot core not allowed", e(|e| e.set("cores.feed_md", 2)), "11:1: cores.feed_md: core 2 is not one this process may use"),
+            ("shared hot core", e(|e| e.set("cores.engine_hot", 0)), "12:1: cores.engine_hot: core 0 is already the feed's hot core"),
+            ("cold core out of range", e(|e| e.set("cores.cold", [0, 9])), "13:12: cores.cold[1]: core 9 is not one"),
+            ("negative core", e(|e| e.set("cores.feed_md", -1)), "11:11: cores.feed_md: invalid value: integer `-1`"),
             // Other values.
-            ("zero duration", r("duration_s = 2.0", "duration_s = 0"), "3:1: duration_s: duration must be greater than 0"),
-            ("infinite duration", r("duration_s = 2.0", "duration_s = inf"), "3:1: duration_s: duration must be at most"),
-            ("warm-up too long", r("warmup_s = 0.5", "warmup_s = 3"), "4:1: warmup_s: warm-up must be at least 0 and shorter"),
-            ("interval zero", add("[log]\ninterval_ms = 0\n"), "28:1: log.interval_ms: must be between 10 and 3600000 ms, got 0"),
-            ("cold slice too long", add("[cold]\nslice_us = 2000000\n"), "28:1: cold.slice_us: must be at most 1000000 (0: no slicing), got 2000000"),
-            ("cold pause zero", add("[cold]\npause_us = 0\n"), "28:1: cold.pause_us: must be between 1 and 100000, got 0"),
-            ("cold poll zero", add("[cold]\npoll_ms = 0\n"), "28:1: cold.poll_ms: must be between 1 and 1000, got 0"),
-            ("cold nice out of range", add("[cold]\nnice = 20\n"), "28:1: cold.nice: must be between -20 and 19, got 20"),
-            ("cold policy unknown", add("[cold]\npolicy = \"fifo\"\n"), "28:10: cold.policy: unknown variant `fifo`"),
-            ("cold unknown key", add("[cold]\nslice = 5\n"), "28:1: cold.slice: unknown field `slice`"),
-            ("levels zero", add("[engine]\nlevels = 0\n"), "28:1: engine.levels: must be between 1 and 16, got 0"),
-            ("unknown scratch", add("[engine]\nscratch = \"pool2\"\n"), "28:11: engine.scratch: unknown variant `pool2`"),
-            ("pool of nothing", add("[engine]\nscratch = \"pool\"\npool_blocks = 0\n"), "29:1: engine.pool_blocks: must be between 1 and 1000000, got 0"),
-            ("two retentions", add("[feed.history]\nretention_ticks = 5\nretention_bytes = 640\n"), "29:1: feed.history.retention_bytes: set either"),
+            ("zero duration", e(|e| e.set("duration_s", 0)), "3:1: duration_s: duration must be greater than 0"),
+            ("infinite duration", e(|e| e.set("duration_s", f64::INFINITY)), "3:1: duration_s: duration must be at most"),
+            ("warm-up too long", e(|e| e.set("warmup_s", 3)), "4:1: warmup_s: warm-up must be at least 0 and shorter"),
+            ("interval zero", e(|e| e.set("log.interval_ms", 0)), "29:1: log.interval_ms: must be between 10 and 3600000 ms, got 0"),
+            ("cold slice too long", e(|e| e.set("cold.slice_us", 2_000_000)), "29:1: cold.slice_us: must be at most 1000000 (0: no slicing), got 2000000"),
+            ("cold pause zero", e(|e| e.set("cold.pause_us", 0)), "29:1: cold.pause_us: must be between 1 and 100000, got 0"),
+            ("cold poll zero", e(|e| e.set("cold.poll_ms", 0)), "29:1: cold.poll_ms: must be between 1 and 1000, got 0"),
+            ("cold nice out of range", e(|e| e.set("cold.nice", 20)), "29:1: cold.nice: must be between -20 and 19, got 20"),
+            ("cold policy unknown", e(|e| e.set("cold.policy", "fifo")), "29:10: cold.policy: unknown variant `fifo`"),
+            ("cold unknown key", e(|e| e.set("cold.slice", 5)), "29:1: cold.slice: unknown field `slice`"),
+            ("levels zero", e(|e| e.set("engine.levels", 0)), "29:1: engine.levels: must be between 1 and 16, got 0"),
+            ("unknown scratch", e(|e| e.set("engine.scratch", "pool2")), "29:11: engine.scratch: unknown variant `pool2`"),
+            ("pool of nothing", e(|e| e.set("engine.scratch", Scratch::Pool).set("engine.pool_blocks", 0)), "30:1: engine.pool_blocks: must be between 1 and 1000000, got 0"),
+            ("two retentions", e(|e| e.set("feed.history.retention_ticks", 5).set("feed.history.retention_bytes", 640)), "30:1: feed.history.retention_bytes: set either"),
         ];
         let wrong: Vec<String> = cases
             .iter()

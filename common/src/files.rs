@@ -205,12 +205,6 @@ pub fn describe_special(path: &Path, meta: &std::fs::Metadata) -> Option<String>
     })
 }
 
-/// The effective user id of this process.
-pub fn current_uid() -> u32 {
-    // SAFETY: geteuid takes no arguments, touches no memory of ours and cannot fail.
-    unsafe { libc::geteuid() }
-}
-
 /// Opens the regular file at `path` for reading without following a symbolic link and
 /// without blocking on a FIFO swapped in meanwhile; checks that it is still the file
 /// `meta` describes, a regular file of this user. Returns its first `n` bytes (fewer if
@@ -219,7 +213,7 @@ pub fn read_head(path: &Path, meta: &std::fs::Metadata, n: usize) -> Result<Vec<
     if let Some(what) = describe_special(path, meta) {
         return Err(what);
     }
-    if meta.uid() != current_uid() {
+    if meta.uid() != crate::os::effective_uid() {
         return Err(format!("a file of user {}", meta.uid()));
     }
     let mut file = OpenOptions::new()

@@ -24,6 +24,7 @@
 
 use crate::alloc::AllocCounts;
 use crate::files::{Draft, FileError, Kind};
+use crate::units::fmt_ns;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use hdrhistogram::serialization::V2DeflateSerializer;
@@ -264,17 +265,6 @@ impl Percentiles {
     }
 }
 
-/// A duration in nanoseconds in readable units: `850ns`, `1.23µs`, `12.4µs`, `3.1ms`, `2.0s`.
-pub fn fmt_ns(ns: u64) -> String {
-    match ns {
-        0..=999 => format!("{ns}ns"),
-        1_000..=9_999 => format!("{:.2}µs", ns as f64 / 1e3),
-        10_000..=999_999 => format!("{:.1}µs", ns as f64 / 1e3),
-        1_000_000..=999_999_999 => format!("{:.1}ms", ns as f64 / 1e6),
-        _ => format!("{:.1}s", ns as f64 / 1e9),
-    }
-}
-
 /// One interval line for a stage: count, p50, p90, p99, p99.9, p99.99 and max.
 pub fn format_line(stage: &str, p: &Percentiles) -> String {
     format!(
@@ -434,15 +424,6 @@ mod tests {
             Percentiles::of(&fixed_histogram(100)),
             Percentiles::default()
         );
-    }
-
-    #[test]
-    fn readable_units() {
-        assert_eq!(fmt_ns(850), "850ns");
-        assert_eq!(fmt_ns(1_234), "1.23µs");
-        assert_eq!(fmt_ns(12_400), "12.4µs");
-        assert_eq!(fmt_ns(3_100_000), "3.1ms");
-        assert_eq!(fmt_ns(12_000_000_000), "12.0s");
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! Process memory figures: resident set, page faults, and the allocator's own
 //! statistics, with fragmentation and warnings against configured thresholds.
 //!
-//! Sampling reads `/proc/self/stat` and `/proc/self/statm` and calls the allocator's
+//! Sampling reads `/proc/self/stat` and `/proc/self/statm` (through [`crate::os`]) and calls the allocator's
 //! statistics function: system calls and allocation. Cold threads only.
 
+use crate::config::MonitorConfig;
+use crate::os::{page_faults, rss_bytes};
+use crate::units::fmt_bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -25,21 +28,6 @@ pub struct MemorySample {
     pub fragmentation: Option<f64>,
 }
 
-/// Fault counts from `/proc/self/stat` (fields 10 and 12: minflt, majflt).
-pub fn page_faults() -> (u64, u64) {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return (0, 0);
-    };
-    // The command name (field 2) is in parentheses and may contain spaces.
-    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-        return (0, 0);
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // `rest` starts at field 3 (state): minflt is field 10, majflt field 12.
-    let get = |n: usize| fields.get(n - 3).and_then(|f| f.parse().ok()).unwrap_or(0);
-    (get(10), get(12))
-}
-
 /// Fragmentation from allocator statistics holding `allocated` and `resident` bytes.
 pub fn fragmentation(stats: &BTreeMap<String, u64>) -> Option<f64> {
     let allocated = *stats.get("allocated")? as f64;
@@ -52,7 +40,7 @@ impl MemorySample {
     pub fn take(allocator_stats: BTreeMap<String, u64>) -> MemorySample {
         let (minor_faults, major_faults) = page_faults();
         MemorySample {
-            rss_bytes: crate::manifest::rss_bytes(),
+            rss_bytes: rss_bytes(),
             minor_faults,
             major_faults,
             fragmentation: fragmentation(&allocator_stats),
@@ -63,7 +51,6 @@ impl MemorySample {
 
 /// One readable line: RSS, page faults, the allocator's main figures, fragmentation.
 pub fn format_line(s: &MemorySample) -> String {
-    use crate::manifest::fmt_bytes;
     let mut line = format!(
         "rss={} faults={}/{}",
         fmt_bytes(s.rss_bytes),
@@ -94,25 +81,6 @@ pub struct MemoryReport {
     pub peak_fragmentation: Option<f64>,
     /// Warnings printed during the run.
     pub warnings: Vec<String>,
-}
-
-/// Thresholds for memory warnings (`[monitor]` in the configuration).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MonitorConfig {
-    /// Warn when fragmentation exceeds this fraction.
-    pub fragmentation_warn: f64,
-    /// Warn when RSS has grown by more than this many MiB since the start.
-    pub rss_growth_warn_mib: u64,
-}
-
-impl Default for MonitorConfig {
-    fn default() -> MonitorConfig {
-        MonitorConfig {
-            fragmentation_warn: 0.5,
-            rss_growth_warn_mib: 1024,
-        }
-    }
 }
 
 /// Tracks samples over a run and decides when to warn (once per kind and level).
@@ -155,8 +123,8 @@ impl Monitor {
                     "fragmentation {:.0}% is above the {:.0}% threshold (resident {} for {} allocated)",
                     f * 100.0,
                     self.config.fragmentation_warn * 100.0,
-                    crate::manifest::fmt_bytes(s.allocator.get("resident").copied().unwrap_or(0)),
-                    crate::manifest::fmt_bytes(s.allocator.get("allocated").copied().unwrap_or(0)),
+                    fmt_bytes(s.allocator.get("resident").copied().unwrap_or(0)),
+                    fmt_bytes(s.allocator.get("allocated").copied().unwrap_or(0)),
                 ));
             }
         }
@@ -167,8 +135,8 @@ impl Monitor {
             self.warned_rss_steps = steps;
             warning = Some(format!(
                 "RSS grew by {} since the start (to {}), past {} × {} MiB",
-                crate::manifest::fmt_bytes(growth),
-                crate::manifest::fmt_bytes(s.rss_bytes),
+                fmt_bytes(growth),
+                fmt_bytes(s.rss_bytes),
                 steps,
                 self.config.rss_growth_warn_mib
             ));

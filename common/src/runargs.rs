@@ -1,11 +1,13 @@
 //! The command-line arguments shared by the `feed` and `engine` binaries, and loading
 //! the run configuration with their overrides.
 //!
-//! Every failure here is bad input: the binaries exit with code 2 and print the
-//! error's one-line message. Start-up only; allocates.
+//! Every failure here is bad input: the binaries exit with code 2
+//! ([`crate::failure::BAD_INPUT`]) and print the error's one-line message. Start-up
+//! only; allocates.
 
 use crate::config::{Config, ConfigError};
 use crate::cores::WaitStrategy;
+use crate::failure::Failure;
 use crate::files::{self, FileError, Kind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -199,14 +201,10 @@ mod tests {
     fn overrides_and_out_dir() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("c.toml");
-        let text = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/default.toml"),
-        )
-        .unwrap()
-        .replace(
-            "/dev/shm/hft-alloc-lab.ring",
-            &dir.path().join("r").display().to_string(),
-        );
+        let text = crate::config::edit::Edit::new(crate::config::DEFAULT_TOML)
+            .set("ring.path", dir.path().join("r"))
+            .finish()
+            .unwrap();
         std::fs::write(&cfg, text).unwrap();
         let out = dir.path().join("a/b");
         let args = RunArgs {
@@ -258,50 +256,5 @@ mod tests {
         std::fs::remove_file(out.join("s.json")).unwrap();
         files::write_json(&out.join("s.json"), &serde_json::json!({"a": 1})).unwrap();
         args.load(&[0, 1], &outputs).unwrap();
-    }
-}
-
-/// A failure of a feed or engine run with its process exit code: 2 for bad input
-/// ([`Failure::bad_input`]), 1 for everything else ([`Failure::runtime`]).
-#[derive(Debug)]
-pub struct Failure {
-    /// Process exit code.
-    pub code: u8,
-    /// What went wrong.
-    pub error: anyhow::Error,
-}
-
-impl Failure {
-    /// Bad input (configuration, flags, ring file): exit code 2.
-    pub fn bad_input(error: impl Into<anyhow::Error>) -> Failure {
-        Failure {
-            code: 2,
-            error: error.into(),
-        }
-    }
-
-    /// A failure while running: exit code 1.
-    pub fn runtime(error: impl Into<anyhow::Error>) -> Failure {
-        Failure {
-            code: 1,
-            error: error.into(),
-        }
-    }
-
-    /// A file that could not be written: bad input if the path holds someone else's
-    /// file (the user chose it), else a failure while running.
-    pub fn file(error: FileError) -> Failure {
-        if error.is_foreign() {
-            Failure::bad_input(error)
-        } else {
-            Failure::runtime(error)
-        }
-    }
-
-    /// Prints `PROCESS: error: …` (the whole context chain on one line) and returns the
-    /// exit code.
-    pub fn report(&self, process: &str) -> std::process::ExitCode {
-        eprintln!("{process}: error: {:#}", self.error);
-        std::process::ExitCode::from(self.code)
     }
 }

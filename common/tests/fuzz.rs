@@ -19,6 +19,7 @@
 //! them with more (see `.ci/run`). A failure is shrunk and saved under
 //! `proptest-regressions/`, which is committed so that it is replayed on every run.
 
+use common::config::edit::Edit;
 use common::config::{Config, ConfigError};
 use common::ring::shm::{self, ProducerId};
 use common::ring::{Header, Poll, StartAt, HEADER_BYTES};
@@ -222,7 +223,10 @@ mod config {
         assert!(seeds.len() >= 7, "{} seeds", seeds.len());
         for (path, text) in seeds {
             // A seed's ring folder may be missing on this machine; check the rest.
-            let text = text.replace("/dev/shm/", &format!("{}/", std::env::temp_dir().display()));
+            let text = Edit::new(text)
+                .set("ring.path", std::env::temp_dir().join("seed.ring"))
+                .finish()
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             Config::parse(&text, path, CORES).unwrap_or_else(|e| panic!("{e}"));
         }
     }

@@ -30,10 +30,10 @@ use common::clock::ClockSource;
 use common::config::{Config, EngineConfig, OnProducerGone, Scratch as ScratchMode};
 use common::cores::{pin_or_warn, Waiter};
 use common::latency::{Interval, IntervalRecorder, Rotate, Stage};
-use common::manifest::{EndReason, FeedSession};
 use common::pool::{Pool, PoolStats};
 use common::ring::shm::MappedRegion;
 use common::ring::{Poll, Progress, Region, Registration, Subscriber};
+use common::summary::{EndReason, FeedSession};
 use common::tick::Tick;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -208,7 +208,7 @@ fn reopen(
         }
         Ok(None) => Err(EndReason::Signal),
         Err(f) => {
-            eprintln!("engine: error: {:#}", f.error);
+            eprintln!("engine: error: {:#}", f.error());
             Err(EndReason::ProducerGone)
         }
     }

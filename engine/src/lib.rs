@@ -37,15 +37,18 @@ use common::alloc::AllocProfile;
 use common::budget::{ColdBudget, ColdThread};
 use common::clock::{Clock, ClockSource};
 use common::config::{Config, KeyPath};
+use common::failure::Failure;
 use common::files::{self, Kind};
 use common::latency::{
     fixed_histogram, format_line, interval_channel, to_ns, Hlog, IntervalSink, Percentiles,
     HIGHEST_NS, STAGES,
 };
-use common::manifest::{AllocatorInfo, EndReason, EngineSummary, Manifest};
+use common::manifest::{AllocatorInfo, Manifest};
 use common::memory::{MemoryReport, MemorySample, Monitor};
 use common::ring::shm::{self, MappedRegion, OpenError, RingInfo};
 use common::ring::{StartAt, Subscriber};
+
+use common::summary::{EndReason, EngineSummary};
 use crossbeam_channel::{Receiver, TryRecvError};
 use hdrhistogram::Histogram;
 use order::OrderMsg;
@@ -65,8 +68,6 @@ static TEST_ALLOC: common::alloc::CountingAlloc<std::alloc::System> =
 /// How the binary's global allocator is named and inspected (see [`common::allocators`]).
 pub use common::allocators::AllocatorHooks;
 
-/// A failure with its exit code: 2 for bad input, 1 for everything else.
-pub use common::runargs::Failure;
 use common::runargs::{Started, ENGINE_HLOG, ENGINE_SUMMARY};
 
 /// Entry point of every engine binary: parses the command line, runs, reports.
@@ -114,7 +115,7 @@ pub(crate) fn wait_for_ring(
                     info.producer_pid
                 ));
             }
-            Ok((sub, info)) if !shm::process_alive(info.producer_pid) => {
+            Ok((sub, info)) if !common::os::process_alive(info.producer_pid) => {
                 drop(sub);
                 say(format!(
                     "ring {} was left by pid {}, which is not running; waiting for a new feed",
@@ -164,7 +165,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
             args.run.config.display()
         ),
     )
-    .map_err(Failure::file)?;
+    .map_err(Failure::classify)?;
 
     let Some((sub, info)) = wait_for_ring(&config, &stop, None)? else {
         eprintln!("engine: stopped while waiting for the feed");
@@ -306,7 +307,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         ),
     };
     let path = out.join(ENGINE_SUMMARY);
-    files::write_json(&path, &summary).map_err(Failure::file)?;
+    files::write_json(&path, &summary).map_err(Failure::classify)?;
     println!(
         "engine done ({:?}): received={} gaps={} missed={} published={} unread={} feeds={} hot_allocs/tick={:.3} orders={} dropped={} invalid={} -> {}",
         summary.end_reason,

@@ -1,35 +1,34 @@
 //! The `engine` binary's handling of bad input and of a missing feed.
 
+use common::config::edit::Edit;
+use common::config::DEFAULT_TOML;
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// `configs/default.toml` for an engine on its own: its ring at `ring` (1024 slots), one
+/// second, the engine blocking (not spinning) while it waits; written to `dir/c.toml`.
 fn config(dir: &Path, ring: &Path) -> std::path::PathBuf {
-    let text = format!(
-        r#"seed = 1
-duration_s = 1.0
-warmup_s = 0.1
-[ring]
-path = "{}"
-capacity = 1024
-[cores]
-feed_md = 0
-engine_hot = 1
-[engine]
-wait = "block"
-[[symbols]]
-name = "AAA"
-rate_per_s = 1000
-start_px = 100.0
-tick_size = 0.01
-volatility_bps = 0.1
-"#,
-        ring.display()
-    );
+    let text = Edit::new(DEFAULT_TOML)
+        .set("duration_s", 1.0)
+        .set("warmup_s", 0.1)
+        .set("ring.path", ring)
+        .set("ring.capacity", 1024)
+        .set("engine.wait", "block")
+        .finish()
+        .unwrap();
     let p = dir.join("c.toml");
     std::fs::write(&p, text).unwrap();
     p
+}
+
+/// The 1-based number of the first line of `text` that starts with `start`.
+fn line_of(text: &str, start: &str) -> usize {
+    text.lines()
+        .position(|l| l.starts_with(start))
+        .unwrap_or_else(|| panic!("no line starts with {start:?}:\n{text}"))
+        + 1
 }
 
 fn engine(cfg: &Path, out: &Path) -> Command {
@@ -192,14 +191,16 @@ fn bad_config_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &dir.path().join("r.ring"));
     let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(&cfg, text.replace("[engine]\n", "[engine]\nlevel = 3\n")).unwrap();
+    let text = Edit::new(&text).set("engine.level", 3).finish().unwrap();
+    std::fs::write(&cfg, &text).unwrap();
     let out = engine(&cfg, dir.path()).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("c.toml:11:1: engine.level: unknown field `level`"),
-        "{stderr}"
+    let wanted = format!(
+        "c.toml:{}:1: engine.level: unknown field `level`",
+        line_of(&text, "level = 3")
     );
+    assert!(stderr.contains(&wanted), "{wanted}: {stderr}");
 }
 
 /// The engine shares the feed's flags (`common::runargs`, catalogued in
@@ -269,11 +270,7 @@ fn waits_for_the_feed_and_stops_cleanly_on_sigterm() {
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
     assert!(seen.contains(&ring.display().to_string()), "{seen}");
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    common::os::send_signal(child.id(), common::os::Signal::Term).unwrap();
     let code = child.wait().unwrap().code();
     stderr.read_to_string(&mut seen).unwrap();
     assert_eq!(code, Some(0), "{seen}");
@@ -303,7 +300,7 @@ fn an_unreadable_ring_exits_2_saying_so() {
     let out = d.join("out");
     std::fs::create_dir(&out).unwrap();
     std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let root = common::files::current_uid() == 0;
+    let root = common::os::effective_uid() == 0;
     let mut cmd = if root {
         let mut c = Command::new("setpriv");
         c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
@@ -318,8 +315,10 @@ fn an_unreadable_ring_exits_2_saying_so() {
     assert_eq!(code, Some(2), "{stderr}");
     let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
     assert_eq!(errors.len(), 1, "one message: {stderr}");
+    let text = std::fs::read_to_string(&cfg).unwrap();
     let wanted = format!(
-        "c.toml:5:1: ring.path: ring file {} exists but this user may not read it",
+        "c.toml:{}:1: ring.path: ring file {} exists but this user may not read it",
+        line_of(&text, "path = "),
         ring.display()
     );
     assert!(errors[0].contains(&wanted), "{stderr}");

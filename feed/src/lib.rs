@@ -28,13 +28,14 @@ use common::alloc::AllocProfile;
 use common::budget::{ColdBudget, ColdThread};
 use common::clock::Clock;
 use common::config::{Config, KeyPath};
+use common::failure::Failure;
 use common::files::{self, Kind};
-use common::manifest::{
-    fmt_bytes, AllocatorInfo, EvictionReport, FeedSummary, LosslessReport, Manifest,
-};
+use common::manifest::{AllocatorInfo, Manifest};
 use common::memory::{MemoryReport, MemorySample, Monitor};
 use common::ring::shm::{self, CreateError, ProducerId};
+use common::summary::{EvictionReport, FeedSummary, LosslessReport};
 use common::tick::Tick;
+use common::units::fmt_bytes;
 use crossbeam_channel::{Receiver, TryRecvError};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -44,8 +45,6 @@ use std::sync::Arc;
 /// How the binary's global allocator is named and inspected (see [`common::allocators`]).
 pub use common::allocators::AllocatorHooks;
 
-/// A failure with its exit code: 2 for bad input, 1 for everything else.
-pub use common::runargs::Failure;
 use common::runargs::{Started, FEED_SUMMARY};
 
 /// Entry point of every feed binary: parses the command line, runs, reports.
@@ -212,7 +211,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         ),
     };
     let path = out.join(FEED_SUMMARY);
-    files::write_json(&path, &summary).map_err(Failure::file)?;
+    files::write_json(&path, &summary).map_err(Failure::classify)?;
     println!(
         "feed done: published={} offered={:.0}/s achieved={:.0}/s history={} dropped={} md_allocs={} ({:?}) -> {}",
         summary.published,

@@ -1,15 +1,18 @@
 //! The `feed` binary's handling of bad input: every case exits with code 2 and one
 //! message naming the file, line, column and key; none panics.
 
+use common::config::edit::Edit;
 use std::path::Path;
 use std::process::Command;
 
+/// The fixed base of these tests, so that the catalogue below can name exact lines and
+/// columns; every variant is derived from it with [`Edit`] (see [`good`]).
 const GOOD: &str = r#"seed = 1
 duration_s = 1.0
 warmup_s = 0.1
 
 [ring]
-path = "RING"
+path = "set by good()"
 capacity = 4096
 
 [cores]
@@ -31,18 +34,29 @@ tick_size = 0.05
 volatility_bps = 0.1
 "#;
 
-/// Runs the feed on `text` (with RING replaced) and returns (exit code, stderr).
+/// [`GOOD`] with its ring at `ring`, to be edited further.
+fn good(ring: &Path) -> Edit {
+    Edit::new(GOOD).set("ring.path", ring)
+}
+
+/// The text of `edit`.
+fn text(edit: Edit) -> String {
+    edit.finish().unwrap()
+}
+
+/// `feed --config CFG --out OUT`.
+fn feed(cfg: &Path, out: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_feed"));
+    c.arg("--config").arg(cfg).arg("--out").arg(out);
+    c
+}
+
+/// Runs the feed on `text` (written to `dir/bad.toml`) with `--out dir/out` and returns
+/// (exit code, stderr).
 fn run_feed(dir: &Path, text: &str) -> (Option<i32>, String) {
     let cfg = dir.join("bad.toml");
-    let ring = dir.join("r.ring");
-    std::fs::write(&cfg, text.replace("RING", &ring.display().to_string())).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_feed"))
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--out")
-        .arg(dir.join("out"))
-        .output()
-        .unwrap();
+    std::fs::write(&cfg, text).unwrap();
+    let out = feed(&cfg, &dir.join("out")).output().unwrap();
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -52,60 +66,62 @@ fn run_feed(dir: &Path, text: &str) -> (Option<i32>, String) {
 #[test]
 fn bad_configs_exit_2_with_file_line_column_and_key() {
     let dir = tempfile::tempdir().unwrap();
+    let ring = dir.path().join("r.ring");
+    let with = |edit: fn(Edit) -> Edit| text(edit(good(&ring)));
     let cases: &[(&str, String, &str)] = &[
         (
             "syntax error",
-            GOOD.replace("capacity = 4096", "capacity = = 4096"),
+            with(|e| e).replace("capacity = 4096", "capacity = = 4096"),
             ":7:12: ring.capacity: ",
         ),
         (
             "unknown key",
-            GOOD.replace("feed_md = 0", "feed_md = 0\nhot = 3"),
-            ":11:1: cores.hot: unknown field `hot`",
+            with(|e| e.set("cores.hot", 3)),
+            ":12:1: cores.hot: unknown field `hot`",
         ),
         (
             "wrong type",
-            GOOD.replace("rate_per_s = 1000", "rate_per_s = \"x\""),
+            with(|e| e.set("symbols[0].rate_per_s", "x")),
             ":15:14: symbols[0].rate_per_s: invalid type",
         ),
         (
             "missing symbols",
-            GOOD[..GOOD.find("[[symbols]]").unwrap()].to_string(),
+            with(|e| e.remove("symbols")),
             ":1:1: symbols: missing field `symbols`",
         ),
         (
             "duplicate symbol",
-            GOOD.replace("\"BBB\"", "\"AAA\""),
+            with(|e| e.set("symbols[1].name", "AAA")),
             ":21:1: symbols[1].name: duplicate symbol name",
         ),
         (
             "zero rate",
-            GOOD.replace("rate_per_s = 500", "rate_per_s = 0"),
+            with(|e| e.set("symbols[1].rate_per_s", 0)),
             ":22:1: symbols[1].rate_per_s: rate must be greater than 0",
         ),
         (
             "negative rate",
-            GOOD.replace("rate_per_s = 500", "rate_per_s = -500"),
+            with(|e| e.set("symbols[1].rate_per_s", -500)),
             ":22:1: symbols[1].rate_per_s: rate must be greater than 0",
         ),
         (
             "nan rate",
-            GOOD.replace("rate_per_s = 500", "rate_per_s = nan"),
+            with(|e| e.set("symbols[1].rate_per_s", f64::NAN)),
             ":22:1: symbols[1].rate_per_s: rate must be a number",
         ),
         (
             "core out of range",
-            GOOD.replace("engine_hot = 1", "engine_hot = 4096"),
+            with(|e| e.set("cores.engine_hot", 4096)),
             ":11:1: cores.engine_hot: core 4096 is not one",
         ),
         (
             "shared hot core",
-            GOOD.replace("engine_hot = 1", "engine_hot = 0"),
+            with(|e| e.set("cores.engine_hot", 0)),
             ":11:1: cores.engine_hot: core 0 is already",
         ),
         (
             "capacity not a power of two",
-            GOOD.replace("capacity = 4096", "capacity = 5000"),
+            with(|e| e.set("ring.capacity", 5000)),
             ":7:1: ring.capacity: must be a power of two",
         ),
     ];
@@ -137,8 +153,8 @@ fn bad_configs_exit_2_with_file_line_column_and_key() {
 fn bad_flags_and_files_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("ok.toml");
-    let ring = dir.path().join("r.ring").display().to_string();
-    std::fs::write(&cfg, GOOD.replace("RING", &ring)).unwrap();
+    let ring = dir.path().join("r.ring");
+    std::fs::write(&cfg, text(good(&ring))).unwrap();
     std::fs::write(dir.path().join("file"), "").unwrap();
     let blocked = dir.path().join("file/sub");
     let (cfg, blocked) = (cfg.to_str().unwrap(), blocked.to_str().unwrap());
@@ -182,24 +198,15 @@ fn publishes_and_writes_a_summary() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("ok.toml");
     let ring = dir.path().join("r.ring");
-    let text = GOOD
-        .replace("RING", &ring.display().to_string())
-        .replace("duration_s = 1.0", "duration_s = 0.5")
-        .replace("[cores]", "[feed]\nwait = \"block\"\n\n[cores]");
-    std::fs::write(&cfg, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_feed"))
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--out")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let config = text(good(&ring).set("duration_s", 0.5).set("feed.wait", "block"));
+    std::fs::write(&cfg, config).unwrap();
+    let out = feed(&cfg, dir.path()).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let s: common::manifest::FeedSummary =
+    let s: common::summary::FeedSummary =
         serde_json::from_slice(&std::fs::read(dir.path().join("feed_summary.json")).unwrap())
             .unwrap();
     // 1500 ticks/s for 0.5 s, minus at most one tick per symbol for the random phase.
@@ -283,7 +290,7 @@ fn foreign_objects_at_ring_path_exit_2_and_are_left_unchanged() {
     for (what, make, expected) in &cases {
         make(&ring);
         let before = common::files::snapshot(&ring).unwrap();
-        let (code, stderr) = run_feed(dir.path(), GOOD);
+        let (code, stderr) = run_feed(dir.path(), &text(good(&ring)));
         assert_eq!(code, Some(2), "{what}: {stderr}");
         let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
         assert_eq!(errors.len(), 1, "{what}: one message: {stderr}");
@@ -320,16 +327,9 @@ fn a_live_feeds_ring_is_refused_with_exit_1() {
     let dir = tempfile::tempdir().unwrap();
     let ring = dir.path().join("r.ring");
     let cfg = dir.path().join("live.toml");
-    let text = GOOD
-        .replace("RING", &ring.display().to_string())
-        .replace("duration_s = 1.0", "duration_s = 3.0")
-        .replace("[cores]", "[feed]\nwait = \"block\"\n\n[cores]");
-    std::fs::write(&cfg, text).unwrap();
-    let mut live = Command::new(env!("CARGO_BIN_EXE_feed"))
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--out")
-        .arg(dir.path().join("live"))
+    let live_config = text(good(&ring).set("duration_s", 3.0).set("feed.wait", "block"));
+    std::fs::write(&cfg, live_config).unwrap();
+    let mut live = feed(&cfg, &dir.path().join("live"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -348,10 +348,7 @@ fn a_live_feeds_ring_is_refused_with_exit_1() {
         (m.ino(), m.len(), m.mode())
     };
     let before = identity(&ring);
-    let (code, stderr) = run_feed(
-        dir.path(),
-        &GOOD.replace("duration_s = 1.0", "duration_s = 3.0"),
-    );
+    let (code, stderr) = run_feed(dir.path(), &text(good(&ring).set("duration_s", 3.0)));
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("is held by another running feed (pid "),
@@ -359,7 +356,7 @@ fn a_live_feeds_ring_is_refused_with_exit_1() {
     );
     assert_eq!(identity(&ring), before);
     assert!(live.wait().unwrap().success());
-    let s: common::manifest::FeedSummary =
+    let s: common::summary::FeedSummary =
         serde_json::from_slice(&std::fs::read(dir.path().join("live/feed_summary.json")).unwrap())
             .unwrap();
     assert!(s.published >= 4_497, "{}", s.published);

@@ -20,10 +20,15 @@
 use crate::child::{describe_exit, Supervised};
 use crate::cli::ChaosArgs;
 use crate::run::read_json;
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use common::config::edit::Edit;
+use common::config::{OnProducerGone, DEFAULT_TOML};
+use common::cores::WaitStrategy;
+use common::failure::Failure;
 use common::files::{self, Kind};
-use common::manifest::{EndReason, EngineSummary, FeedSummary};
-use common::ring::shm::{lock_path, process_alive};
+use common::os::{process_alive, Signal};
+use common::ring::shm::lock_path;
+use common::summary::{EndReason, EngineSummary, FeedSummary};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -211,13 +216,12 @@ pub fn chaos(args: &ChaosArgs) -> Result<()> {
     };
     let out = match &args.out {
         Some(d) => {
-            common::runargs::prepare_out_dir(d, &CHAOS_OUTPUTS)
-                .map_err(crate::cli::BadInput::from_display)?;
+            common::runargs::prepare_out_dir(d, &CHAOS_OUTPUTS).map_err(Failure::bad_input)?;
             d.clone()
         }
         None => files::create_fresh_dir(&Path::new("results").join(format!(
             "{}-chaos",
-            crate::run::utc_stamp(std::time::SystemTime::now())
+            common::units::utc_stamp(std::time::SystemTime::now())
         )))?,
     };
     let chosen: Vec<&Scenario> = SCENARIOS
@@ -226,10 +230,11 @@ pub fn chaos(args: &ChaosArgs) -> Result<()> {
         .collect();
     if chosen.is_empty() {
         let names: Vec<_> = SCENARIOS.iter().map(|s| s.0).collect();
-        return Err(crate::cli::BadInput::from_display(format!(
+        return Err(Failure::bad_input(anyhow!(
             "--only names no scenario; they are: {}",
             names.join(", ")
-        )));
+        ))
+        .into());
     }
     let mut rows = Vec::new();
     for (name, expected, run) in chosen {
@@ -357,15 +362,16 @@ impl Proc {
 
     /// Stops the process (SIGSTOP) for `ms` milliseconds, then lets it go on.
     fn pause_ms(&mut self, ms: u64) -> Result<()> {
-        self.signal("STOP")?;
+        self.signal(Signal::Stop)?;
         sleep_ms(ms);
-        self.signal("CONT")
+        self.signal(Signal::Cont)
     }
 
-    fn signal(&mut self, sig: &str) -> Result<()> {
+    fn signal(&mut self, sig: Signal) -> Result<()> {
         ensure!(
             self.sup.signal(sig),
-            "cannot send SIG{sig} to {}",
+            "cannot send {} to {}",
+            sig.name(),
             self.sup.name()
         );
         Ok(())
@@ -382,59 +388,37 @@ impl Env {
         !self.ring.exists() && !lock_path(&self.ring).exists()
     }
 
-    /// Writes the configuration of `knobs` into `dir/config.toml`.
+    /// Writes the configuration of `knobs` into `dir/config.toml`: the shipped default
+    /// (`configs/default.toml`) with the scenario's ring, cores, timings and two symbols
+    /// at half the rate each.
     fn config(&self, dir: &Path, k: Knobs) -> Result<PathBuf> {
-        let text = format!(
-            r#"seed = 7
-duration_s = 2.0
-warmup_s = 0.2
-
-[ring]
-path = "{ring}"
-capacity = {capacity}
-lossless = {lossless}
-consumer_timeout_ms = {consumer_timeout_ms}
-wait_for_consumers = 1
-
-[cores]
-feed_md = {feed_md}
-engine_hot = {engine_hot}
-
-[feed]
-wait = "spin_yield"
-
-[engine]
-wait = "spin_yield"
-grace_s = 1.0
-producer_timeout_ms = {PRODUCER_TIMEOUT_MS}
-on_producer_gone = "{gone}"
-
-[log]
-interval_ms = 500
-
-[[symbols]]
-name = "AAA"
-rate_per_s = {half}
-start_px = 100.0
-tick_size = 0.01
-volatility_bps = 0.02
-
-[[symbols]]
-name = "BBB"
-rate_per_s = {half}
-start_px = 50.0
-tick_size = 0.01
-volatility_bps = 0.02
-"#,
-            ring = self.ring.display(),
-            capacity = k.capacity,
-            lossless = k.lossless,
-            consumer_timeout_ms = k.consumer_timeout_ms,
-            feed_md = self.cores.0,
-            engine_hot = self.cores.1,
-            gone = if k.engine_waits { "wait" } else { "exit" },
-            half = k.rate / 2,
-        );
+        let gone = if k.engine_waits {
+            OnProducerGone::Wait
+        } else {
+            OnProducerGone::Exit
+        };
+        let mut edit = Edit::new(DEFAULT_TOML)
+            .set("seed", 7)
+            .set("duration_s", 2.0)
+            .set("warmup_s", 0.2)
+            .set("ring.path", &self.ring)
+            .set("ring.capacity", k.capacity)
+            .set("ring.lossless", k.lossless)
+            .set("ring.consumer_timeout_ms", k.consumer_timeout_ms)
+            .set("ring.wait_for_consumers", 1)
+            .set("cores.feed_md", self.cores.0)
+            .set("cores.engine_hot", self.cores.1)
+            .set("feed.wait", WaitStrategy::SpinYield)
+            .set("engine.wait", WaitStrategy::SpinYield)
+            .set("engine.grace_s", 1.0)
+            .set("engine.producer_timeout_ms", PRODUCER_TIMEOUT_MS)
+            .set("engine.on_producer_gone", gone)
+            .set("log.interval_ms", 500)
+            .truncate("symbols", 2);
+        for i in 0..2 {
+            edit = edit.set(&format!("symbols[{i}].rate_per_s"), k.rate / 2);
+        }
+        let text = edit.finish()?;
         let path = dir.join("config.toml");
         let header = Kind::Text.header("a lab chaos scenario's configuration");
         files::write(&path, Kind::Text, format!("{header}{text}").as_bytes())?;
@@ -524,7 +508,7 @@ fn feed_killed(env: &Env, row: &mut Row) -> Result<bool> {
     let mut engine = env.start("engine", k, 60.0)?;
     let mut feed = env.start("feed", k, 30.0)?;
     sleep_ms(1500);
-    feed.signal("KILL")?;
+    feed.signal(Signal::Kill)?;
     let killed = Instant::now();
     let es = engine.exit_within(10.0)?;
     let after_ms = killed.elapsed().as_millis();
@@ -551,13 +535,13 @@ fn feed_restarted(env: &Env, row: &mut Row) -> Result<bool> {
     let mut engine = env.start("engine", k, 60.0)?;
     let mut feed1 = env.start("feed1", k, 30.0)?;
     sleep_ms(1500);
-    feed1.signal("KILL")?;
+    feed1.signal(Signal::Kill)?;
     feed1.exit_within(5.0)?;
     sleep_ms(1000);
     let mut feed2 = env.start("feed2", k, 1.5)?;
     let f2s = feed2.exit_within(10.0)?;
     sleep_ms(500);
-    engine.signal("INT")?;
+    engine.signal(Signal::Int)?;
     let es = engine.exit_within(10.0)?;
     let f2 = feed2.feed_summary()?;
     let e = engine.engine_summary()?;
@@ -602,7 +586,7 @@ fn engine_killed(env: &Env, row: &mut Row) -> Result<bool> {
     let mut feed = env.start("feed", k, 3.0)?;
     let mut engine1 = env.start("engine1", k, 60.0)?;
     sleep_ms(1000);
-    engine1.signal("KILL")?;
+    engine1.signal(Signal::Kill)?;
     engine1.exit_within(5.0)?;
     sleep_ms(500);
     let mut engine2 = env.start("engine2", k, 60.0)?;
@@ -642,7 +626,7 @@ fn stale_ring(env: &Env, row: &mut Row) -> Result<bool> {
     let k = Knobs::default();
     let mut feed1 = env.start("feed1", k, 30.0)?;
     sleep_ms(700);
-    feed1.signal("KILL")?;
+    feed1.signal(Signal::Kill)?;
     feed1.exit_within(5.0)?;
     let left = env.ring.exists();
     let mut engine = env.start("engine", k, 60.0)?;
@@ -713,7 +697,7 @@ fn lossless_dead(env: &Env, row: &mut Row) -> Result<bool> {
     let mut engine1 = env.start("engine1", k, 60.0)?;
     let mut feed = env.start("feed", k, 4.0)?;
     sleep_ms(1000);
-    engine1.signal("KILL")?;
+    engine1.signal(Signal::Kill)?;
     engine1.exit_within(5.0)?;
     // Past the eviction (the ring fills within 0.1 s, then 1 s of timeout).
     sleep_ms(2200);
@@ -752,7 +736,7 @@ fn sigint_feed(env: &Env, row: &mut Row) -> Result<bool> {
     let mut engine = env.start("engine", k, 60.0)?;
     let mut feed = env.start("feed", k, 30.0)?;
     sleep_ms(1500);
-    feed.signal("INT")?;
+    feed.signal(Signal::Int)?;
     let ok = clean_pair(&mut feed, &mut engine, row, 5.0)?;
     let f = feed.feed_summary()?;
     let e = engine.engine_summary()?;
@@ -774,8 +758,8 @@ fn sigterm_both(env: &Env, row: &mut Row) -> Result<bool> {
     let mut engine = env.start("engine", k, 60.0)?;
     let mut feed = env.start("feed", k, 30.0)?;
     sleep_ms(1500);
-    engine.signal("TERM")?;
-    feed.signal("TERM")?;
+    engine.signal(Signal::Term)?;
+    feed.signal(Signal::Term)?;
     let fs = feed.exit_within(5.0)?;
     let es = engine.exit_within(5.0)?;
     let f = feed.feed_summary()?;
@@ -813,13 +797,13 @@ fn lab_run_ctrl_c(env: &Env, row: &mut Row) -> Result<bool> {
         .arg(env.feed.parent().unwrap_or(Path::new(".")));
     let mut lab = spawn(cmd, "lab", env.dir.clone())?;
     sleep_ms(2000);
-    lab.signal("INT")?;
+    lab.signal(Signal::Int)?;
     let ls = lab.exit_within(20.0)?;
     let text = std::fs::read_to_string(env.dir.join("stderr.log")).unwrap_or_default()
         + &std::fs::read_to_string(env.dir.join("stdout.log")).unwrap_or_default();
     let pids = child_pids(&text);
     let left: Vec<u32> = pids.iter().copied().filter(|&p| process_alive(p)).collect();
-    let summary: common::manifest::Summary = read_json(&out.join("summary.json"))?;
+    let summary: common::summary::Summary = read_json(&out.join("summary.json"))?;
     let e: EngineSummary = read_json(&out.join("engine_summary.json"))?;
     row.account(summary.ticks.published, &e);
     let interrupted = text.contains("interrupted by SIGINT");

@@ -2,13 +2,14 @@
 //! (SIGTERM, up to 5 s of grace, then SIGKILL) and reaped when it is dropped, so every
 //! error path of `lab` cleans up by returning.
 //!
-//! SIGTERM is sent with the `kill` command, because `libc::kill` is `unsafe` and `lab`
-//! denies `unsafe`; this is cold code. A signal is only ever sent to a child that has
-//! not been reaped yet (its last `try_wait` said it was running), so its pid cannot
-//! have been reused by another process.
+//! Signals go through [`common::os::send_signal`] (`lab` itself denies `unsafe`). A
+//! signal is only ever sent to a child that has not been reaped yet (its last
+//! `try_wait` said it was running), so its pid cannot have been reused by another
+//! process.
 //!
 //! Nothing here runs on a hot path: these calls fork, sleep and make system calls.
 
+use common::os::{send_signal, Signal};
 use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, ExitStatus};
@@ -68,29 +69,17 @@ impl Supervised {
     /// Sends SIGTERM if the child is still running.
     pub fn signal_term(&mut self) {
         if self.is_running() {
-            let sent = std::process::Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
+            let sent = send_signal(self.child.id(), Signal::Term).is_ok();
             if !sent && self.is_running() {
-                // No usable `kill` command: SIGKILL is all std offers.
+                // SIGTERM could not be sent: SIGKILL through std is all that is left.
                 let _ = self.child.kill();
             }
         }
     }
 
-    /// Sends the signal named `sig` (as `kill -SIG` takes it: `INT`, `STOP`, …) if the
-    /// child is still running; whether it was sent.
-    pub fn signal(&mut self, sig: &str) -> bool {
-        self.is_running()
-            && std::process::Command::new("kill")
-                .args([&format!("-{sig}"), &self.child.id().to_string()])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
+    /// Sends `signal` if the child is still running; whether it was sent.
+    pub fn signal(&mut self, signal: Signal) -> bool {
+        self.is_running() && send_signal(self.child.id(), signal).is_ok()
     }
 
     /// Sends SIGKILL if the child is still running.

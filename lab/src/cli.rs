@@ -3,12 +3,12 @@
 //! Parsing only checks the shape and range of each flag; everything that needs a file
 //! (the configuration, the binaries) is checked by [`crate::run`] and [`crate::bench`].
 //! Clap exits with code 2 on a bad flag; the same code is used for every other error in
-//! what the user asked for, marked with [`BadInput`] (see `main.rs`).
+//! what the user asked for, marked with [`common::failure::Failure::bad_input`] (see
+//! `main.rs`).
 
 use crate::variant::{Alloc, ScratchMode};
 use clap::{Args, Parser, Subcommand};
 use common::runargs::parse_secs;
-use std::fmt;
 use std::path::PathBuf;
 
 /// Runs the feed and the engine together, compares allocator variants, and benchmarks
@@ -216,28 +216,6 @@ pub struct ProducerArgs {
     /// Ring capacity in slots, or the iceoryx2 subscriber buffer (a power of two).
     #[arg(long, value_name = "N", default_value_t = 65_536)]
     pub capacity: u64,
-}
-
-/// An error in what the user asked for (a bad config file, an impossible core plan):
-/// `main` exits with code 2 for it, and with 1 for failures while running.
-///
-/// Its `Display` is the message alone, so `error: {:#}` reads as the message does.
-#[derive(Debug)]
-pub struct BadInput(pub String);
-
-impl fmt::Display for BadInput {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for BadInput {}
-
-impl BadInput {
-    /// Wraps `err`'s message (its `Display`) as bad input.
-    pub fn from_display(err: impl fmt::Display) -> anyhow::Error {
-        anyhow::Error::new(BadInput(err.to_string()))
-    }
 }
 
 #[cfg(test)]

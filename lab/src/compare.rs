@@ -24,15 +24,17 @@
 //! Exit code: 0 when every run finished, 1 when one failed or the comparison was
 //! interrupted (the report is written either way), 2 for bad input.
 
-use crate::cli::{BadInput, CompareArgs};
+use crate::cli::CompareArgs;
 use crate::hlog::{self, Selection};
 use crate::matrix::{Matrix, MatrixOverrides, RUN_OVERHEAD};
 use crate::plot::{self, Series};
 use crate::report::{self, BlockInfo, Meta, PlotRef, RunRecord};
 use crate::run::{self, Binaries, Output};
 use anyhow::{bail, Context, Result};
+use common::failure::Failure;
 use common::files::{self, Kind};
 use common::latency::{fixed_histogram, HIGHEST_NS};
+use common::units::{fmt_duration, utc_stamp};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use signal_hook::iterator::Signals;
@@ -58,7 +60,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         repetitions: args.repetitions,
         duration_s: args.duration,
     };
-    let matrix = Matrix::load(&args.matrix, &cli, &allowed).map_err(BadInput::from_display)?;
+    let matrix = Matrix::load(&args.matrix, &cli, &allowed).map_err(Failure::bad_input)?;
     let bin_dir = run::bin_dir(args.bin_dir.as_deref())?;
     let bins = matrix
         .blocks
@@ -72,12 +74,11 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let out = match &args.out {
         Some(d) => {
-            common::runargs::prepare_out_dir(d, &COMPARE_OUTPUTS)
-                .map_err(BadInput::from_display)?;
+            common::runargs::prepare_out_dir(d, &COMPARE_OUTPUTS).map_err(Failure::bad_input)?;
             d.clone()
         }
         None => files::create_fresh_dir(
-            &Path::new(run::RESULTS_DIR).join(format!("compare-{}", run::utc_stamp(started_at))),
+            &Path::new(run::RESULTS_DIR).join(format!("compare-{}", utc_stamp(started_at))),
         )?,
     };
     let header = Kind::Text.header(&format!(
@@ -201,7 +202,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         .collect();
     let meta = Meta {
         matrix: matrix.path.display().to_string(),
-        started_utc: run::utc_stamp(started_at),
+        started_utc: utc_stamp(started_at),
         wall: started.elapsed(),
         repetitions: matrix.repetitions,
         interrupted: interrupted.map(|sig| {
@@ -395,25 +396,9 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
-/// `7m05s`, or `42s`.
-fn fmt_duration(d: Duration) -> String {
-    let s = d.as_secs_f64().round() as u64;
-    if s >= 60 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{s}s")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_well() {
-        assert_eq!(fmt_duration(Duration::from_secs(42)), "42s");
-        assert_eq!(fmt_duration(Duration::from_secs(425)), "7m05s");
-    }
 
     #[test]
     fn verdict_is_cut_from_the_report() {

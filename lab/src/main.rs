@@ -6,8 +6,8 @@
 //!
 //! This file only parses the command line and maps the outcome to an exit code:
 //! 0 on success, 2 for bad input (a bad flag — clap's own code — or a bad config file,
-//! marked [`cli::BadInput`], or a path that holds someone else's file), 1 for a failure
-//! while running. Errors print as
+//! marked with [`Failure::bad_input`], or a path that holds someone else's file), 1 for a
+//! failure while running, as [`Failure::classify`] decides. Errors print as
 //! `error: {:#}`, the whole context chain on one line.
 #![deny(unsafe_code)]
 
@@ -24,6 +24,7 @@ mod run;
 mod variant;
 
 use clap::Parser;
+use common::failure::Failure;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -43,18 +44,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
             // A path holding someone else's file is bad input too: the user chose it.
-            let bad_input = err.chain().any(|e| {
-                e.is::<cli::BadInput>()
-                    || e.downcast_ref::<common::files::FileError>()
-                        .is_some_and(|f| f.is_foreign())
-                    || e.downcast_ref::<common::ring::shm::CreateError>()
-                        .is_some_and(|c| {
-                            matches!(c, common::ring::shm::CreateError::Foreign { .. })
-                        })
-            });
-            ExitCode::from(if bad_input { 2 } else { 1 })
+            let failure = Failure::classify(err);
+            eprintln!("error: {:#}", failure.error());
+            failure.exit_code()
         }
     }
 }

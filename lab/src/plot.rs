@@ -9,7 +9,7 @@
 //! Pure: histograms in, SVG text out.
 
 use anyhow::{anyhow, Result};
-use common::latency::fmt_ns;
+use common::units::fmt_ns;
 use hdrhistogram::Histogram;
 use plotters::prelude::*;
 

@@ -26,8 +26,8 @@
 //!   its median e2e p99 is at least [`TARGET_PCT`]% below the baseline's.
 
 use crate::variant::{Alloc, ScratchMode, Variant};
-use common::latency::fmt_ns;
-use common::manifest::{fmt_bytes, Summary};
+use common::summary::Summary;
+use common::units::{fmt_bytes, fmt_ns};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -1320,8 +1320,8 @@ fn one_line(s: &str) -> String {
 mod tests {
     use super::*;
     use common::latency::Percentiles;
-    use common::manifest::{EngineSummary, FeedSummary};
     use common::memory::MemoryReport;
+    use common::summary::{EngineSummary, FeedSummary};
 
     fn variant(e: Alloc, s: ScratchMode, f: Alloc, levels: u32) -> Variant {
         Variant {

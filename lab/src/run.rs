@@ -10,8 +10,8 @@
 //!   bad input (exit code 2).
 //! - The configuration as run is always recorded as `DIR/config.toml`, and both children
 //!   read that copy: the file's own text, or, when `--scratch`, `--levels` or
-//!   `--duration` is given, a copy with those keys edited by `toml_edit` (comments and
-//!   layout kept, see [`derive_config`]) and validated like the original (an invalid
+//!   `--duration` is given, a copy with those keys edited by `common::config::edit`
+//!   (comments and layout kept, see [`derive_config`]) and validated like the original (an invalid
 //!   value is bad input, reported as `FILE with FLAGS: KEY: MESSAGE`).
 //! - The allocators are chosen by binary: `--engine-alloc` and `--feed-alloc` pick
 //!   `engine`/`engine-<ALLOC>` and `feed`/`feed-<ALLOC>` (see [`crate::variant`]).
@@ -31,14 +31,17 @@
 //!   `DIR/feed_summary.json`, the engine `DIR/engine_summary.json` and `DIR/engine.hlog`.
 
 use crate::child::{describe_exit, Supervised, POLL_EVERY};
-use crate::cli::{BadInput, RunArgs};
+use crate::cli::RunArgs;
 use crate::variant::{Alloc, ScratchMode};
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use common::config::edit::{Edit, EditError};
 use common::config::{Config, ConfigError};
+use common::failure::Failure;
 use common::files::{self, Kind};
-use common::latency::{fmt_ns, Percentiles, STAGES};
-use common::manifest::{EngineSummary, FeedSummary, Summary};
+use common::latency::{Percentiles, STAGES};
 use common::runargs::{ENGINE_HLOG, ENGINE_SUMMARY, FEED_SUMMARY};
+use common::summary::{EngineSummary, FeedSummary, Summary};
+use common::units::{fmt_ns, utc_stamp};
 use serde::de::DeserializeOwned;
 use signal_hook::iterator::Signals;
 use std::fmt::Write as _;
@@ -47,7 +50,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Folder under which default output folders are created.
 pub const RESULTS_DIR: &str = "results";
@@ -94,7 +97,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     )?;
     let out_dir = match &args.out {
         Some(d) => {
-            common::runargs::prepare_out_dir(d, &RUN_OUTPUTS).map_err(BadInput::from_display)?;
+            common::runargs::prepare_out_dir(d, &RUN_OUTPUTS).map_err(Failure::bad_input)?;
             d.clone()
         }
         None => files::create_fresh_dir(&default_out_dir(
@@ -150,49 +153,22 @@ impl Overrides {
     }
 }
 
-/// `text` (a configuration) with `overrides` applied: `engine.scratch`, `engine.levels`
-/// and `duration_s` are set, everything else (comments, order, layout) is kept, as is
-/// each edited value's trailing comment. Without overrides the text comes back as is.
-pub fn derive_config(text: &str, overrides: &Overrides) -> Result<String, toml_edit::TomlError> {
-    if overrides.is_empty() {
-        return Ok(text.to_string());
-    }
-    let mut doc: toml_edit::DocumentMut = text.parse()?;
+/// `text` (a configuration) with `overrides` applied through [`Edit`]: `engine.scratch`,
+/// `engine.levels` and `duration_s` are set, everything else (comments, order, layout)
+/// is kept, as is each edited value's trailing comment. Without overrides the text
+/// comes back as is.
+pub fn derive_config(text: &str, overrides: &Overrides) -> Result<String, EditError> {
+    let mut edit = Edit::new(text);
     if let Some(d) = overrides.duration_s {
-        set_keeping_decor(doc.as_table_mut(), "duration_s", d.into());
+        edit = edit.set("duration_s", d);
     }
-    if overrides.scratch.is_some() || overrides.levels.is_some() {
-        let engine = doc
-            .entry("engine")
-            .or_insert_with(toml_edit::table)
-            .as_table_like_mut();
-        // A non-table `engine` cannot pass validation anyway; leave it to report that.
-        if let Some(engine) = engine {
-            if let Some(s) = overrides.scratch {
-                set_keeping_decor(engine, "scratch", s.name().into());
-            }
-            if let Some(l) = overrides.levels {
-                set_keeping_decor(engine, "levels", i64::from(l).into());
-            }
-        }
+    if let Some(s) = overrides.scratch {
+        edit = edit.set("engine.scratch", s.name());
     }
-    Ok(doc.to_string())
-}
-
-/// Sets `key` to `value` in `table`, keeping the old value's surrounding whitespace and
-/// trailing comment.
-fn set_keeping_decor(table: &mut dyn toml_edit::TableLike, key: &str, mut value: toml_edit::Value) {
-    match table.get_mut(key) {
-        Some(item) => {
-            if let Some(old) = item.as_value() {
-                *value.decor_mut() = old.decor().clone();
-            }
-            *item = toml_edit::Item::Value(value);
-        }
-        None => {
-            table.insert(key, toml_edit::Item::Value(value));
-        }
+    if let Some(l) = overrides.levels {
+        edit = edit.set("engine.levels", l);
     }
+    edit.finish()
 }
 
 /// A validated configuration, ready to be written into a run folder.
@@ -210,7 +186,7 @@ pub struct RunPlan {
 
 impl RunPlan {
     /// Reads and validates the configuration at `path`, applies `overrides` and
-    /// validates the result against `allowed` cores. Every error is [`BadInput`]:
+    /// validates the result against `allowed` cores. Every error is bad input ([`Failure::bad_input`]):
     /// `FILE:LINE:COL: KEY: MESSAGE` for the file itself, `FILE with FLAGS: KEY: MESSAGE`
     /// for a value the overrides brought in.
     pub fn load(path: &Path, overrides: &Overrides, allowed: &[usize]) -> Result<RunPlan> {
@@ -219,8 +195,8 @@ impl RunPlan {
                 path: path.to_path_buf(),
                 error,
             })
-            .map_err(BadInput::from_display)?;
-        let config = Config::parse(&text, path, allowed).map_err(BadInput::from_display)?;
+            .map_err(Failure::bad_input)?;
+        let config = Config::parse(&text, path, allowed).map_err(Failure::bad_input)?;
         if overrides.is_empty() {
             return Ok(RunPlan {
                 source: path.to_path_buf(),
@@ -231,12 +207,12 @@ impl RunPlan {
         }
         let with = overrides.describe();
         let derived = derive_config(&text, overrides)
-            .map_err(|e| BadInput::from_display(format!("{} with {with}: {e}", path.display())))?;
+            .map_err(|e| Failure::bad_input(anyhow!("{} with {with}: {e}", path.display())))?;
         let config = Config::parse(&derived, path, allowed).map_err(|e| match e {
             ConfigError::Invalid { key, message, .. } => {
-                BadInput::from_display(format!("{} with {with}: {key}: {message}", path.display()))
+                Failure::bad_input(anyhow!("{} with {with}: {key}: {message}", path.display()))
             }
-            other => BadInput::from_display(other),
+            other => Failure::bad_input(other),
         })?;
         Ok(RunPlan {
             source: path.to_path_buf(),
@@ -635,34 +611,6 @@ pub fn default_out_dir(root: &Path, config: &Path, now: SystemTime) -> PathBuf {
     root.join(format!("{}-{stem}", utc_stamp(now)))
 }
 
-/// `YYYYmmdd-HHMMSS` of `t` in UTC (times before 1970 read as 1970).
-pub fn utc_stamp(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Proleptic Gregorian (year, month, day) of `days` since 1970-01-01
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 /// `1234567` as `1,234,567`.
 fn group(n: u64) -> String {
     let digits = n.to_string();
@@ -797,7 +745,8 @@ fn stage_cells(p: &Percentiles) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::manifest::{AllocatorInfo, EngineSummary, FeedSummary, Manifest};
+    use common::manifest::{AllocatorInfo, Manifest};
+    use common::summary::{EngineSummary, FeedSummary};
 
     #[test]
     fn derived_configs_keep_comments_and_layout() {
@@ -821,18 +770,8 @@ mod tests {
     }
 
     #[test]
-    fn utc_stamps() {
-        let at = |s: u64| utc_stamp(UNIX_EPOCH + Duration::from_secs(s));
-        assert_eq!(at(0), "19700101-000000");
-        assert_eq!(at(951_782_400), "20000229-000000");
-        assert_eq!(at(1_700_000_000), "20231114-221320");
-        assert_eq!(at(4_102_444_799), "20991231-235959");
-        assert_eq!(at(4_107_542_399), "21000228-235959");
-    }
-
-    #[test]
     fn out_dir_is_stamp_and_config_stem() {
-        let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let t = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         assert_eq!(
             default_out_dir(Path::new("results"), Path::new("configs/high_rate.toml"), t),
             PathBuf::from("results/20231114-221320-high_rate")

@@ -16,6 +16,9 @@
 //! Every run of `lab` is under a watchdog: it gets SIGTERM (and later SIGKILL) after a
 //! timeout, so a hang fails the test instead of blocking CI. No test asserts a latency.
 
+use common::config::edit::Edit;
+use common::config::DEFAULT_TOML;
+use common::os::{send_signal, Signal};
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -80,9 +83,7 @@ fn run_watched(mut cmd: Command, limit: Duration, during: impl FnOnce(u32)) -> R
         if started.elapsed() > limit && !timed_out {
             // SIGTERM first, so that lab can stop its own children.
             timed_out = true;
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
+            let _ = send_signal(child.id(), Signal::Term);
         }
         if started.elapsed() > limit + Duration::from_secs(15) {
             let _ = child.kill();
@@ -134,30 +135,26 @@ fn config_text(
     cores: (usize, usize),
     ring: &Path,
     out: &Path,
-    edit: impl FnOnce(&mut toml::Table),
+    edit: impl FnOnce(Edit) -> Edit,
 ) -> String {
-    let text = std::fs::read_to_string(Path::new(WORKSPACE).join("configs/default.toml")).unwrap();
-    let mut t: toml::Table = text.parse().unwrap();
-    t["cores"]["feed_md"] = (cores.0 as i64).into();
-    t["cores"]["engine_hot"] = (cores.1 as i64).into();
-    t["ring"]["path"] = ring.display().to_string().into();
-    t["log"]["out_dir"] = out.display().to_string().into();
-    edit(&mut t);
-    toml::to_string(&t).unwrap()
+    let base = Edit::new(DEFAULT_TOML)
+        .set("cores.feed_md", cores.0)
+        .set("cores.engine_hot", cores.1)
+        .set("ring.path", ring)
+        .set("log.out_dir", out);
+    edit(base).finish().unwrap()
 }
 
 /// A small run: 2 symbols at 1000 ticks/s, 3 s, 0.5 s warm-up, `spin_yield` on both
 /// sides so that a 2-core CI box is not starved.
-fn small_run(t: &mut toml::Table) {
-    t["duration_s"] = 3.0.into();
-    t["warmup_s"] = 0.5.into();
-    t["feed"]["wait"] = "spin_yield".into();
-    t["engine"]["wait"] = "spin_yield".into();
-    let symbols = t["symbols"].as_array_mut().unwrap();
-    symbols.truncate(2);
-    for s in symbols {
-        s["rate_per_s"] = 1000.into();
-    }
+fn small_run(e: Edit) -> Edit {
+    e.set("duration_s", 3.0)
+        .set("warmup_s", 0.5)
+        .set("feed.wait", "spin_yield")
+        .set("engine.wait", "spin_yield")
+        .truncate("symbols", 2)
+        .set("symbols[0].rate_per_s", 1000)
+        .set("symbols[1].rate_per_s", 1000)
 }
 
 mod config {
@@ -167,8 +164,8 @@ mod config {
     fn bad_config_exits_2_naming_file_line_and_key() {
         let Some(cores) = two_cores() else { return };
         let dir = tempfile::tempdir().unwrap();
-        let text = config_text(cores, &dir.path().join("r.ring"), dir.path(), |t| {
-            t["symbols"][0]["rate_per_s"] = 0.into();
+        let text = config_text(cores, &dir.path().join("r.ring"), dir.path(), |e| {
+            e.set("symbols[0].rate_per_s", 0)
         });
         let line = text
             .lines()
@@ -230,7 +227,7 @@ mod config {
             (cores.0, cores.0),
             &dir.path().join("r.ring"),
             dir.path(),
-            |_| {},
+            |e| e,
         );
         let path = dir.path().join("same.toml");
         std::fs::write(&path, text).unwrap();
@@ -255,7 +252,8 @@ mod plumbing {
     //! Fake `feed` and `engine`: shell scripts that follow the contract (flags, output
     //! lines, summary files) and misbehave on request through environment variables.
     use super::*;
-    use common::manifest::{AllocatorInfo, EngineSummary, FeedSummary, Manifest};
+    use common::manifest::{AllocatorInfo, Manifest};
+    use common::summary::{EngineSummary, FeedSummary};
 
     const FAKE: &str = r#"#!/bin/sh
 # Fake NAME: records its arguments, prints a line on each stream, copies its summary.
@@ -341,7 +339,7 @@ exit 0
         common::files::write_json(&dir.path().join("feed_summary.json"), &feed).unwrap();
         common::files::write_json(&dir.path().join("engine_summary.json"), &engine).unwrap();
         let out = dir.path().join("out");
-        let text = config_text(cores, &dir.path().join("r.ring"), &out, |_| {});
+        let text = config_text(cores, &dir.path().join("r.ring"), &out, |e| e);
         let config = dir.path().join("fake.toml");
         std::fs::write(&config, text).unwrap();
         Some(Fake { dir, config, out })
@@ -480,10 +478,7 @@ exit 0
                 std::thread::sleep(Duration::from_millis(20));
             }
             std::thread::sleep(Duration::from_millis(100));
-            Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status()
-                .unwrap();
+            send_signal(pid, Signal::Term).unwrap();
         });
         assert_eq!(ran.code(), Some(1), "{ran:?}");
         assert!(ran.stderr.contains("interrupted by SIGTERM"), "{ran:?}");
@@ -989,7 +984,7 @@ mod bench {
         let config = dir.path().join("c.toml");
         std::fs::write(
             &config,
-            config_text(cores, &dir.path().join("r.ring"), dir.path(), |_| {}),
+            config_text(cores, &dir.path().join("r.ring"), dir.path(), |e| e),
         )
         .unwrap();
         let json = dir.path().join("transport.json");

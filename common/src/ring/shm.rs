@@ -32,6 +32,7 @@ use super::{
     LAYOUT_VERSION, MAGIC, MAX_CAPACITY, MIN_CAPACITY,
 };
 use crate::files::{self, Draft, Existing, FileError, FileId};
+use crate::os::process_alive;
 use crate::sync::Ordering;
 use crate::tick::TICK_LAYOUT_FINGERPRINT;
 use memmap2::{MmapOptions, MmapRaw};
@@ -300,11 +301,6 @@ impl ProducerId {
             lossless,
         }
     }
-}
-
-/// Whether a process with this id is running (`/proc/<pid>` exists; pid 0 is not).
-pub fn process_alive(pid: u32) -> bool {
-    pid != 0 && Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// Looks at what is at `path` before a producer creates its ring there, changing

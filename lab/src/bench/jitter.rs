@@ -6,10 +6,12 @@
 //! better tail than this.
 
 use super::{fmt_rate, percentiles_ns, PinReport};
-use crate::cli::{BadInput, JitterArgs};
-use anyhow::{Context, Result};
+use crate::cli::JitterArgs;
+use anyhow::{anyhow, Context, Result};
 use common::clock::Clock;
-use common::latency::{fixed_histogram, fmt_ns, Percentiles, HIGHEST_RAW};
+use common::failure::Failure;
+use common::latency::{fixed_histogram, Percentiles, HIGHEST_RAW};
+use common::units::fmt_ns;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::atomic::Ordering;
@@ -40,9 +42,10 @@ pub fn jitter(args: &JitterArgs) -> Result<()> {
     let core = match args.core {
         Some(c) if allowed.contains(&c) => c,
         Some(c) => {
-            return Err(BadInput::from_display(format!(
+            return Err(Failure::bad_input(anyhow!(
                 "--core {c} is not an allowed core (allowed: {allowed:?})"
-            )))
+            ))
+            .into())
         }
         None => *allowed.last().context("no allowed core")?,
     };
@@ -75,8 +78,8 @@ pub fn jitter(args: &JitterArgs) -> Result<()> {
             "stolen_ns": j.stolen_ns,
             "stolen_fraction": stolen_fraction(&j),
             "machine": {
-                "cpu_model": common::manifest::cpu_model(),
-                "kernel": common::manifest::kernel(),
+                "cpu_model": common::os::cpu_model(),
+                "kernel": common::os::kernel_release(),
                 "clock_source": clock.source().name(),
                 "ns_per_raw": clock.ns_per_raw(),
                 "pinned": pinned,
@@ -148,8 +151,8 @@ pub fn format_jitter(j: &Jitter, clock: &Clock, pinned: bool) -> String {
     let _ = writeln!(
         w,
         "machine  {}, kernel {}, clock {}",
-        common::manifest::cpu_model(),
-        common::manifest::kernel(),
+        common::os::cpu_model(),
+        common::os::kernel_release(),
         clock.source().name()
     );
     let _ = writeln!(

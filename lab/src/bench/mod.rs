@@ -46,13 +46,15 @@ mod ring;
 pub use jitter::jitter;
 pub use process::producer;
 
-use crate::cli::{BadInput, TransportArgs};
-use anyhow::Result;
+use crate::cli::TransportArgs;
+use anyhow::{anyhow, Result};
 use common::clock::Clock;
 use common::config::Config;
-use common::latency::{fixed_histogram, fmt_ns, to_ns, Percentiles, HIGHEST_NS, HIGHEST_RAW};
+use common::failure::Failure;
+use common::latency::{fixed_histogram, to_ns, Percentiles, HIGHEST_NS, HIGHEST_RAW};
 use common::tick::Tick;
 use common::transport::{Poll, Sink, Source};
+use common::units::fmt_ns;
 use crossbeam_utils::CachePadded;
 use hdrhistogram::Histogram;
 use std::fmt::Write as _;
@@ -336,21 +338,23 @@ pub fn transport(args: &TransportArgs) -> Result<()> {
         // Refuse someone else's file before the benchmark, not after it.
         common::files::examine(path, common::files::Kind::Json)?;
     }
-    let config = Config::load(&args.config, &allowed).map_err(BadInput::from_display)?;
+    let config = Config::load(&args.config, &allowed).map_err(Failure::bad_input)?;
     let tx_core = args.tx_core.unwrap_or(config.cores.feed_md);
     let rx_core = args.rx_core.unwrap_or(config.cores.engine_hot);
     if tx_core == rx_core || !allowed.contains(&tx_core) || !allowed.contains(&rx_core) {
-        return Err(BadInput::from_display(format!(
+        return Err(Failure::bad_input(anyhow!(
             "bench transport needs two distinct allowed cores, got sending core {tx_core} \
              (--tx-core or cores.feed_md) and receiving core {rx_core} (--rx-core or \
              cores.engine_hot); allowed: {allowed:?}"
-        )));
+        ))
+        .into());
     }
     let rx2_core = match args.rx2_core {
         Some(c) if !allowed.contains(&c) => {
-            return Err(BadInput::from_display(format!(
+            return Err(Failure::bad_input(anyhow!(
                 "--rx2-core {c} is not an allowed core (allowed: {allowed:?})"
-            )))
+            ))
+            .into())
         }
         Some(c) => Some(c),
         None => allowed
@@ -360,9 +364,10 @@ pub fn transport(args: &TransportArgs) -> Result<()> {
     };
     let capacity = args.capacity.unwrap_or(config.ring.capacity);
     if !capacity.is_power_of_two() || !(1024..=1 << 26).contains(&capacity) {
-        return Err(BadInput::from_display(format!(
+        return Err(Failure::bad_input(anyhow!(
             "--capacity must be a power of two from 1024 to 2^26, got {capacity}"
-        )));
+        ))
+        .into());
     }
     let clock = Clock::new();
     let setup = Setup {
@@ -469,8 +474,8 @@ fn measure(s: &Setup) -> Report {
     }
 
     let machine = Machine {
-        cpu_model: common::manifest::cpu_model(),
-        kernel: common::manifest::kernel(),
+        cpu_model: common::os::cpu_model(),
+        kernel: common::os::kernel_release(),
         clock_source: s.clock.source().name().to_string(),
         ns_per_raw: s.clock.ns_per_raw(),
         tx_core: s.tx_core,

@@ -1,0 +1,339 @@
+//! What a run measured: the feed's [`FeedSummary`], the engine's [`EngineSummary`]
+//! (with one [`FeedSession`] per feed it read), and the [`Summary`] that `lab run`
+//! merges from both (`summary.json`), each with why the process stopped
+//! ([`EndReason`]) and its [`Manifest`].
+//!
+//! Plain data, written and read as JSON with serde. Building and merging summaries
+//! allocates: it runs at the end of a run, never per tick.
+
+use crate::alloc::AllocCounts;
+use crate::latency::Percentiles;
+use crate::manifest::{AllocatorInfo, Manifest};
+use crate::memory::MemoryReport;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Why a process stopped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// The feed published its whole configured duration / the engine drained the stream.
+    #[default]
+    EndOfStream,
+    /// The configured duration (plus grace) passed.
+    Duration,
+    /// SIGINT or SIGTERM.
+    Signal,
+    /// The producer stopped showing signs of life.
+    ProducerGone,
+}
+
+/// One feed the engine read from: the first, and a new one after each restart of the
+/// feed (`engine.on_producer_gone = "wait"`). For each, every tick the feed published
+/// is received, counted missed, or counted unread (published after the engine stopped).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FeedSession {
+    /// The feed's process id.
+    pub producer_pid: u32,
+    /// The feed's start time (ns since the Unix epoch), unique per feed start.
+    pub epoch_ns: u64,
+    /// Ticks the feed had published when the engine left its ring.
+    pub published: u64,
+    /// Ticks received whole.
+    pub received: u64,
+    /// Ticks skipped in gaps, or corrupt.
+    pub missed: u64,
+    /// Gaps reported.
+    pub gaps: u64,
+    /// Ticks published that the engine never polled because it stopped first.
+    pub unread: u64,
+    /// Why the engine left this feed's ring.
+    pub end: EndReason,
+    /// Whether the ring was lossless and the feed evicted this engine (it stopped
+    /// waiting for it after `ring.consumer_timeout_ms`).
+    pub evicted: bool,
+}
+
+/// A consumer the feed stopped waiting for (lossless mode).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EvictionReport {
+    /// The consumer's process id.
+    pub pid: u32,
+    /// The highest sequence number it had passed.
+    pub cursor: u64,
+    /// The sequence number the feed was waiting to publish.
+    pub blocked_seq: u64,
+}
+
+/// What a lossless feed waited for.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct LosslessReport {
+    /// Times the feed found its slowest consumer a whole ring behind and waited.
+    pub waits: u64,
+    /// Milliseconds spent waiting.
+    pub wait_ms: f64,
+    /// Consumers evicted after the liveness timeout.
+    pub evictions: u64,
+    /// The first evictions, with what each consumer had passed.
+    pub evicted: Vec<EvictionReport>,
+}
+
+/// What the feed reports at the end of a run.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct FeedSummary {
+    /// Ticks published to the ring.
+    pub published: u64,
+    /// Configured total rate, ticks per second.
+    pub offered_per_s: f64,
+    /// Published ticks divided by the publishing time.
+    pub achieved_per_s: f64,
+    /// Seconds spent publishing.
+    pub elapsed_s: f64,
+    /// Ticks held in the cold history at the end.
+    pub history_ticks: u64,
+    /// Bytes of tick history held at the end (ticks × 64).
+    pub history_bytes: u64,
+    /// Ticks evicted from the history by the retention limit.
+    pub history_evicted: u64,
+    /// Completed 1-second OHLCV bars held at the end.
+    pub history_bars: u64,
+    /// History copies dropped because the md → history channel was full.
+    pub history_dropped: u64,
+    /// Global allocator calls of the md (publishing) thread while publishing.
+    pub md_allocs: AllocCounts,
+    /// Global allocator calls per thread role (`feed_main`, `feed_md`, `feed_history`),
+    /// since each thread started.
+    pub alloc_profile: BTreeMap<String, AllocCounts>,
+    /// RSS, page faults, allocator statistics and fragmentation over the run.
+    pub memory: MemoryReport,
+    /// Lossless mode (`ring.lossless`): waits and evictions.
+    #[serde(default)]
+    pub lossless: Option<LosslessReport>,
+    /// The pid of the earlier feed whose leftover ring file this feed replaced (0 if
+    /// the file was not a readable ring).
+    #[serde(default)]
+    pub reclaimed_ring_of_pid: Option<u32>,
+    /// Why the feed stopped.
+    pub end_reason: EndReason,
+    /// Run manifest.
+    pub manifest: Manifest,
+}
+
+/// What the engine reports at the end of a run.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct EngineSummary {
+    /// Ticks the feeds had published when the engine left their rings (summed over
+    /// `sessions`).
+    pub published_seen: u64,
+    /// One entry per feed read from; more than one after feed restarts.
+    #[serde(default)]
+    pub sessions: Vec<FeedSession>,
+    /// Ticks published that the engine never polled because it stopped first.
+    #[serde(default)]
+    pub unread: u64,
+    /// Ticks received whole.
+    pub received: u64,
+    /// Gaps (lapped reads) reported by the ring.
+    pub gaps: u64,
+    /// Ticks skipped in gaps, or corrupt.
+    pub missed: u64,
+    /// Ticks received after the warm-up (the ones in the latency figures).
+    pub measured_ticks: u64,
+    /// Scratch strategy.
+    pub scratch: String,
+    /// Hot-thread global allocator calls per measured tick.
+    pub global_allocs_per_tick: f64,
+    /// Hot-thread allocator counts after the warm-up.
+    pub hot_allocs: AllocCounts,
+    /// Orders encoded and handed to the cold thread.
+    pub orders: u64,
+    /// Orders dropped because the hot → cold channel was full.
+    pub orders_dropped: u64,
+    /// Orders the cold thread found malformed (framing, length or checksum); should be 0.
+    pub orders_invalid: u64,
+    /// Lots filled against the engine's quotes (simulated from trades).
+    pub filled_lots: u64,
+    /// Net position at the end, lots.
+    pub net_position_lots: i64,
+    /// Ticks whose slot held bytes that are not a valid tick (counted in `missed`).
+    pub corrupt: u64,
+    /// Arena capacity at the end (bytes; 0 without an arena).
+    pub arena_bytes: u64,
+    /// Pool counters (`scratch = "pool"`): fallbacks to the global allocator, blocks and
+    /// high-water mark per size class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<crate::pool::PoolStats>,
+    /// Global allocator calls per thread role (`engine_main`, `engine_hot`,
+    /// `engine_report`, `engine_orders`), since each thread started.
+    pub alloc_profile: BTreeMap<String, AllocCounts>,
+    /// RSS, page faults, allocator statistics and fragmentation over the run.
+    pub memory: MemoryReport,
+    /// Latency percentiles per stage after the warm-up, nanoseconds.
+    pub latency_ns: BTreeMap<String, Percentiles>,
+    /// Why the engine stopped.
+    pub end_reason: EndReason,
+    /// Run manifest.
+    pub manifest: Manifest,
+}
+
+/// Tick accounting of a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TickCounts {
+    /// Published by the feed.
+    pub published: u64,
+    /// Received whole by the engine.
+    pub received: u64,
+    /// Gaps the engine reported.
+    pub gaps: u64,
+    /// Ticks the engine missed in gaps.
+    pub missed: u64,
+}
+
+/// Offered and achieved rates.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Rates {
+    /// Configured total rate, ticks/s.
+    pub offered_per_s: f64,
+    /// Rate the feed achieved, ticks/s.
+    pub achieved_per_s: f64,
+}
+
+/// The engine section of `summary.json`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct EngineSection {
+    /// Allocator name and version.
+    pub allocator: AllocatorInfo,
+    /// Scratch strategy.
+    pub scratch: String,
+    /// Hot-thread global allocator calls per tick after warm-up.
+    pub global_allocs_per_tick: f64,
+    /// Everything else the engine reported.
+    pub detail: EngineSummary,
+}
+
+/// The feed section of `summary.json`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct FeedSection {
+    /// Allocator name and version.
+    pub allocator: AllocatorInfo,
+    /// Ticks in the cold history at the end.
+    pub history_ticks: u64,
+    /// Everything else the feed reported.
+    pub detail: FeedSummary,
+}
+
+/// The merged result of one run (`summary.json`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Summary {
+    /// Tick accounting.
+    pub ticks: TickCounts,
+    /// Offered and achieved rates.
+    pub rate: Rates,
+    /// Latency percentiles per stage, nanoseconds.
+    pub latency_ns: BTreeMap<String, Percentiles>,
+    /// Engine figures.
+    pub engine: EngineSection,
+    /// Feed figures.
+    pub feed: FeedSection,
+    /// The environment (from the engine's manifest, with both allocators).
+    pub manifest: Manifest,
+}
+
+impl Summary {
+    /// Merges the two processes' summaries.
+    pub fn merge(feed: FeedSummary, engine: EngineSummary) -> Summary {
+        let mut manifest = engine.manifest.clone();
+        manifest.cores_used.extend(feed.manifest.cores_used.clone());
+        manifest
+            .allocator_env
+            .extend(feed.manifest.allocator_env.clone());
+        manifest.allocators = [
+            ("feed".to_string(), feed.manifest.allocator.clone()),
+            ("engine".to_string(), engine.manifest.allocator.clone()),
+        ]
+        .into();
+        Summary {
+            ticks: TickCounts {
+                published: feed.published,
+                received: engine.received,
+                gaps: engine.gaps,
+                missed: engine.missed,
+            },
+            rate: Rates {
+                offered_per_s: feed.offered_per_s,
+                achieved_per_s: feed.achieved_per_s,
+            },
+            latency_ns: engine.latency_ns.clone(),
+            engine: EngineSection {
+                allocator: engine.manifest.allocator.clone(),
+                scratch: engine.scratch.clone(),
+                global_allocs_per_tick: engine.global_allocs_per_tick,
+                detail: engine,
+            },
+            feed: FeedSection {
+                allocator: feed.manifest.allocator.clone(),
+                history_ticks: feed.history_ticks,
+                detail: feed,
+            },
+            manifest,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_takes_counts_from_both_sides() {
+        let feed = FeedSummary {
+            published: 100,
+            offered_per_s: 1000.0,
+            achieved_per_s: 999.0,
+            history_ticks: 100,
+            manifest: Manifest {
+                allocator: AllocatorInfo {
+                    name: "jemalloc".into(),
+                    version: "5".into(),
+                },
+                cores_used: [("feed_md".to_string(), 0)].into(),
+                ..Manifest::default()
+            },
+            ..FeedSummary::default()
+        };
+        let engine = EngineSummary {
+            received: 90,
+            gaps: 1,
+            missed: 10,
+            scratch: "arena".into(),
+            manifest: Manifest {
+                allocator: AllocatorInfo {
+                    name: "mimalloc".into(),
+                    version: "2".into(),
+                },
+                cores_used: [("engine_hot".to_string(), 1)].into(),
+                ..Manifest::default()
+            },
+            ..EngineSummary::default()
+        };
+        let s = Summary::merge(feed, engine);
+        assert_eq!(
+            s.ticks,
+            TickCounts {
+                published: 100,
+                received: 90,
+                gaps: 1,
+                missed: 10
+            }
+        );
+        assert_eq!(s.engine.allocator.name, "mimalloc");
+        assert_eq!(s.feed.allocator.name, "jemalloc");
+        assert_eq!(s.manifest.cores_used.len(), 2);
+        assert_eq!(s.manifest.allocators["feed"].name, "jemalloc");
+        assert_eq!(s.manifest.allocators["engine"].name, "mimalloc");
+        let v = serde_json::to_value(&s).unwrap();
+        for key in ["ticks", "rate", "latency_ns", "engine", "feed", "manifest"] {
+            assert!(v.get(key).is_some(), "{key}");
+        }
+    }
+}

@@ -366,7 +366,7 @@ pub fn create_log(path: &Path, what: &str) -> Result<File, FileError> {
 }
 
 /// Writes `value` (a struct or map) as pretty JSON, `"written_by"` first, with
-/// [`write`]'s guarantees: a reader never sees a half-written file.
+/// [`write()`]'s guarantees: a reader never sees a half-written file.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), FileError> {
     #[derive(Serialize)]
     struct Marked<'a, T> {

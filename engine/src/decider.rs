@@ -138,14 +138,13 @@ mod tests {
     use common::alloc::thread_counts;
     use common::pool::Pool;
 
+    /// The shipped default (its ring path unused here).
     fn config() -> Config {
-        let text = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/default.toml"),
-        )
-        .unwrap();
-        let mut c: Config = toml::from_str(&text).unwrap();
-        c.ring.path = std::env::temp_dir().join("unused.ring");
-        c
+        let text = common::config::edit::Edit::new(common::config::DEFAULT_TOML)
+            .set("ring.path", std::env::temp_dir().join("unused.ring"))
+            .finish()
+            .unwrap();
+        Config::parse(&text, std::path::Path::new("default.toml"), &[0, 1]).unwrap()
     }
 
     fn quote(symbol: u16, mid: i64) -> Tick {

@@ -96,36 +96,31 @@ impl Generator {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use common::config::edit::Edit;
+    use common::config::DEFAULT_TOML;
     use std::path::Path;
 
+    /// The shipped default with two symbols: one fast, one slow with a price near the
+    /// tick size (a hard case for the price walk), and `trade_ratio`.
     pub(crate) fn config(trade_ratio: f64) -> Config {
-        let text = format!(
-            r#"
-seed = 3
-duration_s = 1.0
-warmup_s = 0.0
-[ring]
-path = "/tmp/x.ring"
-capacity = 1024
-[cores]
-feed_md = 0
-engine_hot = 1
-[feed]
-trade_ratio = {trade_ratio}
-[[symbols]]
-name = "A"
-rate_per_s = 1000
-start_px = 100.0
-tick_size = 0.01
-volatility_bps = 5.0
-[[symbols]]
-name = "B"
-rate_per_s = 10
-start_px = 0.05
-tick_size = 0.01
-volatility_bps = 500.0
-"#
-        );
+        let text = Edit::new(DEFAULT_TOML)
+            .set("seed", 3)
+            .set("warmup_s", 0.0)
+            .set("duration_s", 1.0)
+            .set("feed.trade_ratio", trade_ratio)
+            .truncate("symbols", 2)
+            .set("symbols[0].name", "A")
+            .set("symbols[0].rate_per_s", 1000)
+            .set("symbols[0].start_px", 100.0)
+            .set("symbols[0].tick_size", 0.01)
+            .set("symbols[0].volatility_bps", 5.0)
+            .set("symbols[1].name", "B")
+            .set("symbols[1].rate_per_s", 10)
+            .set("symbols[1].start_px", 0.05)
+            .set("symbols[1].tick_size", 0.01)
+            .set("symbols[1].volatility_bps", 500.0)
+            .finish()
+            .unwrap();
         Config::parse(&text, Path::new("t.toml"), &[0, 1]).unwrap()
     }
 

@@ -40,7 +40,7 @@ fn config() -> Config {
         "/../configs/default.toml"
     ));
     Config::parse(
-        include_str!("../../configs/default.toml"),
+        common::config::DEFAULT_TOML,
         path,
         &[0, 1], // the cores the file names
     )

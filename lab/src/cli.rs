@@ -48,7 +48,7 @@ pub enum Command {
 /// `lab chaos`.
 #[derive(Debug, Args)]
 pub struct ChaosArgs {
-    /// Output folder [default: a new folder results/<UTC YYYYmmdd-HHMMSS>-chaos].
+    /// Output folder [default: a new folder results/YYYYmmdd-HHMMSS-chaos, UTC].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Folder holding the `feed`, `engine` and `lab` binaries [default: the folder of
@@ -70,7 +70,7 @@ pub struct RunArgs {
     /// Override the config's `duration_s`, in seconds.
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub duration: Option<f64>,
-    /// Output folder [default: a new folder results/<UTC YYYYmmdd-HHMMSS>-<config stem>].
+    /// Output folder [default: a new folder results/YYYYmmdd-HHMMSS-STEM, UTC, STEM the config file name without .toml].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Folder holding the `feed` and `engine` binaries [default: the folder of `lab`].
@@ -98,7 +98,7 @@ pub struct CompareArgs {
     /// The matrix of variants (TOML; see `configs/compare.toml`).
     #[arg(long, value_name = "FILE", default_value = "configs/compare.toml")]
     pub matrix: PathBuf,
-    /// Report folder [default: a new folder results/compare-<UTC YYYYmmdd-HHMMSS>].
+    /// Report folder [default: a new folder results/compare-YYYYmmdd-HHMMSS, UTC].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Repetitions of every variant, instead of the matrix's `repetitions`.

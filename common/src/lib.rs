@@ -31,7 +31,7 @@
 //! | [`budget`] | what each cold thread costs the hot cores (CPU per second, stretches between sleeps) and the slicing of cold work | `clock`, `config`, `cores`, `latency` |
 //! | [`memory`] | memory samples (RSS, page faults, allocator statistics, fragmentation) and warnings | `config`, `os`, `units` |
 //! | [`manifest`] | the run manifest: machine, allocator, git revision, configuration | `config`, `os` |
-//! | [`summary`] | what a run measured: the feed's, the engine's and the merged summary | `alloc`, `latency`, `manifest`, `memory`, `pool` |
+//! | [`summary`] | what a run measured: the feed's, the engine's and the merged summary | `alloc`, `budget`, `latency`, `manifest`, `memory`, `pool` |
 //! | [`failure`] | the one failure type of the binaries, with its exit code (2 bad input, 1 runtime) | `files`, `ring` |
 //! | [`runargs`] | the `--config`/`--duration`/`--out` arguments of feed and engine, and the start-up they share | `config`, `cores`, `failure`, `files` |
 #![deny(missing_docs)]

@@ -7,6 +7,7 @@
 //! allocates: it runs at the end of a run, never per tick.
 
 use crate::alloc::AllocCounts;
+use crate::budget::ColdBudget;
 use crate::latency::Percentiles;
 use crate::manifest::{AllocatorInfo, Manifest};
 use crate::memory::MemoryReport;
@@ -99,6 +100,11 @@ pub struct FeedSummary {
     pub history_bars: u64,
     /// History copies dropped because the md → history channel was full.
     pub history_dropped: u64,
+    /// A digest of the held ticks' content (`History::digest` in the feed: sequence
+    /// numbers and market data, not time stamps), hexadecimal: equal for two runs of one
+    /// seeded configuration that drop nothing.
+    #[serde(default)]
+    pub history_digest: String,
     /// Global allocator calls of the md (publishing) thread while publishing.
     pub md_allocs: AllocCounts,
     /// Global allocator calls per thread role (`feed_main`, `feed_md`, `feed_history`),
@@ -109,10 +115,12 @@ pub struct FeedSummary {
     /// Lossless mode (`ring.lossless`): waits and evictions.
     #[serde(default)]
     pub lossless: Option<LosslessReport>,
-    /// The pid of the earlier feed whose leftover ring file this feed replaced (0 if
-    /// the file was not a readable ring).
+    /// The pid of the dead feed whose ring this feed reclaimed.
     #[serde(default)]
     pub reclaimed_ring_of_pid: Option<u32>,
+    /// What each cold thread cost (`feed_history`): CPU per second, stretches.
+    #[serde(default)]
+    pub cold_threads: BTreeMap<String, ColdBudget>,
     /// Why the feed stopped.
     pub end_reason: EndReason,
     /// Run manifest.
@@ -149,6 +157,10 @@ pub struct EngineSummary {
     pub orders: u64,
     /// Orders dropped because the hot → cold channel was full.
     pub orders_dropped: u64,
+    /// Orders the cold thread checked and found well formed; `orders_verified +
+    /// orders_invalid = orders`: every order handed off is checked.
+    #[serde(default)]
+    pub orders_verified: u64,
     /// Orders the cold thread found malformed (framing, length or checksum); should be 0.
     pub orders_invalid: u64,
     /// Lots filled against the engine's quotes (simulated from trades).
@@ -170,6 +182,9 @@ pub struct EngineSummary {
     pub memory: MemoryReport,
     /// Latency percentiles per stage after the warm-up, nanoseconds.
     pub latency_ns: BTreeMap<String, Percentiles>,
+    /// What each cold thread cost (`engine_report`, `engine_orders`).
+    #[serde(default)]
+    pub cold_threads: BTreeMap<String, ColdBudget>,
     /// Why the engine stopped.
     pub end_reason: EndReason,
     /// Run manifest.
@@ -235,6 +250,10 @@ pub struct Summary {
     pub engine: EngineSection,
     /// Feed figures.
     pub feed: FeedSection,
+    /// What each cold thread of both processes cost the cores it shared with the hot
+    /// threads: CPU time per second and its stretches between sleeps.
+    #[serde(default)]
+    pub cold_threads: BTreeMap<String, ColdBudget>,
     /// The environment (from the engine's manifest, with both allocators).
     pub manifest: Manifest,
 }
@@ -264,6 +283,12 @@ impl Summary {
                 achieved_per_s: feed.achieved_per_s,
             },
             latency_ns: engine.latency_ns.clone(),
+            cold_threads: feed
+                .cold_threads
+                .iter()
+                .chain(&engine.cold_threads)
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
             engine: EngineSection {
                 allocator: engine.manifest.allocator.clone(),
                 scratch: engine.scratch.clone(),

@@ -253,7 +253,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     let (orders, orders_dropped) = (decider.orders, decider.orders_dropped);
     let (filled_lots, net_position_lots) = (decider.filled_lots(), decider.net_position_lots());
     drop(decider); // closes the order channel
-    let (_orders_ok, orders_invalid, orders_budget) = orders_thread
+    let (orders_verified, orders_invalid, orders_budget) = orders_thread
         .join()
         .map_err(|_| Failure::runtime(anyhow!("order thread panicked")))?;
     let (latency_ns, memory, report_budget) = report
@@ -284,6 +284,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         hot_allocs: result.allocs_after_warmup,
         orders,
         orders_dropped,
+        orders_verified,
         orders_invalid,
         filled_lots,
         net_position_lots,
@@ -293,6 +294,11 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         alloc_profile: profile.snapshot(),
         memory,
         latency_ns,
+        cold_threads: [
+            ("engine_report".to_string(), report_budget),
+            ("engine_orders".to_string(), orders_budget),
+        ]
+        .into(),
         end_reason: result.end_reason,
         manifest: Manifest::collect(
             &config,

@@ -154,7 +154,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     let md = md
         .join()
         .map_err(|_| Failure::runtime(anyhow!("md thread panicked")))?;
-    let (hist, memory, history_budget) = history
+    let (hist, hist_digest, memory, history_budget) = history
         .join()
         .map_err(|_| Failure::runtime(anyhow!("history thread panicked")))?;
 
@@ -177,6 +177,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         history_evicted: hist.evicted,
         history_bars: hist.bars,
         history_dropped: md.counts.dropped,
+        history_digest: format!("{:016x}", hist_digest),
         md_allocs: md.counts.allocs,
         alloc_profile: {
             profile.publish(ROLE_MAIN);
@@ -197,6 +198,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
                 .collect(),
         }),
         reclaimed_ring_of_pid: reclaimed,
+        cold_threads: [("feed_history".to_string(), history_budget)].into(),
         end_reason: md.counts.end_reason,
         manifest: Manifest::collect(
             &config,
@@ -261,7 +263,7 @@ fn history_thread(
     rx: Receiver<Tick>,
     cold: &ColdContext,
     mut monitor: Monitor,
-) -> (history::HistoryStats, MemoryReport, ColdBudget) {
+) -> (history::HistoryStats, u64, MemoryReport, ColdBudget) {
     let ColdContext {
         counters,
         start_raw,
@@ -337,7 +339,12 @@ fn history_thread(
         }
     }
     profile.publish(ROLE_HISTORY);
-    (hist.stats(), monitor.report().clone(), cold.finish())
+    (
+        hist.stats(),
+        hist.digest(),
+        monitor.report().clone(),
+        cold.finish(),
+    )
 }
 
 /// `history=N (bytes) evicted=N bars=N`.

@@ -361,3 +361,39 @@ fn a_live_feeds_ring_is_refused_with_exit_1() {
             .unwrap();
     assert!(s.published >= 4_497, "{}", s.published);
 }
+
+/// Slicing the history thread's work (`[cold]` in the config) changes when the work is
+/// done, not what it does: a seeded run keeps exactly the same history (its digest) with
+/// and without slices, and drops nothing.
+#[test]
+fn sliced_cold_work_keeps_the_history_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |slice_us: u64| {
+        let out = dir.path().join(format!("slice-{slice_us}"));
+        let cfg = dir.path().join(format!("slice-{slice_us}.toml"));
+        let t = text(
+            good(&dir.path().join(format!("slice-{slice_us}.ring")))
+                .set("duration_s", 0.5)
+                .set("feed.wait", "block")
+                .set("cold.slice_us", slice_us)
+                .set("cold.pause_us", 10)
+                .set("cold.poll_ms", 1),
+        );
+        std::fs::write(&cfg, t).unwrap();
+        let ran = feed(&cfg, &out).output().unwrap();
+        assert!(
+            ran.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ran.stderr)
+        );
+        let s: common::summary::FeedSummary =
+            serde_json::from_slice(&std::fs::read(out.join("feed_summary.json")).unwrap()).unwrap();
+        assert_eq!(s.history_dropped, 0);
+        assert!(s.cold_threads["feed_history"].stretches > 0);
+        (s.published, s.history_ticks, s.history_digest)
+    };
+    let whole = run(0);
+    let sliced = run(1);
+    assert!(whole.0 > 0);
+    assert_eq!(whole, sliced);
+}

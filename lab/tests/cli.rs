@@ -872,7 +872,50 @@ mod end_to_end {
             let s = v["manifest"][key].as_str().unwrap_or_default();
             assert!(!s.is_empty(), "manifest.{key} is empty: {}", v["manifest"]);
         }
-        assert!(out.join("engine.hlog").is_file(), "engine.hlog missing");
+        // Every order handed off was checked, and all were well formed.
+        let engine = &v["engine"]["detail"];
+        assert!(n(&engine["orders"]) > 0, "{engine}");
+        assert_eq!(
+            n(&engine["orders"]),
+            n(&engine["orders_verified"]) + n(&engine["orders_invalid"]),
+            "an order went unchecked"
+        );
+        assert_eq!(n(&engine["orders_invalid"]), 0);
+        // Every cold thread reported its budget.
+        for thread in ["feed_history", "engine_report", "engine_orders"] {
+            let b = &v["cold_threads"][thread];
+            assert!(n(&b["stretches"]) > 0, "{thread}: {b}");
+        }
+        // No interval went unlogged: the measured e2e intervals of the .hlog follow each
+        // other without a hole and hold every measured tick.
+        let hlog = std::fs::read(out.join("engine.hlog")).expect("engine.hlog");
+        let mut intervals = Vec::new();
+        for entry in hdrhistogram::serialization::interval_log::IntervalLogIterator::new(&hlog) {
+            if let hdrhistogram::serialization::interval_log::LogEntry::Interval(i) =
+                entry.expect("a readable .hlog")
+            {
+                if i.tag().map(|t| t.as_str()) == Some("e2e") {
+                    let raw = base64::Engine::decode(
+                        &base64::engine::general_purpose::STANDARD,
+                        i.encoded_histogram(),
+                    )
+                    .unwrap();
+                    let h: hdrhistogram::Histogram<u64> =
+                        hdrhistogram::serialization::Deserializer::new()
+                            .deserialize(&mut &raw[..])
+                            .unwrap();
+                    intervals.push((i.start_timestamp(), i.duration(), h.len()));
+                }
+            }
+        }
+        assert!(intervals.len() >= 2, "{intervals:?}");
+        for w in intervals.windows(2) {
+            let gap = w[1].0.abs_diff(w[0].0 + w[0].1);
+            // Times are written to the millisecond.
+            assert!(gap <= Duration::from_millis(2), "a hole in the log: {w:?}");
+        }
+        let logged: u64 = intervals.iter().map(|i| i.2).sum();
+        assert_eq!(logged, n(&v["latency_ns"]["e2e"]["count"]), "{intervals:?}");
         assert!(
             ran.stdout.contains("published == received + missed: yes"),
             "{ran:?}"

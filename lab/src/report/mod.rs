@@ -28,7 +28,8 @@
 //! # Layout
 //!
 //! [`stats`] computes every figure from the run records (medians, spreads, rankings,
-//! verdicts); [`mod@render`] turns them into Markdown.
+//! verdicts); [`mod@render`] turns them into Markdown, calling on [`stats`] for every
+//! figure it shows.
 
 mod render;
 mod stats;

@@ -7,7 +7,6 @@ use super::{BlockInfo, Meta, RunRecord};
 use crate::variant::Alloc;
 use common::latency::fmt_ns;
 use common::manifest::fmt_bytes;
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -38,17 +37,12 @@ fn per_tick(x: Option<f64>) -> String {
     }
 }
 
+/// A "×base" cell: [`median_ratio`] of `a` to `b`.
 fn ratio(a: Option<Spread>, b: Option<Spread>) -> String {
-    match (a, b) {
-        (Some(a), Some(b)) if b.median > 0.0 => {
-            let r = a.median / b.median;
-            if r >= 0.1 {
-                format!("{r:.2}×")
-            } else {
-                format!("{r:.1e}×")
-            }
-        }
-        _ => "n/a".into(),
+    match median_ratio(a, b) {
+        Some(r) if r >= 0.1 => format!("{r:.2}×"),
+        Some(r) => format!("{r:.1e}×"),
+        None => "n/a".into(),
     }
 }
 
@@ -196,10 +190,8 @@ pub fn feed_text(stats: &[VariantStats], rec: &FeedRec) -> String {
     let (ea, sc, lv) = rec.engine;
     let _ = write!(t, "- **Feed** (engine {ea} + {sc}, {}): ", levels_text(lv));
     let name = |i: usize| format!("{} ({})", stats[i].variant.feed_alloc, vid(i));
-    let mut winners = Vec::new();
     match (rec.by_lag_p99.first(), rec.by_lag_p99.get(1)) {
         (Some(&(best, b)), Some(&(next, n))) => {
-            winners.push(("the lowest feed_lag p99", best));
             let _ = write!(
                 t,
                 "lowest median feed_lag p99: **{}** {} (runs {}), {:.1}% below {} {} (runs {}), {}. ",
@@ -214,7 +206,6 @@ pub fn feed_text(stats: &[VariantStats], rec: &FeedRec) -> String {
             );
         }
         (Some(&(best, b)), None) => {
-            winners.push(("the lowest feed_lag p99", best));
             let _ = write!(
                 t,
                 "feed_lag p99: only {} reported it ({}). ",
@@ -228,7 +219,6 @@ pub fn feed_text(stats: &[VariantStats], rec: &FeedRec) -> String {
     }
     match rec.by_rss.as_slice() {
         [(best, r), (next, n), ..] => {
-            winners.push(("the lowest peak RSS", *best));
             let _ = write!(
                 t,
                 "Lowest peak feed RSS: **{}** {} against {} for {}. ",
@@ -244,7 +234,6 @@ pub fn feed_text(stats: &[VariantStats], rec: &FeedRec) -> String {
     }
     match rec.by_frag.as_slice() {
         [(best, f), rest @ ..] if !rest.is_empty() => {
-            winners.push(("the lowest fragmentation", *best));
             let others: Vec<String> = rest
                 .iter()
                 .map(|(i, f)| format!("{} {:.1}%", name(*i), f * 100.0))
@@ -264,11 +253,10 @@ pub fn feed_text(stats: &[VariantStats], rec: &FeedRec) -> String {
             );
         }
     }
-    let first = winners.first().map(|w| w.1);
+    let winners = rec.winners();
     if winners.is_empty() {
         let _ = write!(t, "No recommendation: nothing measured.");
-    } else if winners.iter().all(|w| Some(w.1) == first) {
-        let w = winners[0].1;
+    } else if let Some(w) = rec.pick() {
         let _ = write!(
             t,
             "Recommendation: **{}**, best on every measured count.",
@@ -277,7 +265,14 @@ pub fn feed_text(stats: &[VariantStats], rec: &FeedRec) -> String {
     } else {
         let parts: Vec<String> = winners
             .iter()
-            .map(|(what, i)| format!("{} has {what}", stats[*i].variant.feed_alloc))
+            .map(|&(figure, i)| {
+                let what = match figure {
+                    FeedFigure::LagP99 => "the lowest feed_lag p99",
+                    FeedFigure::PeakRss => "the lowest peak RSS",
+                    FeedFigure::Fragmentation => "the lowest fragmentation",
+                };
+                format!("{} has {what}", stats[i].variant.feed_alloc)
+            })
             .collect();
         let _ = write!(
             t,
@@ -521,7 +516,7 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
             .enumerate()
             .filter_map(|(i, s)| {
                 s.min_rate_pct
-                    .filter(|p| *p < 99.0)
+                    .filter(|p| *p < RATE_KEPT_PCT)
                     .map(|p| format!("{} ({p:.1}%)", vid(i)))
             })
             .collect();
@@ -563,53 +558,52 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
                 "| levels | heap p50 | heap p99 | arena p50 | arena p99 | pool p50 | pool p99 | pool vs heap (p99) | pool vs arena (p99) | fastest p99 | pool fallbacks |"
             );
             let _ = writeln!(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|");
-            let mut beats_heap = Vec::new();
-            let mut beats_arena = Vec::new();
             for r in rows {
-                let get = |i: Option<usize>| i.and_then(|i| stats[i].stages.get("engine").copied());
-                let (h, a, p) = (get(r.heap), get(r.arena), get(r.pool));
-                let c50 =
-                    |s: Option<StageStats>| s.map_or_else(|| "n/a".into(), |s| ns(s.p50.median));
-                let c99 =
-                    |s: Option<StageStats>| s.map_or_else(|| "n/a".into(), |s| ns(s.p99.median));
-                let vs = |other: Option<StageStats>, wins: &mut Vec<(u32, f64, bool)>| match (
-                    p, other,
-                ) {
-                    (Some(p), Some(o)) => {
-                        let pct = lower_pct(p.p99.median, o.p99.median);
-                        let sig = p.p99.is_distinct_from(&o.p99);
-                        if pct > 0.0 {
-                            wins.push((r.levels, pct, sig));
-                        }
-                        format!("{pct:+.1}%{}", if sig { "*" } else { "" })
-                    }
-                    _ => "n/a".into(),
+                use crate::variant::ScratchMode::{Arena, Heap, Pool};
+                let c50 = |m| {
+                    r.engine(stats, m)
+                        .map_or_else(|| "n/a".into(), |s| ns(s.p50.median))
                 };
-                let vh = vs(h, &mut beats_heap);
-                let va = vs(a, &mut beats_arena);
-                let fastest = [("heap", h), ("arena", a), ("pool", p)]
-                    .iter()
-                    .filter_map(|(n, s)| s.map(|s| (*n, s.p99.median)))
-                    .min_by(|x, y| x.1.total_cmp(&y.1))
-                    .map_or("n/a", |x| x.0);
+                let c99 = |m| {
+                    r.engine(stats, m)
+                        .map_or_else(|| "n/a".into(), |s| ns(s.p99.median))
+                };
+                let vs = |m| {
+                    r.pool_vs(stats, m).map_or_else(
+                        || "n/a".into(),
+                        |v| {
+                            format!(
+                                "{:+.1}%{}",
+                                v.lower_pct,
+                                if v.significant { "*" } else { "" }
+                            )
+                        },
+                    )
+                };
                 let _ = writeln!(
                     w,
-                    "| {} | {} | {} | {} | {} | {} | {} | {vh} | {va} | {fastest} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     r.levels,
-                    c50(h),
-                    c99(h),
-                    c50(a),
-                    c99(a),
-                    c50(p),
-                    c99(p),
+                    c50(Heap),
+                    c99(Heap),
+                    c50(Arena),
+                    c99(Arena),
+                    c50(Pool),
+                    c99(Pool),
+                    vs(Heap),
+                    vs(Arena),
+                    r.fastest(stats).map_or("n/a", |m| m.name()),
                     r.pool
                         .and_then(|i| stats[i].pool_fallbacks)
                         .map_or_else(|| "n/a".into(), |n| n.to_string())
                 );
             }
-            let sweep: Vec<u32> = rows.iter().map(|r| r.levels).collect();
-            for (other, wins) in [("heap", &beats_heap), ("arena", &beats_arena)] {
-                let _ = writeln!(w, "\n{}", breakeven_text(other, &sweep, wins));
+            for other in [
+                crate::variant::ScratchMode::Heap,
+                crate::variant::ScratchMode::Arena,
+            ] {
+                let wins = pool_wins(stats, rows, other);
+                let _ = writeln!(w, "\n{}", breakeven_text(other.name(), &wins));
             }
         }
 
@@ -752,14 +746,7 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
                 };
                 let (er, ef) = mem(&s.engine.detail.memory);
                 let (fr, ff) = mem(&s.feed.detail.memory);
-                let rate = if s.rate.offered_per_s > 0.0 {
-                    format!(
-                        "{:.1}%",
-                        s.rate.achieved_per_s / s.rate.offered_per_s * 100.0
-                    )
-                } else {
-                    "n/a".into()
-                };
+                let rate = rate_pct(s).map_or_else(|| "n/a".into(), |p| format!("{p:.1}%"));
                 let _ = writeln!(
                     w,
                     "{head} ok | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {er} | {fr} | {ef} | {ff} | {} | {} | {} | {} | {rate} |",
@@ -786,32 +773,36 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
 }
 
 /// Where pool beats `other` over a levels sweep, in one sentence.
-pub fn breakeven_text(other: &str, sweep: &[u32], wins: &[(u32, f64, bool)]) -> String {
-    if wins.is_empty() {
+pub fn breakeven_text(other: &str, w: &PoolWins) -> String {
+    if w.wins.is_empty() {
         return format!(
             "Pool's median engine p99 is below {other}'s at no levels value of this sweep."
         );
     }
-    let list: Vec<String> = wins
+    let list: Vec<String> = w
+        .wins
         .iter()
-        .map(|(l, pct, sig)| {
+        .map(|v| {
             format!(
-                "{l} ({pct:.1}% lower{})",
-                if *sig { "" } else { ", within the spread" }
+                "{} ({:.1}% lower{})",
+                v.levels,
+                v.lower_pct,
+                if v.significant {
+                    ""
+                } else {
+                    ", within the spread"
+                }
             )
         })
         .collect();
-    // Break-even: the smallest levels value from which pool stays ahead to the end.
-    let won: BTreeSet<u32> = wins.iter().map(|w| w.0).collect();
-    let from = sweep
-        .iter()
-        .rposition(|l| !won.contains(l))
-        .map_or(Some(0), |i| (i + 1 < sweep.len()).then_some(i + 1))
-        .map(|i| sweep[i]);
-    let tail = match from {
-        Some(l) if l == sweep[0] => format!(" Pool is ahead of {other} over the whole sweep."),
-        Some(l) => format!(" Break-even against {other}: from {l} levels on, pool stays ahead."),
-        None => format!(" Pool does not stay ahead of {other} up to the largest levels value."),
+    let tail = match w.ahead {
+        Ahead::WholeSweep => format!(" Pool is ahead of {other} over the whole sweep."),
+        Ahead::From(l) => {
+            format!(" Break-even against {other}: from {l} levels on, pool stays ahead.")
+        }
+        Ahead::Not => {
+            format!(" Pool does not stay ahead of {other} up to the largest levels value.")
+        }
     };
     format!(
         "Pool's median engine p99 is below {other}'s at levels {}.{tail}",
@@ -984,7 +975,21 @@ mod tests {
 
     #[test]
     fn breakeven_text_names_the_levels() {
-        let t = breakeven_text("arena", &[1, 2, 4], &[(2, 5.0, true), (4, 16.7, true)]);
+        let wins = |w: &[(u32, f64, bool)], ahead| PoolWins {
+            wins: w
+                .iter()
+                .map(|&(levels, lower_pct, significant)| PoolVs {
+                    levels,
+                    lower_pct,
+                    significant,
+                })
+                .collect(),
+            ahead,
+        };
+        let t = breakeven_text(
+            "arena",
+            &wins(&[(2, 5.0, true), (4, 16.7, true)], Ahead::From(2)),
+        );
         assert!(
             t.contains("at levels 2 (5.0% lower), 4 (16.7% lower)"),
             "{t}"
@@ -992,14 +997,16 @@ mod tests {
         assert!(t.contains("from 2 levels on"), "{t}");
         let t = breakeven_text(
             "heap",
-            &[1, 2, 4],
-            &[(1, 12.5, false), (2, 24.0, true), (4, 37.5, true)],
+            &wins(
+                &[(1, 12.5, false), (2, 24.0, true), (4, 37.5, true)],
+                Ahead::WholeSweep,
+            ),
         );
         assert!(t.contains("over the whole sweep"), "{t}");
         assert!(t.contains("1 (12.5% lower, within the spread)"), "{t}");
-        let t = breakeven_text("heap", &[1, 2, 4], &[(2, 1.0, false)]);
+        let t = breakeven_text("heap", &wins(&[(2, 1.0, false)], Ahead::Not));
         assert!(t.contains("does not stay ahead"), "{t}");
-        assert!(breakeven_text("heap", &[1, 2], &[]).contains("at no levels value"));
+        assert!(breakeven_text("heap", &wins(&[], Ahead::Not)).contains("at no levels value"));
     }
 
     #[test]

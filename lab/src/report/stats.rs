@@ -149,8 +149,7 @@ impl VariantStats {
             missed: summaries.iter().map(|s| s.ticks.missed).sum(),
             min_rate_pct: summaries
                 .iter()
-                .filter(|s| s.rate.offered_per_s > 0.0)
-                .map(|s| s.rate.achieved_per_s / s.rate.offered_per_s * 100.0)
+                .filter_map(|s| rate_pct(s))
                 .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.min(b)))),
             pool_fallbacks: summaries
                 .iter()
@@ -167,6 +166,24 @@ impl VariantStats {
     /// A stage's p50 spread, if reported.
     pub fn p50(&self, stage: &str) -> Option<Spread> {
         self.stages.get(stage).map(|s| s.p50)
+    }
+}
+
+/// A run's achieved rate, percent of the offered one (`None` when nothing was offered).
+pub fn rate_pct(s: &Summary) -> Option<f64> {
+    (s.rate.offered_per_s > 0.0).then(|| s.rate.achieved_per_s / s.rate.offered_per_s * 100.0)
+}
+
+/// The lowest achieved rate a run may have, percent of the offered one, without the
+/// report warning that the feed did not keep the offered rate.
+pub const RATE_KEPT_PCT: f64 = 99.0;
+
+/// `a`'s median divided by `b`'s (the "×base" ratios), if both exist and `b`'s is
+/// positive.
+pub fn median_ratio(a: Option<Spread>, b: Option<Spread>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b.median > 0.0 => Some(a.median / b.median),
+        _ => None,
     }
 }
 
@@ -272,6 +289,43 @@ pub struct FeedRec {
     pub by_frag: Vec<(usize, f64)>,
 }
 
+/// A figure a feed allocator can be the best at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FeedFigure {
+    /// The lowest median feed_lag p99 (reported by at least one variant).
+    LagP99,
+    /// The lowest peak feed RSS (reported by at least two).
+    PeakRss,
+    /// The lowest peak fragmentation (reported by at least two).
+    Fragmentation,
+}
+
+impl FeedRec {
+    /// The best variant on each figure enough variants reported, in [`FeedFigure`]
+    /// order.
+    pub fn winners(&self) -> Vec<(FeedFigure, usize)> {
+        let mut w = Vec::new();
+        if let Some(&(best, _)) = self.by_lag_p99.first() {
+            w.push((FeedFigure::LagP99, best));
+        }
+        if let [(best, _), _, ..] = self.by_rss.as_slice() {
+            w.push((FeedFigure::PeakRss, *best));
+        }
+        if let [(best, _), _, ..] = self.by_frag.as_slice() {
+            w.push((FeedFigure::Fragmentation, *best));
+        }
+        w
+    }
+
+    /// The recommendation: the variant that is best on every figure of
+    /// [`FeedRec::winners`], if one is (`None` also when nothing was measured).
+    pub fn pick(&self) -> Option<usize> {
+        let w = self.winners();
+        let first = w.first()?.1;
+        w.iter().all(|x| x.1 == first).then_some(first)
+    }
+}
+
 /// One [`FeedRec`] per (engine allocator, scratch, levels) group in which at least two
 /// feed allocators finished runs.
 pub fn feed_recs(stats: &[VariantStats]) -> Vec<FeedRec> {
@@ -343,7 +397,7 @@ pub fn hybrid_verdicts(stats: &[VariantStats]) -> Vec<Verdict> {
         if base.median <= 0.0 {
             continue;
         }
-        let improvement_pct = (1.0 - h.median / base.median) * 100.0;
+        let improvement_pct = lower_pct(h.median, base.median);
         out.push(Verdict {
             hybrid: i,
             baseline: b,
@@ -406,6 +460,95 @@ pub fn pool_breakeven(stats: &[VariantStats]) -> Vec<((Alloc, Alloc), Vec<BreakE
         }
     }
     out
+}
+
+/// Pool against another scratch mode at one levels value, on the engine stage's
+/// median p99.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PoolVs {
+    /// The levels value.
+    pub levels: u32,
+    /// How much lower pool's median p99 is, percent of the other's (negative: higher).
+    pub lower_pct: f64,
+    /// Whether the two p99 spreads do not overlap.
+    pub significant: bool,
+}
+
+impl BreakEvenRow {
+    /// The engine-stage statistics of this levels value's `scratch` variant.
+    pub fn engine(&self, stats: &[VariantStats], scratch: ScratchMode) -> Option<StageStats> {
+        let i = match scratch {
+            ScratchMode::Heap => self.heap,
+            ScratchMode::Arena => self.arena,
+            ScratchMode::Pool => self.pool,
+        };
+        i.and_then(|i| stats[i].stages.get("engine").copied())
+    }
+
+    /// Pool against `other`, if both reported the engine stage.
+    pub fn pool_vs(&self, stats: &[VariantStats], other: ScratchMode) -> Option<PoolVs> {
+        let p = self.engine(stats, ScratchMode::Pool)?;
+        let o = self.engine(stats, other)?;
+        Some(PoolVs {
+            levels: self.levels,
+            lower_pct: lower_pct(p.p99.median, o.p99.median),
+            significant: p.p99.is_distinct_from(&o.p99),
+        })
+    }
+
+    /// The scratch mode with the lowest median engine p99 (heap first on a tie, then
+    /// arena).
+    pub fn fastest(&self, stats: &[VariantStats]) -> Option<ScratchMode> {
+        [ScratchMode::Heap, ScratchMode::Arena, ScratchMode::Pool]
+            .into_iter()
+            .filter_map(|m| self.engine(stats, m).map(|s| (m, s.p99.median)))
+            .min_by(|x, y| x.1.total_cmp(&y.1))
+            .map(|x| x.0)
+    }
+}
+
+/// Where pool's median engine p99 stays below another scratch mode's over a levels
+/// sweep.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolWins {
+    /// The levels values at which pool is lower, in sweep order.
+    pub wins: Vec<PoolVs>,
+    /// The break-even.
+    pub ahead: Ahead,
+}
+
+/// From which levels value pool stays ahead to the end of the sweep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ahead {
+    /// At every levels value.
+    WholeSweep,
+    /// From this levels value (not the first) on.
+    From(u32),
+    /// Not at the largest levels value.
+    Not,
+}
+
+/// Pool against `other` over the sweep of `rows`.
+pub fn pool_wins(stats: &[VariantStats], rows: &[BreakEvenRow], other: ScratchMode) -> PoolWins {
+    let wins: Vec<PoolVs> = rows
+        .iter()
+        .filter_map(|r| r.pool_vs(stats, other))
+        .filter(|v| v.lower_pct > 0.0)
+        .collect();
+    let sweep: Vec<u32> = rows.iter().map(|r| r.levels).collect();
+    let won: BTreeSet<u32> = wins.iter().map(|w| w.levels).collect();
+    PoolWins {
+        ahead: ahead(&sweep, &won),
+        wins,
+    }
+}
+
+/// The smallest levels value of `sweep` from which every value is in `won`.
+fn ahead(sweep: &[u32], won: &BTreeSet<u32>) -> Ahead {
+    match sweep.iter().rposition(|l| !won.contains(l)) {
+        None => Ahead::WholeSweep,
+        Some(i) => sweep.get(i + 1).map_or(Ahead::Not, |&l| Ahead::From(l)),
+    }
 }
 
 /// `(1 - a/b) × 100`: how much lower `a` is than `b`, percent (negative: higher).
@@ -479,6 +622,21 @@ mod tests {
             (rows[1].levels, rows[1].heap, rows[1].arena, rows[1].pool),
             (2, Some(3), Some(4), Some(5))
         );
+        let heap = pool_wins(&b, rows, Heap);
+        // Pool (350, 380, 500) against heap (400, 500, 800): lower everywhere, ranges of
+        // one run each, so beyond the spread.
+        assert_eq!(heap.ahead, Ahead::WholeSweep);
+        assert_eq!(heap.wins.len(), 3);
+        assert!((heap.wins[0].lower_pct - 12.5).abs() < 1e-9 && heap.wins[0].significant);
+        // Against arena (300, 400, 600): higher at 1 level, lower from 2 on.
+        let arena = pool_wins(&b, rows, Arena);
+        assert_eq!(arena.ahead, Ahead::From(2));
+        assert_eq!(rows[0].fastest(&b), Some(Arena));
+        assert_eq!(rows[2].fastest(&b), Some(Pool));
+        let won = |l: &[u32]| l.iter().copied().collect::<BTreeSet<u32>>();
+        assert_eq!(ahead(&[1, 2, 4], &won(&[1, 4])), Ahead::From(4));
+        assert_eq!(ahead(&[1, 2, 4], &won(&[2])), Ahead::Not);
+        assert_eq!(ahead(&[1, 2, 4], &won(&[])), Ahead::Not);
         // A single levels value is no sweep.
         assert!(pool_breakeven(&b[..3]).is_empty());
     }

@@ -3,7 +3,7 @@
 //! pays a futex wake per message), the sender retrying `try_send` while the channel is
 //! full (so that it never parks either, and never loses a message).
 
-use super::{
+use super::harness::{
     consume_flow, latency_pair, offered, produce, produce_spaced, Latency, Pace, Setup, Throughput,
 };
 use anyhow::Result;

@@ -5,14 +5,14 @@
 //! hypervisor, other threads, SMIs. No end-to-end latency on that core can have a
 //! better tail than this.
 
-use super::{fmt_rate, percentiles_ns, PinReport};
+use super::harness::{percentiles_ns, PinReport};
+use super::output::fmt_rate;
 use crate::cli::{BadInput, JitterArgs};
 use anyhow::{Context, Result};
 use common::clock::Clock;
 use common::latency::{fixed_histogram, fmt_ns, Percentiles, HIGHEST_RAW};
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::sync::atomic::Ordering;
 
 /// Gaps above these (ns) are counted separately.
 const STALL_NS: [u64; 3] = [1_000, 10_000, 100_000];
@@ -54,7 +54,7 @@ pub fn jitter(args: &JitterArgs) -> Result<()> {
     );
     let pins = PinReport::default();
     let j = probe(&clock, core, args.seconds, &pins);
-    let pinned = !pins.failed.load(Ordering::Relaxed);
+    let pinned = pins.all_pinned();
     print!("{}", format_jitter(&j, &clock, pinned));
     let _ = std::io::stdout().flush();
     if let Some(path) = &args.json {

@@ -3,11 +3,11 @@
 //! ring file under `/dev/shm` (the name holds our pid; the producer removes it with
 //! `end_and_unlink`, and we remove it again in case the producer died).
 
-use super::process::{self, ProducerProcess};
-use super::{
+use super::harness::{
     consume_flow, consume_latency, latency_pair, latency_row, offered, produce, produce_spaced,
     shm_dir, Flow, Latency, Pace, Setup, Throughput,
 };
+use super::process::{self, ProducerProcess};
 use crate::cli::ProducerArgs;
 use anyhow::{bail, Context, Result};
 use common::clock::Clock;

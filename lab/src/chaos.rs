@@ -21,6 +21,7 @@ use crate::child::{describe_exit, Supervised};
 use crate::cli::ChaosArgs;
 use crate::run::read_json;
 use anyhow::{bail, ensure, Context, Result};
+use common::config::MIN_RING_CAPACITY;
 use common::files::{self, Kind};
 use common::manifest::{EndReason, EngineSummary, FeedSummary};
 use common::ring::shm::{lock_path, process_alive};
@@ -665,7 +666,7 @@ fn stale_ring(env: &Env, row: &mut Row) -> Result<bool> {
 
 fn engine_lapped(env: &Env, row: &mut Row) -> Result<bool> {
     let k = Knobs {
-        capacity: 1024,
+        capacity: MIN_RING_CAPACITY,
         ..Knobs::default()
     };
     let mut engine = env.start("engine", k, 60.0)?;
@@ -683,7 +684,7 @@ fn engine_lapped(env: &Env, row: &mut Row) -> Result<bool> {
 
 fn lossless_stall(env: &Env, row: &mut Row) -> Result<bool> {
     let k = Knobs {
-        capacity: 1024,
+        capacity: MIN_RING_CAPACITY,
         lossless: true,
         consumer_timeout_ms: 3000,
         ..Knobs::default()
@@ -705,7 +706,7 @@ fn lossless_stall(env: &Env, row: &mut Row) -> Result<bool> {
 
 fn lossless_dead(env: &Env, row: &mut Row) -> Result<bool> {
     let k = Knobs {
-        capacity: 1024,
+        capacity: MIN_RING_CAPACITY,
         lossless: true,
         consumer_timeout_ms: 1000,
         ..Knobs::default()

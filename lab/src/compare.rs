@@ -32,7 +32,7 @@ use crate::report::{self, BlockInfo, Meta, PlotRef, RunRecord};
 use crate::run::{self, Binaries, Output};
 use anyhow::{bail, Context, Result};
 use common::files::{self, Kind};
-use common::latency::{fixed_histogram, HIGHEST_NS};
+use common::latency::{fixed_histogram, Stage, HIGHEST_NS, STAGES};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use signal_hook::iterator::Signals;
@@ -332,7 +332,7 @@ fn write_plots(
                     .context("cannot merge interval histograms")?;
             }
         }
-        for stage in report::STAGES {
+        for stage in STAGES.map(Stage::name) {
             let empty = fixed_histogram(HIGHEST_NS);
             let series: Vec<Series> = block
                 .variants

@@ -17,6 +17,7 @@ mod child;
 mod cli;
 mod compare;
 mod hlog;
+mod host;
 mod matrix;
 mod plot;
 mod report;

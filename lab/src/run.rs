@@ -32,6 +32,7 @@
 
 use crate::child::{describe_exit, Supervised, POLL_EVERY};
 use crate::cli::{BadInput, RunArgs};
+use crate::host::Host;
 use crate::variant::{Alloc, ScratchMode};
 use anyhow::{bail, Context, Result};
 use common::config::{Config, ConfigError};
@@ -769,11 +770,7 @@ pub fn format_table(s: &Summary, out_dir: &Path) -> String {
         "history     {} ticks held by the feed",
         group(s.feed.history_ticks)
     );
-    let _ = writeln!(
-        w,
-        "machine     {}, clock {}",
-        s.manifest.cpu_model, s.manifest.clock_source
-    );
+    let _ = writeln!(w, "machine     {}", Host::of(&s.manifest));
     let _ = writeln!(w, "summary     {}", out_dir.join("summary.json").display());
     let _ = writeln!(w, "hlog        {}", out_dir.join("engine.hlog").display());
     t
@@ -886,7 +883,9 @@ mod tests {
             .into(),
             manifest: Manifest {
                 cpu_model: "Test CPU".into(),
+                kernel: "6.1".into(),
                 clock_source: "tsc".into(),
+                git_rev: "abc1234".into(),
                 allocator: AllocatorInfo {
                     name: "mimalloc".into(),
                     version: "2.1.7".into(),
@@ -941,7 +940,10 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("history     3,000 ticks"), "{t}");
-        assert!(t.contains("machine     Test CPU, clock tsc"), "{t}");
+        assert!(
+            t.contains("machine     Test CPU, kernel 6.1, clock tsc, git abc1234"),
+            "{t}"
+        );
         assert!(t.contains("summary     results/x/summary.json"), "{t}");
         assert!(t.contains("hlog        results/x/engine.hlog"), "{t}");
     }

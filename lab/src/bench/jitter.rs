@@ -8,6 +8,7 @@
 use super::harness::{percentiles_ns, PinReport};
 use super::output::fmt_rate;
 use crate::cli::{BadInput, JitterArgs};
+use crate::host::Host;
 use anyhow::{Context, Result};
 use common::clock::Clock;
 use common::latency::{fixed_histogram, fmt_ns, Percentiles, HIGHEST_RAW};
@@ -55,7 +56,8 @@ pub fn jitter(args: &JitterArgs) -> Result<()> {
     let pins = PinReport::default();
     let j = probe(&clock, core, args.seconds, &pins);
     let pinned = pins.all_pinned();
-    print!("{}", format_jitter(&j, &clock, pinned));
+    let host = Host::probe(&clock);
+    print!("{}", format_jitter(&j, &host, pinned));
     let _ = std::io::stdout().flush();
     if let Some(path) = &args.json {
         let v = serde_json::json!({
@@ -75,12 +77,12 @@ pub fn jitter(args: &JitterArgs) -> Result<()> {
             "stolen_ns": j.stolen_ns,
             "stolen_fraction": stolen_fraction(&j),
             "machine": {
-                "cpu_model": common::manifest::cpu_model(),
-                "kernel": common::manifest::kernel(),
-                "clock_source": clock.source().name(),
+                "cpu_model": host.cpu_model,
+                "kernel": host.kernel,
+                "clock_source": host.clock_source,
                 "ns_per_raw": clock.ns_per_raw(),
                 "pinned": pinned,
-                "git_rev": common::manifest::GIT_REV,
+                "git_rev": host.git_rev,
             },
         });
         common::files::write_json(path, &v)?;
@@ -140,18 +142,12 @@ pub fn probe(clock: &Clock, core: usize, seconds: f64, pins: &PinReport) -> Jitt
 }
 
 /// The probe's report.
-pub fn format_jitter(j: &Jitter, clock: &Clock, pinned: bool) -> String {
+pub fn format_jitter(j: &Jitter, host: &Host, pinned: bool) -> String {
     let mut t = String::new();
     let w = &mut t;
     let p = &j.ns;
     let _ = writeln!(w, "\n== lab bench jitter ==");
-    let _ = writeln!(
-        w,
-        "machine  {}, kernel {}, clock {}",
-        common::manifest::cpu_model(),
-        common::manifest::kernel(),
-        clock.source().name()
-    );
+    let _ = writeln!(w, "machine  {host}");
     let _ = writeln!(
         w,
         "core {}{}, {:.2} s, {} clock reads ({} per second)",
@@ -196,7 +192,7 @@ mod tests {
         assert!(j.ns.count > 0);
         assert!(j.seconds >= 0.02);
         assert!(j.stalls[0] >= j.stalls[1] && j.stalls[1] >= j.stalls[2]);
-        let text = format_jitter(&j, &clock, true);
+        let text = format_jitter(&j, &Host::probe(&clock), true);
         assert!(text.contains(&format!("core {core}, ")), "{text}");
         assert!(
             text.contains("gap between consecutive clock reads: p50="),

@@ -59,7 +59,7 @@ pub use jitter::jitter;
 use crate::cli::{BadInput, ProducerArgs, ProducerTransport, TransportArgs};
 use anyhow::Result;
 use common::clock::Clock;
-use common::config::Config;
+use common::config::{Config, MAX_RING_CAPACITY, MIN_RING_CAPACITY};
 use harness::{PinReport, Setup};
 use output::{format_table, to_json};
 use rows::{measure, Outcome};
@@ -96,9 +96,10 @@ pub fn transport(args: &TransportArgs) -> Result<()> {
             .find(|&c| c != tx_core && c != rx_core),
     };
     let capacity = args.capacity.unwrap_or(config.ring.capacity);
-    if !capacity.is_power_of_two() || !(1024..=1 << 26).contains(&capacity) {
+    if !capacity.is_power_of_two() || !(MIN_RING_CAPACITY..=MAX_RING_CAPACITY).contains(&capacity) {
         return Err(BadInput::from_display(format!(
-            "--capacity must be a power of two from 1024 to 2^26, got {capacity}"
+            "--capacity must be a power of two from {MIN_RING_CAPACITY} to {MAX_RING_CAPACITY}, \
+             got {capacity}"
         )));
     }
     let clock = Clock::new();
@@ -183,6 +184,7 @@ mod fixtures {
 
     use super::harness::{Flow, Latency, Throughput};
     use super::rows::{Machine, Outcome, Report, ThroughputRow, NOT_BUILT};
+    use crate::host::Host;
     use common::latency::Percentiles;
 
     pub fn latency(base: u64) -> Latency {
@@ -227,9 +229,12 @@ mod fixtures {
         queued.gaps = 1;
         Report {
             machine: Machine {
-                cpu_model: "Test CPU".into(),
-                kernel: "6.1".into(),
-                clock_source: "tsc".into(),
+                host: Host {
+                    cpu_model: "Test CPU".into(),
+                    kernel: "6.1".into(),
+                    clock_source: "tsc".into(),
+                    git_rev: "abc1234".into(),
+                },
                 ns_per_raw: 0.5,
                 tx_core: 0,
                 rx_core: 1,

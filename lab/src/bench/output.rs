@@ -42,8 +42,8 @@ pub fn format_table(r: &Report) -> String {
     let _ = writeln!(w, "\n== lab bench transport ==");
     let _ = writeln!(
         w,
-        "machine  {}, kernel {}, clock {} ({:.4} ns per raw unit)",
-        m.cpu_model, m.kernel, m.clock_source, m.ns_per_raw
+        "machine  {} ({:.4} ns per raw unit)",
+        m.host, m.ns_per_raw
     );
     let _ = writeln!(
         w,
@@ -223,13 +223,13 @@ pub fn to_json(r: &Report) -> serde_json::Value {
     let m = &r.machine;
     let mut v = serde_json::json!({
         "machine": {
-            "cpu_model": m.cpu_model,
-            "kernel": m.kernel,
-            "clock_source": m.clock_source,
+            "cpu_model": m.host.cpu_model,
+            "kernel": m.host.kernel,
+            "clock_source": m.host.clock_source,
             "ns_per_raw": m.ns_per_raw,
             "cores": { "send": m.tx_core, "receive": m.rx_core, "second_receive": m.rx2_core },
             "pinned": m.pinned,
-            "git_rev": common::manifest::GIT_REV,
+            "git_rev": m.host.git_rev,
             "samples": m.samples,
             "warmup": m.warmup,
             "spacing_ns": m.spacing_ns,

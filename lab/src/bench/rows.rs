@@ -7,6 +7,7 @@ use super::harness::{percentiles_ns, Latency, Pace, Setup, Throughput};
 use super::iceoryx;
 use super::output::fmt_rate;
 use super::{channel, ring};
+use crate::host::Host;
 use anyhow::Result;
 use common::latency::{fixed_histogram, HIGHEST_RAW};
 use crossbeam_utils::CachePadded;
@@ -135,9 +136,7 @@ impl<T> Outcome<T> {
 
 /// Where and how the benchmark ran.
 pub struct Machine {
-    pub cpu_model: String,
-    pub kernel: String,
-    pub clock_source: String,
+    pub host: Host,
     pub ns_per_raw: f64,
     pub tx_core: usize,
     pub rx_core: usize,
@@ -213,9 +212,7 @@ pub fn measure(s: &Setup) -> Report {
     }
 
     let machine = Machine {
-        cpu_model: common::manifest::cpu_model(),
-        kernel: common::manifest::kernel(),
-        clock_source: s.clock.source().name().to_string(),
+        host: Host::probe(&s.clock),
         ns_per_raw: s.clock.ns_per_raw(),
         tx_core: s.tx_core,
         rx_core: s.rx_core,
@@ -365,7 +362,7 @@ mod tests {
             warmup: 50,
             spacing_ns: 1_000,
             messages: 1_000,
-            capacity: 1024,
+            capacity: common::config::MIN_RING_CAPACITY,
             pins: PinReport::default(),
         };
         let l = ring::latency_threads(&s).unwrap();

@@ -35,7 +35,6 @@ mod render;
 mod stats;
 
 pub use render::render;
-pub use stats::STAGES;
 
 use crate::variant::Variant;
 use common::manifest::Summary;

@@ -4,8 +4,9 @@
 
 use super::stats::*;
 use super::{BlockInfo, Meta, RunRecord};
+use crate::host::Host;
 use crate::variant::Alloc;
-use common::latency::fmt_ns;
+use common::latency::{fmt_ns, Stage, STAGES};
 use common::manifest::fmt_bytes;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -349,8 +350,9 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
         let m = &s.manifest;
         let _ = writeln!(
             w,
-            "- Machine: {}, kernel {}, clock source {}, cores allowed {:?}; git {}.",
-            m.cpu_model, m.kernel, m.clock_source, m.cores_allowed, m.git_rev
+            "- Machine: {}; cores allowed {:?}.",
+            Host::of(m),
+            m.cores_allowed
         );
         let env: Vec<String> = m
             .allocator_env
@@ -608,7 +610,7 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
         }
 
         let _ = writeln!(w, "\n### Latency per stage\n");
-        for stage in STAGES {
+        for stage in STAGES.map(Stage::name) {
             let _ = writeln!(w, "#### {stage}\n");
             let _ = writeln!(
                 w,

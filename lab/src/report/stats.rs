@@ -4,13 +4,12 @@
 
 use super::{BlockInfo, RunRecord};
 use crate::variant::{Alloc, ScratchMode, Variant};
+use common::latency::{Stage, STAGES};
 use common::manifest::Summary;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The brief's target: the hybrid's e2e p99 this many percent below the baseline's.
 pub const TARGET_PCT: f64 = 20.0;
-/// Stages in report order.
-pub const STAGES: [&str; 4] = ["feed_lag", "hop", "engine", "e2e"];
 
 /// A figure's median over the repetitions and its spread (min–max).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -102,7 +101,7 @@ impl VariantStats {
     /// The statistics of `variant` from its finished runs' summaries.
     pub fn of(variant: Variant, summaries: &[&Summary], failed: usize) -> VariantStats {
         let mut stages = BTreeMap::new();
-        for stage in STAGES {
+        for stage in STAGES.map(Stage::name) {
             let p: Vec<_> = summaries
                 .iter()
                 .filter_map(|s| s.latency_ns.get(stage))

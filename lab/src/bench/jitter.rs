@@ -12,6 +12,7 @@ use crate::host::Host;
 use anyhow::{Context, Result};
 use common::clock::Clock;
 use common::latency::{fixed_histogram, fmt_ns, Percentiles, HIGHEST_RAW};
+use serde::Serialize;
 use std::fmt::Write as _;
 use std::io::Write as _;
 
@@ -60,35 +61,58 @@ pub fn jitter(args: &JitterArgs) -> Result<()> {
     print!("{}", format_jitter(&j, &host, pinned));
     let _ = std::io::stdout().flush();
     if let Some(path) = &args.json {
-        let v = serde_json::json!({
-            "core": j.core,
-            "seconds": j.seconds,
-            "count": j.ns.count,
-            "min": j.ns.min,
-            "p50": j.ns.p50,
-            "p90": j.ns.p90,
-            "p99": j.ns.p99,
-            "p99_9": j.ns.p99_9,
-            "p99_99": j.ns.p99_99,
-            "max": j.ns.max,
-            "gaps_over_1us": j.stalls[0],
-            "gaps_over_10us": j.stalls[1],
-            "gaps_over_100us": j.stalls[2],
-            "stolen_ns": j.stolen_ns,
-            "stolen_fraction": stolen_fraction(&j),
-            "machine": {
-                "cpu_model": host.cpu_model,
-                "kernel": host.kernel,
-                "clock_source": host.clock_source,
-                "ns_per_raw": clock.ns_per_raw(),
-                "pinned": pinned,
-                "git_rev": host.git_rev,
-            },
-        });
-        common::files::write_json(path, &v)?;
+        let machine = JitterMachine {
+            host: &host,
+            ns_per_raw: clock.ns_per_raw(),
+            pinned,
+        };
+        common::files::write_json(path, &JitterJson::of(&j, machine))?;
         eprintln!("lab bench jitter: wrote {}", path.display());
     }
     Ok(())
+}
+
+/// The `--json` report: the core and the probe's length, the gaps' percentiles
+/// (`count`, `min`, `p50` … `max`, nanoseconds), the long-gap counts, the time lost in
+/// them, and the machine.
+#[derive(Serialize)]
+struct JitterJson<'a> {
+    core: usize,
+    seconds: f64,
+    #[serde(flatten)]
+    ns: &'a Percentiles,
+    gaps_over_1us: u64,
+    gaps_over_10us: u64,
+    gaps_over_100us: u64,
+    stolen_ns: u64,
+    stolen_fraction: f64,
+    machine: JitterMachine<'a>,
+}
+
+/// Where the probe ran.
+#[derive(Serialize)]
+struct JitterMachine<'a> {
+    #[serde(flatten)]
+    host: &'a Host,
+    ns_per_raw: f64,
+    pinned: bool,
+}
+
+impl<'a> JitterJson<'a> {
+    fn of(j: &'a Jitter, machine: JitterMachine<'a>) -> JitterJson<'a> {
+        let [gaps_over_1us, gaps_over_10us, gaps_over_100us] = j.stalls;
+        JitterJson {
+            core: j.core,
+            seconds: j.seconds,
+            ns: &j.ns,
+            gaps_over_1us,
+            gaps_over_10us,
+            gaps_over_100us,
+            stolen_ns: j.stolen_ns,
+            stolen_fraction: stolen_fraction(j),
+            machine,
+        }
+    }
 }
 
 fn stolen_fraction(j: &Jitter) -> f64 {
@@ -198,5 +222,45 @@ mod tests {
             text.contains("gap between consecutive clock reads: p50="),
             "{text}"
         );
+    }
+
+    #[test]
+    fn json_has_the_documented_keys() {
+        let j = Jitter {
+            core: 3,
+            seconds: 2.0,
+            ns: Percentiles {
+                count: 10,
+                p50: 20,
+                max: 5_000,
+                ..Percentiles::default()
+            },
+            stalls: [4, 2, 1],
+            stolen_ns: 20_000_000,
+        };
+        let host = Host {
+            cpu_model: "Test CPU".into(),
+            ..Host::default()
+        };
+        let machine = JitterMachine {
+            host: &host,
+            ns_per_raw: 0.5,
+            pinned: true,
+        };
+        let v = serde_json::to_value(JitterJson::of(&j, machine)).unwrap();
+        let want: serde_json::Value = serde_json::from_str(
+            r#"{
+                "core": 3, "seconds": 2.0, "count": 10, "min": 0, "p50": 20, "p90": 0,
+                "p99": 0, "p99_9": 0, "p99_99": 0, "max": 5000, "gaps_over_1us": 4,
+                "gaps_over_10us": 2, "gaps_over_100us": 1, "stolen_ns": 20000000,
+                "stolen_fraction": 0.01,
+                "machine": {
+                    "cpu_model": "Test CPU", "kernel": "", "clock_source": "", "git_rev": "",
+                    "ns_per_raw": 0.5, "pinned": true
+                }
+            }"#,
+        )
+        .unwrap();
+        assert_eq!(v, want);
     }
 }

@@ -61,7 +61,7 @@ use anyhow::Result;
 use common::clock::Clock;
 use common::config::{Config, MAX_RING_CAPACITY, MIN_RING_CAPACITY};
 use harness::{PinReport, Setup};
-use output::{format_table, to_json};
+use output::{format_table, JsonReport};
 use rows::{measure, Outcome};
 use std::io::Write as _;
 
@@ -129,7 +129,7 @@ pub fn transport(args: &TransportArgs) -> Result<()> {
     print!("{}", format_table(&report));
     let _ = std::io::stdout().flush();
     if let Some(path) = &args.json {
-        common::files::write_json(path, &to_json(&report))?;
+        common::files::write_json(path, &JsonReport::of(&report))?;
         eprintln!("lab bench transport: wrote {}", path.display());
     }
     let failed: Vec<&str> = report
@@ -183,7 +183,7 @@ mod fixtures {
     //! [`super::output`] share.
 
     use super::harness::{Flow, Latency, Throughput};
-    use super::rows::{Machine, Outcome, Report, ThroughputRow, NOT_BUILT};
+    use super::rows::{Cores, Machine, Outcome, Report, ThroughputRow, NOT_BUILT, PEERS_BUILT};
     use crate::host::Host;
     use common::latency::Percentiles;
 
@@ -236,15 +236,18 @@ mod fixtures {
                     git_rev: "abc1234".into(),
                 },
                 ns_per_raw: 0.5,
-                tx_core: 0,
-                rx_core: 1,
-                rx2_core: None,
+                cores: Cores {
+                    send: 0,
+                    receive: 1,
+                    second_receive: None,
+                },
                 pinned: true,
                 samples: 1000,
                 warmup: 100,
                 spacing_ns: 2000,
                 messages: 1001,
                 capacity: 4096,
+                peers_built: PEERS_BUILT,
             },
             latency: vec![
                 ("cacheline", Outcome::Done(latency(40))),

@@ -1,8 +1,9 @@
 //! The output of `lab bench transport`: the terminal tables and the `--json` report.
 
-use super::harness::Throughput;
-use super::rows::{Outcome, Report, PEERS_BUILT, SEARCH_FRACTIONS};
-use common::latency::fmt_ns;
+use super::harness::{Latency, Throughput};
+use super::rows::{Machine, Outcome, Report, ThroughputRow, LATENCY_ROWS, SEARCH_FRACTIONS};
+use common::latency::{fmt_ns, Percentiles};
+use serde::Serialize;
 use std::fmt::Write as _;
 
 /// `a / b`, or `None` when `b` is 0.
@@ -27,7 +28,7 @@ pub fn fmt_rate(r: f64) -> String {
 
 /// How a latency row is measured.
 pub fn method(name: &str) -> &'static str {
-    if name == "cacheline" {
+    if name == LATENCY_ROWS[0] {
         "rtt/2"
     } else {
         "one-way tsc"
@@ -49,9 +50,10 @@ pub fn format_table(r: &Report) -> String {
         w,
         "cores    send {} -> receive {}{}{}; {} samples per row after {} warm-up, spacing {} ns; \
          capacity {}",
-        m.tx_core,
-        m.rx_core,
-        m.rx2_core
+        m.cores.send,
+        m.cores.receive,
+        m.cores
+            .second_receive
             .map_or(String::new(), |c| format!(", second consumer {c}")),
         if m.pinned { "" } else { " (NOT all pinned)" },
         m.samples,
@@ -218,97 +220,186 @@ pub fn format_table(r: &Report) -> String {
     t
 }
 
-/// The JSON report of `--json`: one object per row (nanoseconds), `throughput`, `machine`.
-pub fn to_json(r: &Report) -> serde_json::Value {
-    let m = &r.machine;
-    let mut v = serde_json::json!({
-        "machine": {
-            "cpu_model": m.host.cpu_model,
-            "kernel": m.host.kernel,
-            "clock_source": m.host.clock_source,
-            "ns_per_raw": m.ns_per_raw,
-            "cores": { "send": m.tx_core, "receive": m.rx_core, "second_receive": m.rx2_core },
-            "pinned": m.pinned,
-            "git_rev": m.host.git_rev,
-            "samples": m.samples,
-            "warmup": m.warmup,
-            "spacing_ns": m.spacing_ns,
-            "messages": m.messages,
-            "capacity": m.capacity,
-            "peers_built": PEERS_BUILT,
-        },
-    });
-    let floor = r.latency.first().and_then(|(_, o)| o.done()).map(|l| l.ns);
-    for (name, row) in &r.latency {
-        v[*name] = match row {
-            Outcome::Done(l) => {
-                let p = &l.ns;
-                let mut o = serde_json::json!({
-                    "method": method(name),
-                    "count": p.count,
-                    "min": p.min,
-                    "p50": p.p50,
-                    "p90": p.p90,
-                    "p99": p.p99,
-                    "p99_9": p.p99_9,
-                    "p99_99": p.p99_99,
-                    "max": p.max,
-                    "msgs_per_s": l.msgs_per_s,
-                    "ratio_p50_to_cacheline": floor.and_then(|f| ratio(p.p50, f.p50)),
-                    "ratio_p99_to_cacheline": floor.and_then(|f| ratio(p.p99, f.p99)),
-                });
-                if *name != "cacheline" {
-                    o["gaps"] = l.gaps.into();
-                    o["lost"] = l.lost.into();
-                    o["negative"] = l.negative.into();
-                    o["queued"] = l.queued.into();
-                }
-                o
-            }
-            Outcome::Skipped(why) => serde_json::json!({ "skipped": why }),
-            Outcome::Failed(e) => serde_json::json!({ "failed": e }),
-        };
-    }
-    let mut tp = serde_json::Map::new();
-    for (name, row) in &r.throughput {
-        let o = match row {
-            Outcome::Done(t) => {
-                let mut o = flow_json(&t.flat);
-                o["msgs_per_s"] = t.msgs_per_s().into();
-                o["flat_out_msgs_per_s"] = t.flat.msgs_per_s().into();
-                o["zero_loss_offered_per_s"] = t.zero_loss().map(|z| z.offered_per_s).into();
-                o["search"] = t.paced.iter().map(flow_json).collect::<Vec<_>>().into();
-                o
-            }
-            Outcome::Skipped(why) => serde_json::json!({ "skipped": why }),
-            Outcome::Failed(e) => serde_json::json!({ "failed": e }),
-        };
-        tp.insert((*name).to_string(), o);
-    }
-    v["throughput"] = tp.into();
-    v
+/// The `--json` report: `machine`, then one object per latency row (nanoseconds), in
+/// table order, then `throughput` with one object per throughput row. A row that was
+/// not measured is `{"skipped": why}` or `{"failed": error}`.
+#[derive(Serialize)]
+pub struct JsonReport<'a> {
+    machine: &'a Machine,
+    #[serde(flatten)]
+    latency: Named<RowJson<'a, LatencyJson<'a>>>,
+    throughput: Named<RowJson<'a, ThroughputJson>>,
 }
 
-/// One throughput run as JSON.
-fn flow_json(t: &Throughput) -> serde_json::Value {
-    serde_json::json!({
-        "consumers": t.consumers.len(),
-        "offered_per_s": t.offered_per_s,
-        "published": t.published,
-        "undelivered": t.undelivered,
-        "received": t.consumers.iter().map(|c| c.received).collect::<Vec<_>>(),
-        "lost": t.lost(),
-        "gaps": t.gaps(),
-        "seconds": t.consumers.iter().map(|c| c.seconds).collect::<Vec<_>>(),
-        "msgs_per_s": t.msgs_per_s(),
-        "zero_loss": t.zero_loss(),
-    })
+impl<'a> JsonReport<'a> {
+    /// The report of `r`.
+    pub fn of(r: &'a Report) -> JsonReport<'a> {
+        let floor = r.latency.first().and_then(|(_, o)| o.done()).map(|l| l.ns);
+        JsonReport {
+            machine: &r.machine,
+            latency: Named(
+                r.latency
+                    .iter()
+                    .map(|(name, o)| (*name, RowJson::of(o, |l| LatencyJson::of(name, l, floor))))
+                    .collect(),
+            ),
+            throughput: Named(
+                r.throughput
+                    .iter()
+                    .map(|(name, o)| (*name, RowJson::of(o, ThroughputJson::of)))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// Rows serialised as one object keyed by row name, in their order.
+struct Named<T>(Vec<(&'static str, T)>);
+
+impl<T: Serialize> Serialize for Named<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+/// A row's object: its fields when measured, else why not.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum RowJson<'a, T> {
+    Done(T),
+    Skipped { skipped: &'a str },
+    Failed { failed: &'a str },
+}
+
+impl<'a, T> RowJson<'a, T> {
+    fn of<U>(o: &'a Outcome<U>, done: impl FnOnce(&'a U) -> T) -> RowJson<'a, T> {
+        match o {
+            Outcome::Done(v) => RowJson::Done(done(v)),
+            Outcome::Skipped(why) => RowJson::Skipped { skipped: why },
+            Outcome::Failed(e) => RowJson::Failed { failed: e },
+        }
+    }
+}
+
+/// A latency row: how it was measured, its percentiles (`count`, `min`, `p50` … `max`),
+/// its transport's throughput, its ratios to the floor and, except for the floor, what
+/// went missing or waited.
+#[derive(Serialize)]
+struct LatencyJson<'a> {
+    method: &'static str,
+    #[serde(flatten)]
+    ns: &'a Percentiles,
+    msgs_per_s: Option<f64>,
+    ratio_p50_to_cacheline: Option<f64>,
+    ratio_p99_to_cacheline: Option<f64>,
+    #[serde(flatten)]
+    loss: Option<LossJson>,
+}
+
+impl<'a> LatencyJson<'a> {
+    fn of(name: &str, l: &'a Latency, floor: Option<Percentiles>) -> LatencyJson<'a> {
+        LatencyJson {
+            method: method(name),
+            ns: &l.ns,
+            msgs_per_s: l.msgs_per_s,
+            ratio_p50_to_cacheline: floor.and_then(|f| ratio(l.ns.p50, f.p50)),
+            ratio_p99_to_cacheline: floor.and_then(|f| ratio(l.ns.p99, f.p99)),
+            loss: (name != LATENCY_ROWS[0]).then_some(LossJson {
+                gaps: l.gaps,
+                lost: l.lost,
+                negative: l.negative,
+                queued: l.queued,
+            }),
+        }
+    }
+}
+
+/// What a transport's latency row lost or queued (see [`Latency`]).
+#[derive(Serialize)]
+struct LossJson {
+    gaps: u64,
+    lost: u64,
+    negative: u64,
+    queued: u64,
+}
+
+/// A throughput row: the flat-out run's counts, `msgs_per_s` with zero loss (`null` if
+/// no run had it), the flat-out rate, the offered rate of the zero-loss run, and every
+/// paced trial under `search`.
+#[derive(Serialize)]
+struct ThroughputJson {
+    #[serde(flatten)]
+    flat: FlowJson,
+    msgs_per_s: Option<f64>,
+    flat_out_msgs_per_s: f64,
+    zero_loss_offered_per_s: Option<f64>,
+    search: Vec<RunJson>,
+}
+
+impl ThroughputJson {
+    fn of(t: &ThroughputRow) -> ThroughputJson {
+        ThroughputJson {
+            flat: FlowJson::of(&t.flat),
+            msgs_per_s: t.msgs_per_s(),
+            flat_out_msgs_per_s: t.flat.msgs_per_s(),
+            zero_loss_offered_per_s: t.zero_loss().and_then(|z| z.offered_per_s),
+            search: t.paced.iter().map(RunJson::of).collect(),
+        }
+    }
+}
+
+/// One paced trial of the zero-loss search.
+#[derive(Serialize)]
+struct RunJson {
+    #[serde(flatten)]
+    flow: FlowJson,
+    msgs_per_s: f64,
+}
+
+impl RunJson {
+    fn of(t: &Throughput) -> RunJson {
+        RunJson {
+            flow: FlowJson::of(t),
+            msgs_per_s: t.msgs_per_s(),
+        }
+    }
+}
+
+/// One throughput run's counts: per consumer `received` and `seconds`, summed `lost`
+/// and `gaps`.
+#[derive(Serialize)]
+struct FlowJson {
+    consumers: usize,
+    offered_per_s: Option<f64>,
+    published: u64,
+    undelivered: u64,
+    received: Vec<u64>,
+    lost: u64,
+    gaps: u64,
+    seconds: Vec<f64>,
+    zero_loss: bool,
+}
+
+impl FlowJson {
+    fn of(t: &Throughput) -> FlowJson {
+        FlowJson {
+            consumers: t.consumers.len(),
+            offered_per_s: t.offered_per_s,
+            published: t.published,
+            undelivered: t.undelivered,
+            received: t.consumers.iter().map(|c| c.received).collect(),
+            lost: t.lost(),
+            gaps: t.gaps(),
+            seconds: t.consumers.iter().map(|c| c.seconds).collect(),
+            zero_loss: t.zero_loss(),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::*;
-    use super::super::rows::NOT_BUILT;
+    use super::super::rows::{NOT_BUILT, PEERS_BUILT};
     use super::*;
 
     fn cells<'a>(t: &'a str, name: &str) -> Vec<&'a str> {
@@ -370,7 +461,7 @@ mod tests {
 
     #[test]
     fn json_has_the_documented_keys() {
-        let v = to_json(&report());
+        let v = serde_json::to_value(JsonReport::of(&report())).unwrap();
         for name in ["cacheline", "ring_threads", "crossbeam_threads"] {
             for key in ["count", "p50", "p90", "p99", "p99_9", "p99_99", "max"] {
                 assert!(v[name][key].is_u64(), "{name}.{key}: {v}");
@@ -381,6 +472,12 @@ mod tests {
         assert_eq!(v["ring_threads"]["method"], "one-way tsc");
         assert_eq!(v["ring_threads"]["ratio_p50_to_cacheline"], 1.5);
         assert!(v["crossbeam_threads"]["ratio_p50_to_cacheline"].is_number());
+        assert!(
+            v["cacheline"].get("gaps").is_none(),
+            "the floor loses nothing: {v}"
+        );
+        assert_eq!(v["ring_threads"]["queued"], 5);
+        assert_eq!(v["ring_threads"]["lost"], 2);
         assert_eq!(v["ring_processes"]["failed"], "it broke");
         assert_eq!(v["iceoryx2_processes"]["skipped"], NOT_BUILT);
         let tp = &v["throughput"]["ring_threads_1p1c"];
@@ -394,5 +491,8 @@ mod tests {
         assert!(v["throughput"]["ring_threads_1p2c"]["skipped"].is_string());
         assert_eq!(v["machine"]["cpu_model"], "Test CPU");
         assert_eq!(v["machine"]["peers_built"], PEERS_BUILT);
+        assert_eq!(v["machine"]["git_rev"], "abc1234");
+        assert_eq!(v["machine"]["cores"]["receive"], 1);
+        assert!(v["machine"]["cores"]["second_receive"].is_null());
     }
 }

@@ -11,6 +11,7 @@ use crate::host::Host;
 use anyhow::Result;
 use common::latency::{fixed_histogram, HIGHEST_RAW};
 use crossbeam_utils::CachePadded;
+use serde::Serialize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Latency rows, in table and JSON order; the first is the floor.
@@ -134,19 +135,41 @@ impl<T> Outcome<T> {
     }
 }
 
-/// Where and how the benchmark ran.
+/// Where and how the benchmark ran: the `machine` object of `--json`.
+#[derive(Clone, Debug, Serialize)]
 pub struct Machine {
+    /// CPU, kernel, clock source and git revision.
+    #[serde(flatten)]
     pub host: Host,
+    /// Nanoseconds per raw clock unit.
     pub ns_per_raw: f64,
-    pub tx_core: usize,
-    pub rx_core: usize,
-    pub rx2_core: Option<usize>,
+    /// The sending and receiving cores.
+    pub cores: Cores,
+    /// Whether every thread was pinned to its core.
     pub pinned: bool,
+    /// Measured latency samples per row.
     pub samples: u64,
+    /// Discarded leading samples per row.
     pub warmup: u64,
+    /// Busy-wait between two latency samples.
     pub spacing_ns: u64,
+    /// Ticks each throughput run publishes.
     pub messages: u64,
+    /// Ring capacity, channel bound and subscriber buffer.
     pub capacity: u64,
+    /// Whether this build has the iceoryx2 rows ([`PEERS_BUILT`]).
+    pub peers_built: bool,
+}
+
+/// The cores of a run.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Cores {
+    /// The producer's.
+    pub send: usize,
+    /// The (first) consumer's.
+    pub receive: usize,
+    /// The second consumer's, for the 1p2c rows.
+    pub second_receive: Option<usize>,
 }
 
 /// Everything one run measured.
@@ -214,15 +237,18 @@ pub fn measure(s: &Setup) -> Report {
     let machine = Machine {
         host: Host::probe(&s.clock),
         ns_per_raw: s.clock.ns_per_raw(),
-        tx_core: s.tx_core,
-        rx_core: s.rx_core,
-        rx2_core: s.rx2_core,
+        cores: Cores {
+            send: s.tx_core,
+            receive: s.rx_core,
+            second_receive: s.rx2_core,
+        },
         pinned: s.pins.all_pinned(),
         samples: s.samples,
         warmup: s.warmup,
         spacing_ns: s.spacing_ns,
         messages: s.messages,
         capacity: s.capacity,
+        peers_built: PEERS_BUILT,
     };
     Report {
         machine,

@@ -22,6 +22,7 @@ mod matrix;
 mod plot;
 mod report;
 mod run;
+mod table;
 mod variant;
 
 use clap::Parser;

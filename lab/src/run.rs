@@ -33,11 +33,12 @@
 use crate::child::{describe_exit, Supervised, POLL_EVERY};
 use crate::cli::{BadInput, RunArgs};
 use crate::host::Host;
+use crate::table::{group, percentile_cells, Table, P9999_MIN_SAMPLES, PERCENTILE_COLUMNS};
 use crate::variant::{Alloc, ScratchMode};
 use anyhow::{bail, Context, Result};
 use common::config::{Config, ConfigError};
 use common::files::{self, Kind};
-use common::latency::{fmt_ns, Percentiles, STAGES};
+use common::latency::STAGES;
 use common::manifest::{EngineSummary, FeedSummary, Summary};
 use common::runargs::{ENGINE_HLOG, ENGINE_SUMMARY, FEED_SUMMARY};
 use serde::de::DeserializeOwned;
@@ -56,8 +57,6 @@ pub const RESULTS_DIR: &str = "results";
 pub const FEED_OVERRUN: Duration = Duration::from_secs(60);
 /// How long past the feed's end (plus the engine's `grace_s`) the engine may run.
 pub const ENGINE_OVERRUN: Duration = Duration::from_secs(10);
-/// Fewest samples for which a p99.99 means something.
-pub const P9999_MIN_SAMPLES: u64 = 1_000_000;
 /// Name of the configuration as run, in every run folder.
 pub const CONFIG_FILE: &str = "config.toml";
 /// Everything a run writes into its folder (lab's own files and the children's), with
@@ -664,19 +663,6 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-/// `1234567` as `1,234,567`.
-fn group(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// The final table of a run whose files are in `out_dir`.
 pub fn format_table(s: &Summary, out_dir: &Path) -> String {
     let mut t = String::new();
@@ -709,26 +695,22 @@ pub fn format_table(s: &Summary, out_dir: &Path) -> String {
         group(c.missed),
         if balanced { "yes" } else { "NO" }
     );
-    let _ = writeln!(
-        w,
-        "latency     {:>11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "count", "min", "p50", "p90", "p99", "p99.9", "p99.99", "max"
-    );
+    let mut latency =
+        Table::new(std::iter::once("latency").chain(PERCENTILE_COLUMNS)).right_from(1);
     let mut few = Vec::new();
     for stage in STAGES {
         let name = stage.name();
         match s.latency_ns.get(name) {
             Some(p) => {
-                let _ = writeln!(w, "  {name:<9} {}", stage_cells(p));
+                latency.row(std::iter::once(format!("  {name}")).chain(percentile_cells(p)));
                 if p.count < P9999_MIN_SAMPLES {
                     few.push((name, p.count));
                 }
             }
-            None => {
-                let _ = writeln!(w, "  {name:<9} (not reported)");
-            }
+            None => latency.row_spanning([format!("  {name}")], "(not reported)"),
         }
     }
+    w.push_str(&latency.terminal());
     if !few.is_empty() {
         let list: Vec<String> = few
             .iter()
@@ -776,24 +758,10 @@ pub fn format_table(s: &Summary, out_dir: &Path) -> String {
     t
 }
 
-/// The count and percentile cells of one stage row.
-fn stage_cells(p: &Percentiles) -> String {
-    format!(
-        "{:>11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        group(p.count),
-        fmt_ns(p.min),
-        fmt_ns(p.p50),
-        fmt_ns(p.p90),
-        fmt_ns(p.p99),
-        fmt_ns(p.p99_9),
-        fmt_ns(p.p99_99),
-        fmt_ns(p.max)
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use common::latency::Percentiles;
     use common::manifest::{AllocatorInfo, EngineSummary, FeedSummary, Manifest};
 
     #[test]
@@ -834,14 +802,6 @@ mod tests {
             default_out_dir(Path::new("results"), Path::new("configs/high_rate.toml"), t),
             PathBuf::from("results/20231114-221320-high_rate")
         );
-    }
-
-    #[test]
-    fn thousands() {
-        assert_eq!(group(0), "0");
-        assert_eq!(group(999), "999");
-        assert_eq!(group(1_000), "1,000");
-        assert_eq!(group(1_234_567), "1,234,567");
     }
 
     fn summary() -> Summary {
@@ -917,7 +877,7 @@ mod tests {
         let cells: Vec<&str> = hop.split_whitespace().collect();
         assert_eq!(
             cells,
-            ["hop", "2,500", "60ns", "120ns", "180ns", "240ns", "300ns", "360ns", "6.00µs"]
+            ["hop", "2,500", "120ns", "180ns", "240ns", "300ns", "360ns", "6.00µs"]
         );
         for stage in ["feed_lag", "engine", "e2e"] {
             assert!(
@@ -965,6 +925,6 @@ mod tests {
             t.contains("engine      1.500 global allocations per tick"),
             "{t}"
         );
-        assert!(t.contains("engine    (not reported)"), "{t}");
+        assert!(t.contains("\n  engine    (not reported)\n"), "{t}");
     }
 }

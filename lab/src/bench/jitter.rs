@@ -9,6 +9,7 @@ use super::harness::{percentiles_ns, PinReport};
 use super::output::fmt_rate;
 use crate::cli::{BadInput, JitterArgs};
 use crate::host::Host;
+use crate::table::{percentile_cells, Table, PERCENTILE_COLUMNS};
 use anyhow::{Context, Result};
 use common::clock::Clock;
 use common::latency::{fixed_histogram, fmt_ns, Percentiles, HIGHEST_RAW};
@@ -181,16 +182,10 @@ pub fn format_jitter(j: &Jitter, host: &Host, pinned: bool) -> String {
         p.count,
         fmt_rate(p.count as f64 / j.seconds.max(1e-9)).trim_end_matches("/s"),
     );
-    let _ = writeln!(
-        w,
-        "gap between consecutive clock reads: p50={} p90={} p99={} p99.9={} p99.99={} max={}",
-        fmt_ns(p.p50),
-        fmt_ns(p.p90),
-        fmt_ns(p.p99),
-        fmt_ns(p.p99_9),
-        fmt_ns(p.p99_99),
-        fmt_ns(p.max)
-    );
+    let _ = writeln!(w, "gap between consecutive clock reads:");
+    let mut gaps = Table::new(PERCENTILE_COLUMNS).right_from(0);
+    gaps.row(percentile_cells(p));
+    w.push_str(&gaps.terminal());
     let _ = writeln!(
         w,
         "gaps over 1 µs: {}, over 10 µs: {}, over 100 µs: {}; time lost in gaps over 1 µs: {} \
@@ -219,7 +214,12 @@ mod tests {
         let text = format_jitter(&j, &Host::probe(&clock), true);
         assert!(text.contains(&format!("core {core}, ")), "{text}");
         assert!(
-            text.contains("gap between consecutive clock reads: p50="),
+            text.contains("gap between consecutive clock reads:\n"),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.split_whitespace().eq(PERCENTILE_COLUMNS)),
             "{text}"
         );
     }

@@ -2,7 +2,8 @@
 
 use super::harness::{Latency, Throughput};
 use super::rows::{Machine, Outcome, Report, ThroughputRow, LATENCY_ROWS, SEARCH_FRACTIONS};
-use common::latency::{fmt_ns, Percentiles};
+use crate::table::{group, percentile_cells, Table, P9999_MIN_SAMPLES, PERCENTILE_COLUMNS};
+use common::latency::Percentiles;
 use serde::Serialize;
 use std::fmt::Write as _;
 
@@ -65,51 +66,32 @@ pub fn format_table(r: &Report) -> String {
         w,
         "\nlatency (one hop, ns; ratios to the cacheline floor of this run)"
     );
-    let _ = writeln!(
-        w,
-        "{:<19} {:<11} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9}",
-        "transport",
-        "method",
-        "count",
-        "p50",
-        "p90",
-        "p99",
-        "p99.9",
-        "p99.99",
-        "max",
-        "p50/floor",
-        "p99/floor",
-        "msgs/s"
-    );
     let floor = r.latency.first().and_then(|(_, o)| o.done()).map(|l| l.ns);
+    let header = ["transport", "method"]
+        .into_iter()
+        .chain(PERCENTILE_COLUMNS)
+        .chain(["p50/floor", "p99/floor", "msgs/s"]);
+    let mut latency = Table::new(header).right_from(2);
     for (name, row) in &r.latency {
         match row {
             Outcome::Done(l) => {
                 let p = &l.ns;
-                let _ = writeln!(
-                    w,
-                    "{name:<19} {:<11} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9}",
-                    method(name),
-                    p.count,
-                    fmt_ns(p.p50),
-                    fmt_ns(p.p90),
-                    fmt_ns(p.p99),
-                    fmt_ns(p.p99_9),
-                    fmt_ns(p.p99_99),
-                    fmt_ns(p.max),
-                    fmt_ratio(floor.and_then(|f| ratio(p.p50, f.p50))),
-                    fmt_ratio(floor.and_then(|f| ratio(p.p99, f.p99))),
-                    l.msgs_per_s.map_or_else(|| "-".into(), fmt_rate),
+                latency.row(
+                    [name.to_string(), method(name).to_string()]
+                        .into_iter()
+                        .chain(percentile_cells(p))
+                        .chain([
+                            fmt_ratio(floor.and_then(|f| ratio(p.p50, f.p50))),
+                            fmt_ratio(floor.and_then(|f| ratio(p.p99, f.p99))),
+                            l.msgs_per_s.map_or_else(|| "-".into(), fmt_rate),
+                        ]),
                 );
             }
-            Outcome::Skipped(why) => {
-                let _ = writeln!(w, "{name:<19} {why}");
-            }
-            Outcome::Failed(e) => {
-                let _ = writeln!(w, "{name:<19} FAILED: {e}");
-            }
+            Outcome::Skipped(why) => latency.row_spanning([*name], why.as_str()),
+            Outcome::Failed(e) => latency.row_spanning([*name], format!("FAILED: {e}")),
         }
     }
+    w.push_str(&latency.terminal());
     let _ = writeln!(
         w,
         "rtt/2: half a spin ping-pong's round trip; one-way tsc: receive stamp minus publish \
@@ -142,10 +124,11 @@ pub fn format_table(r: &Report) -> String {
             );
         }
     }
-    if m.samples < 1_000_000 {
+    if m.samples < P9999_MIN_SAMPLES {
         let _ = writeln!(
             w,
-            "note: fewer than 1,000,000 samples per row: p99.99 is not meaningful"
+            "note: fewer than {} samples per row: p99.99 is not meaningful",
+            group(P9999_MIN_SAMPLES)
         );
     }
     if !r.throughput.is_empty() {
@@ -155,9 +138,7 @@ pub fn format_table(r: &Report) -> String {
              last message)",
             m.messages
         );
-        let _ = writeln!(
-            w,
-            "{:<26} {:>9} {:>11} {:>11} {:>10} {:>7} {:>10} {:>10}",
+        let mut table = Table::new([
             "transport",
             "consumers",
             "published",
@@ -165,26 +146,27 @@ pub fn format_table(r: &Report) -> String {
             "lost",
             "lapped",
             "flat out",
-            "zero loss"
-        );
+            "zero loss",
+        ])
+        .right_from(1);
+        let mut trials = Vec::new();
         for (name, row) in &r.throughput {
             match row {
                 Outcome::Done(tp) => {
                     let f = &tp.flat;
                     let received = f.consumers.iter().map(|c| c.received).min().unwrap_or(0);
-                    let _ = writeln!(
-                        w,
-                        "{name:<26} {:>9} {:>11} {:>11} {:>10} {:>7} {:>10} {:>10}",
-                        f.consumers.len(),
-                        f.published,
-                        received,
-                        f.lost() + f.undelivered,
-                        f.gaps(),
+                    table.row([
+                        name.to_string(),
+                        f.consumers.len().to_string(),
+                        f.published.to_string(),
+                        received.to_string(),
+                        (f.lost() + f.undelivered).to_string(),
+                        f.gaps().to_string(),
                         fmt_rate(f.msgs_per_s()),
                         tp.msgs_per_s().map_or_else(|| "none".into(), fmt_rate),
-                    );
+                    ]);
                     if !tp.paced.is_empty() {
-                        let trials: Vec<String> = tp
+                        let paced: Vec<String> = tp
                             .paced
                             .iter()
                             .map(|t| {
@@ -195,16 +177,16 @@ pub fn format_table(r: &Report) -> String {
                                 )
                             })
                             .collect();
-                        let _ = writeln!(w, "  {name}: lossy flat out; {}", trials.join(", "));
+                        trials.push(format!("  {name}: lossy flat out; {}", paced.join(", ")));
                     }
                 }
-                Outcome::Skipped(why) => {
-                    let _ = writeln!(w, "{name:<26} {why}");
-                }
-                Outcome::Failed(e) => {
-                    let _ = writeln!(w, "{name:<26} FAILED: {e}");
-                }
+                Outcome::Skipped(why) => table.row_spanning([*name], why.as_str()),
+                Outcome::Failed(e) => table.row_spanning([*name], format!("FAILED: {e}")),
             }
+        }
+        w.push_str(&table.terminal());
+        for line in trials {
+            let _ = writeln!(w, "{line}");
         }
         let _ = writeln!(
             w,
@@ -420,7 +402,7 @@ mod tests {
                 "ring_threads",
                 "one-way",
                 "tsc",
-                "1000",
+                "1,000",
                 "60ns",
                 "120ns",
                 "180ns",
@@ -453,10 +435,7 @@ mod tests {
             t.contains("50.0M/s offered: 100 lost, 40.0M/s offered: 0 lost"),
             "{t}"
         );
-        assert!(
-            t.contains("ring_threads_1p2c          needs a third core"),
-            "{t}"
-        );
+        assert!(t.contains("ring_threads_1p2c  needs a third core"), "{t}");
     }
 
     #[test]

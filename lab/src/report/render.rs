@@ -5,14 +5,14 @@
 use super::stats::*;
 use super::{BlockInfo, Meta, RunRecord};
 use crate::host::Host;
+use crate::table::{
+    percentile_cells, percentile_cells_missing, Table, P9999_MIN_SAMPLES, PERCENTILE_COLUMNS,
+};
 use crate::variant::Alloc;
-use common::latency::{fmt_ns, Stage, STAGES};
+use common::latency::{fmt_ns, Percentiles, Stage, STAGES};
 use common::manifest::fmt_bytes;
 use std::fmt::Write as _;
 use std::time::Duration;
-
-/// Fewest samples for which a p99.99 means something.
-const P9999_MIN_SAMPLES: u64 = 1_000_000;
 
 fn ns(x: f64) -> String {
     fmt_ns(x.round() as u64)
@@ -395,7 +395,7 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
     );
     let _ = writeln!(
         w,
-        "- p50, p90, p99, p99.9: the **median over the repetitions**; p99.99 and max: the **worst repetition**. \"runs a–b\" is the min–max over the repetitions: when two variants' ranges overlap, their difference is within the run-to-run spread and is not called significant."
+        "- p50, p90, p99, p99.9: the **median over the repetitions**; p99.99 and max: the **worst repetition**. \"runs a–b\" is the min–max over the repetitions: when two variants' ranges overlap, their difference is within the run-to-run spread and is not called significant. In the per-stage tables, `count` is the fewest samples of one repetition."
     );
     let _ = writeln!(
         w,
@@ -455,58 +455,7 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
             b.variants.len()
         );
         let _ = writeln!(w, "### Key numbers\n");
-        let _ = writeln!(
-            w,
-            "| # | engine | scratch | feed | levels | runs ok | e2e p50 | ×base | e2e p99 (runs) | ×base | engine p50 | ×base | engine p99 (runs) | ×base | allocs/tick | engine RSS | feed RSS | engine frag. | feed frag. | gaps / missed |"
-        );
-        let _ = writeln!(
-            w,
-            "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-        );
-        for (i, s) in stats.iter().enumerate() {
-            let v = &s.variant;
-            let base = baseline_for(stats, v).map(|b| &stats[b]);
-            let cell = |x: Option<Spread>| x.map_or_else(|| "n/a".into(), |x| ns(x.median));
-            let cell_r = |x: Option<Spread>| {
-                x.map_or_else(
-                    || "n/a".into(),
-                    |x| format!("{} ({})", ns(x.median), spread_text(&x)),
-                )
-            };
-            let role = if v.is_baseline() {
-                " baseline"
-            } else if v.is_hybrid() {
-                " hybrid"
-            } else {
-                ""
-            };
-            let _ = writeln!(
-                w,
-                "| {}{role} | {} | {} | {} | {} | {}/{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} |",
-                vid(i),
-                v.engine_alloc,
-                v.scratch,
-                v.feed_alloc,
-                v.levels,
-                s.ok,
-                s.ok + s.failed,
-                cell(s.p50("e2e")),
-                ratio(s.p50("e2e"), base.and_then(|b| b.p50("e2e"))),
-                cell_r(s.p99("e2e")),
-                ratio(s.p99("e2e"), base.and_then(|b| b.p99("e2e"))),
-                cell(s.p50("engine")),
-                ratio(s.p50("engine"), base.and_then(|b| b.p50("engine"))),
-                cell_r(s.p99("engine")),
-                ratio(s.p99("engine"), base.and_then(|b| b.p99("engine"))),
-                per_tick(s.allocs_per_tick),
-                opt_bytes(s.engine_rss),
-                opt_bytes(s.feed_rss),
-                opt_pct(s.engine_frag),
-                opt_pct(s.feed_frag),
-                s.gaps,
-                s.missed
-            );
-        }
+        w.push_str(&key_numbers(stats).markdown());
         if !stats.iter().any(|s| s.variant.is_baseline() && s.ok > 0) {
             let _ = writeln!(
                 w,
@@ -555,51 +504,7 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
                 w,
                 "\n### Pool break-even (engine {ea}, feed {fa})\n\nEngine-stage latency (received → decision) per orders per side; \"pool vs\" is how much lower pool's median p99 is (negative: higher), marked * when beyond the run-to-run spread; pool fallbacks are the requests the pool passed to the global allocator (worst run).\n"
             );
-            let _ = writeln!(
-                w,
-                "| levels | heap p50 | heap p99 | arena p50 | arena p99 | pool p50 | pool p99 | pool vs heap (p99) | pool vs arena (p99) | fastest p99 | pool fallbacks |"
-            );
-            let _ = writeln!(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|");
-            for r in rows {
-                use crate::variant::ScratchMode::{Arena, Heap, Pool};
-                let c50 = |m| {
-                    r.engine(stats, m)
-                        .map_or_else(|| "n/a".into(), |s| ns(s.p50.median))
-                };
-                let c99 = |m| {
-                    r.engine(stats, m)
-                        .map_or_else(|| "n/a".into(), |s| ns(s.p99.median))
-                };
-                let vs = |m| {
-                    r.pool_vs(stats, m).map_or_else(
-                        || "n/a".into(),
-                        |v| {
-                            format!(
-                                "{:+.1}%{}",
-                                v.lower_pct,
-                                if v.significant { "*" } else { "" }
-                            )
-                        },
-                    )
-                };
-                let _ = writeln!(
-                    w,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                    r.levels,
-                    c50(Heap),
-                    c99(Heap),
-                    c50(Arena),
-                    c99(Arena),
-                    c50(Pool),
-                    c99(Pool),
-                    vs(Heap),
-                    vs(Arena),
-                    r.fastest(stats).map_or("n/a", |m| m.name()),
-                    r.pool
-                        .and_then(|i| stats[i].pool_fallbacks)
-                        .map_or_else(|| "n/a".into(), |n| n.to_string())
-                );
-            }
+            w.push_str(&breakeven_table(stats, rows).markdown());
             for other in [
                 crate::variant::ScratchMode::Heap,
                 crate::variant::ScratchMode::Arena,
@@ -612,41 +517,11 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
         let _ = writeln!(w, "\n### Latency per stage\n");
         for stage in STAGES.map(Stage::name) {
             let _ = writeln!(w, "#### {stage}\n");
-            let _ = writeln!(
-                w,
-                "| # | variant | p50 | p90 | p99 | p99.9 | p99.99 (worst) | max (worst) | p99 runs | fewest samples in a run |"
-            );
-            let _ = writeln!(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-            let mut few = false;
-            for (i, s) in stats.iter().enumerate() {
-                match s.stages.get(stage) {
-                    Some(x) => {
-                        few |= x.min_count < P9999_MIN_SAMPLES;
-                        let _ = writeln!(
-                            w,
-                            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                            vid(i),
-                            s.variant.label(),
-                            ns(x.p50.median),
-                            ns(x.p90.median),
-                            ns(x.p99.median),
-                            ns(x.p99_9.median),
-                            fmt_ns(x.p99_99),
-                            fmt_ns(x.max),
-                            spread_text(&x.p99),
-                            x.min_count
-                        );
-                    }
-                    None => {
-                        let _ = writeln!(
-                            w,
-                            "| {} | {} | n/a | n/a | n/a | n/a | n/a | n/a | n/a | 0 |",
-                            vid(i),
-                            s.variant.label()
-                        );
-                    }
-                }
-            }
+            w.push_str(&stage_table(stats, stage).markdown());
+            let few = stats
+                .iter()
+                .filter_map(|s| s.stages.get(stage))
+                .any(|x| x.min_count < P9999_MIN_SAMPLES);
             if few {
                 let _ = writeln!(
                     w,
@@ -669,44 +544,7 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
         }
 
         let _ = writeln!(w, "### Runs\n");
-        let _ = writeln!(w, "| # | variant | run folders | failed runs |");
-        let _ = writeln!(w, "|---|---|---|---|");
-        for i in 0..stats.len() {
-            let mine: Vec<&RunRecord> = runs
-                .iter()
-                .filter(|r| r.block == bi && r.variant == i)
-                .collect();
-            let ok: Vec<String> = mine
-                .iter()
-                .filter(|r| r.result.is_ok())
-                .map(|r| format!("`{}`", r.dir))
-                .collect();
-            let bad: Vec<String> = mine
-                .iter()
-                .filter_map(|r| {
-                    r.result
-                        .as_ref()
-                        .err()
-                        .map(|e| format!("`{}`: {}", r.dir, one_line(e)))
-                })
-                .collect();
-            let _ = writeln!(
-                w,
-                "| {} | {} | {} | {} |",
-                vid(i),
-                vname(stats, i),
-                if ok.is_empty() {
-                    "none".into()
-                } else {
-                    ok.join(", ")
-                },
-                if bad.is_empty() {
-                    "none".into()
-                } else {
-                    bad.join("; ")
-                }
-            );
-        }
+        w.push_str(&runs_table(stats, bi, runs).markdown());
     }
 
     if !meta.plot_notes.is_empty() {
@@ -717,61 +555,276 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
     }
 
     let _ = writeln!(w, "\n## Appendix: every run\n");
-    let _ = writeln!(
-        w,
-        "| run folder | block | # | rep | status | e2e p50 | e2e p90 | e2e p99 | e2e p99.9 | e2e p99.99 | e2e max | engine p50 | engine p99 | feed_lag p99 | hop p99 | allocs/tick | engine RSS | feed RSS | engine frag. | feed frag. | published | received | gaps | missed | rate |"
-    );
-    let _ = writeln!(w, "|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for r in runs {
-        let head = format!(
-            "| `{}` | {} | {} | {} |",
-            r.dir,
-            r.block + 1,
-            vid(r.variant),
-            r.rep
-        );
-        match &r.result {
-            Err(e) => {
-                let _ = writeln!(w, "{head} failed: {} |{}", one_line(e), " |".repeat(20));
-            }
-            Ok(s) => {
-                let st = |stage: &str, f: fn(&common::latency::Percentiles) -> u64| {
-                    s.latency_ns
-                        .get(stage)
-                        .map_or_else(|| "n/a".into(), |p| fmt_ns(f(p)))
-                };
-                let mem = |m: &common::memory::MemoryReport| {
-                    (
-                        opt_bytes(Some(m.peak_rss_bytes).filter(|b| *b > 0)),
-                        opt_pct(m.peak_fragmentation),
-                    )
-                };
-                let (er, ef) = mem(&s.engine.detail.memory);
-                let (fr, ff) = mem(&s.feed.detail.memory);
-                let rate = rate_pct(s).map_or_else(|| "n/a".into(), |p| format!("{p:.1}%"));
-                let _ = writeln!(
-                    w,
-                    "{head} ok | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {er} | {fr} | {ef} | {ff} | {} | {} | {} | {} | {rate} |",
-                    st("e2e", |p| p.p50),
-                    st("e2e", |p| p.p90),
-                    st("e2e", |p| p.p99),
-                    st("e2e", |p| p.p99_9),
-                    st("e2e", |p| p.p99_99),
-                    st("e2e", |p| p.max),
-                    st("engine", |p| p.p50),
-                    st("engine", |p| p.p99),
-                    st("feed_lag", |p| p.p99),
-                    st("hop", |p| p.p99),
-                    per_tick(Some(s.engine.global_allocs_per_tick)),
-                    s.ticks.published,
-                    s.ticks.received,
-                    s.ticks.gaps,
-                    s.ticks.missed
-                );
-            }
-        }
-    }
+    w.push_str(&appendix(runs).markdown());
     t
+}
+
+/// The key numbers of a block's variants: e2e and engine-stage p50 and p99 with their
+/// ratios to the baseline, allocations, memory and loss.
+fn key_numbers(stats: &[VariantStats]) -> Table {
+    let mut table = Table::new([
+        "#",
+        "engine",
+        "scratch",
+        "feed",
+        "levels",
+        "runs ok",
+        "e2e p50",
+        "×base",
+        "e2e p99 (runs)",
+        "×base",
+        "engine p50",
+        "×base",
+        "engine p99 (runs)",
+        "×base",
+        "allocs/tick",
+        "engine RSS",
+        "feed RSS",
+        "engine frag.",
+        "feed frag.",
+        "gaps / missed",
+    ])
+    .right_from(4);
+    for (i, s) in stats.iter().enumerate() {
+        let v = &s.variant;
+        let base = baseline_for(stats, v).map(|b| &stats[b]);
+        let cell = |x: Option<Spread>| x.map_or_else(|| "n/a".into(), |x| ns(x.median));
+        let cell_r = |x: Option<Spread>| {
+            x.map_or_else(
+                || "n/a".into(),
+                |x| format!("{} ({})", ns(x.median), spread_text(&x)),
+            )
+        };
+        let role = if v.is_baseline() {
+            " baseline"
+        } else if v.is_hybrid() {
+            " hybrid"
+        } else {
+            ""
+        };
+        table.row([
+            format!("{}{role}", vid(i)),
+            v.engine_alloc.to_string(),
+            v.scratch.to_string(),
+            v.feed_alloc.to_string(),
+            v.levels.to_string(),
+            format!("{}/{}", s.ok, s.ok + s.failed),
+            cell(s.p50("e2e")),
+            ratio(s.p50("e2e"), base.and_then(|b| b.p50("e2e"))),
+            cell_r(s.p99("e2e")),
+            ratio(s.p99("e2e"), base.and_then(|b| b.p99("e2e"))),
+            cell(s.p50("engine")),
+            ratio(s.p50("engine"), base.and_then(|b| b.p50("engine"))),
+            cell_r(s.p99("engine")),
+            ratio(s.p99("engine"), base.and_then(|b| b.p99("engine"))),
+            per_tick(s.allocs_per_tick),
+            opt_bytes(s.engine_rss),
+            opt_bytes(s.feed_rss),
+            opt_pct(s.engine_frag),
+            opt_pct(s.feed_frag),
+            format!("{} / {}", s.gaps, s.missed),
+        ]);
+    }
+    table
+}
+
+/// A pool break-even table: per levels value, each scratch mode's engine-stage p50 and
+/// p99, pool against heap and arena, the fastest, and pool's fallbacks.
+fn breakeven_table(stats: &[VariantStats], rows: &[BreakEvenRow]) -> Table {
+    use crate::variant::ScratchMode::{Arena, Heap, Pool};
+    let mut table = Table::new([
+        "levels",
+        "heap p50",
+        "heap p99",
+        "arena p50",
+        "arena p99",
+        "pool p50",
+        "pool p99",
+        "pool vs heap (p99)",
+        "pool vs arena (p99)",
+        "fastest p99",
+        "pool fallbacks",
+    ])
+    .right(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 10]);
+    for r in rows {
+        let c50 = |m| {
+            r.engine(stats, m)
+                .map_or_else(|| "n/a".into(), |s| ns(s.p50.median))
+        };
+        let c99 = |m| {
+            r.engine(stats, m)
+                .map_or_else(|| "n/a".into(), |s| ns(s.p99.median))
+        };
+        let vs = |m| {
+            r.pool_vs(stats, m).map_or_else(
+                || "n/a".into(),
+                |v| {
+                    format!(
+                        "{:+.1}%{}",
+                        v.lower_pct,
+                        if v.significant { "*" } else { "" }
+                    )
+                },
+            )
+        };
+        table.row([
+            r.levels.to_string(),
+            c50(Heap),
+            c99(Heap),
+            c50(Arena),
+            c99(Arena),
+            c50(Pool),
+            c99(Pool),
+            vs(Heap),
+            vs(Arena),
+            r.fastest(stats).map_or("n/a", |m| m.name()).to_string(),
+            r.pool
+                .and_then(|i| stats[i].pool_fallbacks)
+                .map_or_else(|| "n/a".into(), |n| n.to_string()),
+        ]);
+    }
+    table
+}
+
+/// One stage's percentile rows, a variant a row (see [`StageStats::as_percentiles`]),
+/// with the p99's run-to-run spread.
+fn stage_table(stats: &[VariantStats], stage: &str) -> Table {
+    let header = ["#", "variant"]
+        .into_iter()
+        .chain(PERCENTILE_COLUMNS)
+        .chain(["p99 runs"]);
+    let mut table = Table::new(header).right_from(2);
+    for (i, s) in stats.iter().enumerate() {
+        let (cells, runs) = match s.stages.get(stage) {
+            Some(x) => (percentile_cells(&x.as_percentiles()), spread_text(&x.p99)),
+            None => (percentile_cells_missing(), "n/a".into()),
+        };
+        table.row(
+            [vid(i), s.variant.label()]
+                .into_iter()
+                .chain(cells)
+                .chain([runs]),
+        );
+    }
+    table
+}
+
+/// Block `block`'s variants with the folders of their finished and failed runs.
+fn runs_table(stats: &[VariantStats], block: usize, runs: &[RunRecord]) -> Table {
+    let mut table = Table::new(["#", "variant", "run folders", "failed runs"]);
+    for i in 0..stats.len() {
+        let mine: Vec<&RunRecord> = runs
+            .iter()
+            .filter(|r| r.block == block && r.variant == i)
+            .collect();
+        let ok: Vec<String> = mine
+            .iter()
+            .filter(|r| r.result.is_ok())
+            .map(|r| format!("`{}`", r.dir))
+            .collect();
+        let bad: Vec<String> = mine
+            .iter()
+            .filter_map(|r| {
+                r.result
+                    .as_ref()
+                    .err()
+                    .map(|e| format!("`{}`: {}", r.dir, one_line(e)))
+            })
+            .collect();
+        let list = |l: Vec<String>, sep: &str| {
+            if l.is_empty() {
+                "none".into()
+            } else {
+                l.join(sep)
+            }
+        };
+        table.row([vid(i), vname(stats, i), list(ok, ", "), list(bad, "; ")]);
+    }
+    table
+}
+
+/// Every run, one row each, in run order: its e2e percentiles, the other stages' p50
+/// or p99, allocations, memory, tick counts and rate.
+fn appendix(runs: &[RunRecord]) -> Table {
+    let e2e = PERCENTILE_COLUMNS[1..].iter().map(|c| format!("e2e {c}"));
+    let header = ["run folder", "block", "#", "rep", "status"]
+        .map(String::from)
+        .into_iter()
+        .chain(e2e)
+        .chain(
+            [
+                "engine p50",
+                "engine p99",
+                "feed_lag p99",
+                "hop p99",
+                "allocs/tick",
+                "engine RSS",
+                "feed RSS",
+                "engine frag.",
+                "feed frag.",
+                "published",
+                "received",
+                "gaps",
+                "missed",
+                "rate",
+            ]
+            .map(String::from),
+        );
+    let mut table = Table::new(header).right(&[1, 3]).right_from(5);
+    for r in runs {
+        let head = [
+            format!("`{}`", r.dir),
+            (r.block + 1).to_string(),
+            vid(r.variant),
+            r.rep.to_string(),
+        ];
+        let s = match &r.result {
+            Err(e) => {
+                table.row(head.into_iter().chain([format!("failed: {}", one_line(e))]));
+                continue;
+            }
+            Ok(s) => s,
+        };
+        let e2e = s
+            .latency_ns
+            .get("e2e")
+            .map_or_else(percentile_cells_missing, percentile_cells);
+        let p = |stage: &str, f: fn(&Percentiles) -> u64| {
+            s.latency_ns
+                .get(stage)
+                .map_or_else(|| "n/a".into(), |p| fmt_ns(f(p)))
+        };
+        let mem = |m: &common::memory::MemoryReport| {
+            (
+                opt_bytes(Some(m.peak_rss_bytes).filter(|b| *b > 0)),
+                opt_pct(m.peak_fragmentation),
+            )
+        };
+        let (er, ef) = mem(&s.engine.detail.memory);
+        let (fr, ff) = mem(&s.feed.detail.memory);
+        table.row(
+            head.into_iter()
+                .chain(["ok".to_string()])
+                .chain(e2e.into_iter().skip(1))
+                .chain([
+                    p("engine", |p| p.p50),
+                    p("engine", |p| p.p99),
+                    p("feed_lag", |p| p.p99),
+                    p("hop", |p| p.p99),
+                    per_tick(Some(s.engine.global_allocs_per_tick)),
+                    er,
+                    fr,
+                    ef,
+                    ff,
+                    s.ticks.published.to_string(),
+                    s.ticks.received.to_string(),
+                    s.ticks.gaps.to_string(),
+                    s.ticks.missed.to_string(),
+                    rate_pct(s).map_or_else(|| "n/a".into(), |p| format!("{p:.1}%")),
+                ]),
+        );
+    }
+    table
 }
 
 /// Where pool beats `other` over a levels sweep, in one sentence.
@@ -822,6 +875,7 @@ mod tests {
     use super::super::fixtures::*;
     use super::super::{BlockInfo, Meta, PlotRef, RunRecord};
     use super::*;
+    use crate::table::md_row;
     use crate::variant::{ScratchMode, Variant};
     use common::manifest::Summary;
     use Alloc::*;
@@ -1062,17 +1116,51 @@ mod tests {
         let md = render(&meta, &blocks, &runs);
         assert!(md.contains("wall time 6m40s; 15 runs, 1 failed"), "{md}");
         assert!(md.contains("**28.6% lower**"), "{md}");
-        assert!(
-            md.contains("| V1 baseline | system | heap | system | 3 | 3/3 |"),
-            "{md}"
+        // The key numbers table comes first: its rows are the first with these names.
+        assert_eq!(
+            md_row(&md, "V1 baseline")[..6],
+            ["V1 baseline", "system", "heap", "system", "3", "3/3"]
         );
-        assert!(
-            md.contains("| V4 | jemalloc | arena | jemalloc | 3 | 2/3 |"),
-            "{md}"
+        assert_eq!(
+            md_row(&md, "V4")[..6],
+            ["V4", "jemalloc", "arena", "jemalloc", "3", "2/3"]
         );
-        assert!(
-            md.contains("| V3 hybrid | mimalloc | arena | jemalloc | 3 | 3/3 | 187ns | 0.71× | 750ns (700ns–800ns) | 0.71× | 93ns | 0.71× | 375ns (350ns–400ns) | 0.71× | 0 |"),
-            "{md}"
+        assert_eq!(
+            md_row(&md, "V3 hybrid")[..15],
+            [
+                "V3 hybrid",
+                "mimalloc",
+                "arena",
+                "jemalloc",
+                "3",
+                "3/3",
+                "187ns",
+                "0.71×",
+                "750ns (700ns–800ns)",
+                "0.71×",
+                "93ns",
+                "0.71×",
+                "375ns (350ns–400ns)",
+                "0.71×",
+                "0"
+            ]
+        );
+        // Stage tables: the percentile row of the hybrid's e2e (count: fewest samples).
+        let e2e = &md[md.find("#### e2e").unwrap()..];
+        assert_eq!(
+            md_row(e2e, "V3"),
+            [
+                "V3",
+                "engine mimalloc + arena, feed jemalloc, 3 levels",
+                "400,000",
+                "187ns",
+                "375ns",
+                "750ns",
+                "1.50µs",
+                "2.40µs",
+                "8.00µs",
+                "700ns–800ns"
+            ]
         );
         assert!(
             md.contains("![e2e: latency by percentile, block 1](plots/b1-e2e.svg)"),
@@ -1082,15 +1170,21 @@ mod tests {
             md.contains("`runs/r2/b1-v4`: engine exited with status 3 more"),
             "{md}"
         );
-        assert!(
-            md.contains(
-                "| `runs/r2/b1-v4` | 1 | V4 | 2 | failed: engine exited with status 3 more |"
-            ),
-            "{md}"
+        let failed = md_row(&md, "`runs/r2/b1-v4`");
+        assert_eq!(
+            failed[..5],
+            [
+                "`runs/r2/b1-v4`",
+                "1",
+                "V4",
+                "2",
+                "failed: engine exited with status 3 more"
+            ]
         );
-        assert!(
-            md.contains("| `runs/r1/b1-v1` | 1 | V1 | 1 | ok | 250ns |"),
-            "{md}"
+        assert!(failed[5..].iter().all(|c| c.is_empty()), "{failed:?}");
+        assert_eq!(
+            md_row(&md, "`runs/r1/b1-v1`")[..6],
+            ["`runs/r1/b1-v1`", "1", "V1", "1", "ok", "250ns"]
         );
         assert!(md.contains("n/a"), "fragmentation not reported: {md}");
         // Every table row has as many cells as its header.

@@ -4,7 +4,7 @@
 
 use super::{BlockInfo, RunRecord};
 use crate::variant::{Alloc, ScratchMode, Variant};
-use common::latency::{Stage, STAGES};
+use common::latency::{Percentiles, Stage, STAGES};
 use common::manifest::Summary;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -63,6 +63,25 @@ pub struct StageStats {
     pub max: u64,
     /// Fewest samples in one repetition.
     pub min_count: u64,
+}
+
+impl StageStats {
+    /// The figures as one percentile row: the medians rounded to the nanosecond, the
+    /// worst p99.99 and max, and as the count the fewest samples of a repetition (`min`
+    /// is not kept: 0).
+    pub fn as_percentiles(&self) -> Percentiles {
+        let round = |s: Spread| s.median.round() as u64;
+        Percentiles {
+            count: self.min_count,
+            min: 0,
+            p50: round(self.p50),
+            p90: round(self.p90),
+            p99: round(self.p99),
+            p99_9: round(self.p99_9),
+            p99_99: self.p99_99,
+            max: self.max,
+        }
+    }
 }
 
 /// One variant over its repetitions.

@@ -1,4 +1,8 @@
 //! The output of `lab bench transport`: the terminal tables and the `--json` report.
+//!
+//! Pure: both are made from a finished [`Report`] and touch nothing. The JSON keys are
+//! those the README documents for `lab bench transport --json`; a row that was skipped
+//! or failed keeps its place in both, with the reason.
 
 use super::harness::{Latency, Throughput};
 use super::rows::{Machine, Outcome, Report, ThroughputRow, LATENCY_ROWS, SEARCH_FRACTIONS};

@@ -1,6 +1,10 @@
 //! The rows of `lab bench transport`: which there are, in which order they are measured,
 //! which transport measures each, the cache-line floor, and the zero-loss search of the
 //! throughput rows.
+//!
+//! Every row is measured in its turn whatever happened to the ones before: a row that
+//! fails is recorded as failed, with its error, and one this build or these cores
+//! cannot measure as skipped, with the reason.
 
 use super::harness::{percentiles_ns, Latency, Pace, Setup, Throughput};
 #[cfg(feature = "peers")]

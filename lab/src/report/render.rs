@@ -383,7 +383,7 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
                 if rseq_off {
                     "with its per-CPU caches (`GLIBC_TUNABLES=glibc.pthread.rseq=0` was set)"
                 } else {
-                    "without `GLIBC_TUNABLES=glibc.pthread.rseq=0`: with glibc ≥ 2.35 the C library takes rseq first and tcmalloc falls back from its per-CPU caches (see MEASUREMENT.md)"
+                    "without `GLIBC_TUNABLES=glibc.pthread.rseq=0`: with glibc ≥ 2.35 the C library takes rseq first and tcmalloc falls back from its per-CPU caches (see the README, allocator microbenchmarks)"
                 }
             );
         }

@@ -113,6 +113,16 @@ pub struct Throughput {
 }
 
 impl Throughput {
+    /// `count` ticks published at `pace` to `consumers`, every send delivered.
+    pub fn of(count: u64, pace: Pace, consumers: Vec<Flow>) -> Throughput {
+        Throughput {
+            published: count,
+            undelivered: 0,
+            offered_per_s: offered(pace),
+            consumers,
+        }
+    }
+
     /// The slowest consumer's messages per second.
     pub fn msgs_per_s(&self) -> f64 {
         self.consumers

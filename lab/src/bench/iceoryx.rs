@@ -17,7 +17,7 @@
 //! iceoryx2 logs at `error` level unless `IOX2_LOG_LEVEL` says otherwise.
 
 use super::harness::{
-    consume_flow, consume_latency, latency_row, offered, Latency, Pace, Setup, Throughput,
+    consume_flow, consume_latency, latency_row, Latency, Pace, Setup, Throughput,
 };
 use super::process::{self, ProducerProcess};
 use crate::cli::ProducerArgs;
@@ -191,10 +191,8 @@ pub fn throughput(s: &Setup, rx2: Option<usize>, pace: Pace) -> Result<Throughpu
         consume_flow(src, &s.clock, count, s.deadline(count, 0))
     })?;
     Ok(Throughput {
-        published: count,
         undelivered,
-        offered_per_s: offered(pace),
-        consumers,
+        ..Throughput::of(count, pace, consumers)
     })
 }
 

@@ -680,7 +680,7 @@ pub fn format_table(s: &Summary, out_dir: &Path) -> String {
         group(offered.round() as u64),
         group(achieved.round() as u64)
     );
-    if pct < 99.0 {
+    if pct < crate::report::RATE_KEPT_PCT {
         let _ = write!(w, "  WARNING: the feed did not keep the offered rate");
     }
     let _ = writeln!(w);

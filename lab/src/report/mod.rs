@@ -35,6 +35,7 @@ mod render;
 mod stats;
 
 pub use render::render;
+pub use stats::RATE_KEPT_PCT;
 
 use crate::variant::Variant;
 use common::manifest::Summary;

@@ -192,8 +192,8 @@ pub fn rate_pct(s: &Summary) -> Option<f64> {
     (s.rate.offered_per_s > 0.0).then(|| s.rate.achieved_per_s / s.rate.offered_per_s * 100.0)
 }
 
-/// The lowest achieved rate a run may have, percent of the offered one, without the
-/// report warning that the feed did not keep the offered rate.
+/// The lowest achieved rate a run may have, percent of the offered one, without a
+/// warning that the feed did not keep the offered rate (`lab run`'s table and the report).
 pub const RATE_KEPT_PCT: f64 = 99.0;
 
 /// `a`'s median divided by `b`'s (the "×base" ratios), if both exist and `b`'s is

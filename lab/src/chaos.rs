@@ -20,9 +20,10 @@
 use crate::child::{describe_exit, Supervised};
 use crate::cli::ChaosArgs;
 use crate::run::read_json;
+use crate::table::Table;
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use common::config::edit::Edit;
-use common::config::{OnProducerGone, DEFAULT_TOML};
+use common::config::{OnProducerGone, DEFAULT_TOML, MIN_RING_CAPACITY};
 use common::cores::WaitStrategy;
 use common::failure::Failure;
 use common::files::{self, Kind};
@@ -30,7 +31,6 @@ use common::os::{process_alive, Signal};
 use common::ring::shm::lock_path;
 use common::summary::{EndReason, EngineSummary, FeedSummary};
 use serde::Serialize;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -304,30 +304,39 @@ pub fn chaos(args: &ChaosArgs) -> Result<()> {
     Ok(())
 }
 
-/// The markdown table of the rows.
+/// The markdown table of the rows, and the tally.
 pub fn format_table(rows: &[Row]) -> String {
-    let mut t = String::from(
-        "| scenario | expected | observed | published | received | missed | unread | unaccounted | result |\n\
-         |---|---|---|---:|---:|---:|---:|---:|---|\n",
-    );
+    let mut table = Table::new([
+        "scenario",
+        "expected",
+        "observed",
+        "published",
+        "received",
+        "missed",
+        "unread",
+        "unaccounted",
+        "result",
+    ])
+    .right(&[3, 4, 5, 6, 7]);
     for r in rows {
-        let _ = writeln!(
-            t,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            r.scenario,
-            r.expected,
+        table.row([
+            r.scenario.to_string(),
+            r.expected.to_string(),
             r.observed.replace('|', "/"),
-            r.published,
-            r.received,
-            r.missed,
-            r.unread,
-            r.unaccounted,
-            if r.pass { "pass" } else { "FAIL" }
-        );
+            r.published.to_string(),
+            r.received.to_string(),
+            r.missed.to_string(),
+            r.unread.to_string(),
+            r.unaccounted.to_string(),
+            if r.pass { "pass" } else { "FAIL" }.to_string(),
+        ]);
     }
     let passed = rows.iter().filter(|r| r.pass).count();
-    let _ = writeln!(t, "\n{passed} of {} scenarios passed.", rows.len());
-    t
+    format!(
+        "{}\n{passed} of {} scenarios passed.\n",
+        table.markdown(),
+        rows.len()
+    )
 }
 
 /// A started feed or engine with its folder.
@@ -649,7 +658,7 @@ fn stale_ring(env: &Env, row: &mut Row) -> Result<bool> {
 
 fn engine_lapped(env: &Env, row: &mut Row) -> Result<bool> {
     let k = Knobs {
-        capacity: 1024,
+        capacity: MIN_RING_CAPACITY,
         ..Knobs::default()
     };
     let mut engine = env.start("engine", k, 60.0)?;
@@ -667,7 +676,7 @@ fn engine_lapped(env: &Env, row: &mut Row) -> Result<bool> {
 
 fn lossless_stall(env: &Env, row: &mut Row) -> Result<bool> {
     let k = Knobs {
-        capacity: 1024,
+        capacity: MIN_RING_CAPACITY,
         lossless: true,
         consumer_timeout_ms: 3000,
         ..Knobs::default()
@@ -689,7 +698,7 @@ fn lossless_stall(env: &Env, row: &mut Row) -> Result<bool> {
 
 fn lossless_dead(env: &Env, row: &mut Row) -> Result<bool> {
     let k = Knobs {
-        capacity: 1024,
+        capacity: MIN_RING_CAPACITY,
         lossless: true,
         consumer_timeout_ms: 1000,
         ..Knobs::default()
@@ -833,6 +842,7 @@ fn child_pids(text: &str) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::table::md_row;
 
     #[test]
     fn table_lists_every_row_and_the_tally() {
@@ -855,13 +865,13 @@ mod tests {
             },
         ];
         let t = format_table(&rows);
-        assert!(
-            t.contains("| a | x | y / z | 10 | 8 | 2 | 0 | 0 | pass |"),
-            "{t}"
+        assert_eq!(
+            md_row(&t, "a"),
+            ["a", "x", "y / z", "10", "8", "2", "0", "0", "pass"]
         );
-        assert!(
-            t.contains("| b | x |  | 0 | 0 | 0 | 0 | -3 | FAIL |"),
-            "{t}"
+        assert_eq!(
+            md_row(&t, "b"),
+            ["b", "x", "", "0", "0", "0", "0", "-3", "FAIL"]
         );
         assert!(t.contains("1 of 2 scenarios passed."), "{t}");
     }

@@ -25,7 +25,7 @@
 //! interrupted (the report is written either way), 2 for bad input.
 
 use crate::cli::CompareArgs;
-use crate::hlog::{self, Selection};
+use crate::hlog;
 use crate::matrix::{Matrix, MatrixOverrides, RUN_OVERHEAD};
 use crate::plot::{self, Series};
 use crate::report::{self, BlockInfo, Meta, PlotRef, RunRecord};
@@ -33,7 +33,7 @@ use crate::run::{self, Binaries, Output};
 use anyhow::{bail, Context, Result};
 use common::failure::Failure;
 use common::files::{self, Kind};
-use common::latency::{fixed_histogram, HIGHEST_NS};
+use common::latency::{fixed_histogram, Stage, HIGHEST_NS, STAGES};
 use common::units::{fmt_duration, utc_stamp};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -292,9 +292,8 @@ fn write_plots(
     files::create_dir_all(&out.join("plots"))?;
     let mut plots = Vec::new();
     let mut notes = vec![
-        "Each plot line is one variant: the post-warm-up intervals of its runs' `engine.hlog`, all repetitions merged into one histogram. The engine tags warm-up intervals `warmup_<stage>` and they are left out (for a log without such tags: the trailing intervals whose sample counts add up to the run's `summary.json` count, else those starting at or after `warmup_s`; see `lab/src/hlog.rs`). Where a plot's sample count differs from the summaries', it is said below.".to_string(),
+        "Each plot line is one variant: the post-warm-up intervals of its runs' `engine.hlog`, all repetitions merged into one histogram. The engine tags warm-up intervals `warmup_<stage>` and they are left out. Where a plot's sample count differs from the summaries', it is said below.".to_string(),
     ];
-    let mut by_time = Vec::new();
     let mut mismatched = Vec::new();
     for (bi, block) in matrix.blocks.iter().enumerate() {
         // Per variant, per stage: the merged histogram.
@@ -310,7 +309,7 @@ fn write_plots(
                 .collect();
             let decoded = std::fs::read(&path)
                 .with_context(|| format!("cannot read {}", path.display()))
-                .and_then(|bytes| hlog::measured(&bytes, &expected, block.warmup_s));
+                .and_then(|bytes| hlog::measured(&bytes));
             let stages = match decoded {
                 Ok(s) => s,
                 Err(e) => {
@@ -318,26 +317,23 @@ fn write_plots(
                     continue;
                 }
             };
-            for (stage, m) in stages {
-                if m.selection == Selection::StartTime {
-                    by_time.push(format!("`{}` {stage}", r.dir));
-                }
+            for (stage, hist) in stages {
                 match expected.get(&stage) {
-                    Some(&n) if n != m.hist.len() => mismatched.push(format!(
+                    Some(&n) if n != hist.len() => mismatched.push(format!(
                         "`{}` {stage}: {} in the log, {n} in the summary",
                         r.dir,
-                        m.hist.len()
+                        hist.len()
                     )),
                     _ => {}
                 }
                 let slot = merged[r.variant]
                     .entry(stage)
                     .or_insert_with(|| fixed_histogram(HIGHEST_NS));
-                slot.add(&m.hist)
+                slot.add(&hist)
                     .context("cannot merge interval histograms")?;
             }
         }
-        for stage in report::STAGES {
+        for stage in STAGES.map(Stage::name) {
             let empty = fixed_histogram(HIGHEST_NS);
             let series: Vec<Series> = block
                 .variants
@@ -369,12 +365,6 @@ fn write_plots(
         notes.push(format!(
             "Sample counts of the plotted intervals that differ from the summary: {}.",
             mismatched.join(", ")
-        ));
-    }
-    if !by_time.is_empty() {
-        notes.push(format!(
-            "Selected by start time (no trailing intervals added up to the summary's count): {}.",
-            by_time.join(", ")
         ));
     }
     Ok((plots, notes))

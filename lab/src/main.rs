@@ -17,10 +17,12 @@ mod child;
 mod cli;
 mod compare;
 mod hlog;
+mod host;
 mod matrix;
 mod plot;
 mod report;
 mod run;
+mod table;
 mod variant;
 
 use clap::Parser;

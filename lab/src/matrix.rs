@@ -361,7 +361,8 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs")
     }
 
-    /// Parses `text` as if it were `configs/test.toml`.
+    /// Parses `text` as if it were a file `test.toml` in `configs/` (relative paths in it
+    /// name the real configurations there).
     fn parse(text: &str) -> Result<Matrix, String> {
         Matrix::parse(
             text.to_string(),

@@ -32,16 +32,18 @@
 
 use crate::child::{describe_exit, Supervised, POLL_EVERY};
 use crate::cli::RunArgs;
+use crate::host::Host;
+use crate::table::{group, percentile_cells, Table, P9999_MIN_SAMPLES, PERCENTILE_COLUMNS};
 use crate::variant::{Alloc, ScratchMode};
 use anyhow::{anyhow, bail, Context, Result};
 use common::config::edit::{Edit, EditError};
 use common::config::{Config, ConfigError};
 use common::failure::Failure;
 use common::files::{self, Kind};
-use common::latency::{Percentiles, STAGES};
+use common::latency::STAGES;
 use common::runargs::{ENGINE_HLOG, ENGINE_SUMMARY, FEED_SUMMARY};
 use common::summary::{EngineSummary, FeedSummary, Summary};
-use common::units::{fmt_ns, utc_stamp};
+use common::units::utc_stamp;
 use serde::de::DeserializeOwned;
 use signal_hook::iterator::Signals;
 use std::fmt::Write as _;
@@ -58,8 +60,6 @@ pub const RESULTS_DIR: &str = "results";
 pub const FEED_OVERRUN: Duration = Duration::from_secs(60);
 /// How long past the feed's end (plus the engine's `grace_s`) the engine may run.
 pub const ENGINE_OVERRUN: Duration = Duration::from_secs(10);
-/// Fewest samples for which a p99.99 means something.
-pub const P9999_MIN_SAMPLES: u64 = 1_000_000;
 /// Name of the configuration as run, in every run folder.
 pub const CONFIG_FILE: &str = "config.toml";
 /// Everything a run writes into its folder (lab's own files and the children's), with
@@ -611,19 +611,6 @@ pub fn default_out_dir(root: &Path, config: &Path, now: SystemTime) -> PathBuf {
     root.join(format!("{}-{stem}", utc_stamp(now)))
 }
 
-/// `1234567` as `1,234,567`.
-fn group(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// The final table of a run whose files are in `out_dir`.
 pub fn format_table(s: &Summary, out_dir: &Path) -> String {
     let mut t = String::new();
@@ -641,7 +628,7 @@ pub fn format_table(s: &Summary, out_dir: &Path) -> String {
         group(offered.round() as u64),
         group(achieved.round() as u64)
     );
-    if pct < 99.0 {
+    if pct < crate::report::RATE_KEPT_PCT {
         let _ = write!(w, "  WARNING: the feed did not keep the offered rate");
     }
     let _ = writeln!(w);
@@ -656,26 +643,22 @@ pub fn format_table(s: &Summary, out_dir: &Path) -> String {
         group(c.missed),
         if balanced { "yes" } else { "NO" }
     );
-    let _ = writeln!(
-        w,
-        "latency     {:>11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "count", "min", "p50", "p90", "p99", "p99.9", "p99.99", "max"
-    );
+    let mut latency =
+        Table::new(std::iter::once("latency").chain(PERCENTILE_COLUMNS)).right_from(1);
     let mut few = Vec::new();
     for stage in STAGES {
         let name = stage.name();
         match s.latency_ns.get(name) {
             Some(p) => {
-                let _ = writeln!(w, "  {name:<9} {}", stage_cells(p));
+                latency.row(std::iter::once(format!("  {name}")).chain(percentile_cells(p)));
                 if p.count < P9999_MIN_SAMPLES {
                     few.push((name, p.count));
                 }
             }
-            None => {
-                let _ = writeln!(w, "  {name:<9} (not reported)");
-            }
+            None => latency.row_spanning([format!("  {name}")], "(not reported)"),
         }
     }
+    w.push_str(&latency.terminal());
     if !few.is_empty() {
         let list: Vec<String> = few
             .iter()
@@ -717,34 +700,16 @@ pub fn format_table(s: &Summary, out_dir: &Path) -> String {
         "history     {} ticks held by the feed",
         group(s.feed.history_ticks)
     );
-    let _ = writeln!(
-        w,
-        "machine     {}, clock {}",
-        s.manifest.cpu_model, s.manifest.clock_source
-    );
+    let _ = writeln!(w, "machine     {}", Host::of(&s.manifest));
     let _ = writeln!(w, "summary     {}", out_dir.join("summary.json").display());
     let _ = writeln!(w, "hlog        {}", out_dir.join("engine.hlog").display());
     t
 }
 
-/// The count and percentile cells of one stage row.
-fn stage_cells(p: &Percentiles) -> String {
-    format!(
-        "{:>11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        group(p.count),
-        fmt_ns(p.min),
-        fmt_ns(p.p50),
-        fmt_ns(p.p90),
-        fmt_ns(p.p99),
-        fmt_ns(p.p99_9),
-        fmt_ns(p.p99_99),
-        fmt_ns(p.max)
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use common::latency::Percentiles;
     use common::manifest::{AllocatorInfo, Manifest};
     use common::summary::{EngineSummary, FeedSummary};
 
@@ -776,14 +741,6 @@ mod tests {
             default_out_dir(Path::new("results"), Path::new("configs/high_rate.toml"), t),
             PathBuf::from("results/20231114-221320-high_rate")
         );
-    }
-
-    #[test]
-    fn thousands() {
-        assert_eq!(group(0), "0");
-        assert_eq!(group(999), "999");
-        assert_eq!(group(1_000), "1,000");
-        assert_eq!(group(1_234_567), "1,234,567");
     }
 
     fn summary() -> Summary {
@@ -825,7 +782,9 @@ mod tests {
             .into(),
             manifest: Manifest {
                 cpu_model: "Test CPU".into(),
+                kernel: "6.1".into(),
                 clock_source: "tsc".into(),
+                git_rev: "abc1234".into(),
                 allocator: AllocatorInfo {
                     name: "mimalloc".into(),
                     version: "2.1.7".into(),
@@ -857,7 +816,7 @@ mod tests {
         let cells: Vec<&str> = hop.split_whitespace().collect();
         assert_eq!(
             cells,
-            ["hop", "2,500", "60ns", "120ns", "180ns", "240ns", "300ns", "360ns", "6.00µs"]
+            ["hop", "2,500", "120ns", "180ns", "240ns", "300ns", "360ns", "6.00µs"]
         );
         for stage in ["feed_lag", "engine", "e2e"] {
             assert!(
@@ -880,7 +839,10 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("history     3,000 ticks"), "{t}");
-        assert!(t.contains("machine     Test CPU, clock tsc"), "{t}");
+        assert!(
+            t.contains("machine     Test CPU, kernel 6.1, clock tsc, git abc1234"),
+            "{t}"
+        );
         assert!(t.contains("summary     results/x/summary.json"), "{t}");
         assert!(t.contains("hlog        results/x/engine.hlog"), "{t}");
     }
@@ -902,6 +864,6 @@ mod tests {
             t.contains("engine      1.500 global allocations per tick"),
             "{t}"
         );
-        assert!(t.contains("engine    (not reported)"), "{t}");
+        assert!(t.contains("\n  engine    (not reported)\n"), "{t}");
     }
 }

@@ -3,8 +3,8 @@
 //! pays a futex wake per message), the sender retrying `try_send` while the channel is
 //! full (so that it never parks either, and never loses a message).
 
-use super::{
-    consume_flow, latency_pair, offered, produce, produce_spaced, Latency, Pace, Setup, Throughput,
+use super::harness::{
+    consume_flow, latency_pair, produce, produce_spaced, Latency, Pace, Setup, Throughput,
 };
 use anyhow::Result;
 use common::tick::Tick;
@@ -87,10 +87,5 @@ pub fn throughput(s: &Setup, pace: Pace) -> Result<Throughput> {
             .join()
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the crossbeam receiver thread panicked")))
     })?;
-    Ok(Throughput {
-        published: count,
-        undelivered: 0,
-        offered_per_s: offered(pace),
-        consumers: vec![flow],
-    })
+    Ok(Throughput::of(count, pace, vec![flow]))
 }

@@ -16,10 +16,10 @@
 //! be removed exactly, and a config is built in code, so no config file is looked up.
 //! iceoryx2 logs at `error` level unless `IOX2_LOG_LEVEL` says otherwise.
 
-use super::process::{self, ProducerProcess};
-use super::{
-    consume_flow, consume_latency, latency_row, offered, Latency, Pace, Setup, Throughput,
+use super::harness::{
+    consume_flow, consume_latency, latency_row, Latency, Pace, Setup, Throughput,
 };
+use super::process::{self, ProducerProcess};
 use crate::cli::ProducerArgs;
 use anyhow::{anyhow, Context, Result};
 use common::clock::Clock;
@@ -191,10 +191,8 @@ pub fn throughput(s: &Setup, rx2: Option<usize>, pace: Pace) -> Result<Throughpu
         consume_flow(src, &s.clock, count, s.deadline(count, 0))
     })?;
     Ok(Throughput {
-        published: count,
         undelivered,
-        offered_per_s: offered(pace),
-        consumers,
+        ..Throughput::of(count, pace, consumers)
     })
 }
 

@@ -5,16 +5,20 @@
 //! hypervisor, other threads, SMIs. No end-to-end latency on that core can have a
 //! better tail than this.
 
-use super::{fmt_rate, percentiles_ns, PinReport};
+use super::harness::{percentiles_ns, PinReport};
+use super::output::fmt_rate;
 use crate::cli::JitterArgs;
-use anyhow::{anyhow, Context, Result};
+use crate::host::Host;
+use crate::table::{percentile_cells, Table, PERCENTILE_COLUMNS};
+use anyhow::anyhow;
+use anyhow::{Context, Result};
 use common::clock::Clock;
 use common::failure::Failure;
 use common::latency::{fixed_histogram, Percentiles, HIGHEST_RAW};
 use common::units::fmt_ns;
+use serde::Serialize;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::sync::atomic::Ordering;
 
 /// Gaps above these (ns) are counted separately.
 const STALL_NS: [u64; 3] = [1_000, 10_000, 100_000];
@@ -57,39 +61,63 @@ pub fn jitter(args: &JitterArgs) -> Result<()> {
     );
     let pins = PinReport::default();
     let j = probe(&clock, core, args.seconds, &pins);
-    let pinned = !pins.failed.load(Ordering::Relaxed);
-    print!("{}", format_jitter(&j, &clock, pinned));
+    let pinned = pins.all_pinned();
+    let host = Host::probe(&clock);
+    print!("{}", format_jitter(&j, &host, pinned));
     let _ = std::io::stdout().flush();
     if let Some(path) = &args.json {
-        let v = serde_json::json!({
-            "core": j.core,
-            "seconds": j.seconds,
-            "count": j.ns.count,
-            "min": j.ns.min,
-            "p50": j.ns.p50,
-            "p90": j.ns.p90,
-            "p99": j.ns.p99,
-            "p99_9": j.ns.p99_9,
-            "p99_99": j.ns.p99_99,
-            "max": j.ns.max,
-            "gaps_over_1us": j.stalls[0],
-            "gaps_over_10us": j.stalls[1],
-            "gaps_over_100us": j.stalls[2],
-            "stolen_ns": j.stolen_ns,
-            "stolen_fraction": stolen_fraction(&j),
-            "machine": {
-                "cpu_model": common::os::cpu_model(),
-                "kernel": common::os::kernel_release(),
-                "clock_source": clock.source().name(),
-                "ns_per_raw": clock.ns_per_raw(),
-                "pinned": pinned,
-                "git_rev": common::manifest::GIT_REV,
-            },
-        });
-        common::files::write_json(path, &v)?;
+        let machine = JitterMachine {
+            host: &host,
+            ns_per_raw: clock.ns_per_raw(),
+            pinned,
+        };
+        common::files::write_json(path, &JitterJson::of(&j, machine))?;
         eprintln!("lab bench jitter: wrote {}", path.display());
     }
     Ok(())
+}
+
+/// The `--json` report: the core and the probe's length, the gaps' percentiles
+/// (`count`, `min`, `p50` … `max`, nanoseconds), the long-gap counts, the time lost in
+/// them, and the machine.
+#[derive(Serialize)]
+struct JitterJson<'a> {
+    core: usize,
+    seconds: f64,
+    #[serde(flatten)]
+    ns: &'a Percentiles,
+    gaps_over_1us: u64,
+    gaps_over_10us: u64,
+    gaps_over_100us: u64,
+    stolen_ns: u64,
+    stolen_fraction: f64,
+    machine: JitterMachine<'a>,
+}
+
+/// Where the probe ran.
+#[derive(Serialize)]
+struct JitterMachine<'a> {
+    #[serde(flatten)]
+    host: &'a Host,
+    ns_per_raw: f64,
+    pinned: bool,
+}
+
+impl<'a> JitterJson<'a> {
+    fn of(j: &'a Jitter, machine: JitterMachine<'a>) -> JitterJson<'a> {
+        let [gaps_over_1us, gaps_over_10us, gaps_over_100us] = j.stalls;
+        JitterJson {
+            core: j.core,
+            seconds: j.seconds,
+            ns: &j.ns,
+            gaps_over_1us,
+            gaps_over_10us,
+            gaps_over_100us,
+            stolen_ns: j.stolen_ns,
+            stolen_fraction: stolen_fraction(j),
+            machine,
+        }
+    }
 }
 
 fn stolen_fraction(j: &Jitter) -> f64 {
@@ -143,18 +171,12 @@ pub fn probe(clock: &Clock, core: usize, seconds: f64, pins: &PinReport) -> Jitt
 }
 
 /// The probe's report.
-pub fn format_jitter(j: &Jitter, clock: &Clock, pinned: bool) -> String {
+pub fn format_jitter(j: &Jitter, host: &Host, pinned: bool) -> String {
     let mut t = String::new();
     let w = &mut t;
     let p = &j.ns;
     let _ = writeln!(w, "\n== lab bench jitter ==");
-    let _ = writeln!(
-        w,
-        "machine  {}, kernel {}, clock {}",
-        common::os::cpu_model(),
-        common::os::kernel_release(),
-        clock.source().name()
-    );
+    let _ = writeln!(w, "machine  {host}");
     let _ = writeln!(
         w,
         "core {}{}, {:.2} s, {} clock reads ({} per second)",
@@ -164,16 +186,10 @@ pub fn format_jitter(j: &Jitter, clock: &Clock, pinned: bool) -> String {
         p.count,
         fmt_rate(p.count as f64 / j.seconds.max(1e-9)).trim_end_matches("/s"),
     );
-    let _ = writeln!(
-        w,
-        "gap between consecutive clock reads: p50={} p90={} p99={} p99.9={} p99.99={} max={}",
-        fmt_ns(p.p50),
-        fmt_ns(p.p90),
-        fmt_ns(p.p99),
-        fmt_ns(p.p99_9),
-        fmt_ns(p.p99_99),
-        fmt_ns(p.max)
-    );
+    let _ = writeln!(w, "gap between consecutive clock reads:");
+    let mut gaps = Table::new(PERCENTILE_COLUMNS).right_from(0);
+    gaps.row(percentile_cells(p));
+    w.push_str(&gaps.terminal());
     let _ = writeln!(
         w,
         "gaps over 1 µs: {}, over 10 µs: {}, over 100 µs: {}; time lost in gaps over 1 µs: {} \
@@ -199,11 +215,56 @@ mod tests {
         assert!(j.ns.count > 0);
         assert!(j.seconds >= 0.02);
         assert!(j.stalls[0] >= j.stalls[1] && j.stalls[1] >= j.stalls[2]);
-        let text = format_jitter(&j, &clock, true);
+        let text = format_jitter(&j, &Host::probe(&clock), true);
         assert!(text.contains(&format!("core {core}, ")), "{text}");
         assert!(
-            text.contains("gap between consecutive clock reads: p50="),
+            text.contains("gap between consecutive clock reads:\n"),
             "{text}"
         );
+        assert!(
+            text.lines()
+                .any(|l| l.split_whitespace().eq(PERCENTILE_COLUMNS)),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn json_has_the_documented_keys() {
+        let j = Jitter {
+            core: 3,
+            seconds: 2.0,
+            ns: Percentiles {
+                count: 10,
+                p50: 20,
+                max: 5_000,
+                ..Percentiles::default()
+            },
+            stalls: [4, 2, 1],
+            stolen_ns: 20_000_000,
+        };
+        let host = Host {
+            cpu_model: "Test CPU".into(),
+            ..Host::default()
+        };
+        let machine = JitterMachine {
+            host: &host,
+            ns_per_raw: 0.5,
+            pinned: true,
+        };
+        let v = serde_json::to_value(JitterJson::of(&j, machine)).unwrap();
+        let want: serde_json::Value = serde_json::from_str(
+            r#"{
+                "core": 3, "seconds": 2.0, "count": 10, "min": 0, "p50": 20, "p90": 0,
+                "p99": 0, "p99_9": 0, "p99_99": 0, "max": 5000, "gaps_over_1us": 4,
+                "gaps_over_10us": 2, "gaps_over_100us": 1, "stolen_ns": 20000000,
+                "stolen_fraction": 0.01,
+                "machine": {
+                    "cpu_model": "Test CPU", "kernel": "", "clock_source": "", "git_rev": "",
+                    "ns_per_raw": 0.5, "pinned": true
+                }
+            }"#,
+        )
+        .unwrap();
+        assert_eq!(v, want);
     }
 }

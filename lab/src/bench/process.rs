@@ -10,10 +10,14 @@
 //! The consumer side is [`ProducerProcess`]: the child is supervised (terminated and
 //! reaped on every path), and a reader thread turns step 3 into a flag the consumer
 //! can poll to know that nothing more is coming.
+//!
+//! This module knows no transport: each transport's producer side calls the steps
+//! below ([`wait_for_start`], [`send_all`], [`report_and_wait`]), and
+//! [`super::producer`] picks the transport.
 
-use super::{produce, ring, Pace, Setup};
+use super::harness::{produce, Pace, Setup};
 use crate::child::Supervised;
-use crate::cli::{ProducerArgs, ProducerTransport};
+use crate::cli::ProducerArgs;
 use anyhow::{bail, Context, Result};
 use common::clock::Clock;
 use common::transport::Sink;
@@ -29,31 +33,6 @@ pub const START_LINE: &str = "start\n";
 /// How long the consumer waits for the producer process to set up its transport, and
 /// for it to exit at the end.
 pub const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Runs the hidden `lab bench-producer`.
-pub fn producer(args: &ProducerArgs) -> Result<()> {
-    if !common::cores::pin_current(args.core) {
-        eprintln!(
-            "warning: cannot pin the producer process to core {}; it runs unpinned",
-            args.core
-        );
-    }
-    let clock = Clock::new();
-    match args.transport {
-        ProducerTransport::Ring => ring::producer_process(args, &clock),
-        ProducerTransport::Iceoryx2 => iceoryx2_producer(args, &clock),
-    }
-}
-
-#[cfg(feature = "peers")]
-fn iceoryx2_producer(args: &ProducerArgs, clock: &Clock) -> Result<()> {
-    super::iceoryx::producer_process(args, clock)
-}
-
-#[cfg(not(feature = "peers"))]
-fn iceoryx2_producer(_: &ProducerArgs, _: &Clock) -> Result<()> {
-    bail!("this lab was built without iceoryx2 (enable --features peers)")
-}
 
 /// Step 1: waits for the consumer's start line.
 pub fn wait_for_start() -> Result<()> {

@@ -3,11 +3,11 @@
 //! ring file under `/dev/shm` (the name holds our pid; the producer removes it with
 //! `end_and_unlink`, and we remove it again in case the producer died).
 
-use super::process::{self, ProducerProcess};
-use super::{
-    consume_flow, consume_latency, latency_pair, latency_row, offered, produce, produce_spaced,
-    shm_dir, Flow, Latency, Pace, Setup, Throughput,
+use super::harness::{
+    consume_flow, consume_latency, latency_pair, latency_row, produce, produce_spaced, shm_dir,
+    Flow, Latency, Pace, Setup, Throughput,
 };
+use super::process::{self, ProducerProcess};
 use crate::cli::ProducerArgs;
 use anyhow::{bail, Context, Result};
 use common::clock::Clock;
@@ -91,12 +91,7 @@ pub fn throughput_threads(
             })
             .collect::<Result<Vec<Flow>>>()
     });
-    Ok(Throughput {
-        published: count,
-        undelivered: 0,
-        offered_per_s: offered(pace),
-        consumers: consumers?,
-    })
+    Ok(Throughput::of(count, pace, consumers?))
 }
 
 /// `ring_processes`: one-way latency between a `bench-producer` child and this process.
@@ -115,12 +110,7 @@ pub fn throughput_processes(s: &Setup, pace: Pace) -> Result<Throughput> {
     let flow = with_producer(s, count, pace, |src| {
         consume_flow(src, &s.clock, count, s.deadline(count, 0))
     })?;
-    Ok(Throughput {
-        published: count,
-        undelivered: 0,
-        offered_per_s: offered(pace),
-        consumers: vec![flow],
-    })
+    Ok(Throughput::of(count, pace, vec![flow]))
 }
 
 /// Starts a ring producer process sending `count` ticks and runs `consume` on its ring

@@ -1,0 +1,1197 @@
+//! The Markdown of `lab compare`'s report (`report.md`): the figures of [`super::stats`]
+//! as tables, recommendations and verdict sentences. Every figure shown comes from
+//! there; this module only formats and arranges them.
+
+use super::stats::*;
+use super::{BlockInfo, Meta, RunRecord};
+use crate::host::Host;
+use crate::table::{
+    percentile_cells, percentile_cells_missing, Table, P9999_MIN_SAMPLES, PERCENTILE_COLUMNS,
+};
+use crate::variant::Alloc;
+use common::latency::{Percentiles, Stage, STAGES};
+use common::units::fmt_bytes;
+use common::units::fmt_ns;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+fn ns(x: f64) -> String {
+    fmt_ns(x.round() as u64)
+}
+
+fn spread_text(s: &Spread) -> String {
+    format!("{}–{}", fmt_ns(s.min), fmt_ns(s.max))
+}
+
+fn opt_bytes(b: Option<u64>) -> String {
+    b.map_or_else(|| "n/a".into(), fmt_bytes)
+}
+
+fn opt_pct(f: Option<f64>) -> String {
+    f.map_or_else(|| "n/a".into(), |f| format!("{:.1}%", f * 100.0))
+}
+
+fn per_tick(x: Option<f64>) -> String {
+    match x {
+        None => "n/a".into(),
+        Some(0.0) => "0".into(),
+        Some(x) => format!("{x:.3}"),
+    }
+}
+
+/// A "×base" cell: [`median_ratio`] of `a` to `b`.
+fn ratio(a: Option<Spread>, b: Option<Spread>) -> String {
+    match median_ratio(a, b) {
+        Some(r) if r >= 0.1 => format!("{r:.2}×"),
+        Some(r) => format!("{r:.1e}×"),
+        None => "n/a".into(),
+    }
+}
+
+/// `1 level`, `3 levels`.
+fn levels_text(n: u32) -> String {
+    format!("{n} level{}", if n == 1 { "" } else { "s" })
+}
+
+/// `V3`: a variant's number in its block's tables.
+fn vid(i: usize) -> String {
+    format!("V{}", i + 1)
+}
+
+/// A variant's name with its role in the block: `engine … (baseline)`.
+fn vname(stats: &[VariantStats], i: usize) -> String {
+    let v = &stats[i].variant;
+    let role = if v.is_baseline() {
+        " (baseline)"
+    } else if v.is_hybrid() {
+        " (hybrid)"
+    } else {
+        ""
+    };
+    format!("{}{role}", v.label())
+}
+
+/// "within the run-to-run spread (…), so not significant" or "beyond the spread".
+fn significance(a: &Spread, b: &Spread) -> &'static str {
+    if a.is_distinct_from(b) {
+        "beyond the run-to-run spread"
+    } else {
+        "within the run-to-run spread, so not a significant difference"
+    }
+}
+
+fn dur(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+/// `12.5% below` or `3.0% above`: `a` against `b`.
+fn below_above(a: f64, b: f64) -> String {
+    let pct = lower_pct(a, b);
+    if pct >= 0.0 {
+        format!("{pct:.1}% below")
+    } else {
+        format!("{:.1}% above", -pct)
+    }
+}
+
+/// "**side** (V3): 1.2µs (runs …); x% below the next best …; y% below the baseline …"
+/// for the stage `stage` of a ranking.
+fn ranked_text(
+    stats: &[VariantStats],
+    ranking: &Ranking,
+    baseline: Option<usize>,
+    stage: &str,
+) -> String {
+    let mut t = String::new();
+    let (best, b) = ranking[0];
+    let _ = write!(
+        t,
+        "**{}** ({}): {} (runs {})",
+        stats[best].variant.engine_side(),
+        vid(best),
+        ns(b.median),
+        spread_text(&b)
+    );
+    if let Some(&(next, n)) = ranking.get(1) {
+        let _ = write!(
+            t,
+            "; {} the next best, {} ({}): {} (runs {}), {}",
+            below_above(b.median, n.median),
+            stats[next].variant.engine_side(),
+            vid(next),
+            ns(n.median),
+            spread_text(&n),
+            significance(&b, &n)
+        );
+    }
+    match baseline {
+        Some(base) if base != best => {
+            if let Some(bs) = stats[base].p99(stage) {
+                let _ = write!(
+                    t,
+                    "; {} the all-system heap baseline ({}): {} (runs {}), {}",
+                    below_above(b.median, bs.median),
+                    vid(base),
+                    ns(bs.median),
+                    spread_text(&bs),
+                    significance(&b, &bs)
+                );
+            }
+        }
+        Some(_) => {
+            let _ = write!(t, "; that is the all-system heap baseline itself");
+        }
+        None => {
+            let _ = write!(
+                t,
+                "; this block has no all-system heap baseline at these levels"
+            );
+        }
+    }
+    t
+}
+
+/// The engine recommendation as one markdown list item: by e2e p99 (what the brief
+/// asks), then by the engine stage alone (received → decision: what the engine's
+/// allocator and scratch strategy touch, free of the feed's and the ring's stalls).
+pub fn engine_text(stats: &[VariantStats], rec: &EngineRec) -> String {
+    let mut t = String::new();
+    let _ = write!(
+        t,
+        "- **Engine** (feed {}, {}): the lowest median e2e p99 is {}.",
+        rec.feed_alloc,
+        levels_text(rec.levels),
+        ranked_text(stats, &rec.by_e2e_p99, rec.baseline, "e2e")
+    );
+    if rec.by_engine_p99.len() >= 2 {
+        let _ = write!(
+            t,
+            " By the engine stage alone (received → decision), the lowest median p99 is {}.",
+            ranked_text(stats, &rec.by_engine_p99, rec.baseline, "engine")
+        );
+    }
+    let (best, _) = rec.by_e2e_p99[0];
+    let s = &stats[best];
+    let _ = write!(
+        t,
+        " The e2e pick's hot thread makes {} global allocations per tick; engine RSS {}.",
+        per_tick(s.allocs_per_tick),
+        opt_bytes(s.engine_rss)
+    );
+    t
+}
+
+/// The feed recommendation as one markdown list item.
+pub fn feed_text(stats: &[VariantStats], rec: &FeedRec) -> String {
+    let mut t = String::new();
+    let (ea, sc, lv) = rec.engine;
+    let _ = write!(t, "- **Feed** (engine {ea} + {sc}, {}): ", levels_text(lv));
+    let name = |i: usize| format!("{} ({})", stats[i].variant.feed_alloc, vid(i));
+    match (rec.by_lag_p99.first(), rec.by_lag_p99.get(1)) {
+        (Some(&(best, b)), Some(&(next, n))) => {
+            let _ = write!(
+                t,
+                "lowest median feed_lag p99: **{}** {} (runs {}), {:.1}% below {} {} (runs {}), {}. ",
+                name(best),
+                ns(b.median),
+                spread_text(&b),
+                lower_pct(b.median, n.median),
+                name(next),
+                ns(n.median),
+                spread_text(&n),
+                significance(&b, &n)
+            );
+        }
+        (Some(&(best, b)), None) => {
+            let _ = write!(
+                t,
+                "feed_lag p99: only {} reported it ({}). ",
+                name(best),
+                ns(b.median)
+            );
+        }
+        _ => {
+            let _ = write!(t, "feed_lag p99: n/a. ");
+        }
+    }
+    match rec.by_rss.as_slice() {
+        [(best, r), (next, n), ..] => {
+            let _ = write!(
+                t,
+                "Lowest peak feed RSS: **{}** {} against {} for {}. ",
+                name(*best),
+                fmt_bytes(*r),
+                fmt_bytes(*n),
+                name(*next)
+            );
+        }
+        _ => {
+            let _ = write!(t, "Peak feed RSS: n/a for at least one of them. ");
+        }
+    }
+    match rec.by_frag.as_slice() {
+        [(best, f), rest @ ..] if !rest.is_empty() => {
+            let others: Vec<String> = rest
+                .iter()
+                .map(|(i, f)| format!("{} {:.1}%", name(*i), f * 100.0))
+                .collect();
+            let _ = write!(
+                t,
+                "Lowest peak fragmentation: **{}** {:.1}% (then {}). ",
+                name(*best),
+                f * 100.0,
+                others.join(", ")
+            );
+        }
+        _ => {
+            let _ = write!(
+                t,
+                "Fragmentation: reported by fewer than two of them (n/a where the allocator does not say how much is allocated). "
+            );
+        }
+    }
+    let winners = rec.winners();
+    if winners.is_empty() {
+        let _ = write!(t, "No recommendation: nothing measured.");
+    } else if let Some(w) = rec.pick() {
+        let _ = write!(
+            t,
+            "Recommendation: **{}**, best on every measured count.",
+            stats[w].variant.feed_alloc
+        );
+    } else {
+        let parts: Vec<String> = winners
+            .iter()
+            .map(|&(figure, i)| {
+                let what = match figure {
+                    FeedFigure::LagP99 => "the lowest feed_lag p99",
+                    FeedFigure::PeakRss => "the lowest peak RSS",
+                    FeedFigure::Fragmentation => "the lowest fragmentation",
+                };
+                format!("{} has {what}", stats[i].variant.feed_alloc)
+            })
+            .collect();
+        let _ = write!(
+            t,
+            "Trade-off: {}; choose by what the feed must protect, publishing jitter or memory.",
+            parts.join(", ")
+        );
+    }
+    t
+}
+
+/// The verdict as one markdown list item.
+pub fn verdict_text(block: &str, stats: &[VariantStats], v: &Verdict) -> String {
+    let h = stats[v.hybrid].p99("e2e").expect("verdicts have e2e p99");
+    let b = stats[v.baseline].p99("e2e").expect("verdicts have e2e p99");
+    let change = if v.improvement_pct >= 0.0 {
+        format!("{:.1}% lower", v.improvement_pct)
+    } else {
+        format!("{:.1}% higher", -v.improvement_pct)
+    };
+    let engine = match (stats[v.hybrid].p99("engine"), stats[v.baseline].p99("engine")) {
+        (Some(h), Some(b)) => format!(
+            " On the engine stage alone (received → decision) the hybrid's median p99 is {} against {}: {}, {}.",
+            ns(h.median),
+            ns(b.median),
+            below_above(h.median, b.median),
+            significance(&h, &b)
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "- {block}, {}: the hybrid ({}) has a median e2e p99 of {} (runs {}) against the baseline's ({}) {} (runs {}): **{change}**, {}. The brief's target of {TARGET_PCT:.0}% lower is **{}**.{engine}",
+        levels_text(stats[v.hybrid].variant.levels),
+        vid(v.hybrid),
+        ns(h.median),
+        spread_text(&h),
+        vid(v.baseline),
+        ns(b.median),
+        spread_text(&b),
+        significance(&h, &b),
+        match (v.reached, v.significant) {
+            (true, true) => "reached",
+            (true, false) => "reached on the medians only: the spreads overlap, so these runs do not establish it",
+            (false, _) => "not reached",
+        }
+    )
+}
+
+/// The whole `report.md`.
+pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
+    let mut t = String::new();
+    let w = &mut t;
+    let failed = runs.iter().filter(|r| r.result.is_err()).count();
+    let first = runs.iter().find_map(|r| r.result.as_ref().ok());
+    let _ = writeln!(w, "# Allocation trade-offs: `lab compare` report\n");
+    let _ = writeln!(
+        w,
+        "- Matrix: `{}` (a copy is in `matrix.toml`).",
+        meta.matrix
+    );
+    let _ = writeln!(
+        w,
+        "- Started {} UTC; wall time {}; {} runs, {} failed; {} repetition{} of every variant, interleaved (each round runs every variant of every block once, in order).",
+        meta.started_utc,
+        dur(meta.wall),
+        runs.len(),
+        failed,
+        meta.repetitions,
+        if meta.repetitions == 1 { "" } else { "s" }
+    );
+    if let Some(why) = &meta.interrupted {
+        let _ = writeln!(w, "- **Incomplete**: {why}.");
+    }
+    if let Some(s) = first {
+        let m = &s.manifest;
+        let _ = writeln!(
+            w,
+            "- Machine: {}; cores allowed {:?}.",
+            Host::of(m),
+            m.cores_allowed
+        );
+        let env: Vec<String> = m
+            .allocator_env
+            .iter()
+            .map(|(k, v)| format!("`{k}={v}`"))
+            .collect();
+        let _ = writeln!(
+            w,
+            "- Allocator environment: {}.",
+            if env.is_empty() {
+                "none set".to_string()
+            } else {
+                env.join(", ")
+            }
+        );
+        let tcmalloc = blocks
+            .iter()
+            .flat_map(|b| &b.variants)
+            .any(|v| v.engine_alloc == Alloc::Tcmalloc || v.feed_alloc == Alloc::Tcmalloc);
+        let rseq_off = m
+            .allocator_env
+            .get("GLIBC_TUNABLES")
+            .is_some_and(|v| v.contains("glibc.pthread.rseq=0"));
+        if tcmalloc {
+            let _ = writeln!(
+                w,
+                "- tcmalloc ran {}.",
+                if rseq_off {
+                    "with its per-CPU caches (`GLIBC_TUNABLES=glibc.pthread.rseq=0` was set)"
+                } else {
+                    "without `GLIBC_TUNABLES=glibc.pthread.rseq=0`: with glibc ≥ 2.35 the C library takes rseq first and tcmalloc falls back from its per-CPU caches (see the README, allocator microbenchmarks)"
+                }
+            );
+        }
+    }
+    let _ = writeln!(w, "\n## How to read this\n");
+    let _ = writeln!(
+        w,
+        "- Stages: `feed_lag` scheduled → published, `hop` published → received, `engine` received → decision, `e2e` scheduled → decision; each run's latencies after its warm-up."
+    );
+    let _ = writeln!(
+        w,
+        "- p50, p90, p99, p99.9: the **median over the repetitions**; p99.99 and max: the **worst repetition**. \"runs a–b\" is the min–max over the repetitions: when two variants' ranges overlap, their difference is within the run-to-run spread and is not called significant. In the per-stage tables, `count` is the fewest samples of one repetition."
+    );
+    let _ = writeln!(
+        w,
+        "- \"×base\": the variant's median ÷ the median of the block's all-system heap baseline (engine system + heap, feed system) at the same levels; below 1.00× is faster."
+    );
+    let _ = writeln!(
+        w,
+        "- allocs/tick: global allocations per tick on the engine's hot thread after warm-up. RSS: peak resident set of each process. Fragmentation: peak `1 − allocated/resident` from the allocator's own statistics (n/a where the allocator does not report both). These three are the worst repetition."
+    );
+    let _ = writeln!(
+        w,
+        "- Every number comes from the `summary.json` of the runs listed per block (\"Runs\") and in the appendix; `V1`, `V2`, … number the variants within a block."
+    );
+
+    let all_stats: Vec<Vec<VariantStats>> = blocks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| block_stats(i, b, runs))
+        .collect();
+
+    let _ = writeln!(
+        w,
+        "\n## Verdict: the hybrid against the {TARGET_PCT:.0}% target\n"
+    );
+    let mut any = false;
+    for (bi, b) in blocks.iter().enumerate() {
+        for v in hybrid_verdicts(&all_stats[bi]) {
+            any = true;
+            let _ = writeln!(
+                w,
+                "{}",
+                verdict_text(
+                    &format!("Block {} ({})", bi + 1, b.name),
+                    &all_stats[bi],
+                    &v
+                )
+            );
+        }
+    }
+    if !any {
+        let _ = writeln!(
+            w,
+            "- n/a: no block has both the hybrid (feed jemalloc, engine mimalloc + arena) and the all-system heap baseline at the same levels with finished runs."
+        );
+    }
+
+    for (bi, b) in blocks.iter().enumerate() {
+        let stats = &all_stats[bi];
+        let _ = writeln!(w, "\n## Block {}: {}\n", bi + 1, b.name);
+        let _ = writeln!(
+            w,
+            "Config `{}`, {} s per run (the first {} s are warm-up), seed {}, {} variants.\n",
+            b.config,
+            b.duration_s,
+            b.warmup_s,
+            b.seed,
+            b.variants.len()
+        );
+        let _ = writeln!(w, "### Key numbers\n");
+        w.push_str(&key_numbers(stats).markdown());
+        if !stats.iter().any(|s| s.variant.is_baseline() && s.ok > 0) {
+            let _ = writeln!(
+                w,
+                "\n×base: n/a, this block has no all-system heap baseline with finished runs."
+            );
+        }
+        let slow: Vec<String> = stats
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                s.min_rate_pct
+                    .filter(|p| *p < RATE_KEPT_PCT)
+                    .map(|p| format!("{} ({p:.1}%)", vid(i)))
+            })
+            .collect();
+        if !slow.is_empty() {
+            let _ = writeln!(
+                w,
+                "\n**Warning**: the feed did not keep the offered rate in a run of {}.",
+                slow.join(", ")
+            );
+        }
+
+        let _ = writeln!(w, "\n### Recommendations\n");
+        let engine = engine_recs(stats);
+        let feed = feed_recs(stats);
+        for r in &engine {
+            let _ = writeln!(w, "{}", engine_text(stats, r));
+        }
+        for r in &feed {
+            let _ = writeln!(w, "{}", feed_text(stats, r));
+        }
+        for v in hybrid_verdicts(stats) {
+            let _ = writeln!(w, "{}", verdict_text("Hybrid", stats, &v));
+        }
+        if engine.is_empty() && feed.is_empty() {
+            let _ = writeln!(
+                w,
+                "- n/a: no two variants of this block differ in one role only with finished runs."
+            );
+        }
+
+        let breakeven = pool_breakeven(stats);
+        for ((ea, fa), rows) in &breakeven {
+            let _ = writeln!(
+                w,
+                "\n### Pool break-even (engine {ea}, feed {fa})\n\nEngine-stage latency (received → decision) per orders per side; \"pool vs\" is how much lower pool's median p99 is (negative: higher), marked * when beyond the run-to-run spread; pool fallbacks are the requests the pool passed to the global allocator (worst run).\n"
+            );
+            w.push_str(&breakeven_table(stats, rows).markdown());
+            for other in [
+                crate::variant::ScratchMode::Heap,
+                crate::variant::ScratchMode::Arena,
+            ] {
+                let wins = pool_wins(stats, rows, other);
+                let _ = writeln!(w, "\n{}", breakeven_text(other.name(), &wins));
+            }
+        }
+
+        let _ = writeln!(w, "\n### Latency per stage\n");
+        for stage in STAGES.map(Stage::name) {
+            let _ = writeln!(w, "#### {stage}\n");
+            w.push_str(&stage_table(stats, stage).markdown());
+            let few = stats
+                .iter()
+                .filter_map(|s| s.stages.get(stage))
+                .any(|x| x.min_count < P9999_MIN_SAMPLES);
+            if few {
+                let _ = writeln!(
+                    w,
+                    "\nSome runs have fewer than {P9999_MIN_SAMPLES} samples of `{stage}`: their p99.99 is indicative only."
+                );
+            }
+            for p in meta
+                .plots
+                .iter()
+                .filter(|p| p.block == bi && p.stage == stage)
+            {
+                let _ = writeln!(
+                    w,
+                    "\n![{stage}: latency by percentile, block {}]({})",
+                    bi + 1,
+                    p.file
+                );
+            }
+            let _ = writeln!(w);
+        }
+
+        let _ = writeln!(w, "### Runs\n");
+        w.push_str(&runs_table(stats, bi, runs).markdown());
+    }
+
+    if !meta.plot_notes.is_empty() {
+        let _ = writeln!(w, "\n## Plots\n");
+        for n in &meta.plot_notes {
+            let _ = writeln!(w, "- {n}");
+        }
+    }
+
+    let _ = writeln!(w, "\n## Appendix: every run\n");
+    w.push_str(&appendix(runs).markdown());
+    t
+}
+
+/// The key numbers of a block's variants: e2e and engine-stage p50 and p99 with their
+/// ratios to the baseline, allocations, memory and loss.
+fn key_numbers(stats: &[VariantStats]) -> Table {
+    let mut table = Table::new([
+        "#",
+        "engine",
+        "scratch",
+        "feed",
+        "levels",
+        "runs ok",
+        "e2e p50",
+        "×base",
+        "e2e p99 (runs)",
+        "×base",
+        "engine p50",
+        "×base",
+        "engine p99 (runs)",
+        "×base",
+        "allocs/tick",
+        "engine RSS",
+        "feed RSS",
+        "engine frag.",
+        "feed frag.",
+        "gaps / missed",
+    ])
+    .right_from(4);
+    for (i, s) in stats.iter().enumerate() {
+        let v = &s.variant;
+        let base = baseline_for(stats, v).map(|b| &stats[b]);
+        let cell = |x: Option<Spread>| x.map_or_else(|| "n/a".into(), |x| ns(x.median));
+        let cell_r = |x: Option<Spread>| {
+            x.map_or_else(
+                || "n/a".into(),
+                |x| format!("{} ({})", ns(x.median), spread_text(&x)),
+            )
+        };
+        let role = if v.is_baseline() {
+            " baseline"
+        } else if v.is_hybrid() {
+            " hybrid"
+        } else {
+            ""
+        };
+        table.row([
+            format!("{}{role}", vid(i)),
+            v.engine_alloc.to_string(),
+            v.scratch.to_string(),
+            v.feed_alloc.to_string(),
+            v.levels.to_string(),
+            format!("{}/{}", s.ok, s.ok + s.failed),
+            cell(s.p50("e2e")),
+            ratio(s.p50("e2e"), base.and_then(|b| b.p50("e2e"))),
+            cell_r(s.p99("e2e")),
+            ratio(s.p99("e2e"), base.and_then(|b| b.p99("e2e"))),
+            cell(s.p50("engine")),
+            ratio(s.p50("engine"), base.and_then(|b| b.p50("engine"))),
+            cell_r(s.p99("engine")),
+            ratio(s.p99("engine"), base.and_then(|b| b.p99("engine"))),
+            per_tick(s.allocs_per_tick),
+            opt_bytes(s.engine_rss),
+            opt_bytes(s.feed_rss),
+            opt_pct(s.engine_frag),
+            opt_pct(s.feed_frag),
+            format!("{} / {}", s.gaps, s.missed),
+        ]);
+    }
+    table
+}
+
+/// A pool break-even table: per levels value, each scratch mode's engine-stage p50 and
+/// p99, pool against heap and arena, the fastest, and pool's fallbacks.
+fn breakeven_table(stats: &[VariantStats], rows: &[BreakEvenRow]) -> Table {
+    use crate::variant::ScratchMode::{Arena, Heap, Pool};
+    let mut table = Table::new([
+        "levels",
+        "heap p50",
+        "heap p99",
+        "arena p50",
+        "arena p99",
+        "pool p50",
+        "pool p99",
+        "pool vs heap (p99)",
+        "pool vs arena (p99)",
+        "fastest p99",
+        "pool fallbacks",
+    ])
+    .right(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 10]);
+    for r in rows {
+        let c50 = |m| {
+            r.engine(stats, m)
+                .map_or_else(|| "n/a".into(), |s| ns(s.p50.median))
+        };
+        let c99 = |m| {
+            r.engine(stats, m)
+                .map_or_else(|| "n/a".into(), |s| ns(s.p99.median))
+        };
+        let vs = |m| {
+            r.pool_vs(stats, m).map_or_else(
+                || "n/a".into(),
+                |v| {
+                    format!(
+                        "{:+.1}%{}",
+                        v.lower_pct,
+                        if v.significant { "*" } else { "" }
+                    )
+                },
+            )
+        };
+        table.row([
+            r.levels.to_string(),
+            c50(Heap),
+            c99(Heap),
+            c50(Arena),
+            c99(Arena),
+            c50(Pool),
+            c99(Pool),
+            vs(Heap),
+            vs(Arena),
+            r.fastest(stats).map_or("n/a", |m| m.name()).to_string(),
+            r.pool
+                .and_then(|i| stats[i].pool_fallbacks)
+                .map_or_else(|| "n/a".into(), |n| n.to_string()),
+        ]);
+    }
+    table
+}
+
+/// One stage's percentile rows, a variant a row (see [`StageStats::as_percentiles`]),
+/// with the p99's run-to-run spread.
+fn stage_table(stats: &[VariantStats], stage: &str) -> Table {
+    let header = ["#", "variant"]
+        .into_iter()
+        .chain(PERCENTILE_COLUMNS)
+        .chain(["p99 runs"]);
+    let mut table = Table::new(header).right_from(2);
+    for (i, s) in stats.iter().enumerate() {
+        let (cells, runs) = match s.stages.get(stage) {
+            Some(x) => (percentile_cells(&x.as_percentiles()), spread_text(&x.p99)),
+            None => (percentile_cells_missing(), "n/a".into()),
+        };
+        table.row(
+            [vid(i), s.variant.label()]
+                .into_iter()
+                .chain(cells)
+                .chain([runs]),
+        );
+    }
+    table
+}
+
+/// Block `block`'s variants with the folders of their finished and failed runs.
+fn runs_table(stats: &[VariantStats], block: usize, runs: &[RunRecord]) -> Table {
+    let mut table = Table::new(["#", "variant", "run folders", "failed runs"]);
+    for i in 0..stats.len() {
+        let mine: Vec<&RunRecord> = runs
+            .iter()
+            .filter(|r| r.block == block && r.variant == i)
+            .collect();
+        let ok: Vec<String> = mine
+            .iter()
+            .filter(|r| r.result.is_ok())
+            .map(|r| format!("`{}`", r.dir))
+            .collect();
+        let bad: Vec<String> = mine
+            .iter()
+            .filter_map(|r| {
+                r.result
+                    .as_ref()
+                    .err()
+                    .map(|e| format!("`{}`: {}", r.dir, one_line(e)))
+            })
+            .collect();
+        let list = |l: Vec<String>, sep: &str| {
+            if l.is_empty() {
+                "none".into()
+            } else {
+                l.join(sep)
+            }
+        };
+        table.row([vid(i), vname(stats, i), list(ok, ", "), list(bad, "; ")]);
+    }
+    table
+}
+
+/// Every run, one row each, in run order: its e2e percentiles, the other stages' p50
+/// or p99, allocations, memory, tick counts and rate.
+fn appendix(runs: &[RunRecord]) -> Table {
+    let e2e = PERCENTILE_COLUMNS[1..].iter().map(|c| format!("e2e {c}"));
+    let header = ["run folder", "block", "#", "rep", "status"]
+        .map(String::from)
+        .into_iter()
+        .chain(e2e)
+        .chain(
+            [
+                "engine p50",
+                "engine p99",
+                "feed_lag p99",
+                "hop p99",
+                "allocs/tick",
+                "engine RSS",
+                "feed RSS",
+                "engine frag.",
+                "feed frag.",
+                "published",
+                "received",
+                "gaps",
+                "missed",
+                "rate",
+            ]
+            .map(String::from),
+        );
+    let mut table = Table::new(header).right(&[1, 3]).right_from(5);
+    for r in runs {
+        let head = [
+            format!("`{}`", r.dir),
+            (r.block + 1).to_string(),
+            vid(r.variant),
+            r.rep.to_string(),
+        ];
+        let s = match &r.result {
+            Err(e) => {
+                table.row(head.into_iter().chain([format!("failed: {}", one_line(e))]));
+                continue;
+            }
+            Ok(s) => s,
+        };
+        let e2e = s
+            .latency_ns
+            .get("e2e")
+            .map_or_else(percentile_cells_missing, percentile_cells);
+        let p = |stage: &str, f: fn(&Percentiles) -> u64| {
+            s.latency_ns
+                .get(stage)
+                .map_or_else(|| "n/a".into(), |p| fmt_ns(f(p)))
+        };
+        let mem = |m: &common::memory::MemoryReport| {
+            (
+                opt_bytes(Some(m.peak_rss_bytes).filter(|b| *b > 0)),
+                opt_pct(m.peak_fragmentation),
+            )
+        };
+        let (er, ef) = mem(&s.engine.detail.memory);
+        let (fr, ff) = mem(&s.feed.detail.memory);
+        table.row(
+            head.into_iter()
+                .chain(["ok".to_string()])
+                .chain(e2e.into_iter().skip(1))
+                .chain([
+                    p("engine", |p| p.p50),
+                    p("engine", |p| p.p99),
+                    p("feed_lag", |p| p.p99),
+                    p("hop", |p| p.p99),
+                    per_tick(Some(s.engine.global_allocs_per_tick)),
+                    er,
+                    fr,
+                    ef,
+                    ff,
+                    s.ticks.published.to_string(),
+                    s.ticks.received.to_string(),
+                    s.ticks.gaps.to_string(),
+                    s.ticks.missed.to_string(),
+                    rate_pct(s).map_or_else(|| "n/a".into(), |p| format!("{p:.1}%")),
+                ]),
+        );
+    }
+    table
+}
+
+/// Where pool beats `other` over a levels sweep, in one sentence.
+pub fn breakeven_text(other: &str, w: &PoolWins) -> String {
+    if w.wins.is_empty() {
+        return format!(
+            "Pool's median engine p99 is below {other}'s at no levels value of this sweep."
+        );
+    }
+    let list: Vec<String> = w
+        .wins
+        .iter()
+        .map(|v| {
+            format!(
+                "{} ({:.1}% lower{})",
+                v.levels,
+                v.lower_pct,
+                if v.significant {
+                    ""
+                } else {
+                    ", within the spread"
+                }
+            )
+        })
+        .collect();
+    let tail = match w.ahead {
+        Ahead::WholeSweep => format!(" Pool is ahead of {other} over the whole sweep."),
+        Ahead::From(l) => {
+            format!(" Break-even against {other}: from {l} levels on, pool stays ahead.")
+        }
+        Ahead::Not => {
+            format!(" Pool does not stay ahead of {other} up to the largest levels value.")
+        }
+    };
+    format!(
+        "Pool's median engine p99 is below {other}'s at levels {}.{tail}",
+        list.join(", ")
+    )
+}
+
+/// `s` on one line, for a table cell.
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '|'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::super::{BlockInfo, Meta, PlotRef, RunRecord};
+    use super::*;
+    use crate::table::md_row;
+    use crate::variant::{ScratchMode, Variant};
+    use common::summary::Summary;
+    use Alloc::*;
+    use ScratchMode::*;
+
+    #[test]
+    fn ratios_against_the_baseline() {
+        let b = block(&[700, 750, 800]);
+        assert_eq!(baseline_for(&b, &b[2].variant), Some(0));
+        assert_eq!(ratio(b[2].p99("e2e"), b[0].p99("e2e")), "0.71×");
+        assert_eq!(ratio(b[0].p99("e2e"), b[0].p99("e2e")), "1.00×");
+        assert_eq!(ratio(b[2].p99("e2e"), None), "n/a");
+        let tiny = Some(Spread::of(&[3]));
+        assert_eq!(ratio(tiny, Some(Spread::of(&[1000]))), "3.0e-3×");
+    }
+
+    #[test]
+    fn engine_recommendation_picks_the_lowest_and_flags_spread() {
+        let b = block(&[700, 750, 800]);
+        let recs = engine_recs(&b);
+        // The baseline (feed system) stands alone in its group: one recommendation.
+        assert_eq!(recs.len(), 1);
+        let r = &recs[0];
+        assert_eq!((r.feed_alloc, r.levels, r.baseline), (Jemalloc, 3, Some(0)));
+        let order: Vec<usize> = r.by_e2e_p99.iter().map(|x| x.0).collect();
+        assert_eq!(order, [4, 2, 3, 1]);
+        let t = engine_text(&b, r);
+        assert!(
+            t.contains("**tcmalloc + pool** (V5): 650ns (runs 600ns–700ns)"),
+            "{t}"
+        );
+        // 650 vs 750: the ranges 600–700 and 700–800 touch, so not significant.
+        assert!(
+            t.contains("13.3% below the next best, mimalloc + arena (V3): 750ns (runs 700ns–800ns), within the run-to-run spread, so not a significant difference"),
+            "{t}"
+        );
+        assert!(
+            t.contains("38.1% below the all-system heap baseline (V1): 1.05µs (runs 1.00µs–1.10µs), beyond the run-to-run spread"),
+            "{t}"
+        );
+        assert!(
+            t.contains("By the engine stage alone (received → decision), the lowest median p99 is **tcmalloc + pool** (V5): 325ns (runs 300ns–350ns)"),
+            "{t}"
+        );
+        assert_eq!(below_above(90.0, 100.0), "10.0% below");
+        assert_eq!(below_above(120.0, 100.0), "20.0% above");
+        // Separate the ranges: now significant.
+        let mut b2 = block(&[710, 750, 800]);
+        b2[4] = stats_of(variant(Tcmalloc, Pool, Jemalloc, 3), &[600, 650, 690]);
+        let t = engine_text(&b2, &engine_recs(&b2)[0]);
+        assert!(
+            t.contains("(V3): 750ns (runs 710ns–800ns), beyond the run-to-run spread"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn hybrid_verdict_both_ways() {
+        // 750 against 1050: 28.6% lower, reached.
+        let b = block(&[700, 750, 800]);
+        let v = hybrid_verdicts(&b);
+        assert_eq!(v.len(), 1);
+        assert_eq!((v[0].hybrid, v[0].baseline), (2, 0));
+        assert!((v[0].improvement_pct - 28.571).abs() < 0.01, "{v:?}");
+        assert!(v[0].reached && v[0].significant);
+        let t = verdict_text("Block 1", &b, &v[0]);
+        assert!(t.contains("**28.6% lower**"), "{t}");
+        assert!(t.contains("is **reached**"), "{t}");
+        assert!(
+            t.contains("On the engine stage alone (received → decision) the hybrid's median p99 is 375ns against 525ns: 28.6% below, beyond the run-to-run spread."),
+            "{t}"
+        );
+        // 800 against 1050 with overlapping ranges: reached on the medians only.
+        let b = block(&[640, 800, 1000]);
+        let v = hybrid_verdicts(&b);
+        assert!(v[0].reached && !v[0].significant, "{v:?}");
+        let t = verdict_text("Block 1", &b, &v[0]);
+        assert!(
+            t.contains("**23.8% lower**") && t.contains("**reached on the medians only"),
+            "{t}"
+        );
+        // 900 against 1050: 14.3% lower, not reached; ranges overlap.
+        let b = block(&[850, 900, 1000]);
+        let v = hybrid_verdicts(&b);
+        assert!((v[0].improvement_pct - 14.286).abs() < 0.01, "{v:?}");
+        assert!(!v[0].reached && !v[0].significant);
+        let t = verdict_text("Block 1", &b, &v[0]);
+        assert!(
+            t.contains("**14.3% lower**") && t.contains("**not reached**"),
+            "{t}"
+        );
+        assert!(t.contains("within the run-to-run spread"), "{t}");
+        // Slower than the baseline: said as such.
+        let b = block(&[1200, 1260, 1300]);
+        let t = verdict_text("B", &b, &hybrid_verdicts(&b)[0]);
+        assert!(
+            t.contains("**20.0% higher**") && t.contains("**not reached**"),
+            "{t}"
+        );
+        // No baseline: no verdict.
+        assert!(hybrid_verdicts(&b[1..]).is_empty());
+    }
+
+    #[test]
+    fn feed_recommendation_names_the_trade_off() {
+        let mk = |f: Alloc, lag: &[u64], rss: u64, frag: Option<f64>| {
+            let s: Vec<Summary> = lag.iter().map(|l| summary(1000, *l, rss, frag)).collect();
+            VariantStats::of(
+                variant(Mimalloc, Arena, f, 3),
+                &s.iter().collect::<Vec<_>>(),
+                0,
+            )
+        };
+        let b = vec![
+            mk(System, &[500, 520, 540], 300 << 20, None),
+            mk(Jemalloc, &[300, 310, 320], 250 << 20, Some(0.05)),
+            mk(Mimalloc, &[400, 410, 420], 200 << 20, Some(0.20)),
+        ];
+        let recs = feed_recs(&b);
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0].by_lag_p99[0].0, 1);
+        assert_eq!(recs[0].by_rss[0].0, 2);
+        assert_eq!(recs[0].by_frag[0].0, 1);
+        let t = feed_text(&b, &recs[0]);
+        assert!(
+            t.contains("lowest median feed_lag p99: **jemalloc (V2)** 310ns"),
+            "{t}"
+        );
+        assert!(t.contains("beyond the run-to-run spread"), "{t}");
+        assert!(
+            t.contains("Lowest peak feed RSS: **mimalloc (V3)** 200.0MiB"),
+            "{t}"
+        );
+        assert!(
+            t.contains("Lowest peak fragmentation: **jemalloc (V2)** 5.0%"),
+            "{t}"
+        );
+        assert!(
+            t.contains("Trade-off: jemalloc has the lowest feed_lag p99, mimalloc has the lowest peak RSS, jemalloc has the lowest fragmentation"),
+            "{t}"
+        );
+        // One allocator best everywhere: a plain recommendation.
+        let b = vec![
+            mk(System, &[500, 520, 540], 300 << 20, None),
+            mk(Jemalloc, &[300, 310, 320], 150 << 20, Some(0.05)),
+        ];
+        let t = feed_text(&b, &feed_recs(&b)[0]);
+        assert!(
+            t.contains("Recommendation: **jemalloc**, best on every measured count"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn breakeven_text_names_the_levels() {
+        let wins = |w: &[(u32, f64, bool)], ahead| PoolWins {
+            wins: w
+                .iter()
+                .map(|&(levels, lower_pct, significant)| PoolVs {
+                    levels,
+                    lower_pct,
+                    significant,
+                })
+                .collect(),
+            ahead,
+        };
+        let t = breakeven_text(
+            "arena",
+            &wins(&[(2, 5.0, true), (4, 16.7, true)], Ahead::From(2)),
+        );
+        assert!(
+            t.contains("at levels 2 (5.0% lower), 4 (16.7% lower)"),
+            "{t}"
+        );
+        assert!(t.contains("from 2 levels on"), "{t}");
+        let t = breakeven_text(
+            "heap",
+            &wins(
+                &[(1, 12.5, false), (2, 24.0, true), (4, 37.5, true)],
+                Ahead::WholeSweep,
+            ),
+        );
+        assert!(t.contains("over the whole sweep"), "{t}");
+        assert!(t.contains("1 (12.5% lower, within the spread)"), "{t}");
+        let t = breakeven_text("heap", &wins(&[(2, 1.0, false)], Ahead::Not));
+        assert!(t.contains("does not stay ahead"), "{t}");
+        assert!(breakeven_text("heap", &wins(&[], Ahead::Not)).contains("at no levels value"));
+    }
+
+    #[test]
+    fn report_is_complete_and_traceable() {
+        let variants: Vec<Variant> = block(&[700, 750, 800]).iter().map(|s| s.variant).collect();
+        let p99s: [[u64; 3]; 5] = [
+            [1000, 1050, 1100],
+            [990, 1000, 1010],
+            [700, 750, 800],
+            [760, 800, 840],
+            [600, 650, 700],
+        ];
+        let mut runs = Vec::new();
+        for rep in 0..3u32 {
+            for (vi, p) in p99s.iter().enumerate() {
+                let dir = format!("runs/r{}/b1-v{}", rep + 1, vi + 1);
+                let result = if vi == 3 && rep == 1 {
+                    Err("engine exited with status 3\nmore".to_string())
+                } else {
+                    Ok(summary(p[rep as usize], 100, 1 << 20, None))
+                };
+                runs.push(RunRecord {
+                    block: 0,
+                    variant: vi,
+                    rep: rep + 1,
+                    dir,
+                    result,
+                });
+            }
+        }
+        let blocks = [BlockInfo {
+            name: "engine allocator × scratch".into(),
+            config: "configs/default.toml".into(),
+            duration_s: 5.0,
+            warmup_s: 1.0,
+            seed: 42,
+            variants,
+        }];
+        let meta = Meta {
+            matrix: "configs/compare.toml".into(),
+            started_utc: "20250101-000000".into(),
+            wall: Duration::from_secs(400),
+            repetitions: 3,
+            plots: vec![PlotRef {
+                block: 0,
+                stage: "e2e".into(),
+                file: "plots/b1-e2e.svg".into(),
+            }],
+            ..Meta::default()
+        };
+        let md = render(&meta, &blocks, &runs);
+        assert!(md.contains("wall time 6m40s; 15 runs, 1 failed"), "{md}");
+        assert!(md.contains("**28.6% lower**"), "{md}");
+        // The key numbers table comes first: its rows are the first with these names.
+        assert_eq!(
+            md_row(&md, "V1 baseline")[..6],
+            ["V1 baseline", "system", "heap", "system", "3", "3/3"]
+        );
+        assert_eq!(
+            md_row(&md, "V4")[..6],
+            ["V4", "jemalloc", "arena", "jemalloc", "3", "2/3"]
+        );
+        assert_eq!(
+            md_row(&md, "V3 hybrid")[..15],
+            [
+                "V3 hybrid",
+                "mimalloc",
+                "arena",
+                "jemalloc",
+                "3",
+                "3/3",
+                "187ns",
+                "0.71×",
+                "750ns (700ns–800ns)",
+                "0.71×",
+                "93ns",
+                "0.71×",
+                "375ns (350ns–400ns)",
+                "0.71×",
+                "0"
+            ]
+        );
+        // Stage tables: the percentile row of the hybrid's e2e (count: fewest samples).
+        let e2e = &md[md.find("#### e2e").unwrap()..];
+        assert_eq!(
+            md_row(e2e, "V3"),
+            [
+                "V3",
+                "engine mimalloc + arena, feed jemalloc, 3 levels",
+                "400,000",
+                "187ns",
+                "375ns",
+                "750ns",
+                "1.50µs",
+                "2.40µs",
+                "8.00µs",
+                "700ns–800ns"
+            ]
+        );
+        assert!(
+            md.contains("![e2e: latency by percentile, block 1](plots/b1-e2e.svg)"),
+            "{md}"
+        );
+        assert!(
+            md.contains("`runs/r2/b1-v4`: engine exited with status 3 more"),
+            "{md}"
+        );
+        let failed = md_row(&md, "`runs/r2/b1-v4`");
+        assert_eq!(
+            failed[..5],
+            [
+                "`runs/r2/b1-v4`",
+                "1",
+                "V4",
+                "2",
+                "failed: engine exited with status 3 more"
+            ]
+        );
+        assert!(failed[5..].iter().all(|c| c.is_empty()), "{failed:?}");
+        assert_eq!(
+            md_row(&md, "`runs/r1/b1-v1`")[..6],
+            ["`runs/r1/b1-v1`", "1", "V1", "1", "ok", "250ns"]
+        );
+        assert!(md.contains("n/a"), "fragmentation not reported: {md}");
+        // Every table row has as many cells as its header.
+        for table in md.split("\n\n").filter(|b| b.starts_with('|')) {
+            let cells: Vec<usize> = table.lines().map(|l| l.matches('|').count()).collect();
+            assert!(cells.iter().all(|c| *c == cells[0]), "{table}");
+        }
+    }
+}

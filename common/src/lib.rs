@@ -4,6 +4,12 @@
 //! `// SAFETY:` comment and sits behind a safe API. What allocates, blocks or must run
 //! on a particular thread is stated in each module's documentation.
 //!
+//! The code here that runs per tick on a hot thread: the ring's `Publisher::publish` and
+//! `Subscriber::poll` (`ring/mod.rs`, through the `transport` traits), stage recording
+//! (`latency.rs`, `StageSet::record`), the counting allocator (`alloc.rs`), the pool
+//! (`pool.rs`, in pool mode) and the clock read (`clock.rs`). Everything else is start-up,
+//! cold-thread or tool code.
+//!
 //! # Modules, in dependency order
 //!
 //! The modules import one way: each one imports only from the modules above it in this
@@ -30,7 +36,7 @@
 //! | [`config`] | the TOML run configuration, validated, with errors naming file, line, column and key; [`config::edit`]: one configuration derived from another by key path | `cores`, `ring`, `tick` |
 //! | [`budget`] | what each cold thread costs the hot cores (CPU per second, stretches between sleeps) and the slicing of cold work | `clock`, `config`, `cores`, `latency` |
 //! | [`memory`] | memory samples (RSS, page faults, allocator statistics, fragmentation) and warnings | `config`, `os`, `units` |
-//! | [`manifest`] | the run manifest: machine, allocator, git revision, configuration | `config`, `os` |
+//! | [`manifest`] | the run manifest: machine, allocator, git revision, configuration | `allocators`, `config`, `os` |
 //! | [`summary`] | what a run measured: the feed's, the engine's and the merged summary | `alloc`, `budget`, `latency`, `manifest`, `memory`, `pool` |
 //! | [`failure`] | the one failure type of the binaries, with its exit code (2 bad input, 1 runtime) | `files`, `ring` |
 //! | [`runargs`] | the `--config`/`--duration`/`--out` arguments of feed and engine, and the start-up they share | `config`, `cores`, `failure`, `files` |

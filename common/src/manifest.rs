@@ -5,6 +5,7 @@
 //! Collecting a manifest reads files under `/proc` (through [`crate::os`]) and
 //! allocates: it runs at start-up or shutdown, never per tick.
 
+use crate::allocators::AllocatorHooks;
 use crate::config::Config;
 use crate::os::{cpu_model, kernel_release};
 use serde::{Deserialize, Serialize};
@@ -72,7 +73,7 @@ impl Manifest {
         cores_allowed: &[usize],
         cores_used: BTreeMap<String, usize>,
         clock_source: &str,
-        allocator: AllocatorInfo,
+        allocator: &AllocatorHooks,
     ) -> Manifest {
         Manifest {
             cpu_model: cpu_model(),
@@ -80,7 +81,10 @@ impl Manifest {
             cores_used,
             kernel: kernel_release(),
             clock_source: clock_source.into(),
-            allocator,
+            allocator: AllocatorInfo {
+                name: allocator.name.into(),
+                version: (allocator.version)(),
+            },
             allocators: BTreeMap::new(),
             allocator_env: allocator_env(),
             git_rev: GIT_REV.into(),

@@ -43,7 +43,7 @@ use common::latency::{
     fixed_histogram, format_line, interval_channel, to_ns, Hlog, IntervalSink, Percentiles,
     HIGHEST_NS, STAGES,
 };
-use common::manifest::{AllocatorInfo, Manifest};
+use common::manifest::Manifest;
 use common::memory::{MemoryReport, MemorySample, Monitor};
 use common::ring::shm::{self, MappedRegion, OpenError, RingInfo};
 use common::ring::{StartAt, Subscriber};
@@ -306,10 +306,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
             &allowed,
             cores_used,
             source.name(),
-            AllocatorInfo {
-                name: hooks.name.into(),
-                version: (hooks.version)(),
-            },
+            hooks,
         ),
     };
     let path = out.join(ENGINE_SUMMARY);

@@ -30,7 +30,7 @@ use common::clock::Clock;
 use common::config::{Config, KeyPath};
 use common::failure::Failure;
 use common::files::{self, Kind};
-use common::manifest::{AllocatorInfo, Manifest};
+use common::manifest::Manifest;
 use common::memory::{MemoryReport, MemorySample, Monitor};
 use common::ring::shm::{self, CreateError, ProducerId};
 use common::summary::{EvictionReport, FeedSummary, LosslessReport};
@@ -206,10 +206,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
             &allowed,
             cores_used,
             clock.source().name(),
-            AllocatorInfo {
-                name: hooks.name.into(),
-                version: (hooks.version)(),
-            },
+            hooks,
         ),
     };
     let path = out.join(FEED_SUMMARY);

@@ -4,6 +4,10 @@
 //! and measures the machine's noise floor (`lab bench jitter`), and runs the fault
 //! scenarios end to end (`lab chaos`).
 //!
+//! `lab` has no hot path of the pipeline: it starts and supervises the binaries. Its own
+//! timed loops are the benchmarks' senders and receivers, in `bench/harness.rs` (and the
+//! jitter probe in `bench/jitter.rs`).
+//!
 //! This file only parses the command line and maps the outcome to an exit code:
 //! 0 on success, 2 for bad input (a bad flag — clap's own code — or a bad config file,
 //! marked with [`Failure::bad_input`], or a path that holds someone else's file), 1 for a

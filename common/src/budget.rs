@@ -10,17 +10,19 @@
 //!
 //! # Guarantees
 //!
-//! - Stretches are timed with the raw clock (two TSC reads each, no system call); the
-//!   CPU time comes from `CLOCK_THREAD_CPUTIME_ID`, read at start and at
-//!   [`Meter::report`]. A stretch is wall time: it includes any time the thread was
-//!   itself preempted, so it bounds from above how long the thread held a core.
+//! - Each stretch is measured twice: its wall time (two TSC reads), which decides when
+//!   to slice, and its CPU time (`CLOCK_THREAD_CPUTIME_ID` at both ends, two system
+//!   calls per stretch), which is what the thread took from the core it ran on: a
+//!   stretch's wall time also counts the time the thread itself waited while a hot
+//!   thread had the core. The longest CPU stretch bounds how long the thread kept a hot
+//!   thread off its core in one go.
 //! - [`Meter::new`] allocates the histogram of stretch lengths; nothing after that
 //!   allocates. For cold threads only (it reads clocks and sleeps).
 
 use crate::clock::{thread_cpu_ns, Clock};
 use crate::config::{ColdConfig, ColdPolicy};
 use crate::cores::restrict_current;
-use crate::latency::{fixed_histogram, HIGHEST_RAW};
+use crate::latency::{fixed_histogram, HIGHEST_NS};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -34,8 +36,14 @@ pub struct Meter {
     started_cpu_ns: u64,
     /// Raw clock when the current stretch began (0: asleep).
     awake_raw: u64,
+    /// Thread CPU time when the current stretch began.
+    awake_cpu_ns: u64,
+    /// CPU time of each stretch, nanoseconds.
     stretches: Histogram<u64>,
-    total_raw: u64,
+    /// Wall time of the longest stretch, raw units.
+    longest_wall_raw: u64,
+    /// CPU time of the longest stretch (ns) and when it began (raw).
+    longest_cpu: (u64, u64),
     pauses: u64,
 }
 
@@ -52,28 +60,39 @@ pub struct ColdBudget {
     pub stretches: u64,
     /// Stretches per second.
     pub stretches_per_s: f64,
-    /// Median stretch, microseconds.
+    /// Median CPU time of a stretch, microseconds.
     pub stretch_p50_us: f64,
-    /// 99th percentile of the stretches, microseconds.
+    /// 99th percentile of the stretches' CPU time, microseconds.
     pub stretch_p99_us: f64,
-    /// The longest stretch, microseconds.
+    /// The longest stretch in CPU time (how long the thread held a core in one go),
+    /// microseconds.
     pub longest_stretch_us: f64,
+    /// The longest stretch in wall time (its CPU time plus any time it waited for the
+    /// core meanwhile), microseconds.
+    #[serde(default)]
+    pub longest_wall_us: f64,
+    /// When the longest stretch (in CPU time) began, seconds after the thread started.
+    #[serde(default)]
+    pub longest_at_s: f64,
     /// Times the thread handed its core back in the middle of its work because a
     /// stretch had lasted its slice.
     pub pauses: u64,
 }
 
 impl std::fmt::Display for ColdBudget {
-    /// `cpu 12.3 ms/s, 200 stretches/s, p50 20 µs, p99 45 µs, longest 120 µs, 3 pauses`.
+    /// `cpu 12.3 ms/s, 200 stretches/s, cpu per stretch p50 20 µs, p99 45 µs, longest
+    /// 120 µs (wall 900 µs), 3 pauses`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "cpu {:.1} ms/s, {:.0} stretches/s, p50 {:.1} µs, p99 {:.1} µs, longest {:.1} µs, {} pauses",
+            "cpu {:.1} ms/s, {:.0} stretches/s, cpu per stretch p50 {:.1} µs, p99 {:.1} µs, longest {:.1} µs at {:.2} s (longest wall {:.1} µs), {} pauses",
             self.cpu_ms_per_s,
             self.stretches_per_s,
             self.stretch_p50_us,
             self.stretch_p99_us,
             self.longest_stretch_us,
+            self.longest_at_s,
+            self.longest_wall_us,
             self.pauses
         )
     }
@@ -91,8 +110,10 @@ impl Meter {
             started_raw: now,
             started_cpu_ns: thread_cpu_ns(),
             awake_raw: now,
-            stretches: fixed_histogram(HIGHEST_RAW),
-            total_raw: 0,
+            awake_cpu_ns: thread_cpu_ns(),
+            stretches: fixed_histogram(HIGHEST_NS),
+            longest_wall_raw: 0,
+            longest_cpu: (0, 0),
             pauses: 0,
         }
     }
@@ -101,6 +122,7 @@ impl Meter {
     #[inline]
     pub fn awake(&mut self) {
         self.awake_raw = self.clock.raw();
+        self.awake_cpu_ns = thread_cpu_ns();
     }
 
     /// The thread is about to sleep: the stretch ends.
@@ -110,8 +132,12 @@ impl Meter {
             return;
         }
         let d = self.clock.raw().saturating_sub(self.awake_raw);
-        self.stretches.saturating_record(d.min(HIGHEST_RAW));
-        self.total_raw += d;
+        let cpu = thread_cpu_ns().saturating_sub(self.awake_cpu_ns);
+        self.stretches.saturating_record(cpu.min(HIGHEST_NS));
+        self.longest_wall_raw = self.longest_wall_raw.max(d);
+        if cpu > self.longest_cpu.0 {
+            self.longest_cpu = (cpu, self.awake_raw);
+        }
         self.awake_raw = 0;
     }
 
@@ -143,7 +169,7 @@ impl Meter {
         let seconds = self.clock.raw().saturating_sub(self.started_raw) as f64 * ns_per_raw / 1e9;
         let cpu_ms = thread_cpu_ns().saturating_sub(self.started_cpu_ns) as f64 / 1e6;
         let per_s = |x: f64| if seconds > 0.0 { x / seconds } else { 0.0 };
-        let us = |raw: u64| raw as f64 * ns_per_raw / 1e3;
+        let us = |ns: u64| ns as f64 / 1e3;
         let n = self.stretches.len();
         ColdBudget {
             seconds,
@@ -154,6 +180,9 @@ impl Meter {
             stretch_p50_us: us(self.stretches.value_at_quantile(0.5)),
             stretch_p99_us: us(self.stretches.value_at_quantile(0.99)),
             longest_stretch_us: us(self.stretches.max()),
+            longest_wall_us: self.longest_wall_raw as f64 * ns_per_raw / 1e3,
+            longest_at_s: self.longest_cpu.1.saturating_sub(self.started_raw) as f64 * ns_per_raw
+                / 1e9,
             pauses: self.pauses,
         }
     }
@@ -168,16 +197,18 @@ pub struct ColdThread {
 }
 
 impl ColdThread {
-    /// Makes the calling thread a cold thread of `config` ([`enter_cold`] with
-    /// `config.cold` and `cores.cold`), saying on stderr what the kernel refused
-    /// (`PROCESS: warning: the THREAD thread could not take …`).
+    /// Makes the calling thread a cold thread of `config` on `cores` ([`enter_cold`] with
+    /// `config.cold`; `cores` is `cores.feed_cold()` or `cores.engine_cold()`), saying on
+    /// stderr what the kernel refused (`PROCESS: warning: the THREAD thread could not take
+    /// …`).
     pub fn enter(
         process: &str,
         thread: &str,
         config: &crate::config::Config,
+        cores: &[usize],
         clock: &Clock,
     ) -> ColdThread {
-        let (meter, refused) = enter_cold(&config.cold, &config.cores.cold, clock);
+        let (meter, refused) = enter_cold(&config.cold, cores, clock);
         if let Some(r) = refused {
             eprintln!("{process}: warning: the {thread} thread could not take {r}");
         }
@@ -185,6 +216,12 @@ impl ColdThread {
             meter,
             poll: Duration::from_millis(config.cold.poll_ms),
         }
+    }
+
+    /// This thread with another idle poll (a thread that expects work only once per
+    /// interval has no reason to wake every few milliseconds).
+    pub fn with_poll(self, poll: Duration) -> ColdThread {
+        ColdThread { poll, ..self }
     }
 
     /// Sleeps for the idle poll.
@@ -285,7 +322,8 @@ mod tests {
         let b = m.report();
         assert!(b.pauses >= 1, "{b:?}");
         assert_eq!(b.stretches, b.pauses + 1 + 1, "{b:?}");
-        assert!(b.longest_stretch_us >= 200.0, "{b:?}");
+        assert!(b.longest_wall_us >= 200.0, "{b:?}");
+        assert!(b.longest_stretch_us <= b.longest_wall_us + 1.0, "{b:?}");
         assert!(b.cpu_ms > 0.0, "{b:?}");
         assert!(b.seconds >= 0.003, "{b:?}");
     }

@@ -133,6 +133,27 @@ pub struct CoreConfig {
     /// Cores cold threads may use; empty means every allowed core.
     #[serde(default)]
     pub cold: Vec<usize>,
+    /// Cores of the feed's cold threads, instead of `cold` (for example the engine's hot
+    /// core, so that the history thread never preempts the md thread it reads from).
+    #[serde(default)]
+    pub feed_cold: Option<Vec<usize>>,
+    /// Cores of the engine's cold threads, instead of `cold` (for example the feed's hot
+    /// core, so that the report and order threads never preempt the hot thread they
+    /// read from).
+    #[serde(default)]
+    pub engine_cold: Option<Vec<usize>>,
+}
+
+impl CoreConfig {
+    /// Where the feed's cold threads may run: `feed_cold`, else `cold` (empty: anywhere).
+    pub fn feed_cold(&self) -> &[usize] {
+        self.feed_cold.as_deref().unwrap_or(&self.cold)
+    }
+
+    /// Where the engine's cold threads may run: `engine_cold`, else `cold`.
+    pub fn engine_cold(&self) -> &[usize] {
+        self.engine_cold.as_deref().unwrap_or(&self.cold)
+    }
 }
 
 /// `[feed]`.
@@ -584,12 +605,18 @@ impl Config {
                 ),
             ));
         }
-        for (i, &id) in c.cold.iter().enumerate() {
-            if !allowed.contains(&id) {
-                return Err((
-                    KeyPath::key("cores").then("cold").index(i),
-                    format!("core {id} is not one this process may use (allowed: {shown})"),
-                ));
+        for (key, list) in [
+            ("cold", Some(&c.cold)),
+            ("feed_cold", c.feed_cold.as_ref()),
+            ("engine_cold", c.engine_cold.as_ref()),
+        ] {
+            for (i, &id) in list.into_iter().flatten().enumerate() {
+                if !allowed.contains(&id) {
+                    return Err((
+                        KeyPath::key("cores").then(key).index(i),
+                        format!("core {id} is not one this process may use (allowed: {shown})"),
+                    ));
+                }
             }
         }
         Ok(())
@@ -1148,6 +1175,8 @@ volatility_bps = 2.0
             ("hot core not allowed", e(|e| e.set("cores.feed_md", 2)), "11:1: cores.feed_md: core 2 is not one this process may use"),
             ("shared hot core", e(|e| e.set("cores.engine_hot", 0)), "12:1: cores.engine_hot: core 0 is already the feed's hot core"),
             ("cold core out of range", e(|e| e.set("cores.cold", [0, 9])), "13:12: cores.cold[1]: core 9 is not one"),
+            ("feed cold core out of range", e(|e| e.set("cores.feed_cold", [9])), "13:14: cores.feed_cold[0]: core 9 is not one"),
+            ("engine cold core out of range", e(|e| e.set("cores.engine_cold", [1, 7])), "13:19: cores.engine_cold[1]: core 7 is not one"),
             ("negative core", e(|e| e.set("cores.feed_md", -1)), "11:11: cores.feed_md: invalid value: integer `-1`"),
             // Other values.
             ("zero duration", e(|e| e.set("duration_s", 0)), "3:1: duration_s: duration must be greater than 0"),

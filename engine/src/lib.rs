@@ -207,7 +207,19 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         std::thread::Builder::new()
             .name("engine-report".into())
             .spawn(move || {
-                let cold = ColdThread::enter("engine", "report", &config, &clock);
+                // Work comes once per interval: a tenth of it is soon enough to look,
+                // at most 100 ms, never more often than the cold poll.
+                let poll_ms = (config.log.interval_ms / 10)
+                    .min(100)
+                    .max(config.cold.poll_ms);
+                let cold = ColdThread::enter(
+                    "engine",
+                    "report",
+                    &config,
+                    config.cores.engine_cold(),
+                    &clock,
+                )
+                .with_poll(Duration::from_millis(poll_ms));
                 report_thread(sink, hlog, &clock, cold, monitor, stats, &profile)
             })
             .context("cannot start the report thread")
@@ -220,7 +232,13 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         std::thread::Builder::new()
             .name("engine-orders".into())
             .spawn(move || {
-                let cold = ColdThread::enter("engine", "order", &config, &clock);
+                let cold = ColdThread::enter(
+                    "engine",
+                    "order",
+                    &config,
+                    config.cores.engine_cold(),
+                    &clock,
+                );
                 order_thread(orders_rx, cold, &profile)
             })
             .context("cannot start the order thread")
@@ -429,6 +447,8 @@ fn report_thread(
         profile.publish(ROLE_REPORT);
         print_memory(&mut monitor, stats, profile);
     }
+    // The budget covers the run, not the totals and the flush that follow it.
+    let budget = cold.finish();
     result?;
     hlog.flush()?;
     profile.publish(ROLE_REPORT);
@@ -437,7 +457,7 @@ fn report_thread(
         .zip(&totals)
         .map(|(s, h)| (s.name().to_string(), Percentiles::of(h)))
         .collect();
-    Ok((totals, monitor.report().clone(), cold.finish()))
+    Ok((totals, monitor.report().clone(), budget))
 }
 
 /// Samples memory, prints the memory and allocation-profile lines and any warning.

@@ -9,7 +9,7 @@
 //!   channel drops and counts the copy, it never stalls publishing). Per tick it does
 //!   not allocate, lock, log or make a system call; the counting allocator proves the
 //!   first in `feed_summary.json` (`md_allocs`).
-//! - **history** (cold, on `cores.cold`): drains the channel into the per-symbol
+//! - **history** (cold, on `cores.feed_cold`, else `cores.cold`): drains the channel into the per-symbol
 //!   history and OHLCV bars, and prints one interval line per `log.interval_ms` with the
 //!   published count, achieved rate, history size, allocator statistics and RSS.
 //!
@@ -267,7 +267,7 @@ fn history_thread(
         stats,
         profile,
     } = *cold;
-    let mut cold = ColdThread::enter("feed", "history", config, clock);
+    let mut cold = ColdThread::enter("feed", "history", config, config.cores.feed_cold(), clock);
     let mut hist = history::History::new(config.symbols.len(), config.feed.history.max_ticks());
     let ns_per_raw = clock.ns_per_raw();
     let interval_raw = clock.raw_from_ns(config.log.interval_ms * 1_000_000);
@@ -336,11 +336,13 @@ fn history_thread(
         }
     }
     profile.publish(ROLE_HISTORY);
+    // The budget covers the run, not the digest of the whole history that follows it.
+    let budget = cold.finish();
     (
         hist.stats(),
         hist.digest(),
         monitor.report().clone(),
-        cold.finish(),
+        budget,
     )
 }
 

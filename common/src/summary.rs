@@ -237,6 +237,40 @@ pub struct FeedSection {
     pub detail: FeedSummary,
 }
 
+/// The machine's own noise on one hot core, probed beside a run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CoreNoise {
+    /// The core.
+    pub core: usize,
+    /// Fraction of the probe's time lost in gaps over 1 µs between clock reads.
+    pub lost_fraction: f64,
+    /// Gaps over 100 µs per second.
+    pub gaps_over_100us_per_s: f64,
+    /// 99.9th percentile of the gaps, nanoseconds.
+    pub gap_p99_9_ns: u64,
+    /// The longest gap, nanoseconds.
+    pub max_gap_ns: u64,
+}
+
+/// The machine's noise floor on the hot cores, probed beside a run (`lab run --noise`):
+/// a busy loop reading the clock on each hot core at once, and what those gaps alone
+/// would do to a steady stream of ticks through the cores.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NoiseFloor {
+    /// Seconds the cores were probed.
+    pub seconds: f64,
+    /// When it was probed: `before` the run.
+    pub when: String,
+    /// Each core's figures.
+    pub cores: Vec<CoreNoise>,
+    /// The best p99 a steady stream through these cores could have: the delay that only
+    /// 1% of ticks arriving at uniform times would exceed because of the probed gaps
+    /// alone (a tick arriving in a gap waits for its end), nanoseconds.
+    pub stream_p99_ns: u64,
+    /// The same for p99.9.
+    pub stream_p99_9_ns: u64,
+}
+
 /// The merged result of one run (`summary.json`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Summary {
@@ -254,6 +288,9 @@ pub struct Summary {
     /// threads: CPU time per second and its stretches between sleeps.
     #[serde(default)]
     pub cold_threads: BTreeMap<String, ColdBudget>,
+    /// The machine's noise floor on the hot cores, when it was probed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise: Option<NoiseFloor>,
     /// The environment (from the engine's manifest, with both allocators).
     pub manifest: Manifest,
 }
@@ -283,6 +320,7 @@ impl Summary {
                 achieved_per_s: feed.achieved_per_s,
             },
             latency_ns: engine.latency_ns.clone(),
+            noise: None,
             cold_threads: feed
                 .cold_threads
                 .iter()

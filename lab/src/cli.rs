@@ -90,6 +90,19 @@ pub struct RunArgs {
     /// Orders per side per decision (`engine.levels`, 1 to 16) [default: the config's].
     #[arg(long, value_name = "N")]
     pub levels: Option<u32>,
+    /// Seconds to probe the machine's noise on both hot cores before the run (a busy
+    /// loop on each, reported beside the run's latencies); 0 skips the probe.
+    #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = parse_secs_or_zero)]
+    pub noise: f64,
+}
+
+/// A number of seconds from 0 (off) to 60.
+fn parse_secs_or_zero(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=60.0).contains(&v) => Ok(v),
+        Ok(v) => Err(format!("must be a number of seconds from 0 to 60, got {v}")),
+        Err(e) => Err(format!("not a number: {e}")),
+    }
 }
 
 /// `lab compare`.

@@ -145,6 +145,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
                             &dir,
                             Output::Logs,
                             &mut signals,
+                            None,
                         )
                     });
                 let elapsed = t0.elapsed();

@@ -23,6 +23,7 @@ mod compare;
 mod hlog;
 mod host;
 mod matrix;
+mod noise;
 mod plot;
 mod report;
 mod run;

@@ -42,8 +42,8 @@ use common::failure::Failure;
 use common::files::{self, Kind};
 use common::latency::STAGES;
 use common::runargs::{ENGINE_HLOG, ENGINE_SUMMARY, FEED_SUMMARY};
-use common::summary::{EngineSummary, FeedSummary, Summary};
-use common::units::utc_stamp;
+use common::summary::{EngineSummary, FeedSummary, NoiseFloor, Summary};
+use common::units::{fmt_ns, utc_stamp};
 use serde::de::DeserializeOwned;
 use signal_hook::iterator::Signals;
 use std::fmt::Write as _;
@@ -110,7 +110,15 @@ pub fn run(args: &RunArgs) -> Result<()> {
     // the start of a child and the moment it is supervised.
     let mut signals = Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
         .context("cannot install the SIGINT/SIGTERM handler")?;
-    let ran = execute(&plan, &bins, &out_dir, Output::Relay, &mut signals)?;
+    let noise = (args.noise > 0.0).then(|| {
+        let cores = [plan.config.cores.feed_md, plan.config.cores.engine_hot];
+        eprintln!(
+            "lab: probing the machine's noise on cores {cores:?} for {} s before the run",
+            args.noise
+        );
+        crate::noise::probe(&cores, args.noise, "before")
+    });
+    let ran = execute(&plan, &bins, &out_dir, Output::Relay, &mut signals, noise)?;
     print!("{}", format_table(&ran.summary, &out_dir));
     let _ = io::stdout().flush();
     if let Some(sig) = ran.interrupted_by {
@@ -295,6 +303,7 @@ pub fn execute(
     out_dir: &Path,
     output: Output,
     signals: &mut Signals,
+    noise: Option<NoiseFloor>,
 ) -> Result<Ran> {
     let mut notes = Notes(match output {
         Output::Relay => None,
@@ -381,7 +390,8 @@ pub fn execute(
 
     let feed_summary: FeedSummary = read_json(&out_dir.join(FEED_SUMMARY))?;
     let engine_summary: EngineSummary = read_json(&out_dir.join(ENGINE_SUMMARY))?;
-    let summary = Summary::merge(feed_summary, engine_summary);
+    let mut summary = Summary::merge(feed_summary, engine_summary);
+    summary.noise = noise;
     files::write_json(&out_dir.join("summary.json"), &summary)?;
     if output == Output::Logs {
         notes.say(&format_table(&summary, out_dir));
@@ -700,6 +710,64 @@ pub fn format_table(s: &Summary, out_dir: &Path) -> String {
         "history     {} ticks held by the feed",
         group(s.feed.history_ticks)
     );
+    if !s.cold_threads.is_empty() {
+        let mut cold = Table::new([
+            "cold thread",
+            "cpu/s",
+            "stretches/s",
+            "p99 stretch",
+            "longest stretch",
+            "at",
+            "pauses",
+        ])
+        .right_from(1);
+        for (name, b) in &s.cold_threads {
+            cold.row([
+                format!("  {name}"),
+                format!("{:.1} ms", b.cpu_ms_per_s),
+                format!("{:.0}", b.stretches_per_s),
+                fmt_ns((b.stretch_p99_us * 1e3) as u64),
+                fmt_ns((b.longest_stretch_us * 1e3) as u64),
+                format!("{:.2} s", b.longest_at_s),
+                group(b.pauses),
+            ]);
+        }
+        w.push_str(&cold.terminal());
+        let total: f64 = s.cold_threads.values().map(|b| b.cpu_ms_per_s).sum();
+        let _ = writeln!(
+            w,
+            "  (CPU time per second of wall time; a stretch is the CPU a cold thread took between two sleeps; {total:.1} ms/s in all)"
+        );
+    }
+    match &s.noise {
+        Some(n) => {
+            let cores: Vec<String> = n
+                .cores
+                .iter()
+                .map(|c| {
+                    format!(
+                        "core {} lost {:.2}% ({:.1} gaps over 100 µs/s, longest {})",
+                        c.core,
+                        c.lost_fraction * 100.0,
+                        c.gaps_over_100us_per_s,
+                        fmt_ns(c.max_gap_ns)
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                w,
+                "noise       {} s on both hot cores {} the run: {}; the machine alone would give a steady stream p99 {}, p99.9 {}",
+                n.seconds,
+                n.when,
+                cores.join("; "),
+                fmt_ns(n.stream_p99_ns),
+                fmt_ns(n.stream_p99_9_ns)
+            );
+        }
+        None => {
+            let _ = writeln!(w, "noise       not probed (--noise 0)");
+        }
+    }
     let _ = writeln!(w, "machine     {}", Host::of(&s.manifest));
     let _ = writeln!(w, "summary     {}", out_dir.join("summary.json").display());
     let _ = writeln!(w, "hlog        {}", out_dir.join("engine.hlog").display());

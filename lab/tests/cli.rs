@@ -358,7 +358,8 @@ exit 0
                 "--out",
                 self.out.to_str().unwrap(),
             ]);
-            c.arg("--bin-dir").arg(bin_dir);
+            // The fakes need no noise probe (it spins both cores for a second).
+            c.arg("--bin-dir").arg(bin_dir).args(["--noise", "0"]);
             c.args(extra);
             c.env("FAKE_DIR", self.dir.path());
             c
@@ -881,7 +882,13 @@ mod end_to_end {
             "an order went unchecked"
         );
         assert_eq!(n(&engine["orders_invalid"]), 0);
+        // The machine's noise was probed on both hot cores, before the run.
+        let noise = &v["noise"];
+        assert_eq!(noise["cores"].as_array().map(Vec::len), Some(2), "{noise}");
+        assert_eq!(noise["when"], "before");
+        assert!(ran.stdout.contains("noise       "), "{ran:?}");
         // Every cold thread reported its budget.
+
         for thread in ["feed_history", "engine_report", "engine_orders"] {
             let b = &v["cold_threads"][thread];
             assert!(n(&b["stretches"]) > 0, "{thread}: {b}");

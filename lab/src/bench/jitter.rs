@@ -5,7 +5,7 @@
 //! hypervisor, other threads, SMIs. No end-to-end latency on that core can have a
 //! better tail than this.
 
-use super::harness::{percentiles_ns, PinReport};
+use super::harness::PinReport;
 use super::output::fmt_rate;
 use crate::cli::JitterArgs;
 use crate::host::Host;
@@ -14,8 +14,9 @@ use anyhow::anyhow;
 use anyhow::{Context, Result};
 use common::clock::Clock;
 use common::failure::Failure;
-use common::latency::{fixed_histogram, Percentiles, HIGHEST_RAW};
+use common::latency::{fixed_histogram, to_ns, Percentiles, HIGHEST_NS, HIGHEST_RAW};
 use common::units::fmt_ns;
+use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -130,44 +131,118 @@ fn stolen_fraction(j: &Jitter) -> f64 {
 
 /// The busy loop, on a thread pinned to `core`, for `seconds`.
 pub fn probe(clock: &Clock, core: usize, seconds: f64, pins: &PinReport) -> Jitter {
+    probe_many(clock, &[core], seconds, pins)
+        .pop()
+        .map(|(j, _)| j)
+        .unwrap_or_default()
+}
+
+/// The busy loop on every core of `cores` at once (one pinned thread each, started
+/// together), for `seconds`: each core's figures and its gaps as a histogram in
+/// nanoseconds (for [`stream_floor`]).
+pub fn probe_many(
+    clock: &Clock,
+    cores: &[usize],
+    seconds: f64,
+    pins: &PinReport,
+) -> Vec<(Jitter, Histogram<u64>)> {
     let stall_raw = STALL_NS.map(|ns| clock.raw_from_ns(ns));
     let length_raw = clock.raw_from_ns((seconds * 1e9) as u64);
-    let mut hist = fixed_histogram(HIGHEST_RAW);
-    let (stalls, stolen_raw, elapsed_raw) = std::thread::scope(|s| {
-        s.spawn(|| {
-            pins.pin("jitter probe", core);
-            let mut stalls = [0u64; 3];
-            let mut stolen_raw = 0u64;
-            let start = clock.raw();
-            let deadline = start.saturating_add(length_raw);
-            let mut prev = start;
-            loop {
-                let now = clock.raw();
-                let gap = now.saturating_sub(prev);
-                prev = now;
-                hist.saturating_record(gap.min(HIGHEST_RAW));
-                if gap > stall_raw[0] {
-                    stolen_raw += gap;
-                    for (n, &limit) in stalls.iter_mut().zip(&stall_raw) {
-                        *n += u64::from(gap > limit);
+    let ready = std::sync::Barrier::new(cores.len());
+    std::thread::scope(|s| {
+        let handles: Vec<_> = cores
+            .iter()
+            .map(|&core| {
+                let ready = &ready;
+                s.spawn(move || {
+                    let mut hist = fixed_histogram(HIGHEST_RAW);
+                    pins.pin("jitter probe", core);
+                    ready.wait();
+                    let mut stalls = [0u64; 3];
+                    let mut stolen_raw = 0u64;
+                    let start = clock.raw();
+                    let deadline = start.saturating_add(length_raw);
+                    let mut prev = start;
+                    loop {
+                        let now = clock.raw();
+                        let gap = now.saturating_sub(prev);
+                        prev = now;
+                        hist.saturating_record(gap.min(HIGHEST_RAW));
+                        if gap > stall_raw[0] {
+                            stolen_raw += gap;
+                            for (n, &limit) in stalls.iter_mut().zip(&stall_raw) {
+                                *n += u64::from(gap > limit);
+                            }
+                        }
+                        if now >= deadline {
+                            break;
+                        }
                     }
-                }
-                if now >= deadline {
-                    break;
-                }
-            }
-            (stalls, stolen_raw, prev - start)
-        })
-        .join()
-        .unwrap_or_default()
-    });
-    Jitter {
-        core,
-        seconds: clock.delta_ns(0, elapsed_raw) as f64 / 1e9,
-        ns: percentiles_ns(&hist, clock.ns_per_raw()),
-        stalls,
-        stolen_ns: clock.delta_ns(0, stolen_raw),
+                    let mut ns = fixed_histogram(HIGHEST_NS);
+                    to_ns(&hist, clock.ns_per_raw(), &mut ns);
+                    let j = Jitter {
+                        core,
+                        seconds: clock.delta_ns(0, prev - start) as f64 / 1e9,
+                        ns: Percentiles::of(&ns),
+                        stalls,
+                        stolen_ns: clock.delta_ns(0, stolen_raw),
+                    };
+                    (j, ns)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .zip(cores)
+            .map(|(h, &core)| {
+                h.join().unwrap_or_else(|_| {
+                    (
+                        Jitter {
+                            core,
+                            ..Jitter::default()
+                        },
+                        fixed_histogram(HIGHEST_NS),
+                    )
+                })
+            })
+            .collect()
+    })
+}
+
+/// The best `q` quantile (0.99, 0.999) a steady stream of ticks through the probed
+/// cores could have, given only their gaps (nanoseconds, over `seconds`): a tick that
+/// arrives, at a uniformly random time, inside a gap of length `g` waits for the rest
+/// of it, so the fraction of ticks delayed by more than `x` is the sum over all gaps of
+/// `max(g - x, 0)` divided by the time probed (the cores' shares add up: a tick passes
+/// through each). Returns the smallest `x` whose fraction is at most `1 - q`.
+pub fn stream_floor(gaps: &[&Histogram<u64>], seconds: f64, q: f64) -> u64 {
+    let total_ns = seconds * 1e9;
+    if total_ns <= 0.0 {
+        return 0;
     }
+    let late = |x: u64| -> f64 {
+        gaps.iter()
+            .flat_map(|h| h.iter_recorded())
+            .filter(|v| v.value_iterated_to() > x)
+            .map(|v| (v.value_iterated_to() - x) as f64 * v.count_at_value() as f64)
+            .sum::<f64>()
+            / total_ns
+    };
+    let allowed = 1.0 - q;
+    let (mut lo, mut hi) = (0u64, gaps.iter().map(|h| h.max()).max().unwrap_or(0));
+    if late(lo) <= allowed {
+        return 0;
+    }
+    // late() falls as x grows; find its first x at or below `allowed`.
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if late(mid) <= allowed {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    hi
 }
 
 /// The probe's report.
@@ -206,6 +281,27 @@ pub fn format_jitter(j: &Jitter, host: &Host, pinned: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stream_floor_follows_the_gaps() {
+        // One second with one gap of 10 ms: 1% of ticks arrive in it, and a tick that
+        // arrives x before its end waits x. So 0.1% wait more than 9 ms, 1% more than 0.
+        let mut h = fixed_histogram(HIGHEST_NS);
+        h.record(10_000_000).unwrap();
+        h.record_n(20, 1_000_000).unwrap(); // the rest: reads 20 ns apart
+        let p999 = stream_floor(&[&h], 1.0, 0.999);
+        assert!(p999.abs_diff(9_000_000) <= 9_000_000 / 500, "{p999}");
+        // (The histogram holds the gap to 3 significant digits, about 8 µs at 10 ms.)
+        let p99 = stream_floor(&[&h], 1.0, 0.99);
+        assert!(p99 <= 10_000, "within the resolution of the gap: {p99}");
+        // Two cores with that gap each: twice the late ticks.
+        let p999_2 = stream_floor(&[&h, &h], 1.0, 0.999);
+        assert!(p999_2.abs_diff(9_500_000) <= 9_500_000 / 500, "{p999_2}");
+        // No long gap: no floor above the reads themselves.
+        let mut quiet = fixed_histogram(HIGHEST_NS);
+        quiet.record_n(20, 1_000_000).unwrap();
+        assert!(stream_floor(&[&quiet], 1.0, 0.999) <= 20);
+    }
 
     #[test]
     fn probe_records_gaps_for_the_asked_time() {

@@ -45,10 +45,10 @@
 //! the producer child of [`process`]; this file picks the transport of a producer child.
 
 mod channel;
-mod harness;
+pub mod harness;
 #[cfg(feature = "peers")]
 mod iceoryx;
-mod jitter;
+pub mod jitter;
 mod output;
 mod process;
 mod ring;

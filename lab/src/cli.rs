@@ -114,8 +114,9 @@ pub struct CompareArgs {
     /// Report folder [default: a new folder results/compare-YYYYmmdd-HHMMSS, UTC].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Repetitions of every variant, instead of the matrix's `repetitions`.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    /// Repetitions of every variant, instead of the matrix's `repetitions` (at least 2: a
+    /// verdict needs two runs of each variant).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..=1000))]
     pub repetitions: Option<u32>,
     /// Seconds each run publishes, instead of the matrix's and the configs' durations.
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
@@ -311,6 +312,7 @@ mod tests {
         assert!(Cli::try_parse_from(["lab", "run", "--engine-alloc", "glibc"]).is_err());
         assert!(Cli::try_parse_from(["lab", "run", "--scratch", "stack"]).is_err());
         assert!(Cli::try_parse_from(["lab", "compare", "--repetitions", "0"]).is_err());
+        assert!(Cli::try_parse_from(["lab", "compare", "--repetitions", "1"]).is_err());
     }
 
     #[test]

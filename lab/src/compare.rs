@@ -117,7 +117,23 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
     // Measured overhead per run beyond its duration, for the estimate of time left.
     let mut overheads: Vec<f64> = Vec::new();
     let mut done = 0usize;
+    // The hot cores of the first block's configuration: the noise probe spins them at the
+    // start of every round.
+    let hot_cores = {
+        let c = &matrix.blocks[0].plans[0].config.cores;
+        [c.feed_md, c.engine_hot]
+    };
+    let mut noise = Vec::new();
     'rounds: for rep in 1..=matrix.repetitions {
+        if matrix.noise_s > 0.0 {
+            bar.set_message(format!(
+                "round {rep}: probing the noise on cores {hot_cores:?}"
+            ));
+            noise.push((
+                rep,
+                crate::noise::probe(&hot_cores, matrix.noise_s, "at the start of the round"),
+            ));
+        }
         for (bi, block) in matrix.blocks.iter().enumerate() {
             for (vi, variant) in block.variants.iter().enumerate() {
                 if let Some(sig) = signals.pending().next() {
@@ -199,6 +215,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
             warmup_s: b.warmup_s,
             seed: b.seed,
             variants: b.variants.clone(),
+            baseline: b.baseline,
         })
         .collect();
     let meta = Meta {
@@ -214,6 +231,8 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         }),
         plots,
         plot_notes,
+        metrics: matrix.metrics.clone(),
+        noise,
     };
     let md = report::render(&meta, &infos, &records);
     let report_path = out.join(REPORT);

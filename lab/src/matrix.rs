@@ -14,12 +14,24 @@
 //! feed_alloc = ["jemalloc"]                                      # default ["jemalloc"]
 //! scratch = ["heap", "arena", "pool"]       # default: the config's engine.scratch
 //! levels = [3]                              # default: the config's engine.levels
+//! set = { log.interval_ms = 500 }           # optional: other keys of the run
+//!                                           # configuration, for every variant
+//! baseline = 1                 # optional: the variant (V1, V2, …) the others are judged
+//!                              # against; default: the all-system heap variant
 //!
 //! [[block.variant]]            # optional extra variants, run before the product:
 //! engine_alloc = "system"      # each fixes the keys it sets; a key it leaves out
 //! feed_alloc = "system"        # ranges over the block's list (here: levels [3])
 //! scratch = "heap"
+//! name = "all system"          # optional: its name in the report
+//! set = { cold.slice_us = 0 }  # optional: its own settings (after the block's)
 //! ```
+//!
+//! At the top level, besides `config`, `duration_s` and `repetitions` (default 5, at
+//! least 2): `metrics = ["e2e p99", …]` (the metrics the report judges, names in
+//! `crate::report::metrics`; default `DEFAULT_METRICS`), `noise_s = 1.0` (the noise probe
+//! at the start of every round, 0 for none) and `max_minutes = 10` (refuse a matrix whose
+//! estimated time is longer).
 //!
 //! A block's variants are its `[[block.variant]]` entries followed by the product of its
 //! four lists (the product is left out when a block has `[[block.variant]]` entries and
@@ -46,8 +58,16 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// A variant with the matrix keys that brought in its scratch, its levels and its
+/// settings, so an error in the variant's configuration points at the right key.
+type Listed = (Variant, Option<KeyPath>, Option<KeyPath>, Option<KeyPath>);
+
 /// Repetitions when the matrix does not say.
-pub const DEFAULT_REPETITIONS: u32 = 3;
+pub const DEFAULT_REPETITIONS: u32 = 5;
+/// Fewest repetitions a matrix may ask for: a verdict needs two runs of each variant.
+pub const MIN_REPETITIONS: u32 = 2;
+/// Seconds of the noise probe per round when the matrix does not say.
+pub const DEFAULT_NOISE_S: f64 = 1.0;
 /// Most repetitions a matrix may ask for.
 pub const MAX_REPETITIONS: u32 = 1000;
 /// Estimated cost of one run beyond its duration (start-up, pre-faulting, the engine's
@@ -60,6 +80,9 @@ struct MatrixFile {
     config: Option<PathBuf>,
     duration_s: Option<f64>,
     repetitions: Option<u32>,
+    metrics: Option<Vec<String>>,
+    max_minutes: Option<f64>,
+    noise_s: Option<f64>,
     block: Vec<BlockFile>,
 }
 
@@ -73,6 +96,8 @@ struct BlockFile {
     feed_alloc: Option<Vec<Alloc>>,
     scratch: Option<Vec<ScratchMode>>,
     levels: Option<Vec<u32>>,
+    baseline: Option<usize>,
+    set: Option<toml::Table>,
     #[serde(default)]
     variant: Vec<VariantFile>,
 }
@@ -80,10 +105,28 @@ struct BlockFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct VariantFile {
+    name: Option<String>,
     engine_alloc: Option<Alloc>,
     feed_alloc: Option<Alloc>,
     scratch: Option<ScratchMode>,
     levels: Option<u32>,
+    set: Option<toml::Table>,
+}
+
+/// `set = { cold.slice_us = 0, cores.feed_cold = [1] }` as (key path, TOML value) pairs,
+/// tables walked down to their values.
+fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, String)>) {
+    for (k, v) in table {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(t) => flatten(&key, t, out),
+            other => out.push((key, other.to_string())),
+        }
+    }
 }
 
 /// What the command line overrides in a matrix.
@@ -104,6 +147,10 @@ pub struct Matrix {
     pub text: String,
     /// Runs of every variant.
     pub repetitions: u32,
+    /// The metrics the report judges ([`crate::report::metrics`] names).
+    pub metrics: Vec<String>,
+    /// Seconds of the noise probe on the hot cores at the start of every round (0: none).
+    pub noise_s: f64,
     /// The blocks, in file order.
     pub blocks: Vec<Block>,
 }
@@ -125,6 +172,10 @@ pub struct Block {
     pub variants: Vec<Variant>,
     /// One validated run configuration per variant, in the same order.
     pub plans: Vec<RunPlan>,
+    /// Index of the variant the others are compared with, when the matrix names one
+    /// (`baseline = N`, the report's VN); else the report picks the all-system heap
+    /// variant at the same levels.
+    pub baseline: Option<usize>,
 }
 
 impl Matrix {
@@ -153,14 +204,52 @@ impl Matrix {
         let fail = |key: KeyPath, message: String| error_at(&text, path, &key, message);
         let repetitions = match (cli.repetitions, file.repetitions) {
             (Some(r), _) => r,
-            (None, Some(r)) if (1..=MAX_REPETITIONS).contains(&r) => r,
+            (None, Some(r)) if (MIN_REPETITIONS..=MAX_REPETITIONS).contains(&r) => r,
             (None, Some(r)) => {
                 return Err(fail(
                     KeyPath::key("repetitions"),
-                    format!("must be between 1 and {MAX_REPETITIONS}, got {r}"),
+                    format!(
+                        "must be between {MIN_REPETITIONS} and {MAX_REPETITIONS} (a verdict needs at least two runs of each variant), got {r}"
+                    ),
                 ))
             }
             (None, None) => DEFAULT_REPETITIONS,
+        };
+        let metrics = match &file.metrics {
+            None => crate::report::DEFAULT_METRICS
+                .iter()
+                .map(|m| m.to_string())
+                .collect(),
+            Some(list) if list.is_empty() => {
+                return Err(fail(
+                    KeyPath::key("metrics"),
+                    "the list is empty: name at least one metric or leave the key out".into(),
+                ))
+            }
+            Some(list) => {
+                for (j, m) in list.iter().enumerate() {
+                    if crate::report::metric(m).is_none() {
+                        return Err(fail(
+                            KeyPath::key("metrics").index(j),
+                            format!(
+                                "unknown metric {m:?}; the metrics are: {}",
+                                crate::report::metric_names().join(", ")
+                            ),
+                        ));
+                    }
+                }
+                list.clone()
+            }
+        };
+        let noise_s = match file.noise_s {
+            None => DEFAULT_NOISE_S,
+            Some(s) if s.is_finite() && (0.0..=60.0).contains(&s) => s,
+            Some(s) => {
+                return Err(fail(
+                    KeyPath::key("noise_s"),
+                    format!("must be a number of seconds from 0 to 60, got {s}"),
+                ))
+            }
         };
         if let Some(d) = file.duration_s {
             check_duration(d).map_err(|m| fail(KeyPath::key("duration_s"), m))?;
@@ -236,29 +325,52 @@ impl Matrix {
             // Variants with the keys that brought in their scratch and levels: each
             // [[block.variant]] fixes the keys it sets, the others range over the
             // block's lists; then the product of the lists.
-            let mut listed: Vec<(Variant, Option<KeyPath>, Option<KeyPath>)> = Vec::new();
-            let mut product = |e: &[Alloc],
-                               f: &[Alloc],
-                               s: &[(ScratchMode, Option<KeyPath>)],
-                               l: &[(u32, Option<KeyPath>)]| {
-                for (levels, lk) in l {
-                    for engine_alloc in e {
-                        for feed_alloc in f {
-                            for (scratch, sk) in s {
-                                let v = Variant {
-                                    engine_alloc: *engine_alloc,
-                                    feed_alloc: *feed_alloc,
-                                    scratch: *scratch,
-                                    levels: *levels,
-                                };
-                                listed.push((v, sk.clone(), lk.clone()));
+            let mut listed: Vec<Listed> = Vec::new();
+            let mut product =
+                |e: &[Alloc],
+                 f: &[Alloc],
+                 s: &[(ScratchMode, Option<KeyPath>)],
+                 l: &[(u32, Option<KeyPath>)],
+                 extra: &(Vec<(String, String)>, Option<String>, Option<KeyPath>)| {
+                    for (levels, lk) in l {
+                        for engine_alloc in e {
+                            for feed_alloc in f {
+                                for (scratch, sk) in s {
+                                    let v = Variant {
+                                        engine_alloc: *engine_alloc,
+                                        feed_alloc: *feed_alloc,
+                                        scratch: *scratch,
+                                        levels: *levels,
+                                        settings: extra.0.clone(),
+                                        name: extra.1.clone(),
+                                    };
+                                    listed.push((v, sk.clone(), lk.clone(), extra.2.clone()));
+                                }
                             }
                         }
                     }
-                }
-            };
+                };
+            // The block's `set` applies to all its variants; a variant's own `set` comes
+            // after it, so it wins on a key both name.
+            let mut block_settings = Vec::new();
+            if let Some(set) = &b.set {
+                flatten("", set, &mut block_settings);
+            }
+            let block_set_key = b.set.as_ref().map(|_| bk().then("set"));
             for (k, v) in b.variant.iter().enumerate() {
                 let vk = || bk().then("variant").index(k);
+                let mut settings = block_settings.clone();
+                if let Some(set) = &v.set {
+                    flatten("", set, &mut settings);
+                }
+                let extra = (
+                    settings,
+                    v.name.clone(),
+                    v.set
+                        .as_ref()
+                        .map(|_| vk().then("set"))
+                        .or_else(|| block_set_key.clone()),
+                );
                 let e = v.engine_alloc.map_or_else(|| engines.clone(), |a| vec![a]);
                 let f = v.feed_alloc.map_or_else(|| feeds.clone(), |a| vec![a]);
                 let s = v.scratch.map_or_else(
@@ -268,25 +380,32 @@ impl Matrix {
                 let l = v
                     .levels
                     .map_or_else(|| levels.clone(), |x| vec![(x, Some(vk().then("levels")))]);
-                product(&e, &f, &s, &l);
+                product(&e, &f, &s, &l, &extra);
             }
             let has_lists = b.engine_alloc.is_some()
                 || b.feed_alloc.is_some()
                 || b.scratch.is_some()
                 || b.levels.is_some();
             if has_lists || b.variant.is_empty() {
-                product(&engines, &feeds, &scratches, &levels);
+                product(
+                    &engines,
+                    &feeds,
+                    &scratches,
+                    &levels,
+                    &(block_settings.clone(), None, block_set_key.clone()),
+                );
             }
             let mut seen = HashSet::new();
-            listed.retain(|(v, _, _)| seen.insert(*v));
+            listed.retain(|(v, ..)| seen.insert(v.clone()));
 
             let mut variants = Vec::with_capacity(listed.len());
             let mut plans = Vec::with_capacity(listed.len());
-            for (v, scratch_key, levels_key) in listed {
+            for (v, scratch_key, levels_key, set_key) in listed {
                 let overrides = Overrides {
                     scratch: Some(v.scratch),
                     levels: Some(v.levels),
                     duration_s,
+                    settings: v.settings.clone(),
                 };
                 let plan = RunPlan::load(&config_path, &overrides, allowed).map_err(|e| {
                     // Point at the matrix key that brought the bad value in.
@@ -297,6 +416,9 @@ impl Matrix {
                         scratch_key.clone()
                     } else if msg.contains(": duration_s: ") || msg.contains(": warmup_s: ") {
                         duration_key.clone()
+                    } else if set_key.is_some() {
+                        // Anything else a `set` brought in.
+                        set_key.clone()
                     } else {
                         None
                     };
@@ -307,7 +429,22 @@ impl Matrix {
                 variants.push(v);
                 plans.push(plan);
             }
+            let baseline = match b.baseline {
+                None => None,
+                Some(n) if (1..=variants.len()).contains(&n) => Some(n - 1),
+                Some(n) => {
+                    return Err(fail(
+                        bk().then("baseline"),
+                        format!(
+                            "names variant V{n}, but the block has {} (V1 to V{})",
+                            variants.len(),
+                            variants.len()
+                        ),
+                    ))
+                }
+            };
             blocks.push(Block {
+                baseline,
                 name: b.name.clone().unwrap_or_else(|| format!("block {}", i + 1)),
                 config: config_path,
                 duration_s: duration_s.unwrap_or(base.config.duration_s),
@@ -317,12 +454,33 @@ impl Matrix {
                 plans,
             });
         }
-        Ok(Matrix {
+        let max_minutes = file.max_minutes;
+        let budget_error = max_minutes.and_then(|max| {
+            let runs: usize = blocks.iter().map(|b| b.variants.len()).sum::<usize>()
+                * repetitions as usize;
+            let estimate = estimate(&blocks, repetitions, noise_s, RUN_OVERHEAD).as_secs_f64() / 60.0;
+            if !(max.is_finite() && max > 0.0) {
+                Some(format!("must be a number of minutes above 0, got {max}"))
+            } else if estimate > max {
+                Some(format!(
+                    "{runs} runs need about {estimate:.1} minutes, more than the {max} minutes allowed: fewer repetitions, variants or seconds per run"
+                ))
+            } else {
+                None
+            }
+        });
+        if let Some(m) = budget_error {
+            return Err(fail(KeyPath::key("max_minutes"), m));
+        }
+        let matrix = Matrix {
             path: path.to_path_buf(),
             text,
             repetitions,
+            metrics,
+            noise_s,
             blocks,
-        })
+        };
+        Ok(matrix)
     }
 
     /// Number of runs: every variant of every block, `repetitions` times.
@@ -330,15 +488,22 @@ impl Matrix {
         self.blocks.iter().map(|b| b.variants.len()).sum::<usize>() * self.repetitions as usize
     }
 
-    /// Estimated wall time, with `overhead` per run beyond its duration.
+    /// Estimated wall time, with `overhead` per run beyond its duration, and the noise
+    /// probe of every round.
     pub fn estimate(&self, overhead: Duration) -> Duration {
-        let one_round: f64 = self
-            .blocks
-            .iter()
-            .map(|b| b.variants.len() as f64 * (b.duration_s + overhead.as_secs_f64()))
-            .sum();
-        Duration::from_secs_f64(one_round * f64::from(self.repetitions))
+        estimate(&self.blocks, self.repetitions, self.noise_s, overhead)
     }
+}
+
+/// Wall time of `repetitions` rounds of `blocks`, with `overhead` per run and a noise
+/// probe of `noise_s` per round.
+fn estimate(blocks: &[Block], repetitions: u32, noise_s: f64, overhead: Duration) -> Duration {
+    let one_round: f64 = blocks
+        .iter()
+        .map(|b| b.variants.len() as f64 * (b.duration_s + overhead.as_secs_f64()))
+        .sum::<f64>()
+        + noise_s;
+    Duration::from_secs_f64(one_round * f64::from(repetitions))
 }
 
 fn check_duration(d: f64) -> Result<(), String> {
@@ -438,11 +603,14 @@ levels = [1, 2]
             .iter()
             .all(|v| v.scratch == ScratchMode::Arena && v.engine_alloc == Alloc::Mimalloc));
         assert_eq!(m.runs(), (5 + 4) * 2);
+        // Each round: its runs (duration plus 2 s) and the noise probe.
         let est = m.estimate(Duration::from_secs(2)).as_secs_f64();
         assert!(
-            (est - ((5.0 * 6.0) + 4.0 * 8.0) * 2.0).abs() < 1e-6,
+            (est - ((5.0 * 6.0) + 4.0 * 8.0 + DEFAULT_NOISE_S) * 2.0).abs() < 1e-6,
             "{est}"
         );
+        assert_eq!(m.metrics, crate::report::DEFAULT_METRICS);
+        assert_eq!(m.blocks[0].baseline, None);
     }
 
     #[test]
@@ -522,10 +690,81 @@ levels = [1, 2]
     }
 
     #[test]
-    fn zero_repetitions() {
-        let e = err(&GOOD.replace("repetitions = 2", "repetitions = 0"));
+    fn too_few_repetitions() {
+        for r in [0, 1] {
+            let e = err(&GOOD.replace("repetitions = 2", &format!("repetitions = {r}")));
+            assert!(
+                e.starts_with(&format!("test.toml:3:1: repetitions: must be between 2 and 1000 (a verdict needs at least two runs of each variant), got {r}")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn metrics_budget_noise_and_baseline_are_checked() {
+        let e = err(&GOOD.replace(
+            "repetitions = 2",
+            "repetitions = 2\nmetrics = [\"e2e p99\", \"e2e p42\"]",
+        ));
         assert!(
-            e.starts_with("test.toml:3:1: repetitions: must be between 1 and 1000, got 0"),
+            e.starts_with("test.toml:4:23: metrics[1]: unknown metric \"e2e p42\"; the metrics are: feed_lag p50,"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("repetitions = 2", "repetitions = 2\nmetrics = []"));
+        assert!(
+            e.starts_with("test.toml:4:1: metrics: the list is empty"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("repetitions = 2", "repetitions = 2\nmax_minutes = 1"));
+        assert!(
+            e.starts_with("test.toml:4:1: max_minutes: 18 runs need about 2.1 minutes, more than the 1 minutes allowed"),
+            "{e}"
+        );
+        parse(&GOOD.replace("repetitions = 2", "repetitions = 2\nmax_minutes = 3")).unwrap();
+        let e = err(&GOOD.replace("repetitions = 2", "repetitions = 2\nnoise_s = -1"));
+        assert!(
+            e.starts_with("test.toml:4:1: noise_s: must be a number of seconds from 0 to 60"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("name = \"engine\"", "name = \"engine\"\nbaseline = 9"));
+        assert!(
+            e.starts_with("test.toml:7:1: block[0].baseline: names variant V9, but the block has 5 (V1 to V5)"),
+            "{e}"
+        );
+        let m =
+            parse(&GOOD.replace("name = \"engine\"", "name = \"engine\"\nbaseline = 2")).unwrap();
+        assert_eq!(m.blocks[0].baseline, Some(1));
+    }
+
+    #[test]
+    fn variants_set_other_keys_and_have_names() {
+        let m = parse(
+            "config = \"default.toml\"\n\n[[block]]\n\n[[block.variant]]\nname = \"whole\"\nset = { cold.slice_us = 0 }\n\n[[block.variant]]\nname = \"crossed\"\nset = { cold.slice_us = 50, cores.feed_cold = [1], cores.engine_cold = [0] }\n",
+        )
+        .unwrap();
+        let b = &m.blocks[0];
+        assert_eq!(b.variants.len(), 2);
+        assert_eq!(b.variants[0].label(), "whole");
+        assert_eq!(b.variants[1].slug(), "crossed");
+        assert_eq!(
+            b.variants[1].settings,
+            [
+                ("cold.slice_us".to_string(), "50".to_string()),
+                ("cores.engine_cold".to_string(), "[0]".to_string()),
+                ("cores.feed_cold".to_string(), "[1]".to_string())
+            ]
+        );
+        assert_eq!(b.plans[0].config.cold.slice_us, 0);
+        assert_eq!(b.plans[1].config.cores.feed_cold(), [1]);
+        assert_eq!(b.plans[1].config.cores.engine_cold(), [0]);
+        // A value the configuration refuses is reported at the variant's `set`.
+        let e = err("config = \"default.toml\"\n\n[[block]]\n\n[[block.variant]]\nset = { cold.pause_us = 0 }\n");
+        assert!(
+            e.starts_with("test.toml:6:1: block[0].variant[0].set: "),
+            "{e}"
+        );
+        assert!(
+            e.contains("cold.pause_us: must be between 1 and 100000, got 0"),
             "{e}"
         );
     }

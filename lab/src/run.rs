@@ -88,6 +88,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         scratch: args.scratch,
         levels: args.levels,
         duration_s: args.duration,
+        settings: Vec::new(),
     };
     let plan = RunPlan::load(&args.config, &overrides, &allowed)?;
     let bins = Binaries::find(
@@ -129,7 +130,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
 
 /// Settings that replace the configuration file's, given as flags (`lab run`) or by a
 /// matrix variant (`lab compare`).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Overrides {
     /// `engine.scratch`.
     pub scratch: Option<ScratchMode>,
@@ -137,6 +138,8 @@ pub struct Overrides {
     pub levels: Option<u32>,
     /// `duration_s` (also passed to the children as `--duration`).
     pub duration_s: Option<f64>,
+    /// Further settings (key path, value as TOML text), from a matrix variant's `set`.
+    pub settings: Vec<(String, String)>,
 }
 
 impl Overrides {
@@ -157,6 +160,9 @@ impl Overrides {
         if let Some(d) = self.duration_s {
             parts.push(format!("--duration {d}"));
         }
+        for (k, v) in &self.settings {
+            parts.push(format!("{k} = {v}"));
+        }
         parts.join(" ")
     }
 }
@@ -175,6 +181,14 @@ pub fn derive_config(text: &str, overrides: &Overrides) -> Result<String, EditEr
     }
     if let Some(l) = overrides.levels {
         edit = edit.set("engine.levels", l);
+    }
+    for (key, value) in &overrides.settings {
+        // The value was written as TOML by the matrix: read it back as one.
+        let value: toml::Value = match format!("v = {value}").parse::<toml::Table>() {
+            Ok(mut t) => t.remove("v").unwrap_or(toml::Value::Boolean(false)),
+            Err(_) => toml::Value::String(value.clone()),
+        };
+        edit = edit.set(key, value);
     }
     edit.finish()
 }
@@ -789,6 +803,7 @@ mod tests {
             scratch: Some(ScratchMode::Pool),
             levels: Some(2),
             duration_s: Some(5.0),
+            settings: Vec::new(),
         };
         assert_eq!(
             derive_config(text, &o).unwrap(),

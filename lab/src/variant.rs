@@ -14,11 +14,12 @@ use std::fmt;
 
 /// A global allocator one of the binaries links.
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, clap::ValueEnum,
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, clap::ValueEnum,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Alloc {
     /// The C library's malloc (glibc).
+    #[default]
     System,
     /// jemalloc (tikv-jemallocator); the feed's default.
     Jemalloc,
@@ -68,11 +69,12 @@ impl fmt::Display for Alloc {
 
 /// The engine's scratch strategy (`engine.scratch` in the configuration).
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, clap::ValueEnum,
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, clap::ValueEnum,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum ScratchMode {
     /// The global allocator, allocating and freeing every tick.
+    #[default]
     Heap,
     /// A bumpalo arena, reset at every tick.
     Arena,
@@ -107,8 +109,9 @@ impl fmt::Display for ScratchMode {
     }
 }
 
-/// One point of a comparison: both allocators, the scratch strategy and the levels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// One point of a comparison: both allocators, the scratch strategy and the levels, and
+/// any other configuration settings the matrix gives it (`set`), with an optional name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Variant {
     /// The engine's global allocator.
     pub engine_alloc: Alloc,
@@ -118,6 +121,11 @@ pub struct Variant {
     pub scratch: ScratchMode,
     /// Orders per side per decision.
     pub levels: u32,
+    /// Further settings of the run configuration: key path (`cold.slice_us`) and value
+    /// written as TOML (`0`, `"batch"`, `[1]`), in the order given.
+    pub settings: Vec<(String, String)>,
+    /// The name the matrix gives it, if any.
+    pub name: Option<String>,
 }
 
 impl Variant {
@@ -141,23 +149,53 @@ impl Variant {
         format!("{} + {}", self.engine_alloc, self.scratch)
     }
 
-    /// A short readable label: `engine mimalloc + arena, feed jemalloc, 3 levels`.
+    /// A short readable label: its name, else `engine mimalloc + arena, feed jemalloc, 3
+    /// levels` followed by its settings (`, cold.slice_us = 0`).
     pub fn label(&self) -> String {
-        format!(
+        if let Some(name) = &self.name {
+            return name.clone();
+        }
+        let mut s = format!(
             "engine {}, feed {}, {} level{}",
             self.engine_side(),
             self.feed_alloc,
             self.levels,
             if self.levels == 1 { "" } else { "s" }
-        )
+        );
+        for (k, v) in &self.settings {
+            s.push_str(&format!(", {k} = {v}"));
+        }
+        s
     }
 
-    /// A file-name-safe identifier: `e-mimalloc-arena_f-jemalloc_L3`.
+    /// A file-name-safe identifier: `e-mimalloc-arena_f-jemalloc_L3`, or its name (with
+    /// every character other than letters, digits, `-` and `_` as `-`), and a digest of
+    /// its settings where it has some and no name.
     pub fn slug(&self) -> String {
-        format!(
+        if let Some(name) = &self.name {
+            return name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .collect();
+        }
+        let mut s = format!(
             "e-{}-{}_f-{}_L{}",
             self.engine_alloc, self.scratch, self.feed_alloc, self.levels
-        )
+        );
+        if !self.settings.is_empty() {
+            let mut h = 0xcbf2_9ce4_8422_2325u64;
+            for b in format!("{:?}", self.settings).bytes() {
+                h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+            }
+            s.push_str(&format!("_s{:08x}", h as u32));
+        }
+        s
     }
 }
 
@@ -180,6 +218,7 @@ mod tests {
             feed_alloc: Alloc::System,
             scratch: ScratchMode::Heap,
             levels: 1,
+            ..Variant::default()
         };
         assert!(v.is_baseline() && !v.is_hybrid());
         assert_eq!(v.label(), "engine system + heap, feed system, 1 level");
@@ -188,6 +227,7 @@ mod tests {
             feed_alloc: Alloc::Jemalloc,
             scratch: ScratchMode::Arena,
             levels: 3,
+            ..Variant::default()
         };
         assert!(h.is_hybrid() && !h.is_baseline());
         assert_eq!(h.slug(), "e-mimalloc-arena_f-jemalloc_L3");

@@ -666,7 +666,27 @@ mod compare {
             // repetitions 0
             (
                 good().replace("repetitions = 2", "repetitions = 0"),
-                "2:1: repetitions: must be between 1 and 1000, got 0",
+                "2:1: repetitions: must be between 2 and 1000 (a verdict needs at least two runs of each variant), got 0",
+            ),
+            // one repetition: no verdict possible
+            (
+                good().replace("repetitions = 2", "repetitions = 1"),
+                "2:1: repetitions: must be between 2 and 1000",
+            ),
+            // unknown metric
+            (
+                good().replace("repetitions = 2", "repetitions = 2\nmetrics = [\"e2e p99\", \"e2e p42\"]"),
+                "3:23: metrics[1]: unknown metric \"e2e p42\"",
+            ),
+            // more runs than fit the budget
+            (
+                good().replace("repetitions = 2", "repetitions = 40\nmax_minutes = 1"),
+                "3:1: max_minutes: 80 runs need about",
+            ),
+            // a baseline that is not a variant
+            (
+                good().replace("scratch = [\"heap\"]", "scratch = [\"heap\"]\nbaseline = 3"),
+                "7:1: block[0].baseline: names variant V3, but the block has 2",
             ),
         ] {
             let (ran, path) = compare_with(&bad);
@@ -987,7 +1007,7 @@ mod end_to_end {
         std::fs::write(
             &matrix,
             format!(
-                "config = \"{}\"\nrepetitions = 1\nduration_s = 1.5\n\n[[block]]\nname = \"umask\"\nengine_alloc = [\"mimalloc\"]\nscratch = [\"arena\"]\n",
+                "config = \"{}\"\nrepetitions = 2\nnoise_s = 0\nduration_s = 1.5\n\n[[block]]\nname = \"umask\"\nengine_alloc = [\"mimalloc\"]\nscratch = [\"arena\"]\n",
                 config.display()
             ),
         )

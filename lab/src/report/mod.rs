@@ -31,14 +31,17 @@
 //! verdicts); [`mod@render`] turns them into Markdown, calling on [`stats`] for every
 //! figure it shows.
 
+pub mod metrics;
 mod render;
 mod stats;
+pub mod verdict;
 
+pub use metrics::{metric, metric_names, DEFAULT_METRICS};
 pub use render::render;
 pub use stats::RATE_KEPT_PCT;
 
 use crate::variant::Variant;
-use common::summary::Summary;
+use common::summary::{NoiseFloor, Summary};
 use std::time::Duration;
 
 /// One block as planned.
@@ -56,6 +59,8 @@ pub struct BlockInfo {
     pub seed: u64,
     /// Its variants, in run order.
     pub variants: Vec<Variant>,
+    /// The variant the matrix names as the baseline, if any.
+    pub baseline: Option<usize>,
 }
 
 /// One run.
@@ -101,6 +106,10 @@ pub struct Meta {
     pub plots: Vec<PlotRef>,
     /// Notes on how the plots were made (runs left out, counts that differ).
     pub plot_notes: Vec<String>,
+    /// The metrics judged.
+    pub metrics: Vec<String>,
+    /// The machine's noise floor probed at the start of each round: (round, floor).
+    pub noise: Vec<(u32, NoiseFloor)>,
 }
 
 #[cfg(test)]
@@ -122,6 +131,7 @@ mod fixtures {
             feed_alloc: f,
             scratch: s,
             levels,
+            ..Variant::default()
         }
     }
 
@@ -172,14 +182,28 @@ mod fixtures {
         VariantStats::of(v, &s.iter().collect::<Vec<_>>(), 0)
     }
 
-    /// A block: baseline, hybrid, and two other engine settings.
+    /// A block of six rounds: the all-system baseline (around 1050), the hybrid (its
+    /// e2e p99 per round given), and three other engine settings (around 1000, 800 and
+    /// 650).
     pub fn block(hybrid_p99: &[u64]) -> Vec<VariantStats> {
         vec![
-            stats_of(variant(System, Heap, System, 3), &[1000, 1050, 1100]),
-            stats_of(variant(System, Heap, Jemalloc, 3), &[990, 1000, 1010]),
+            stats_of(
+                variant(System, Heap, System, 3),
+                &[1000, 1050, 1100, 1020, 1080, 1050],
+            ),
+            stats_of(
+                variant(System, Heap, Jemalloc, 3),
+                &[990, 1000, 1010, 995, 1005, 1000],
+            ),
             stats_of(variant(Mimalloc, Arena, Jemalloc, 3), hybrid_p99),
-            stats_of(variant(Jemalloc, Arena, Jemalloc, 3), &[760, 800, 840]),
-            stats_of(variant(Tcmalloc, Pool, Jemalloc, 3), &[600, 650, 700]),
+            stats_of(
+                variant(Jemalloc, Arena, Jemalloc, 3),
+                &[760, 800, 840, 780, 820, 800],
+            ),
+            stats_of(
+                variant(Tcmalloc, Pool, Jemalloc, 3),
+                &[600, 650, 700, 620, 680, 650],
+            ),
         ]
     }
 }

@@ -3,6 +3,7 @@
 //! there; this module only formats and arranges them.
 
 use super::stats::*;
+use super::verdict::{Comparison, Verdict};
 use super::{BlockInfo, Meta, RunRecord};
 use crate::host::Host;
 use crate::table::{
@@ -71,12 +72,48 @@ fn vname(stats: &[VariantStats], i: usize) -> String {
     format!("{}{role}", v.label())
 }
 
-/// "within the run-to-run spread (…), so not significant" or "beyond the spread".
-fn significance(a: &Spread, b: &Spread) -> &'static str {
-    if a.is_distinct_from(b) {
-        "beyond the run-to-run spread"
+/// What the rule says of variant `b` against variant `a` on `metric`, in words:
+/// `ratio 0.87×, 95% interval 0.80–0.93: lower, in both halves` and the like.
+fn judged(stats: &[VariantStats], a: usize, b: usize, metric: &str) -> String {
+    comparison_text(&compare(stats, a, b, metric))
+}
+
+/// [`judged`] of a comparison already made.
+fn comparison_text(c: &Comparison) -> String {
+    let interval = if c.lo.is_nan() {
+        String::new()
     } else {
-        "within the run-to-run spread, so not a significant difference"
+        format!(", 95% interval {}–{}", times(c.lo), times(c.hi))
+    };
+    let what = match c.verdict {
+        Verdict::Better => "detectably lower, in both halves of the rounds".to_string(),
+        Verdict::Worse => "detectably higher, in both halves of the rounds".to_string(),
+        Verdict::Unstable => format!(
+            "{} over all rounds but not in both halves ({} and {}), so unstable: no conclusion",
+            if c.full == Verdict::Better {
+                "lower"
+            } else {
+                "higher"
+            },
+            times(c.halves.0),
+            times(c.halves.1)
+        ),
+        Verdict::NoDifference => "no detectable difference".to_string(),
+        Verdict::TooFew => "too few runs to tell".to_string(),
+    };
+    format!("ratio {}{interval}: {what}", times(c.ratio))
+}
+
+/// `0.87×`.
+fn times(r: f64) -> String {
+    if r.is_finite() && r >= 0.1 {
+        format!("{r:.2}×")
+    } else if r.is_finite() && r >= 0.001 {
+        format!("{r:.3}×")
+    } else if r.is_finite() {
+        format!("{r:.1e}×")
+    } else {
+        "n/a".into()
     }
 }
 
@@ -126,7 +163,7 @@ fn ranked_text(
             vid(next),
             ns(n.median),
             spread_text(&n),
-            significance(&b, &n)
+            judged(stats, next, best, &format!("{stage} p99"))
         );
     }
     match baseline {
@@ -134,23 +171,20 @@ fn ranked_text(
             if let Some(bs) = stats[base].p99(stage) {
                 let _ = write!(
                     t,
-                    "; {} the all-system heap baseline ({}): {} (runs {}), {}",
+                    "; {} the baseline ({}): {} (runs {}), {}",
                     below_above(b.median, bs.median),
                     vid(base),
                     ns(bs.median),
                     spread_text(&bs),
-                    significance(&b, &bs)
+                    judged(stats, base, best, &format!("{stage} p99"))
                 );
             }
         }
         Some(_) => {
-            let _ = write!(t, "; that is the all-system heap baseline itself");
+            let _ = write!(t, "; that is the baseline itself");
         }
         None => {
-            let _ = write!(
-                t,
-                "; this block has no all-system heap baseline at these levels"
-            );
+            let _ = write!(t, "; this block has no baseline at these levels");
         }
     }
     t
@@ -179,10 +213,25 @@ pub fn engine_text(stats: &[VariantStats], rec: &EngineRec) -> String {
     let s = &stats[best];
     let _ = write!(
         t,
-        " The e2e pick's hot thread makes {} global allocations per tick; engine RSS {}.",
+        " The lowest median's hot thread makes {} global allocations per tick; engine RSS {}.",
         per_tick(s.allocs_per_tick),
         opt_bytes(s.engine_rss)
     );
+    match rec.pick(stats, "e2e") {
+        Some(w) => {
+            let _ = write!(
+                t,
+                " Recommendation: **{}**, detectably lower e2e p99 than the next best (a stable verdict).",
+                stats[w].variant.engine_side()
+            );
+        }
+        None => {
+            let _ = write!(
+                t,
+                " No recommendation on e2e p99: the lowest median is not detectably lower than the next best with a stable verdict."
+            );
+        }
+    }
     t
 }
 
@@ -204,7 +253,7 @@ pub fn feed_text(stats: &[VariantStats], rec: &FeedRec) -> String {
                 name(next),
                 ns(n.median),
                 spread_text(&n),
-                significance(&b, &n)
+                judged(stats, next, best, "feed_lag p99")
             );
         }
         (Some(&(best, b)), None) => {
@@ -258,11 +307,17 @@ pub fn feed_text(stats: &[VariantStats], rec: &FeedRec) -> String {
     let winners = rec.winners();
     if winners.is_empty() {
         let _ = write!(t, "No recommendation: nothing measured.");
-    } else if let Some(w) = rec.pick() {
+    } else if let Some(w) = rec.pick(stats) {
         let _ = write!(
             t,
-            "Recommendation: **{}**, best on every measured count.",
+            "Recommendation: **{}**, best on every measured count, its feed_lag p99 detectably lower than the next best's (a stable verdict).",
             stats[w].variant.feed_alloc
+        );
+    } else if winners.iter().all(|x| x.1 == winners[0].1) {
+        let _ = write!(
+            t,
+            "No recommendation: {} has the lowest figures, but its feed_lag p99 is not detectably lower than the next best's with a stable verdict.",
+            stats[winners[0].1].variant.feed_alloc
         );
     } else {
         let parts: Vec<String> = winners
@@ -286,7 +341,7 @@ pub fn feed_text(stats: &[VariantStats], rec: &FeedRec) -> String {
 }
 
 /// The verdict as one markdown list item.
-pub fn verdict_text(block: &str, stats: &[VariantStats], v: &Verdict) -> String {
+pub fn verdict_text(block: &str, stats: &[VariantStats], v: &HybridVerdict) -> String {
     let h = stats[v.hybrid].p99("e2e").expect("verdicts have e2e p99");
     let b = stats[v.baseline].p99("e2e").expect("verdicts have e2e p99");
     let change = if v.improvement_pct >= 0.0 {
@@ -300,7 +355,7 @@ pub fn verdict_text(block: &str, stats: &[VariantStats], v: &Verdict) -> String 
             ns(h.median),
             ns(b.median),
             below_above(h.median, b.median),
-            significance(&h, &b)
+            judged(stats, v.baseline, v.hybrid, "engine p99")
         ),
         _ => String::new(),
     };
@@ -313,11 +368,16 @@ pub fn verdict_text(block: &str, stats: &[VariantStats], v: &Verdict) -> String 
         vid(v.baseline),
         ns(b.median),
         spread_text(&b),
-        significance(&h, &b),
-        match (v.reached, v.significant) {
-            (true, true) => "reached",
-            (true, false) => "reached on the medians only: the spreads overlap, so these runs do not establish it",
-            (false, _) => "not reached",
+        comparison_text(&v.comparison),
+        if v.reached {
+            "reached (a stable verdict)".to_string()
+        } else if v.improvement_pct >= TARGET_PCT {
+            format!(
+                "not established: the medians are at least {TARGET_PCT:.0}% apart, but the verdict is {}",
+                v.comparison.verdict.word()
+            )
+        } else {
+            "not reached".to_string()
         }
     )
 }
@@ -396,11 +456,67 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
     );
     let _ = writeln!(
         w,
-        "- p50, p90, p99, p99.9: the **median over the repetitions**; p99.99 and max: the **worst repetition**. \"runs a–b\" is the min–max over the repetitions: when two variants' ranges overlap, their difference is within the run-to-run spread and is not called significant. In the per-stage tables, `count` is the fewest samples of one repetition."
+        "- p50, p90, p99, p99.9: the **median over the repetitions**; p99.99 and max: the **worst repetition**. \"runs a–b\" is the min–max over the repetitions. In the per-stage tables, `count` is the fewest samples of one repetition."
+    );
+    let rule = rule();
+    let n = meta.repetitions as usize;
+    let _ = writeln!(
+        w,
+        "- **When a difference is a result.** Each repetition gives one value per metric, and a variant is compared with its block's baseline by those values over the interleaved rounds (never by pooling samples across runs). The effect is the ratio of medians; its 95% interval comes from a seeded bootstrap over repetitions ({} resamples; the same raw files give the same interval). A difference is **better** or **worse** only when the interval excludes 1, a two-sided rank test (Mann–Whitney U, exact) gives p < {:.2}, **and** the medians differ by at least {:.0}%; anything else is *no detectable difference*. Split halves: the verdict must also hold on the odd and on the even rounds alone (each half's median ratio at least {:.0}% on the same side), else it is *unstable*. Recommendations and the target verdict use stable verdicts only.",
+        rule.resamples,
+        1.0 - rule.confidence,
+        rule.min_effect * 100.0,
+        rule.min_effect * 100.0,
+    );
+    let false_rate = super::verdict::false_verdict_rate(n.max(2), 0.3, &rule, 400, 11);
+    let cvs: Vec<f64> = blocks
+        .iter()
+        .enumerate()
+        .flat_map(|(i, b)| {
+            block_stats(i, b, runs)
+                .into_iter()
+                .map(|s| super::verdict::cv(s.values("e2e p99")))
+                .filter(|c| *c > 0.0)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let typical_cv = super::verdict::median(&cvs);
+    let detectable = |cv: f64| match super::verdict::detectable_effect(n.max(2), cv, &rule, 200, 5)
+    {
+        Some(e) => format!("{:.0}%", e * 100.0),
+        None => "more than 50%".to_string(),
+    };
+    let _ = writeln!(
+        w,
+        "- **What this matrix can tell.** With {n} repetitions, the rule called a difference between two identically distributed variants in {:.1}% of 400 simulated trials (log-normal, 30% run-to-run variation). {}",
+        false_rate * 100.0,
+        if typical_cv.is_nan() {
+            "No e2e p99 spread was measured.".to_string()
+        } else {
+            format!(
+                "The e2e p99 of a variant varied by {:.0}% from run to run here (median coefficient of variation): at that spread it detects, four times in five, a shift of {} or more; at 10% variation (the engine stage's medians, typically), {}.",
+                typical_cv * 100.0,
+                detectable(typical_cv),
+                detectable(0.1)
+            )
+        }
+    );
+    let judged_list: Vec<String> = meta
+        .metrics
+        .iter()
+        .map(|m| match super::metrics::metric(m) {
+            Some(x) => format!("`{}` ({})", x.name, x.what),
+            None => format!("`{m}`"),
+        })
+        .collect();
+    let _ = writeln!(
+        w,
+        "- Metrics judged (lower is better for each): {}.",
+        judged_list.join("; ")
     );
     let _ = writeln!(
         w,
-        "- \"×base\": the variant's median ÷ the median of the block's all-system heap baseline (engine system + heap, feed system) at the same levels; below 1.00× is faster."
+        "- \"×base\": the variant's median ÷ the median of the block's baseline (the variant the matrix names with `baseline`, else the all-system heap variant, engine system + heap and feed system, at the same levels); below 1.00× is faster."
     );
     let _ = writeln!(
         w,
@@ -410,6 +526,14 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
         w,
         "- Every number comes from the `summary.json` of the runs listed per block (\"Runs\") and in the appendix; `V1`, `V2`, … number the variants within a block."
     );
+
+    if !meta.noise.is_empty() {
+        let _ = writeln!(
+            w,
+            "\n## The machine's noise, per round\n\nAt the start of every round a busy loop reads the clock on both hot cores at once for the time shown. \"lost\" is the share of that time in gaps over 1 µs; the stream floor is the best p99 / p99.9 a steady stream through those cores could have from the gaps alone. A round is flagged **noisy** when a core lost more than twice the median round's share; its runs stay in the report.\n"
+        );
+        w.push_str(&noise_table(&meta.noise).markdown());
+    }
 
     let all_stats: Vec<Vec<VariantStats>> = blocks
         .iter()
@@ -423,7 +547,7 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
     );
     let mut any = false;
     for (bi, b) in blocks.iter().enumerate() {
-        for v in hybrid_verdicts(&all_stats[bi]) {
+        for v in hybrid_verdicts(&all_stats[bi], b.baseline) {
             any = true;
             let _ = writeln!(
                 w,
@@ -456,12 +580,22 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
             b.variants.len()
         );
         let _ = writeln!(w, "### Key numbers\n");
-        w.push_str(&key_numbers(stats).markdown());
-        if !stats.iter().any(|s| s.variant.is_baseline() && s.ok > 0) {
+        w.push_str(&key_numbers(stats, b.baseline).markdown());
+        let base = baseline_for(stats, b.baseline, &b.variants[0]);
+        if base.is_none() {
             let _ = writeln!(
                 w,
-                "\n×base: n/a, this block has no all-system heap baseline with finished runs."
+                "\n×base: n/a, this block has no baseline with finished runs."
             );
+        }
+        if let Some(base) = base {
+            let _ = writeln!(
+                w,
+                "\n### Verdicts against {} ({})\n\nEach cell: the variant's median ÷ the baseline's, then **better** / **worse** (a stable verdict), *unstable* (better or worse over all rounds, not in both halves), or nothing (no detectable difference). Intervals and halves for every comparison: \"Comparisons\" below.\n",
+                vid(base),
+                stats[base].variant.label()
+            );
+            w.push_str(&verdict_table(stats, base, &meta.metrics).markdown());
         }
         let slow: Vec<String> = stats
             .iter()
@@ -481,7 +615,7 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
         }
 
         let _ = writeln!(w, "\n### Recommendations\n");
-        let engine = engine_recs(stats);
+        let engine = engine_recs(stats, b.baseline);
         let feed = feed_recs(stats);
         for r in &engine {
             let _ = writeln!(w, "{}", engine_text(stats, r));
@@ -489,7 +623,7 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
         for r in &feed {
             let _ = writeln!(w, "{}", feed_text(stats, r));
         }
-        for v in hybrid_verdicts(stats) {
+        for v in hybrid_verdicts(stats, b.baseline) {
             let _ = writeln!(w, "{}", verdict_text("Hybrid", stats, &v));
         }
         if engine.is_empty() && feed.is_empty() {
@@ -503,7 +637,7 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
         for ((ea, fa), rows) in &breakeven {
             let _ = writeln!(
                 w,
-                "\n### Pool break-even (engine {ea}, feed {fa})\n\nEngine-stage latency (received → decision) per orders per side; \"pool vs\" is how much lower pool's median p99 is (negative: higher), marked * when beyond the run-to-run spread; pool fallbacks are the requests the pool passed to the global allocator (worst run).\n"
+                "\n### Pool break-even (engine {ea}, feed {fa})\n\nEngine-stage latency (received → decision) per orders per side; \"pool vs\" is how much lower pool's median p99 is (negative: higher), marked * with a stable verdict (see \"When a difference is a result\"); pool fallbacks are the requests the pool passed to the global allocator (worst run).\n"
             );
             w.push_str(&breakeven_table(stats, rows).markdown());
             for other in [
@@ -544,6 +678,15 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
             let _ = writeln!(w);
         }
 
+        if let Some(base) = base {
+            let _ = writeln!(
+                w,
+                "### Comparisons with {}\n\nEvery variant against the baseline on every judged metric: the ratio of medians, its 95% bootstrap interval, the verdict over all rounds, and the ratios of the odd and the even rounds (a better or worse verdict must hold in both).\n",
+                vid(base)
+            );
+            w.push_str(&comparisons_table(stats, base, &meta.metrics).markdown());
+            let _ = writeln!(w);
+        }
         let _ = writeln!(w, "### Runs\n");
         w.push_str(&runs_table(stats, bi, runs).markdown());
     }
@@ -560,9 +703,132 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
     t
 }
 
+/// The noise floor of every round, noisy rounds flagged.
+fn noise_table(noise: &[(u32, common::summary::NoiseFloor)]) -> Table {
+    let lost: Vec<f64> = noise
+        .iter()
+        .flat_map(|(_, n)| n.cores.iter().map(|c| c.lost_fraction))
+        .collect();
+    let typical = super::verdict::median(&lost);
+    let cores: Vec<usize> = noise
+        .first()
+        .map(|(_, n)| n.cores.iter().map(|c| c.core).collect())
+        .unwrap_or_default();
+    let mut head = vec!["round".to_string(), "probed".to_string()];
+    for c in &cores {
+        head.push(format!("core {c} lost"));
+        head.push(format!("core {c} gaps > 100 µs/s"));
+        head.push(format!("core {c} longest gap"));
+    }
+    head.extend([
+        "stream floor p99".into(),
+        "stream floor p99.9".into(),
+        "".into(),
+    ]);
+    let mut t = Table::new(head).right_from(1);
+    for (round, n) in noise {
+        let mut row = vec![round.to_string(), format!("{:.1} s", n.seconds)];
+        let mut noisy = false;
+        for c in &n.cores {
+            noisy |= typical > 0.0 && c.lost_fraction > 2.0 * typical;
+            row.push(format!("{:.2}%", c.lost_fraction * 100.0));
+            row.push(format!("{:.1}", c.gaps_over_100us_per_s));
+            row.push(fmt_ns(c.max_gap_ns));
+        }
+        row.push(fmt_ns(n.stream_p99_ns));
+        row.push(fmt_ns(n.stream_p99_9_ns));
+        row.push(if noisy {
+            "**noisy**".into()
+        } else {
+            String::new()
+        });
+        t.row(row);
+    }
+    t
+}
+
+/// Rows: variants; columns: the judged metrics; cells: ratio to the baseline and the
+/// verdict.
+fn verdict_table(stats: &[VariantStats], base: usize, metrics: &[String]) -> Table {
+    let mut table =
+        Table::new(["#".to_string()].into_iter().chain(metrics.iter().cloned())).right_from(1);
+    for (i, _) in stats.iter().enumerate() {
+        let mut row = vec![vid(i)];
+        for m in metrics {
+            row.push(if i == base {
+                "baseline".to_string()
+            } else {
+                let c = compare(stats, base, i, m);
+                match c.verdict {
+                    Verdict::Better => format!("{} **better**", times(c.ratio)),
+                    Verdict::Worse => format!("{} **worse**", times(c.ratio)),
+                    Verdict::Unstable => format!("{} *unstable*", times(c.ratio)),
+                    Verdict::TooFew => "too few runs".to_string(),
+                    Verdict::NoDifference => times(c.ratio),
+                }
+            });
+        }
+        table.row(row);
+    }
+    table
+}
+
+/// One row per (variant, metric): ratio, interval, verdicts, halves.
+fn comparisons_table(stats: &[VariantStats], base: usize, metrics: &[String]) -> Table {
+    let mut table = Table::new([
+        "#",
+        "metric",
+        "baseline",
+        "variant",
+        "ratio",
+        "95% interval",
+        "all rounds",
+        "odd rounds",
+        "even rounds",
+        "verdict",
+    ])
+    .right_from(2);
+    for i in (0..stats.len()).filter(|&i| i != base) {
+        for m in metrics {
+            let c = compare(stats, base, i, m);
+            let unit = super::metric(m).map(|x| x.unit);
+            let value = |v: &[f64]| {
+                let med = super::verdict::median(v);
+                if med.is_nan() {
+                    return "n/a".to_string();
+                }
+                match unit {
+                    Some(super::metrics::Unit::Ns) => ns(med),
+                    Some(super::metrics::Unit::Bytes) => fmt_bytes(med.round() as u64),
+                    Some(super::metrics::Unit::MsPerS) => format!("{med:.1} ms/s"),
+                    Some(super::metrics::Unit::Us) => format!("{med:.1} µs"),
+                    _ => format!("{med:.3}"),
+                }
+            };
+            table.row([
+                vid(i),
+                m.clone(),
+                value(stats[base].values(m)),
+                value(stats[i].values(m)),
+                times(c.ratio),
+                if c.lo.is_nan() {
+                    "n/a".to_string()
+                } else {
+                    format!("{}–{}", times(c.lo), times(c.hi))
+                },
+                c.full.word().to_string(),
+                times(c.halves.0),
+                times(c.halves.1),
+                c.verdict.word().to_string(),
+            ]);
+        }
+    }
+    table
+}
+
 /// The key numbers of a block's variants: e2e and engine-stage p50 and p99 with their
 /// ratios to the baseline, allocations, memory and loss.
-fn key_numbers(stats: &[VariantStats]) -> Table {
+fn key_numbers(stats: &[VariantStats], named: Option<usize>) -> Table {
     let mut table = Table::new([
         "#",
         "engine",
@@ -588,7 +854,7 @@ fn key_numbers(stats: &[VariantStats]) -> Table {
     .right_from(4);
     for (i, s) in stats.iter().enumerate() {
         let v = &s.variant;
-        let base = baseline_for(stats, v).map(|b| &stats[b]);
+        let base = baseline_for(stats, named, v).map(|b| &stats[b]);
         let cell = |x: Option<Spread>| x.map_or_else(|| "n/a".into(), |x| ns(x.median));
         let cell_r = |x: Option<Spread>| {
             x.map_or_else(
@@ -846,7 +1112,7 @@ pub fn breakeven_text(other: &str, w: &PoolWins) -> String {
                 if v.significant {
                     ""
                 } else {
-                    ", within the spread"
+                    ", no stable verdict"
                 }
             )
         })
@@ -882,11 +1148,20 @@ mod tests {
     use Alloc::*;
     use ScratchMode::*;
 
+    /// Six rounds of a variant whose p99 goes round `center` by ±`spread` ns.
+    fn six(center: u64, spread: u64) -> Vec<u64> {
+        let s = spread as i64;
+        [-s, 3 * s / 5, -s / 5, s, -3 * s / 5, s / 5]
+            .iter()
+            .map(|d| (center as i64 + d) as u64)
+            .collect()
+    }
+
     #[test]
     fn ratios_against_the_baseline() {
-        let b = block(&[700, 750, 800]);
-        assert_eq!(baseline_for(&b, &b[2].variant), Some(0));
-        assert_eq!(ratio(b[2].p99("e2e"), b[0].p99("e2e")), "0.71×");
+        let b = block(&six(750, 50));
+        assert_eq!(baseline_for(&b, None, &b[2].variant), Some(0));
+        assert_eq!(baseline_for(&b, Some(3), &b[2].variant), Some(3), "named");
         assert_eq!(ratio(b[0].p99("e2e"), b[0].p99("e2e")), "1.00×");
         assert_eq!(ratio(b[2].p99("e2e"), None), "n/a");
         let tiny = Some(Spread::of(&[3]));
@@ -894,9 +1169,10 @@ mod tests {
     }
 
     #[test]
-    fn engine_recommendation_picks_the_lowest_and_flags_spread() {
-        let b = block(&[700, 750, 800]);
-        let recs = engine_recs(&b);
+    fn engine_recommendation_needs_a_stable_verdict() {
+        // V5 (around 650) against the hybrid V3 (around 750): apart in every round.
+        let b = block(&six(750, 50));
+        let recs = engine_recs(&b, None);
         // The baseline (feed system) stands alone in its group: one recommendation.
         assert_eq!(recs.len(), 1);
         let r = &recs[0];
@@ -904,80 +1180,66 @@ mod tests {
         let order: Vec<usize> = r.by_e2e_p99.iter().map(|x| x.0).collect();
         assert_eq!(order, [4, 2, 3, 1]);
         let t = engine_text(&b, r);
+        assert!(t.contains("**tcmalloc + pool** (V5): 650ns"), "{t}");
         assert!(
-            t.contains("**tcmalloc + pool** (V5): 650ns (runs 600ns–700ns)"),
-            "{t}"
-        );
-        // 650 vs 750: the ranges 600–700 and 700–800 touch, so not significant.
-        assert!(
-            t.contains("13.3% below the next best, mimalloc + arena (V3): 750ns (runs 700ns–800ns), within the run-to-run spread, so not a significant difference"),
+            t.contains("below the next best, mimalloc + arena (V3): 750ns"),
             "{t}"
         );
         assert!(
-            t.contains("38.1% below the all-system heap baseline (V1): 1.05µs (runs 1.00µs–1.10µs), beyond the run-to-run spread"),
+            t.contains("detectably lower, in both halves of the rounds"),
             "{t}"
         );
-        assert!(
-            t.contains("By the engine stage alone (received → decision), the lowest median p99 is **tcmalloc + pool** (V5): 325ns (runs 300ns–350ns)"),
-            "{t}"
-        );
+        assert!(t.contains("Recommendation: **tcmalloc + pool**"), "{t}");
+        assert_eq!(r.pick(&b, "e2e"), Some(4));
         assert_eq!(below_above(90.0, 100.0), "10.0% below");
         assert_eq!(below_above(120.0, 100.0), "20.0% above");
-        // Separate the ranges: now significant.
-        let mut b2 = block(&[710, 750, 800]);
-        b2[4] = stats_of(variant(Tcmalloc, Pool, Jemalloc, 3), &[600, 650, 690]);
-        let t = engine_text(&b2, &engine_recs(&b2)[0]);
-        assert!(
-            t.contains("(V3): 750ns (runs 710ns–800ns), beyond the run-to-run spread"),
-            "{t}"
-        );
+        // A hybrid as fast as V5: no single variant stands out, no recommendation.
+        let b = block(&six(655, 50));
+        let r = &engine_recs(&b, None)[0];
+        assert_eq!(r.pick(&b, "e2e"), None);
+        let t = engine_text(&b, r);
+        assert!(t.contains("no detectable difference"), "{t}");
+        assert!(t.contains("No recommendation on e2e p99"), "{t}");
     }
 
     #[test]
-    fn hybrid_verdict_both_ways() {
-        // 750 against 1050: 28.6% lower, reached.
-        let b = block(&[700, 750, 800]);
-        let v = hybrid_verdicts(&b);
+    fn hybrid_verdict_needs_a_stable_verdict_and_the_target() {
+        // Around 750 against around 1050: 28.6% lower in every round: reached.
+        let b = block(&six(750, 50));
+        let v = hybrid_verdicts(&b, None);
         assert_eq!(v.len(), 1);
         assert_eq!((v[0].hybrid, v[0].baseline), (2, 0));
         assert!((v[0].improvement_pct - 28.571).abs() < 0.01, "{v:?}");
-        assert!(v[0].reached && v[0].significant);
+        assert_eq!(v[0].comparison.verdict, Verdict::Better);
+        assert!(v[0].reached);
         let t = verdict_text("Block 1", &b, &v[0]);
         assert!(t.contains("**28.6% lower**"), "{t}");
-        assert!(t.contains("is **reached**"), "{t}");
-        assert!(
-            t.contains("On the engine stage alone (received → decision) the hybrid's median p99 is 375ns against 525ns: 28.6% below, beyond the run-to-run spread."),
-            "{t}"
-        );
-        // 800 against 1050 with overlapping ranges: reached on the medians only.
-        let b = block(&[640, 800, 1000]);
-        let v = hybrid_verdicts(&b);
-        assert!(v[0].reached && !v[0].significant, "{v:?}");
+        assert!(t.contains("is **reached (a stable verdict)**"), "{t}");
+        assert!(t.contains("On the engine stage alone"), "{t}");
+        // Half the rounds far lower, half above the baseline: the medians are 20% apart,
+        // the runs do not establish it.
+        let b = block(&[300, 1200, 350, 1150, 400, 1250]);
+        let v = hybrid_verdicts(&b, None);
+        assert!(v[0].improvement_pct >= 20.0, "{v:?}");
+        assert!(!v[0].reached, "{v:?}");
         let t = verdict_text("Block 1", &b, &v[0]);
-        assert!(
-            t.contains("**23.8% lower**") && t.contains("**reached on the medians only"),
-            "{t}"
-        );
-        // 900 against 1050: 14.3% lower, not reached; ranges overlap.
-        let b = block(&[850, 900, 1000]);
-        let v = hybrid_verdicts(&b);
-        assert!((v[0].improvement_pct - 14.286).abs() < 0.01, "{v:?}");
-        assert!(!v[0].reached && !v[0].significant);
+        assert!(t.contains("**not established"), "{t}");
+        // Around 950: 9.5% lower, not reached.
+        let b = block(&six(950, 30));
+        let v = hybrid_verdicts(&b, None);
+        assert!(!v[0].reached);
         let t = verdict_text("Block 1", &b, &v[0]);
-        assert!(
-            t.contains("**14.3% lower**") && t.contains("**not reached**"),
-            "{t}"
-        );
-        assert!(t.contains("within the run-to-run spread"), "{t}");
+        assert!(t.contains("**not reached**"), "{t}");
         // Slower than the baseline: said as such.
-        let b = block(&[1200, 1260, 1300]);
-        let t = verdict_text("B", &b, &hybrid_verdicts(&b)[0]);
+        let b = block(&six(1260, 40));
+        let t = verdict_text("B", &b, &hybrid_verdicts(&b, None)[0]);
         assert!(
             t.contains("**20.0% higher**") && t.contains("**not reached**"),
             "{t}"
         );
+        assert!(t.contains("detectably higher"), "{t}");
         // No baseline: no verdict.
-        assert!(hybrid_verdicts(&b[1..]).is_empty());
+        assert!(hybrid_verdicts(&b[1..], None).is_empty());
     }
 
     #[test]
@@ -991,9 +1253,9 @@ mod tests {
             )
         };
         let b = vec![
-            mk(System, &[500, 520, 540], 300 << 20, None),
-            mk(Jemalloc, &[300, 310, 320], 250 << 20, Some(0.05)),
-            mk(Mimalloc, &[400, 410, 420], 200 << 20, Some(0.20)),
+            mk(System, &six(520, 20), 300 << 20, None),
+            mk(Jemalloc, &six(310, 10), 250 << 20, Some(0.05)),
+            mk(Mimalloc, &six(410, 10), 200 << 20, Some(0.20)),
         ];
         let recs = feed_recs(&b);
         assert_eq!(recs.len(), 1);
@@ -1005,7 +1267,7 @@ mod tests {
             t.contains("lowest median feed_lag p99: **jemalloc (V2)** 310ns"),
             "{t}"
         );
-        assert!(t.contains("beyond the run-to-run spread"), "{t}");
+        assert!(t.contains("detectably lower"), "{t}");
         assert!(
             t.contains("Lowest peak feed RSS: **mimalloc (V3)** 200.0MiB"),
             "{t}"
@@ -1018,14 +1280,29 @@ mod tests {
             t.contains("Trade-off: jemalloc has the lowest feed_lag p99, mimalloc has the lowest peak RSS, jemalloc has the lowest fragmentation"),
             "{t}"
         );
-        // One allocator best everywhere: a plain recommendation.
+        // One allocator best everywhere, detectably: a plain recommendation.
         let b = vec![
-            mk(System, &[500, 520, 540], 300 << 20, None),
-            mk(Jemalloc, &[300, 310, 320], 150 << 20, Some(0.05)),
+            mk(System, &six(520, 20), 300 << 20, None),
+            mk(Jemalloc, &six(310, 10), 150 << 20, Some(0.05)),
         ];
         let t = feed_text(&b, &feed_recs(&b)[0]);
         assert!(
             t.contains("Recommendation: **jemalloc**, best on every measured count"),
+            "{t}"
+        );
+        // Best everywhere on the medians, but not detectably: no recommendation.
+        let b = vec![
+            mk(System, &[320, 300, 330, 310, 300, 340], 300 << 20, None),
+            mk(
+                Jemalloc,
+                &[310, 320, 300, 330, 290, 315],
+                150 << 20,
+                Some(0.05),
+            ),
+        ];
+        let t = feed_text(&b, &feed_recs(&b)[0]);
+        assert!(
+            t.contains("No recommendation: jemalloc has the lowest figures"),
             "{t}"
         );
     }
@@ -1060,7 +1337,7 @@ mod tests {
             ),
         );
         assert!(t.contains("over the whole sweep"), "{t}");
-        assert!(t.contains("1 (12.5% lower, within the spread)"), "{t}");
+        assert!(t.contains("1 (12.5% lower, no stable verdict)"), "{t}");
         let t = breakeven_text("heap", &wins(&[(2, 1.0, false)], Ahead::Not));
         assert!(t.contains("does not stay ahead"), "{t}");
         assert!(breakeven_text("heap", &wins(&[], Ahead::Not)).contains("at no levels value"));
@@ -1068,16 +1345,18 @@ mod tests {
 
     #[test]
     fn report_is_complete_and_traceable() {
-        let variants: Vec<Variant> = block(&[700, 750, 800]).iter().map(|s| s.variant).collect();
-        let p99s: [[u64; 3]; 5] = [
-            [1000, 1050, 1100],
-            [990, 1000, 1010],
-            [700, 750, 800],
-            [760, 800, 840],
-            [600, 650, 700],
+        let hybrid = six(750, 50);
+        let fixture = block(&hybrid);
+        let variants: Vec<Variant> = fixture.iter().map(|s| s.variant.clone()).collect();
+        let p99s: Vec<Vec<u64>> = vec![
+            vec![1000, 1050, 1100, 1020, 1080, 1050],
+            vec![990, 1000, 1010, 995, 1005, 1000],
+            hybrid.clone(),
+            vec![760, 800, 840, 780, 820, 800],
+            vec![600, 650, 700, 620, 680, 650],
         ];
         let mut runs = Vec::new();
-        for rep in 0..3u32 {
+        for rep in 0..6u32 {
             for (vi, p) in p99s.iter().enumerate() {
                 let dir = format!("runs/r{}/b1-v{}", rep + 1, vi + 1);
                 let result = if vi == 3 && rep == 1 {
@@ -1101,30 +1380,32 @@ mod tests {
             warmup_s: 1.0,
             seed: 42,
             variants,
+            baseline: None,
         }];
         let meta = Meta {
             matrix: "configs/compare.toml".into(),
             started_utc: "20250101-000000".into(),
             wall: Duration::from_secs(400),
-            repetitions: 3,
+            repetitions: 6,
             plots: vec![PlotRef {
                 block: 0,
                 stage: "e2e".into(),
                 file: "plots/b1-e2e.svg".into(),
             }],
+            metrics: ["e2e p99", "engine p99"].map(String::from).to_vec(),
             ..Meta::default()
         };
         let md = render(&meta, &blocks, &runs);
-        assert!(md.contains("wall time 6m40s; 15 runs, 1 failed"), "{md}");
+        assert!(md.contains("wall time 6m40s; 30 runs, 1 failed"), "{md}");
         assert!(md.contains("**28.6% lower**"), "{md}");
         // The key numbers table comes first: its rows are the first with these names.
         assert_eq!(
             md_row(&md, "V1 baseline")[..6],
-            ["V1 baseline", "system", "heap", "system", "3", "3/3"]
+            ["V1 baseline", "system", "heap", "system", "3", "6/6"]
         );
         assert_eq!(
             md_row(&md, "V4")[..6],
-            ["V4", "jemalloc", "arena", "jemalloc", "3", "2/3"]
+            ["V4", "jemalloc", "arena", "jemalloc", "3", "5/6"]
         );
         assert_eq!(
             md_row(&md, "V3 hybrid")[..15],
@@ -1134,12 +1415,12 @@ mod tests {
                 "arena",
                 "jemalloc",
                 "3",
-                "3/3",
-                "187ns",
-                "0.71×",
+                "6/6",
+                "188ns",
+                "0.72×",
                 "750ns (700ns–800ns)",
                 "0.71×",
-                "93ns",
+                "94ns",
                 "0.71×",
                 "375ns (350ns–400ns)",
                 "0.71×",
@@ -1154,7 +1435,7 @@ mod tests {
                 "V3",
                 "engine mimalloc + arena, feed jemalloc, 3 levels",
                 "400,000",
-                "187ns",
+                "188ns",
                 "375ns",
                 "750ns",
                 "1.50µs",
@@ -1163,6 +1444,23 @@ mod tests {
                 "700ns–800ns"
             ]
         );
+        // The verdicts: every variant against the baseline V1 on the judged metrics.
+        let verdicts = &md[md.find("### Verdicts against V1").unwrap()..];
+        assert_eq!(md_row(verdicts, "V1"), ["V1", "baseline", "baseline"]);
+        assert_eq!(
+            md_row(verdicts, "V3"),
+            ["V3", "0.71× **better**", "0.71× **better**"]
+        );
+        assert_eq!(
+            md_row(verdicts, "V2"),
+            ["V2", "0.95×", "0.95×"],
+            "5% lower, no more: no difference"
+        );
+        let comparisons = &md[md.find("### Comparisons with V1").unwrap()..];
+        let row = md_row(comparisons, "V3");
+        assert_eq!(row[..5], ["V3", "e2e p99", "1.05µs", "750ns", "0.71×"]);
+        assert_eq!((row[6], row[9]), ("better", "better"));
+        assert!(md.contains("**reached (a stable verdict)**"), "{md}");
         assert!(
             md.contains("![e2e: latency by percentile, block 1](plots/b1-e2e.svg)"),
             "{md}"

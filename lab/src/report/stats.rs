@@ -2,6 +2,8 @@
 //! records, by the rules in [the module docs](super). Pure and deterministic: the same
 //! records give the same figures, in the same order.
 
+use super::metrics;
+use super::verdict::{self, Comparison, Rule};
 use super::{BlockInfo, RunRecord};
 use crate::variant::{Alloc, ScratchMode, Variant};
 use common::latency::{Percentiles, Stage, STAGES};
@@ -38,11 +40,6 @@ impl Spread {
             min: v[0],
             max: v[n - 1],
         }
-    }
-
-    /// Whether the two spreads do not overlap: a difference beyond the run-to-run spread.
-    pub fn is_distinct_from(&self, other: &Spread) -> bool {
-        self.max < other.min || other.max < self.min
     }
 }
 
@@ -114,10 +111,13 @@ pub struct VariantStats {
     /// Pool requests the global allocator served (pool exhausted or too small), worst
     /// run; `None` without a pool.
     pub pool_fallbacks: Option<u64>,
+    /// Every metric's value in each finished run, in round order (the metric's name as
+    /// [`metrics::metric`] knows it).
+    pub values: BTreeMap<&'static str, Vec<f64>>,
 }
 
 impl VariantStats {
-    /// The statistics of `variant` from its finished runs' summaries.
+    /// The statistics of `variant` from its finished runs' summaries, in round order.
     pub fn of(variant: Variant, summaries: &[&Summary], failed: usize) -> VariantStats {
         let mut stages = BTreeMap::new();
         for stage in STAGES.map(Stage::name) {
@@ -173,7 +173,15 @@ impl VariantStats {
                 .iter()
                 .filter_map(|s| s.engine.detail.pool.as_ref().map(|p| p.fallbacks))
                 .max(),
+            values: metrics::all()
+                .map(|m| (m.name, summaries.iter().filter_map(|s| (m.of)(s)).collect()))
+                .collect(),
         }
+    }
+
+    /// The values of `metric` (one per finished run that reported it, in round order).
+    pub fn values(&self, metric: &str) -> &[f64] {
+        self.values.get(metric).map_or(&[], Vec::as_slice)
     }
 
     /// A stage's p99 spread, if reported.
@@ -211,22 +219,46 @@ pub fn block_stats(block: usize, info: &BlockInfo, runs: &[RunRecord]) -> Vec<Va
         .iter()
         .enumerate()
         .map(|(i, v)| {
-            let mine = runs.iter().filter(|r| r.block == block && r.variant == i);
+            let mut mine: Vec<&RunRecord> = runs
+                .iter()
+                .filter(|r| r.block == block && r.variant == i)
+                .collect();
+            mine.sort_by_key(|r| r.rep);
+            let mine = mine.into_iter();
             let ok: Vec<&Summary> = mine
                 .clone()
                 .filter_map(|r| r.result.as_ref().ok())
                 .collect();
             let failed = mine.filter(|r| r.result.is_err()).count();
-            VariantStats::of(*v, &ok, failed)
+            VariantStats::of(v.clone(), &ok, failed)
         })
         .collect()
 }
 
-/// The baseline for `v` among `stats`: the all-system heap variant at the same levels.
-pub fn baseline_for(stats: &[VariantStats], v: &Variant) -> Option<usize> {
-    stats
-        .iter()
-        .position(|s| s.variant.is_baseline() && s.variant.levels == v.levels && s.ok > 0)
+/// The baseline for `v` among `stats`: the variant the matrix names (`named`), else the
+/// all-system heap variant at the same levels; one with finished runs.
+pub fn baseline_for(stats: &[VariantStats], named: Option<usize>, v: &Variant) -> Option<usize> {
+    match named {
+        Some(b) => (stats.get(b).is_some_and(|s| s.ok > 0)).then_some(b),
+        None => stats
+            .iter()
+            .position(|s| s.variant.is_baseline() && s.variant.levels == v.levels && s.ok > 0),
+    }
+}
+
+/// The rule every verdict of the report follows.
+pub fn rule() -> Rule {
+    Rule::default()
+}
+
+/// Variant `b` against variant `a` on `metric` (the ratio is `b / a`).
+pub fn compare(stats: &[VariantStats], a: usize, b: usize, metric: &str) -> Comparison {
+    verdict::compare(
+        metric,
+        stats[a].values(metric),
+        stats[b].values(metric),
+        &rule(),
+    )
 }
 
 /// Variants ranked by a figure, lowest median first.
@@ -261,9 +293,34 @@ pub struct EngineRec {
     pub baseline: Option<usize>,
 }
 
+impl EngineRec {
+    /// The recommendation on `stage`'s p99 (`e2e` or `engine`): the variant with the
+    /// lowest median, if it is detectably lower than the next best with a stable verdict
+    /// (the next best is *worse* than it); `None` when no single variant stands out.
+    pub fn pick(&self, stats: &[VariantStats], stage: &str) -> Option<usize> {
+        let ranking = match stage {
+            "engine" => &self.by_engine_p99,
+            _ => &self.by_e2e_p99,
+        };
+        stands_out(stats, ranking, &format!("{stage} p99"))
+    }
+}
+
+/// The first of `ranking` if the second is stably *worse* than it on `metric` (or there
+/// is no second).
+pub fn stands_out(stats: &[VariantStats], ranking: &Ranking, metric: &str) -> Option<usize> {
+    let &(best, _) = ranking.first()?;
+    match ranking.get(1) {
+        None => Some(best),
+        Some(&(next, _)) => {
+            (compare(stats, best, next, metric).verdict == verdict::Verdict::Worse).then_some(best)
+        }
+    }
+}
+
 /// One [`EngineRec`] per (feed allocator, levels) group in which at least two engine
 /// settings (allocator × scratch) finished runs.
-pub fn engine_recs(stats: &[VariantStats]) -> Vec<EngineRec> {
+pub fn engine_recs(stats: &[VariantStats], named: Option<usize>) -> Vec<EngineRec> {
     let groups: BTreeSet<(Alloc, u32)> = stats
         .iter()
         .map(|s| (s.variant.feed_alloc, s.variant.levels))
@@ -280,9 +337,7 @@ pub fn engine_recs(stats: &[VariantStats]) -> Vec<EngineRec> {
         if ranked.len() < 2 {
             continue;
         }
-        let baseline = stats
-            .iter()
-            .position(|s| s.variant.is_baseline() && s.variant.levels == levels && s.ok > 0);
+        let baseline = baseline_for(stats, named, &stats[idx[0]].variant);
         out.push(EngineRec {
             feed_alloc,
             levels,
@@ -336,11 +391,14 @@ impl FeedRec {
     }
 
     /// The recommendation: the variant that is best on every figure of
-    /// [`FeedRec::winners`], if one is (`None` also when nothing was measured).
-    pub fn pick(&self) -> Option<usize> {
+    /// [`FeedRec::winners`], if one is, and whose feed_lag p99 stands out with a stable
+    /// verdict against the next best (`None` also when nothing was measured).
+    pub fn pick(&self, stats: &[VariantStats]) -> Option<usize> {
         let w = self.winners();
         let first = w.first()?.1;
-        w.iter().all(|x| x.1 == first).then_some(first)
+        (w.iter().all(|x| x.1 == first)
+            && stands_out(stats, &self.by_lag_p99, "feed_lag p99") == Some(first))
+        .then_some(first)
     }
 }
 
@@ -385,7 +443,7 @@ pub fn feed_recs(stats: &[VariantStats]) -> Vec<FeedRec> {
 
 /// The hybrid against the baseline.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Verdict {
+pub struct HybridVerdict {
     /// The hybrid variant.
     pub hybrid: usize,
     /// The baseline variant (same levels).
@@ -393,22 +451,26 @@ pub struct Verdict {
     /// How much lower the hybrid's median e2e p99 is, percent of the baseline's
     /// (negative: higher).
     pub improvement_pct: f64,
-    /// Whether the improvement reaches [`TARGET_PCT`].
+    /// The comparison of the hybrid's e2e p99 with the baseline's.
+    pub comparison: Comparison,
+    /// Whether the target is reached: a stable *better* verdict whose median is at least
+    /// [`TARGET_PCT`]% lower.
     pub reached: bool,
-    /// Whether the two e2e p99 spreads do not overlap.
-    pub significant: bool,
 }
 
 /// The verdict for every hybrid variant of a block that has a baseline at its levels.
-pub fn hybrid_verdicts(stats: &[VariantStats]) -> Vec<Verdict> {
+pub fn hybrid_verdicts(stats: &[VariantStats], named: Option<usize>) -> Vec<HybridVerdict> {
     let mut out = Vec::new();
     for (i, s) in stats.iter().enumerate() {
         if !s.variant.is_hybrid() {
             continue;
         }
-        let Some(b) = baseline_for(stats, &s.variant) else {
+        let Some(b) = baseline_for(stats, named, &s.variant) else {
             continue;
         };
+        if b == i {
+            continue;
+        }
         let (Some(h), Some(base)) = (s.p99("e2e"), stats[b].p99("e2e")) else {
             continue;
         };
@@ -416,12 +478,14 @@ pub fn hybrid_verdicts(stats: &[VariantStats]) -> Vec<Verdict> {
             continue;
         }
         let improvement_pct = lower_pct(h.median, base.median);
-        out.push(Verdict {
+        let comparison = compare(stats, b, i, "e2e p99");
+        out.push(HybridVerdict {
             hybrid: i,
             baseline: b,
             improvement_pct,
-            reached: improvement_pct >= TARGET_PCT,
-            significant: h.is_distinct_from(&base),
+            reached: comparison.verdict == verdict::Verdict::Better
+                && improvement_pct >= TARGET_PCT,
+            comparison,
         });
     }
     out
@@ -488,29 +552,40 @@ pub struct PoolVs {
     pub levels: u32,
     /// How much lower pool's median p99 is, percent of the other's (negative: higher).
     pub lower_pct: f64,
-    /// Whether the two p99 spreads do not overlap.
+    /// Whether pool is better or worse with a stable verdict.
     pub significant: bool,
 }
 
 impl BreakEvenRow {
     /// The engine-stage statistics of this levels value's `scratch` variant.
     pub fn engine(&self, stats: &[VariantStats], scratch: ScratchMode) -> Option<StageStats> {
-        let i = match scratch {
+        self.index(scratch)
+            .and_then(|i| stats[i].stages.get("engine").copied())
+    }
+
+    /// The variant of this levels value's `scratch` mode.
+    fn index(&self, scratch: ScratchMode) -> Option<usize> {
+        match scratch {
             ScratchMode::Heap => self.heap,
             ScratchMode::Arena => self.arena,
             ScratchMode::Pool => self.pool,
-        };
-        i.and_then(|i| stats[i].stages.get("engine").copied())
+        }
     }
 
     /// Pool against `other`, if both reported the engine stage.
     pub fn pool_vs(&self, stats: &[VariantStats], other: ScratchMode) -> Option<PoolVs> {
         let p = self.engine(stats, ScratchMode::Pool)?;
         let o = self.engine(stats, other)?;
+        let c = compare(
+            stats,
+            self.index(other)?,
+            self.index(ScratchMode::Pool)?,
+            "engine p99",
+        );
         Some(PoolVs {
             levels: self.levels,
             lower_pct: lower_pct(p.p99.median, o.p99.median),
-            significant: p.p99.is_distinct_from(&o.p99),
+            significant: c.verdict.is_result(),
         })
     }
 
@@ -590,8 +665,6 @@ mod tests {
         let s = Spread::of(&[300, 100, 200]);
         assert_eq!((s.median, s.min, s.max), (200.0, 100, 300));
         assert_eq!(Spread::of(&[100, 400]).median, 250.0);
-        assert!(Spread::of(&[1, 2]).is_distinct_from(&Spread::of(&[3, 4])));
-        assert!(!Spread::of(&[1, 3]).is_distinct_from(&Spread::of(&[3, 4])));
 
         let mut runs: Vec<Summary> = [1000, 3000, 2000]
             .iter()
@@ -624,13 +697,21 @@ mod tests {
     #[test]
     fn pool_breakeven_rows() {
         let mut b = Vec::new();
+        // Six rounds each, a few ns around each median.
+        let around = |c: u64| [c - 4, c + 2, c, c + 4, c - 2, c];
         for (l, heap, arena, pool) in [(1, 400, 300, 350), (2, 500, 400, 380), (4, 800, 600, 500)] {
-            b.push(stats_of(variant(Mimalloc, Heap, Jemalloc, l), &[heap * 2]));
+            b.push(stats_of(
+                variant(Mimalloc, Heap, Jemalloc, l),
+                &around(heap * 2),
+            ));
             b.push(stats_of(
                 variant(Mimalloc, Arena, Jemalloc, l),
-                &[arena * 2],
+                &around(arena * 2),
             ));
-            b.push(stats_of(variant(Mimalloc, Pool, Jemalloc, l), &[pool * 2]));
+            b.push(stats_of(
+                variant(Mimalloc, Pool, Jemalloc, l),
+                &around(pool * 2),
+            ));
         }
         let be = pool_breakeven(&b);
         assert_eq!(be.len(), 1);
@@ -641,8 +722,8 @@ mod tests {
             (2, Some(3), Some(4), Some(5))
         );
         let heap = pool_wins(&b, rows, Heap);
-        // Pool (350, 380, 500) against heap (400, 500, 800): lower everywhere, ranges of
-        // one run each, so beyond the spread.
+        // Pool (350, 380, 500) against heap (400, 500, 800): lower everywhere, apart in
+        // every round: a stable verdict.
         assert_eq!(heap.ahead, Ahead::WholeSweep);
         assert_eq!(heap.wins.len(), 3);
         assert!((heap.wins[0].lower_pct - 12.5).abs() < 1e-9 && heap.wins[0].significant);

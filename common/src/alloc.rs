@@ -9,12 +9,26 @@
 //! The counters are `const`-initialised thread-locals without destructors, so using
 //! them never allocates or registers anything; each call adds a few plain stores to
 //! the wrapped allocator's cost. Nothing here blocks.
+//!
+//! # Timed calls (the timed-allocator mode)
+//!
+//! A thread that calls [`time_this_thread`] has every later call into the allocator
+//! timed: the time stamp counter is read before and after the wrapped allocator's call
+//! and the difference counted in a fixed-bound histogram of its role and operation
+//! (`alloc`, `free`, `realloc`; 16 sub-buckets per power of two, so within 6.25%), kept
+//! in static atomics: no allocation, no lock. Only cold threads call it (the engine's
+//! and the feed's `ColdThread::enter` when `cold.time_allocator` is set); hot threads
+//! are never timed, and untimed threads pay one thread-local read per call.
+//! [`call_times`] reads the histograms (any thread) as nanosecond percentiles. The
+//! timer's own cost (two `rdtsc` and an atomic add, some 20–40 ns) is inside every
+//! timed figure; `lab bench timed-alloc` measures it.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 /// Counts of one thread's calls into the global allocator since it started.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -207,6 +221,189 @@ impl<A: GlobalAlloc + ?Sized + 'static> Drop for RawBlock<A> {
 // `A: Sync` makes the shared `&A` usable from there.
 unsafe impl<A: GlobalAlloc + Sync + ?Sized + 'static> Send for RawBlock<A> {}
 
+/// Roles whose calls can be timed, per process.
+pub const TIMED_ROLES: usize = 8;
+/// Sub-buckets per power of two of the call-time histograms.
+const SUB: usize = 16;
+/// Buckets per histogram: values below [`SUB`] ticks one by one, then [`SUB`] per power of
+/// two up to 2^48 ticks.
+const BUCKETS: usize = SUB + (48 - 4) * SUB;
+/// The timed operations, in histogram order.
+pub const TIMED_OPS: [&str; 3] = ["alloc", "free", "realloc"];
+const OP_ALLOC: usize = 0;
+const OP_FREE: usize = 1;
+const OP_REALLOC: usize = 2;
+/// The thread-local slot of an untimed thread.
+const UNTIMED: u8 = u8::MAX;
+
+/// One role's histograms: per operation, the count of calls per bucket of ticks.
+struct RoleTimes([[AtomicU64; BUCKETS]; 3]);
+
+impl RoleTimes {
+    const fn new() -> RoleTimes {
+        RoleTimes([const { [const { AtomicU64::new(0) }; BUCKETS] }; 3])
+    }
+}
+
+static TIMES: [RoleTimes; TIMED_ROLES] = [const { RoleTimes::new() }; TIMED_ROLES];
+/// The role of each slot, in the order threads claimed them.
+static TIMED_NAMES: Mutex<[Option<&'static str>; TIMED_ROLES]> = Mutex::new([None; TIMED_ROLES]);
+
+thread_local! {
+    static TIMED_SLOT: Cell<u8> = const { Cell::new(UNTIMED) };
+}
+
+/// The bucket of `ticks`: exact below [`SUB`], then [`SUB`] per power of two.
+#[inline(always)]
+fn bucket(ticks: u64) -> usize {
+    if ticks < SUB as u64 {
+        return ticks as usize;
+    }
+    let exp = 63 - ticks.leading_zeros() as usize; // ≥ 4
+    let sub = ((ticks >> (exp - 4)) & (SUB as u64 - 1)) as usize;
+    (SUB + (exp - 4) * SUB + sub).min(BUCKETS - 1)
+}
+
+/// The smallest value of bucket `b` and the first value past it, in ticks.
+fn bucket_bounds(b: usize) -> (u64, u64) {
+    if b < SUB {
+        return (b as u64, b as u64 + 1);
+    }
+    let exp = (b - SUB) / SUB + 4;
+    let sub = ((b - SUB) % SUB) as u64;
+    let width = 1u64 << (exp - 4);
+    let lo = (1u64 << exp) + sub * width;
+    (lo, lo + width)
+}
+
+/// The time stamp counter (x86-64), else nanoseconds of a monotonic clock.
+#[inline(always)]
+fn stamp() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: `rdtsc` exists on every x86-64 CPU and only reads the counter.
+        unsafe { core::arch::x86_64::_rdtsc() }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        use std::sync::OnceLock;
+        static START: OnceLock<std::time::Instant> = OnceLock::new();
+        START
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_nanos() as u64
+    }
+}
+
+/// Whether [`call_times`] needs the caller's ticks-to-nanoseconds factor (the time stamp
+/// counter) or counts nanoseconds already.
+pub const TIMED_IN_TSC_TICKS: bool = cfg!(target_arch = "x86_64");
+
+/// Runs `f`, timing it into `op` of the calling thread's role if the thread is timed.
+#[inline(always)]
+fn timed<R>(op: usize, f: impl FnOnce() -> R) -> R {
+    let slot = TIMED_SLOT.try_with(Cell::get).unwrap_or(UNTIMED);
+    if slot == UNTIMED {
+        return f();
+    }
+    let t0 = stamp();
+    let r = f();
+    let ticks = stamp().wrapping_sub(t0);
+    TIMES[slot as usize].0[op][bucket(ticks)].fetch_add(1, Ordering::Relaxed);
+    r
+}
+
+/// Times every later allocator call of the calling thread under `role`
+/// (`feed_history`, …). Threads of the same role share its histograms. Returns `false`
+/// (and times nothing) when [`TIMED_ROLES`] other roles already have slots. Takes a
+/// lock: call it once, when a cold thread starts; never on a hot thread.
+pub fn time_this_thread(role: &'static str) -> bool {
+    let mut names = TIMED_NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    let slot = match names.iter().position(|n| *n == Some(role)) {
+        Some(i) => i,
+        None => match names.iter().position(Option::is_none) {
+            Some(i) => {
+                names[i] = Some(role);
+                i
+            }
+            None => return false,
+        },
+    };
+    TIMED_SLOT.with(|s| s.set(slot as u8));
+    true
+}
+
+/// Allocator call times of one role and operation, nanoseconds; each percentile is the
+/// middle of its bucket (within 6.25%), the maximum its bucket's upper end.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CallTimes {
+    /// Calls timed.
+    pub count: u64,
+    /// Median.
+    pub p50_ns: f64,
+    /// 90th percentile.
+    pub p90_ns: f64,
+    /// 99th percentile.
+    pub p99_ns: f64,
+    /// 99.9th percentile.
+    pub p99_9_ns: f64,
+    /// The longest call.
+    pub max_ns: f64,
+}
+
+/// [`CallTimes`] of one histogram, with `ns_per_tick` nanoseconds per tick.
+fn times_of(h: &[AtomicU64; BUCKETS], ns_per_tick: f64) -> CallTimes {
+    let counts: Vec<u64> = h.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    let count: u64 = counts.iter().sum();
+    let at = |q: f64| {
+        let rank = ((count as f64 * q).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (b, &c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                let (lo, hi) = bucket_bounds(b);
+                return (lo + hi - 1) as f64 / 2.0 * ns_per_tick;
+            }
+        }
+        0.0
+    };
+    let max = counts
+        .iter()
+        .rposition(|&c| c > 0)
+        .map_or(0.0, |b| bucket_bounds(b).1 as f64 * ns_per_tick);
+    CallTimes {
+        count,
+        p50_ns: at(0.5),
+        p90_ns: at(0.9),
+        p99_ns: at(0.99),
+        p99_9_ns: at(0.999),
+        max_ns: max,
+    }
+}
+
+/// The timed calls so far, per role and operation (`alloc`, `free`, `realloc`; those with
+/// calls only). `ns_per_tick` converts the time stamp counter's ticks (the clock's
+/// `ns_per_raw` where it reads the TSC; ignored where [`TIMED_IN_TSC_TICKS`] is false).
+/// Allocates the map: cold threads.
+pub fn call_times(ns_per_tick: f64) -> BTreeMap<String, BTreeMap<String, CallTimes>> {
+    let factor = if TIMED_IN_TSC_TICKS { ns_per_tick } else { 1.0 };
+    let names = *TIMED_NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    names
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| Some((i, (*n)?)))
+        .map(|(i, role)| {
+            let ops = TIMED_OPS
+                .iter()
+                .enumerate()
+                .map(|(op, name)| (name.to_string(), times_of(&TIMES[i].0[op], factor)))
+                .filter(|(_, t)| t.count > 0)
+                .collect();
+            (role.to_string(), ops)
+        })
+        .collect()
+}
+
 /// A [`GlobalAlloc`] that forwards to `A` and counts per thread.
 ///
 /// # Examples
@@ -249,8 +446,8 @@ impl<A> CountingAlloc<A> {
 }
 
 // SAFETY: every method forwards to `A`, which upholds the `GlobalAlloc` contract, with
-// the caller's arguments unchanged; the counting touches only a thread-local `Cell`
-// and never allocates or unwinds.
+// the caller's arguments unchanged; the counting touches only a thread-local `Cell`,
+// the timing a thread-local `Cell` and static atomics, and neither allocates or unwinds.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAlloc<A> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
@@ -259,7 +456,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAlloc<A> {
             c.bytes += layout.size() as u64;
         });
         // SAFETY: the caller upholds `alloc`'s contract, passed on unchanged.
-        unsafe { self.inner.alloc(layout) }
+        timed(OP_ALLOC, || unsafe { self.inner.alloc(layout) })
     }
 
     #[inline]
@@ -269,14 +466,14 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAlloc<A> {
             c.bytes += layout.size() as u64;
         });
         // SAFETY: the caller upholds `alloc_zeroed`'s contract, passed on unchanged.
-        unsafe { self.inner.alloc_zeroed(layout) }
+        timed(OP_ALLOC, || unsafe { self.inner.alloc_zeroed(layout) })
     }
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         bump(|c| c.frees += 1);
         // SAFETY: the caller upholds `dealloc`'s contract, passed on unchanged.
-        unsafe { self.inner.dealloc(ptr, layout) }
+        timed(OP_FREE, || unsafe { self.inner.dealloc(ptr, layout) })
     }
 
     #[inline]
@@ -286,7 +483,9 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAlloc<A> {
             c.bytes += (new_size as u64).saturating_sub(layout.size() as u64);
         });
         // SAFETY: the caller upholds `realloc`'s contract, passed on unchanged.
-        unsafe { self.inner.realloc(ptr, layout, new_size) }
+        timed(OP_REALLOC, || unsafe {
+            self.inner.realloc(ptr, layout, new_size)
+        })
     }
 }
 
@@ -346,6 +545,57 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    #[test]
+    fn buckets_cover_every_value_within_a_sixteenth() {
+        for v in (0..100_000u64).chain([1 << 20, (1 << 40) + 12_345, u64::MAX / 2]) {
+            let b = bucket(v);
+            let (lo, hi) = bucket_bounds(b);
+            if b < BUCKETS - 1 {
+                assert!(lo <= v && v < hi, "{v} in bucket {b} = {lo}..{hi}");
+                assert!((hi - lo) * 16 <= lo.max(16), "{v}: {lo}..{hi} too wide");
+            }
+            if v > 0 {
+                assert!(bucket(v - 1) <= b, "buckets are ordered");
+            }
+        }
+        assert_eq!(bucket(u64::MAX), BUCKETS - 1);
+    }
+
+    #[test]
+    fn timed_threads_record_their_calls_and_untimed_ones_do_not() {
+        let layout = Layout::from_size_align(48, 8).unwrap();
+        // An untimed thread: nothing for its would-be role.
+        std::thread::spawn(move || {
+            // SAFETY: non-zero size; freed with the same layout.
+            unsafe { A.dealloc(A.alloc(layout), layout) };
+        })
+        .join()
+        .unwrap();
+        assert!(!call_times(1.0).contains_key("test_untimed"));
+        std::thread::spawn(move || {
+            assert!(time_this_thread("test_timed"));
+            for _ in 0..1000 {
+                // SAFETY: non-zero size; reallocated to 96 bytes, freed with that layout.
+                unsafe {
+                    let p = A.alloc(layout);
+                    let p = A.realloc(p, layout, 96);
+                    A.dealloc(p, Layout::from_size_align(96, 8).unwrap());
+                }
+            }
+        })
+        .join()
+        .unwrap();
+        let t = &call_times(1.0)["test_timed"];
+        assert_eq!(t["alloc"].count, 1000);
+        assert_eq!(t["free"].count, 1000);
+        assert_eq!(t["realloc"].count, 1000);
+        let a = t["alloc"];
+        assert!(
+            a.p50_ns > 0.0 && a.p50_ns <= a.p99_ns && a.p99_ns <= a.max_ns,
+            "{a:?}"
+        );
     }
 
     #[test]

@@ -26,6 +26,16 @@
 //! | mimalloc | none | none | `current_commit`, `peak_commit`, `peak_rss`, `major_page_faults` |
 //! | tcmalloc | `generic.current_allocated_bytes` | `generic.physical_memory_used` | `generic.*`, `tcmalloc.*` |
 //!
+//! Besides these figures of the moment, each allocator that counts how it gives memory
+//! back to the kernel reports those counters, which only grow ([`COUNTERS`]):
+//!
+//! | allocator | counters |
+//! |---|---|
+//! | system | none: glibc counts no trims or `madvise` calls (its releasable top is `mallinfo2.keepcost`) |
+//! | jemalloc | `dirty_npurge`, `dirty_nmadvise`, `dirty_purged` (pages), `muzzy_npurge`, `muzzy_nmadvise`, `muzzy_purged` (pages), over all arenas |
+//! | mimalloc | `purge_calls`, `purged` (bytes), `reset_calls`, `reset` (bytes), `commit_calls`, `mmap_calls`, `arena_purges` |
+//! | tcmalloc | `tcmalloc.num_released_total_bytes` |
+//!
 //! # Examples
 //!
 //! ```
@@ -74,6 +84,26 @@ pub fn hooks<A: Introspect>(global: &CountingAlloc<A>) -> AllocatorHooks {
         stats: A::stats,
     }
 }
+
+/// The statistics keys, over all allocators, that count events since the process
+/// started (they only grow): how often and how much each allocator gave memory back to
+/// the kernel. [`crate::mechanisms`] reports their growth over a measured window.
+pub const COUNTERS: [&str; 14] = [
+    "dirty_npurge",
+    "dirty_nmadvise",
+    "dirty_purged",
+    "muzzy_npurge",
+    "muzzy_nmadvise",
+    "muzzy_purged",
+    "purge_calls",
+    "purged",
+    "reset_calls",
+    "reset",
+    "commit_calls",
+    "mmap_calls",
+    "arena_purges",
+    "tcmalloc.num_released_total_bytes",
+];
 
 /// Collects `(key, value)` pairs into a statistics map.
 fn to_map<'a>(pairs: impl IntoIterator<Item = (&'a str, u64)>) -> BTreeMap<String, u64> {
@@ -229,7 +259,10 @@ pub mod jemalloc {
     //! Keys, as jemalloc's `stats.*`: `allocated` (bytes the program holds), `active`
     //! (bytes in pages with allocations), `resident` (bytes in resident data and
     //! metadata pages, an upper bound), `retained` (virtual memory kept unmapped for
-    //! reuse), `mapped` (bytes in active extents) and `metadata`.
+    //! reuse), `mapped` (bytes in active extents) and `metadata`; and, summed over all
+    //! arenas (`stats.arenas.<MALLCTL_ARENAS_ALL>.*`), the purge counters: `dirty_npurge`
+    //! and `muzzy_npurge` (purge sweeps), `dirty_nmadvise` and `muzzy_nmadvise`
+    //! (`madvise` calls), `dirty_purged` and `muzzy_purged` (pages purged).
     //!
     //! Reading them first advances jemalloc's epoch (which refreshes the statistics,
     //! under a lock inside jemalloc).
@@ -282,6 +315,24 @@ pub mod jemalloc {
                 m.insert(name.to_string(), v as u64);
             }
         }
+        // `MALLCTL_ARENAS_ALL` (4096) names the sum over all arenas; these are
+        // `uint64_t` in jemalloc 5.
+        let purges: [(&str, &[u8]); 6] = [
+            ("dirty_npurge", b"stats.arenas.4096.dirty_npurge\0"),
+            ("dirty_nmadvise", b"stats.arenas.4096.dirty_nmadvise\0"),
+            ("dirty_purged", b"stats.arenas.4096.dirty_purged\0"),
+            ("muzzy_npurge", b"stats.arenas.4096.muzzy_npurge\0"),
+            ("muzzy_nmadvise", b"stats.arenas.4096.muzzy_nmadvise\0"),
+            ("muzzy_purged", b"stats.arenas.4096.muzzy_purged\0"),
+        ];
+        for (name, key) in purges {
+            // SAFETY: each key is a NUL-terminated jemalloc statistic of type
+            // `uint64_t` (jemalloc 5's `stats.arenas.<i>.*_npurge`, `*_nmadvise` and
+            // `*_purged`), so reading it as a `u64` reads exactly its value.
+            if let Ok(v) = unsafe { tikv_jemalloc_ctl::raw::read::<u64>(key) } {
+                m.insert(name.to_string(), v);
+            }
+        }
         m
     }
 
@@ -311,7 +362,7 @@ pub mod jemalloc {
             // SAFETY: `p` came from `Jemalloc.alloc(layout)` and is freed once.
             unsafe { Jemalloc.dealloc(p, layout) };
             let after = stats();
-            assert_eq!(during.len(), 6, "{during:?}");
+            assert_eq!(during.len(), 12, "{during:?}");
             // Other tests of this binary use jemalloc at the same time (reading the
             // statistics allocates a little): allow them 1 MiB either way.
             const SLACK: u64 = 1 << 20;
@@ -324,6 +375,65 @@ pub mod jemalloc {
             assert!(during["resident"] >= during["active"], "{during:?}");
             assert!(during["mapped"] >= during["active"], "{during:?}");
         }
+
+        /// Run alone by `freed_memory_is_purged_and_counted` in a child process.
+        #[test]
+        #[ignore = "run by freed_memory_is_purged_and_counted"]
+        fn print_purge_counters() {
+            const SIZE: usize = 64 << 20;
+            let layout = Layout::from_size_align(SIZE, 64).unwrap();
+            let before = stats();
+            for _ in 0..4 {
+                // SAFETY: non-zero size; every page written is inside the block, which
+                // is freed at once with the same layout.
+                unsafe {
+                    let p = Jemalloc.alloc(layout);
+                    assert!(!p.is_null());
+                    for i in (0..SIZE).step_by(4096) {
+                        p.add(i).write_volatile(1);
+                    }
+                    Jemalloc.dealloc(p, layout);
+                }
+            }
+            let after = stats();
+            let grew = |k: &str| after[k] - before[k];
+            println!(
+                "npurge={} nmadvise={} purged={}",
+                grew("dirty_npurge") + grew("muzzy_npurge"),
+                grew("dirty_nmadvise") + grew("muzzy_nmadvise"),
+                grew("dirty_purged") + grew("muzzy_purged")
+            );
+        }
+
+        /// With decay switched off (purge at once), 4 × 64 MiB freed are purged: the
+        /// counters see a `madvise` call per block and at least those pages.
+        #[test]
+        fn freed_memory_is_purged_and_counted() {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "allocators::jemalloc::tests::print_purge_counters",
+                ])
+                .args(["--ignored", "--nocapture", "--test-threads=1"])
+                .env("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(out.status.success(), "{stdout}");
+            let at = stdout.find("npurge=").expect("the child's report");
+            let fields: Vec<u64> = stdout[at..]
+                .lines()
+                .next()
+                .unwrap()
+                .split(' ')
+                .map(|f| f.split_once('=').unwrap().1.parse().unwrap())
+                .collect();
+            let page = 4096; // jemalloc's page on x86-64 Linux
+                             // Decay 0 purges at each free, outside the decay sweeps that `npurge`
+                             // counts: only the madvise calls and the pages show it.
+            assert!(fields[1] >= 4, "{stdout}");
+            assert!(fields[2] * page >= 4 * (64 << 20), "{stdout}");
+        }
     }
 }
 
@@ -334,7 +444,11 @@ pub mod mimalloc {
     //! Keys, from `mi_process_info`: `current_commit` and `peak_commit` (bytes mimalloc
     //! has committed from the kernel, now and at most), `peak_rss` (the process's
     //! largest resident set, from `getrusage`) and `major_page_faults` (the process's,
-    //! from `getrusage`; mimalloc calls them `page_faults`).
+    //! from `getrusage`; mimalloc calls them `page_faults`). From `mi_stats_get_json`,
+    //! the counters of its calls to the kernel, which it keeps in every build:
+    //! `purge_calls` and `purged` (bytes decommitted or reset when purging),
+    //! `reset_calls` and `reset` (bytes), `commit_calls`, `mmap_calls` and
+    //! `arena_purges`.
     //!
     //! mimalloc cannot say `allocated` here: it counts allocated bytes (`malloc_normal`,
     //! `malloc_huge` in `mi_stats_get_json`) only when built with `MI_STAT` ≥ 1, and
@@ -388,12 +502,45 @@ pub mod mimalloc {
             )
         };
         let [_, _, _, _, peak_rss, commit, peak_commit, faults] = v.map(|x| x as u64);
-        to_map([
+        let mut m = to_map([
             ("current_commit", commit),
             ("peak_commit", peak_commit),
             ("peak_rss", peak_rss),
             ("major_page_faults", faults),
-        ])
+        ]);
+        m.extend(os_counters());
+        m
+    }
+
+    /// The counters mimalloc keeps of its calls to the kernel whatever its `MI_STAT`
+    /// (they are the process's, updated atomically): purges, resets, commits and maps,
+    /// from `mi_stats_get_json`. Empty if the JSON cannot be had.
+    fn os_counters() -> BTreeMap<String, u64> {
+        const KEYS: [&str; 7] = [
+            "purge_calls",
+            "purged",
+            "reset_calls",
+            "reset",
+            "commit_calls",
+            "mmap_calls",
+            "arena_purges",
+        ];
+        // The JSON with every size bin is some 20 KB; a larger buffer than it needs.
+        let mut buf = vec![0u8; 256 << 10];
+        // SAFETY: `buf` is a writable buffer of exactly `buf.len()` bytes that outlives
+        // the call; mimalloc writes at most that many bytes into it (zeroing it first,
+        // NUL-terminated) and returns it, or NULL if it did not fit, keeping no pointer.
+        let out = unsafe { libmimalloc_sys::mi_stats_get_json(buf.len(), buf.as_mut_ptr().cast()) };
+        if out.is_null() {
+            return BTreeMap::new();
+        }
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        let Ok(json) = serde_json::from_slice::<serde_json::Value>(&buf[..end]) else {
+            return BTreeMap::new();
+        };
+        KEYS.iter()
+            .filter_map(|&k| Some((k.to_string(), json.get(k)?.as_u64()?)))
+            .collect()
     }
 
     #[cfg(test)]
@@ -427,13 +574,76 @@ pub mod mimalloc {
             let during = stats();
             // SAFETY: `p` came from `MiMalloc.alloc(layout)` and is freed once.
             unsafe { MiMalloc.dealloc(p, layout) };
-            assert_eq!(during.len(), 4, "{during:?}");
+            assert_eq!(during.len(), 11, "{during:?}");
             assert!(during["current_commit"] >= SIZE as u64, "{during:?}");
+            assert!(during["mmap_calls"] >= 1, "{during:?}");
             assert!(
                 during["peak_commit"] >= during["current_commit"],
                 "{during:?}"
             );
             assert!(during["peak_rss"] >= SIZE as u64, "{during:?}");
+        }
+
+        /// Run alone by `freed_memory_is_purged_and_counted` in a child process.
+        #[test]
+        #[ignore = "run by freed_memory_is_purged_and_counted"]
+        fn print_purge_counters() {
+            const SIZE: usize = 64 << 20;
+            let layout = Layout::from_size_align(SIZE, 64).unwrap();
+            let before = stats();
+            // SAFETY: non-zero size; every page written is inside the block, which is
+            // freed at once with the same layout.
+            unsafe {
+                let p = MiMalloc.alloc(layout);
+                assert!(!p.is_null());
+                for i in (0..SIZE).step_by(4096) {
+                    p.add(i).write_volatile(1);
+                }
+                MiMalloc.dealloc(p, layout);
+            }
+            // Purging may wait for the next allocation or free to look at the delay.
+            for _ in 0..100 {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                let small = Layout::from_size_align(64, 8).unwrap();
+                // SAFETY: non-zero size; freed at once with the same layout.
+                unsafe { MiMalloc.dealloc(MiMalloc.alloc(small), small) };
+            }
+            // SAFETY: no arguments; asks mimalloc to purge what it may (`mi_collect`).
+            unsafe { libmimalloc_sys::mi_collect(true) };
+            let after = stats();
+            let grew = |k: &str| after[k] - before[k];
+            println!(
+                "calls={} bytes={}",
+                grew("purge_calls") + grew("reset_calls"),
+                grew("purged") + grew("reset")
+            );
+        }
+
+        /// With no purge delay, a 64 MiB block freed and collected is given back: the
+        /// counters see the calls and at least the block's bytes.
+        #[test]
+        fn freed_memory_is_purged_and_counted() {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "allocators::mimalloc::tests::print_purge_counters",
+                ])
+                .args(["--ignored", "--nocapture", "--test-threads=1"])
+                .env("MIMALLOC_PURGE_DELAY", "0")
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(out.status.success(), "{stdout}");
+            let at = stdout.find("calls=").expect("the child's report");
+            let fields: Vec<u64> = stdout[at..]
+                .lines()
+                .next()
+                .unwrap()
+                .split(' ')
+                .map(|f| f.split_once('=').unwrap().1.parse().unwrap())
+                .collect();
+            assert!(fields[0] >= 1, "{stdout}");
+            assert!(fields[1] >= 64 << 20, "{stdout}");
         }
     }
 }
@@ -450,7 +660,8 @@ pub mod tcmalloc {
     //! `tcmalloc.pageheap_unmapped_bytes`, `tcmalloc.metadata_bytes`, the bytes free in
     //! each cache (`tcmalloc.cpu_free`, `.central_cache_free`, `.transfer_cache_free`,
     //! `.thread_cache_free`), `tcmalloc.external_fragmentation_bytes`, and
-    //! `tcmalloc.per_cpu_caches_active` (1 or 0).
+    //! `tcmalloc.per_cpu_caches_active` (1 or 0), and the counter
+    //! `tcmalloc.num_released_total_bytes` (bytes released to the kernel so far).
     //!
     //! # Per-CPU caches
     //!
@@ -500,7 +711,7 @@ pub mod tcmalloc {
     pub const CRATE_VERSION: &str = "0.1.19";
 
     /// The properties read, besides the two shared keys.
-    const PROPERTIES: [&str; 13] = [
+    const PROPERTIES: [&str; 14] = [
         "generic.current_allocated_bytes",
         "generic.physical_memory_used",
         "generic.virtual_memory_used",
@@ -514,6 +725,7 @@ pub mod tcmalloc {
         "tcmalloc.thread_cache_free",
         "tcmalloc.external_fragmentation_bytes",
         "tcmalloc.per_cpu_caches_active",
+        "tcmalloc.num_released_total_bytes",
     ];
 
     impl Introspect for TCMalloc {

@@ -197,20 +197,25 @@ pub struct ColdThread {
 }
 
 impl ColdThread {
-    /// Makes the calling thread a cold thread of `config` on `cores` ([`enter_cold`] with
+    /// Makes the calling thread the cold thread `role` (`feed_history`, `engine_report`,
+    /// …: process, underscore, thread) of `config` on `cores` ([`enter_cold`] with
     /// `config.cold`; `cores` is `cores.feed_cold()` or `cores.engine_cold()`), saying on
-    /// stderr what the kernel refused (`PROCESS: warning: the THREAD thread could not take
-    /// …`).
+    /// stderr what the kernel refused (`PROCESS: warning: the ROLE thread could not take
+    /// …`). With `cold.time_allocator`, its allocator calls are timed from here on
+    /// ([`crate::alloc::time_this_thread`]).
     pub fn enter(
-        process: &str,
-        thread: &str,
+        role: &'static str,
         config: &crate::config::Config,
         cores: &[usize],
         clock: &Clock,
     ) -> ColdThread {
+        let process = role.split('_').next().unwrap_or(role);
         let (meter, refused) = enter_cold(&config.cold, cores, clock);
         if let Some(r) = refused {
-            eprintln!("{process}: warning: the {thread} thread could not take {r}");
+            eprintln!("{process}: warning: the {role} thread could not take {r}");
+        }
+        if config.cold.time_allocator && !crate::alloc::time_this_thread(role) {
+            eprintln!("{process}: warning: the {role} thread's allocator calls are not timed: no role slot left");
         }
         ColdThread {
             meter,

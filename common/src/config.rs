@@ -324,6 +324,9 @@ pub struct ColdConfig {
     pub policy: ColdPolicy,
     /// Nice value of the cold threads (-20 to 19; below 0 needs privileges).
     pub nice: i32,
+    /// The timed-allocator mode: every allocator call of the cold threads is timed into
+    /// per-role histograms (the summaries' `alloc_call_ns`); hot threads never are.
+    pub time_allocator: bool,
 }
 
 impl Default for ColdConfig {
@@ -334,6 +337,7 @@ impl Default for ColdConfig {
             poll_ms: 5,
             policy: ColdPolicy::Other,
             nice: 0,
+            time_allocator: false,
         }
     }
 }

@@ -24,7 +24,7 @@
 //! | [`tick`] | the 64-byte wire type | nothing |
 //! | [`units`] | byte counts, durations and times written for people | nothing |
 //! | [`os`] | what the project asks of the host: RSS, page faults, CPU model, kernel, process liveness, signals | nothing |
-//! | [`alloc`] | a counting wrapper for any global allocator | nothing |
+//! | [`alloc`] | a counting wrapper for any global allocator, and the timing of cold threads' calls | nothing |
 //! | [`pool`] | a fixed-size-block pool, the engine's `pool` scratch allocator | nothing |
 //! | [`cores`] | the core plan, pinning and wait strategies | nothing |
 //! | [`clock`] | raw TSC time stamps (or `CLOCK_MONOTONIC` where the TSC is not invariant) | `os` |
@@ -34,10 +34,11 @@
 //! | [`ring`] | the single-producer, many-consumer broadcast ring, on heap memory or in a shared-memory file ([`ring::shm`]) | `sync`, `tick`, `transport`, `clock`, `files`, `os` |
 //! | [`latency`] | per-stage fixed-bound histograms, interval hand-off, `.hlog` writer | `alloc`, `files`, `units` |
 //! | [`config`] | the TOML run configuration, validated, with errors naming file, line, column and key; [`config::edit`]: one configuration derived from another by key path | `cores`, `ring`, `tick` |
-//! | [`budget`] | what each cold thread costs the hot cores (CPU per second, stretches between sleeps) and the slicing of cold work | `clock`, `config`, `cores`, `latency` |
+//! | [`budget`] | what each cold thread costs the hot cores (CPU per second, stretches between sleeps) and the slicing of cold work | `alloc`, `clock`, `config`, `cores`, `latency` |
 //! | [`memory`] | memory samples (RSS, page faults, allocator statistics, fragmentation) and warnings | `config`, `os`, `units` |
+//! | [`mechanisms`] | per-thread page faults, context switches and CPU time, interrupts per core and the allocator's counters over a measured window | `allocators` |
 //! | [`manifest`] | the run manifest: machine, allocator, git revision, configuration | `allocators`, `config`, `os` |
-//! | [`summary`] | what a run measured: the feed's, the engine's and the merged summary | `alloc`, `budget`, `latency`, `manifest`, `memory`, `pool` |
+//! | [`summary`] | what a run measured: the feed's, the engine's and the merged summary | `alloc`, `budget`, `latency`, `manifest`, `mechanisms`, `memory`, `pool` |
 //! | [`failure`] | the one failure type of the binaries, with its exit code (2 bad input, 1 runtime) | `files`, `ring` |
 //! | [`runargs`] | the `--config`/`--duration`/`--out` arguments of feed and engine, and the start-up they share | `config`, `cores`, `failure`, `files` |
 #![deny(missing_docs)]
@@ -56,6 +57,7 @@ pub mod failure;
 pub mod files;
 pub mod latency;
 pub mod manifest;
+pub mod mechanisms;
 pub mod memory;
 pub mod os;
 pub mod pool;

@@ -37,6 +37,10 @@ pub struct RunArgs {
     /// Folder for summaries and logs instead of the config's `log.out_dir`.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Time every allocator call of the cold threads (`cold.time_allocator = true`):
+    /// call times per thread role in the summary. Hot threads are never timed.
+    #[arg(long)]
+    pub time_allocator: bool,
 }
 
 /// Why a run could not start.
@@ -153,6 +157,9 @@ impl RunArgs {
             }
             config.duration_s = duration;
         }
+        if self.time_allocator {
+            config.cold.time_allocator = true;
+        }
         let out = self
             .out
             .clone()
@@ -211,10 +218,17 @@ mod tests {
             config: cfg.clone(),
             duration: Some(3.0),
             out: Some(out.clone()),
+            time_allocator: false,
         };
         let outputs = [("s.json", Kind::Json)];
         let (c, o) = args.load(&[0, 1], &outputs).unwrap();
         assert_eq!((c.duration_s, o), (3.0, out.clone()));
+        assert!(!c.cold.time_allocator);
+        let timed = RunArgs {
+            time_allocator: true,
+            ..args.clone()
+        };
+        assert!(timed.load(&[0, 1], &outputs).unwrap().0.cold.time_allocator);
         assert!(out.is_dir());
         let short = RunArgs {
             duration: Some(0.5),

@@ -6,10 +6,11 @@
 //! Plain data, written and read as JSON with serde. Building and merging summaries
 //! allocates: it runs at the end of a run, never per tick.
 
-use crate::alloc::AllocCounts;
+use crate::alloc::{AllocCounts, CallTimes};
 use crate::budget::ColdBudget;
 use crate::latency::Percentiles;
 use crate::manifest::{AllocatorInfo, Manifest};
+use crate::mechanisms::Mechanisms;
 use crate::memory::MemoryReport;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -121,6 +122,15 @@ pub struct FeedSummary {
     /// What each cold thread cost (`feed_history`): CPU per second, stretches.
     #[serde(default)]
     pub cold_threads: BTreeMap<String, ColdBudget>,
+    /// Page faults, context switches and CPU time per thread (and, from the engine,
+    /// interrupts on the hot cores) and the allocator's counters over the measured part
+    /// of the run, where it lasted at least two report intervals' samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mechanisms: Option<Mechanisms>,
+    /// The timed-allocator mode (`cold.time_allocator`): allocator call times per cold
+    /// thread role and operation, over the whole run.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub alloc_call_ns: BTreeMap<String, BTreeMap<String, CallTimes>>,
     /// Why the feed stopped.
     pub end_reason: EndReason,
     /// Run manifest.
@@ -185,6 +195,15 @@ pub struct EngineSummary {
     /// What each cold thread cost (`engine_report`, `engine_orders`).
     #[serde(default)]
     pub cold_threads: BTreeMap<String, ColdBudget>,
+    /// Page faults, context switches and CPU time per thread (and, from the engine,
+    /// interrupts on the hot cores) and the allocator's counters over the measured part
+    /// of the run, where it lasted at least two report intervals' samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mechanisms: Option<Mechanisms>,
+    /// The timed-allocator mode (`cold.time_allocator`): allocator call times per cold
+    /// thread role and operation, over the whole run.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub alloc_call_ns: BTreeMap<String, BTreeMap<String, CallTimes>>,
     /// Why the engine stopped.
     pub end_reason: EndReason,
     /// Run manifest.
@@ -291,6 +310,13 @@ pub struct Summary {
     /// The machine's noise floor on the hot cores, when it was probed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub noise: Option<NoiseFloor>,
+    /// The mechanisms of each process (`feed`, `engine`) over its measured window.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mechanisms: BTreeMap<String, Mechanisms>,
+    /// Allocator call times per cold thread role and operation, both processes (the
+    /// timed-allocator mode).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub alloc_call_ns: BTreeMap<String, BTreeMap<String, CallTimes>>,
     /// The environment (from the engine's manifest, with both allocators).
     pub manifest: Manifest,
 }
@@ -321,6 +347,16 @@ impl Summary {
             },
             latency_ns: engine.latency_ns.clone(),
             noise: None,
+            mechanisms: [("feed", &feed.mechanisms), ("engine", &engine.mechanisms)]
+                .into_iter()
+                .filter_map(|(p, m)| Some((p.to_string(), m.clone()?)))
+                .collect(),
+            alloc_call_ns: feed
+                .alloc_call_ns
+                .iter()
+                .chain(&engine.alloc_call_ns)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             cold_threads: feed
                 .cold_threads
                 .iter()

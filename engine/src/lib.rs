@@ -44,6 +44,7 @@ use common::latency::{
     HIGHEST_NS, STAGES,
 };
 use common::manifest::Manifest;
+use common::mechanisms::{Mechanisms, Snapshot, Window};
 use common::memory::{MemoryReport, MemorySample, Monitor};
 use common::ring::shm::{self, MappedRegion, OpenError, RingInfo};
 use common::ring::{StartAt, Subscriber};
@@ -212,15 +213,17 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
                 let poll_ms = (config.log.interval_ms / 10)
                     .min(100)
                     .max(config.cold.poll_ms);
-                let cold = ColdThread::enter(
-                    "engine",
-                    "report",
-                    &config,
-                    config.cores.engine_cold(),
-                    &clock,
-                )
-                .with_poll(Duration::from_millis(poll_ms));
-                report_thread(sink, hlog, &clock, cold, monitor, stats, &profile)
+                let cold =
+                    ColdThread::enter("engine_report", &config, config.cores.engine_cold(), &clock)
+                        .with_poll(Duration::from_millis(poll_ms));
+                let hot_cores = [config.cores.feed_md, config.cores.engine_hot];
+                let ctx = ReportContext {
+                    clock: &clock,
+                    stats,
+                    profile: &profile,
+                    hot_cores: &hot_cores,
+                };
+                report_thread(sink, hlog, &ctx, cold, monitor)
             })
             .context("cannot start the report thread")
             .map_err(Failure::runtime)?
@@ -232,13 +235,8 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         std::thread::Builder::new()
             .name("engine-orders".into())
             .spawn(move || {
-                let cold = ColdThread::enter(
-                    "engine",
-                    "order",
-                    &config,
-                    config.cores.engine_cold(),
-                    &clock,
-                );
+                let cold =
+                    ColdThread::enter("engine_orders", &config, config.cores.engine_cold(), &clock);
                 order_thread(orders_rx, cold, &profile)
             })
             .context("cannot start the order thread")
@@ -274,7 +272,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     let (orders_verified, orders_invalid, orders_budget) = orders_thread
         .join()
         .map_err(|_| Failure::runtime(anyhow!("order thread panicked")))?;
-    let (latency_ns, memory, report_budget) = report
+    let (latency_ns, memory, report_budget, mechanisms) = report
         .join()
         .map_err(|_| Failure::runtime(anyhow!("report thread panicked")))?
         .with_context(|| format!("cannot write {}", hlog_path.display()))
@@ -317,6 +315,12 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
             ("engine_orders".to_string(), orders_budget),
         ]
         .into(),
+        mechanisms,
+        alloc_call_ns: if config.cold.time_allocator {
+            common::alloc::call_times(Clock::with_source(ClockSource::Tsc).ns_per_raw())
+        } else {
+            BTreeMap::new()
+        },
         end_reason: result.end_reason,
         manifest: Manifest::collect(
             &config,
@@ -367,17 +371,41 @@ const ROLE_HOT: usize = 1;
 const ROLE_REPORT: usize = 2;
 const ROLE_ORDERS: usize = 3;
 
+/// What the report thread reads besides its intervals.
+struct ReportContext<'a> {
+    clock: &'a Clock,
+    stats: fn() -> BTreeMap<String, u64>,
+    profile: &'a AllocProfile,
+    /// The cores whose interrupts are counted: both hot threads'.
+    hot_cores: &'a [usize],
+}
+
+/// What the report thread hands back: the measured latencies, the memory report, its
+/// own budget and the mechanisms of the measured window.
+type Reported = (
+    BTreeMap<String, Percentiles>,
+    MemoryReport,
+    ColdBudget,
+    Option<Mechanisms>,
+);
+
 /// Receives intervals, prints and logs them, keeps totals of the measured ones, and
-/// samples memory once per interval.
+/// samples memory and the mechanisms once per interval (the window of the mechanisms
+/// starts at the end of the last warm-up interval).
 fn report_thread(
     sink: IntervalSink,
     mut hlog: Hlog,
-    clock: &Clock,
+    ctx: &ReportContext,
     mut cold: ColdThread,
     mut monitor: Monitor,
-    stats: fn() -> BTreeMap<String, u64>,
-    profile: &AllocProfile,
-) -> std::io::Result<(BTreeMap<String, Percentiles>, MemoryReport, ColdBudget)> {
+) -> std::io::Result<Reported> {
+    let ReportContext {
+        clock,
+        stats,
+        profile,
+        hot_cores,
+    } = *ctx;
+    let mut window = Window::new();
     let ns_per_raw = clock.ns_per_raw();
     let mut ns = fixed_histogram(HIGHEST_NS);
     let mut totals: Vec<Histogram<u64>> =
@@ -440,12 +468,26 @@ fn report_thread(
             cold.yield_if_due();
         }
         interval.stages.reset();
-        if sink.spares.send(interval.stages).is_err() {
-            break;
-        }
+        // The hot thread gone (after its last interval) takes no spares back; the
+        // interval is still sampled below, and the next receive ends the loop.
+        let _ = sink.spares.send(interval.stages);
         cold.yield_if_due();
         profile.publish(ROLE_REPORT);
-        print_memory(&mut monitor, stats, profile);
+        let allocator = stats();
+        cold.yield_if_due();
+        let snapshot = Snapshot::take("engine", hot_cores, &allocator);
+        if interval.warmup {
+            // Until the last warm-up interval, each one restarts the window.
+            window = Window::new();
+        }
+        if let Some(step) = window.observe(snapshot) {
+            println!(
+                "engine   mechanisms {}",
+                common::mechanisms::format_line(&step)
+            );
+        }
+        cold.yield_if_due();
+        print_memory(&mut monitor, allocator, profile);
     }
     // The budget covers the run, not the totals and the flush that follow it.
     let budget = cold.finish();
@@ -457,16 +499,17 @@ fn report_thread(
         .zip(&totals)
         .map(|(s, h)| (s.name().to_string(), Percentiles::of(h)))
         .collect();
-    Ok((totals, monitor.report().clone(), budget))
+    Ok((
+        totals,
+        monitor.report().clone(),
+        budget,
+        window.mechanisms(),
+    ))
 }
 
 /// Samples memory, prints the memory and allocation-profile lines and any warning.
-fn print_memory(
-    monitor: &mut Monitor,
-    stats: fn() -> BTreeMap<String, u64>,
-    profile: &AllocProfile,
-) {
-    let sample = MemorySample::take(stats());
+fn print_memory(monitor: &mut Monitor, stats: BTreeMap<String, u64>, profile: &AllocProfile) {
+    let sample = MemorySample::take(stats);
     let line = common::memory::format_line(&sample);
     let warning = monitor.observe(sample);
     println!("engine   memory   {line}");

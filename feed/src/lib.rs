@@ -26,11 +26,12 @@ use anyhow::{anyhow, Context};
 use clap::Parser;
 use common::alloc::AllocProfile;
 use common::budget::{ColdBudget, ColdThread};
-use common::clock::Clock;
+use common::clock::{Clock, ClockSource};
 use common::config::{Config, KeyPath};
 use common::failure::Failure;
 use common::files::{self, Kind};
 use common::manifest::Manifest;
+use common::mechanisms::{Mechanisms, Snapshot, Window};
 use common::memory::{MemoryReport, MemorySample, Monitor};
 use common::ring::shm::{self, CreateError, ProducerId};
 use common::summary::{EvictionReport, FeedSummary, LosslessReport};
@@ -154,7 +155,13 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     let md = md
         .join()
         .map_err(|_| Failure::runtime(anyhow!("md thread panicked")))?;
-    let (hist, hist_digest, memory, history_budget) = history
+    let HistoryEnd {
+        stats: hist,
+        digest: hist_digest,
+        memory,
+        budget: history_budget,
+        mechanisms,
+    } = history
         .join()
         .map_err(|_| Failure::runtime(anyhow!("history thread panicked")))?;
 
@@ -199,6 +206,12 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         }),
         reclaimed_ring_of_pid: reclaimed,
         cold_threads: [("feed_history".to_string(), history_budget)].into(),
+        mechanisms,
+        alloc_call_ns: if config.cold.time_allocator {
+            common::alloc::call_times(Clock::with_source(ClockSource::Tsc).ns_per_raw())
+        } else {
+            BTreeMap::new()
+        },
         end_reason: md.counts.end_reason,
         manifest: Manifest::collect(
             &config,
@@ -260,20 +273,21 @@ fn history_thread(
     rx: Receiver<Tick>,
     cold: &ColdContext,
     mut monitor: Monitor,
-) -> (history::HistoryStats, u64, MemoryReport, ColdBudget) {
+) -> HistoryEnd {
     let ColdContext {
         counters,
         start_raw,
         stats,
         profile,
     } = *cold;
-    let mut cold = ColdThread::enter("feed", "history", config, config.cores.feed_cold(), clock);
+    let mut cold = ColdThread::enter("feed_history", config, config.cores.feed_cold(), clock);
     let mut hist = history::History::new(config.symbols.len(), config.feed.history.max_ticks());
     let ns_per_raw = clock.ns_per_raw();
     let interval_raw = clock.raw_from_ns(config.log.interval_ms * 1_000_000);
     let mut next_report = 0u64;
     let mut last_published = 0u64;
     let mut last_report_raw = 0u64;
+    let mut window = Window::new();
     loop {
         let mut drained = 0;
         let disconnected = loop {
@@ -310,15 +324,30 @@ fn history_thread(
                 0.0
             };
             profile.publish(ROLE_HISTORY);
-            let sample = MemorySample::take(stats());
+            let allocator = stats();
+            cold.yield_if_due();
+            let snapshot = Snapshot::take("feed", &[], &allocator);
+            let elapsed_s = clock.delta_ns(start, now) as f64 / 1e9;
+            if elapsed_s <= config.warmup_s {
+                // Until the warm-up has passed, each report restarts the window.
+                window = Window::new();
+            }
+            let step = window.observe(snapshot);
+            cold.yield_if_due();
+            let sample = MemorySample::take(allocator);
             println!(
-                "feed t={:.1}s published={published} rate={rate:.0}/s {} dropped={} | {} | allocs {}",
-                clock.delta_ns(start, now) as f64 / 1e9,
+                "feed t={elapsed_s:.1}s published={published} rate={rate:.0}/s {} dropped={} | {} | allocs {}",
                 history_figures(&hist.stats()),
                 counters.dropped.load(Ordering::Relaxed),
                 common::memory::format_line(&sample),
                 profile.format_line(),
             );
+            if let Some(step) = step {
+                println!(
+                    "feed   mechanisms {}",
+                    common::mechanisms::format_line(&step)
+                );
+            }
             if let Some(w) = monitor.observe(sample) {
                 eprintln!("feed: warning: {w}");
             }
@@ -338,12 +367,22 @@ fn history_thread(
     profile.publish(ROLE_HISTORY);
     // The budget covers the run, not the digest of the whole history that follows it.
     let budget = cold.finish();
-    (
-        hist.stats(),
-        hist.digest(),
-        monitor.report().clone(),
+    HistoryEnd {
+        stats: hist.stats(),
+        digest: hist.digest(),
+        memory: monitor.report().clone(),
         budget,
-    )
+        mechanisms: window.mechanisms(),
+    }
+}
+
+/// What the history thread hands back at the end of a run.
+struct HistoryEnd {
+    stats: history::HistoryStats,
+    digest: u64,
+    memory: MemoryReport,
+    budget: ColdBudget,
+    mechanisms: Option<Mechanisms>,
 }
 
 /// `history=N (bytes) evicted=N bars=N`.

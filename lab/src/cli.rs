@@ -94,6 +94,10 @@ pub struct RunArgs {
     /// loop on each, reported beside the run's latencies); 0 skips the probe.
     #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = parse_secs_or_zero)]
     pub noise: f64,
+    /// The timed-allocator mode (`cold.time_allocator = true`): every allocator call of
+    /// the cold threads is timed; the final table and summary show call times per role.
+    #[arg(long)]
+    pub time_allocator: bool,
 }
 
 /// A number of seconds from 0 (off) to 60.

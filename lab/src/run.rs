@@ -88,7 +88,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
         scratch: args.scratch,
         levels: args.levels,
         duration_s: args.duration,
-        settings: Vec::new(),
+        settings: if args.time_allocator {
+            vec![("cold.time_allocator".to_string(), "true".to_string())]
+        } else {
+            Vec::new()
+        },
     };
     let plan = RunPlan::load(&args.config, &overrides, &allowed)?;
     let bins = Binaries::find(
@@ -753,6 +757,7 @@ pub fn format_table(s: &Summary, out_dir: &Path) -> String {
             "  (CPU time per second of wall time; a stretch is the CPU a cold thread took between two sleeps; {total:.1} ms/s in all)"
         );
     }
+    mechanisms_text(w, s);
     match &s.noise {
         Some(n) => {
             let cores: Vec<String> = n
@@ -786,6 +791,105 @@ pub fn format_table(s: &Summary, out_dir: &Path) -> String {
     let _ = writeln!(w, "summary     {}", out_dir.join("summary.json").display());
     let _ = writeln!(w, "hlog        {}", out_dir.join("engine.hlog").display());
     t
+}
+
+/// The mechanisms of the final table: per thread, interrupts on the hot cores, the
+/// allocators' counters, and the timed allocator calls.
+fn mechanisms_text(w: &mut String, s: &Summary) {
+    if !s.mechanisms.is_empty() {
+        let mut threads = Table::new([
+            "thread (measured window)",
+            "cpu/s",
+            "involuntary cs/s",
+            "voluntary cs/s",
+            "minor faults/s",
+            "major faults",
+            "migrations",
+        ])
+        .right_from(1);
+        for m in s.mechanisms.values() {
+            for (name, t) in &m.threads {
+                let per_s = |x: f64| if t.seconds > 0.0 { x / t.seconds } else { 0.0 };
+                threads.row([
+                    format!("  {name}"),
+                    format!("{:.1} ms", per_s(t.cpu_ms)),
+                    format!("{:.1}", per_s(t.involuntary_switches as f64)),
+                    format!("{:.1}", per_s(t.voluntary_switches as f64)),
+                    format!("{:.1}", per_s(t.minor_faults as f64)),
+                    group(t.major_faults),
+                    t.migrations.map_or("n/a".into(), group),
+                ]);
+            }
+        }
+        w.push_str(&threads.terminal());
+        if let Some(e) = s.mechanisms.get("engine") {
+            let kinds: Vec<String> = ["TLB", "CAL", "RES", "LOC"]
+                .iter()
+                .filter_map(|k| {
+                    let row = e.interrupts.get(*k)?;
+                    let cores: Vec<String> = row
+                        .iter()
+                        .map(|(c, n)| format!("{c}: {:.1}", *n as f64 / e.seconds.max(1e-9)))
+                        .collect();
+                    Some(format!("{k} {}", cores.join(", ")))
+                })
+                .collect();
+            if !kinds.is_empty() {
+                let _ = writeln!(
+                    w,
+                    "interrupts  per second on the hot cores over {:.1} s: {} (TLB shootdowns, function-call and rescheduling IPIs, timer)",
+                    e.seconds,
+                    kinds.join("; ")
+                );
+            }
+        }
+        for (process, m) in &s.mechanisms {
+            let grown: Vec<String> = m
+                .allocator
+                .iter()
+                .map(|(k, v)| format!("{k} {}", group(*v)))
+                .collect();
+            let _ = writeln!(
+                w,
+                "purges      {process}: {}",
+                if grown.is_empty() {
+                    "the allocator counts none (glibc keeps no purge counters)".to_string()
+                } else {
+                    format!("{} in the measured window", grown.join(", "))
+                }
+            );
+        }
+    }
+    if !s.alloc_call_ns.is_empty() {
+        let mut calls = Table::new([
+            "allocator call (timed)",
+            "calls",
+            "p50",
+            "p90",
+            "p99",
+            "p99.9",
+            "max",
+        ])
+        .right_from(1);
+        for (role, ops) in &s.alloc_call_ns {
+            for (op, t) in ops {
+                calls.row([
+                    format!("  {role} {op}"),
+                    group(t.count),
+                    fmt_ns(t.p50_ns as u64),
+                    fmt_ns(t.p90_ns as u64),
+                    fmt_ns(t.p99_ns as u64),
+                    fmt_ns(t.p99_9_ns as u64),
+                    fmt_ns(t.max_ns as u64),
+                ]);
+            }
+        }
+        w.push_str(&calls.terminal());
+        let _ = writeln!(
+            w,
+            "  (every allocator call of the cold threads over the run, timer included; hot threads are never timed)"
+        );
+    }
 }
 
 #[cfg(test)]

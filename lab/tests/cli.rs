@@ -947,7 +947,78 @@ mod end_to_end {
             ran.stdout.contains("published == received + missed: yes"),
             "{ran:?}"
         );
+        // The mechanisms of each process's measured window: its threads, and on the
+        // engine's side the interrupts of both hot cores.
+        let mech = &v["mechanisms"];
+        for (process, threads) in [
+            ("feed", &["feed-md", "feed-history"][..]),
+            (
+                "engine",
+                &["engine-hot", "engine-report", "engine-orders"][..],
+            ),
+        ] {
+            let m = &mech[process];
+            assert!(m["seconds"].as_f64().unwrap_or(0.0) > 1.0, "{process}: {m}");
+            for t in threads {
+                assert!(m["threads"][t]["cpu_ms"].as_f64().is_some(), "{t}: {m}");
+            }
+        }
+        let local_timer = &mech["engine"]["interrupts"]["LOC"];
+        for core in [cores.0, cores.1] {
+            assert!(n(&local_timer[core.to_string()]) > 0, "{local_timer}");
+        }
+        assert!(
+            v.get("alloc_call_ns").is_none(),
+            "not timed without the flag"
+        );
+        assert!(ran.stdout.contains("thread (measured window)"), "{ran:?}");
     }
+
+    /// `--time-allocator`: the cold threads' allocator calls are timed per role, the
+    /// hot threads' never.
+    #[test]
+    fn the_timed_allocator_mode_times_cold_threads_only() {
+        let Some(cores) = two_cores() else { return };
+        let bins = build_binaries();
+        let _hot = HOT_CORES.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let ring = shm_dir().join(format!("lab-test-timed-{}.ring", std::process::id()));
+        let out = dir.path().join("out");
+        let config = dir.path().join("small.toml");
+        std::fs::write(&config, config_text(cores, &ring, &out, small_run)).unwrap();
+        let mut cmd = Command::new(bins.join("lab"));
+        cmd.args(["run", "--config", config.to_str().unwrap()])
+            .args([
+                "--out",
+                out.to_str().unwrap(),
+                "--noise",
+                "0",
+                "--time-allocator",
+            ]);
+        let ran = run_watched(cmd, Duration::from_secs(120), |_| {});
+        let _ = std::fs::remove_file(&ring);
+        assert_eq!(ran.code(), Some(0), "{ran:?}");
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+        let calls = v["alloc_call_ns"].as_object().expect("timed calls");
+        let roles: Vec<&str> = calls.keys().map(String::as_str).collect();
+        // The history thread allocates as the history grows; every timed role is a
+        // cold thread's.
+        assert!(roles.contains(&"feed_history"), "{roles:?}");
+        for role in &roles {
+            assert!(
+                ["feed_history", "engine_report", "engine_orders"].contains(role),
+                "{role} is not a cold thread"
+            );
+        }
+        let alloc = &calls["feed_history"]["alloc"];
+        assert!(alloc["count"].as_u64().unwrap() > 0, "{alloc}");
+        assert!(alloc["p50_ns"].as_f64().unwrap() <= alloc["max_ns"].as_f64().unwrap());
+        let recorded = std::fs::read_to_string(out.join("config.toml")).unwrap();
+        assert!(recorded.contains("time_allocator = true"), "{recorded}");
+        assert!(ran.stdout.contains("allocator call (timed)"), "{ran:?}");
+    }
+
     /// Every file and folder under `root` (and `root` itself) whose mode lets the group
     /// or others read, write or enter it.
     fn open_to_others(root: &Path) -> Vec<String> {

@@ -4,6 +4,8 @@
 //!
 //! Pure data and lookups; the names are the ones a matrix's `metrics` list uses.
 
+use common::alloc::CallTimes;
+use common::mechanisms::ThreadStats;
 use common::summary::Summary;
 
 /// How a metric's values read.
@@ -19,6 +21,10 @@ pub enum Unit {
     MsPerS,
     /// Microseconds.
     Us,
+    /// Events per second.
+    PerS,
+    /// Bytes per second.
+    BytesPerS,
 }
 
 /// One metric.
@@ -63,6 +69,106 @@ macro_rules! stage_metrics {
 /// max.
 static STAGE_METRICS: [[Metric; 5]; 4] = stage_metrics!("feed_lag", "hop", "engine", "e2e");
 
+/// A thread's figure per second of its measured window, from either process.
+fn thread_per_s(s: &Summary, thread: &str, f: fn(&ThreadStats) -> f64) -> Option<f64> {
+    s.mechanisms.values().find_map(|m| m.per_s(thread, f))
+}
+
+/// The sum of a figure per second over `threads` (all of them must be there).
+fn threads_per_s(s: &Summary, threads: &[&str], f: fn(&ThreadStats) -> f64) -> Option<f64> {
+    threads.iter().map(|t| thread_per_s(s, t, f)).sum()
+}
+
+/// Bytes one process's allocator gave back to the kernel per second of its window, from
+/// its own counters (jemalloc: purged pages of 4 KiB; mimalloc: purged and reset bytes;
+/// tcmalloc: released bytes); `None` for glibc, which counts none.
+fn returned_per_s(s: &Summary, process: &str) -> Option<f64> {
+    let m = s.mechanisms.get(process)?;
+    let a = &m.allocator;
+    let get = |k: &str| a.get(k).copied();
+    let bytes = if let Some(d) = get("dirty_purged") {
+        (d + get("muzzy_purged").unwrap_or(0)) * 4096
+    } else if let Some(p) = get("purged") {
+        p + get("reset").unwrap_or(0)
+    } else {
+        get("tcmalloc.num_released_total_bytes")?
+    };
+    (m.seconds > 0.0).then(|| bytes as f64 / m.seconds)
+}
+
+/// A timed allocator call's percentile (the timed-allocator mode).
+fn call(s: &Summary, role: &str, op: &str, p: fn(&CallTimes) -> f64) -> Option<f64> {
+    s.alloc_call_ns
+        .get(role)?
+        .get(op)
+        .filter(|t| t.count > 0)
+        .map(p)
+}
+
+/// The mechanisms: what the kernel and the allocators did in the measured window.
+static MECHANISM_METRICS: [Metric; 10] = [
+    Metric {
+        name: "hot preemptions",
+        what: "involuntary context switches per second of the two hot threads (engine-hot + feed-md)",
+        unit: Unit::PerS,
+        of: |s| threads_per_s(s, &["engine-hot", "feed-md"], |t| t.involuntary_switches as f64),
+    },
+    Metric {
+        name: "history faults",
+        what: "minor page faults per second of the feed's history thread",
+        unit: Unit::PerS,
+        of: |s| thread_per_s(s, "feed-history", |t| t.minor_faults as f64),
+    },
+    Metric {
+        name: "engine cold faults",
+        what: "minor page faults per second of the engine's report and order threads",
+        unit: Unit::PerS,
+        of: |s| threads_per_s(s, &["engine-report", "engine-orders"], |t| t.minor_faults as f64),
+    },
+    Metric {
+        name: "TLB shootdowns",
+        what: "TLB-shootdown interrupts per second on the two hot cores",
+        unit: Unit::PerS,
+        of: |s| s.mechanisms.get("engine")?.interrupts_per_s("TLB"),
+    },
+    Metric {
+        name: "call IPIs",
+        what: "function-call interrupts per second on the two hot cores",
+        unit: Unit::PerS,
+        of: |s| s.mechanisms.get("engine")?.interrupts_per_s("CAL"),
+    },
+    Metric {
+        name: "feed returned",
+        what: "bytes per second the feed's allocator gave back to the kernel (its own counters; glibc counts none)",
+        unit: Unit::BytesPerS,
+        of: |s| returned_per_s(s, "feed"),
+    },
+    Metric {
+        name: "engine returned",
+        what: "bytes per second the engine's allocator gave back to the kernel (its own counters; glibc counts none)",
+        unit: Unit::BytesPerS,
+        of: |s| returned_per_s(s, "engine"),
+    },
+    Metric {
+        name: "history alloc p99.9",
+        what: "99.9th percentile of the history thread's allocation calls (timed-allocator mode)",
+        unit: Unit::Ns,
+        of: |s| call(s, "feed_history", "alloc", |t| t.p99_9_ns),
+    },
+    Metric {
+        name: "history free p99.9",
+        what: "99.9th percentile of the history thread's free calls (timed-allocator mode)",
+        unit: Unit::Ns,
+        of: |s| call(s, "feed_history", "free", |t| t.p99_9_ns),
+    },
+    Metric {
+        name: "history free max",
+        what: "the longest free call of the history thread (timed-allocator mode)",
+        unit: Unit::Ns,
+        of: |s| call(s, "feed_history", "free", |t| t.max_ns),
+    },
+];
+
 /// Memory, allocations and the cold threads.
 static OTHER_METRICS: [Metric; 5] = [
     Metric {
@@ -105,9 +211,18 @@ static OTHER_METRICS: [Metric; 5] = [
     },
 ];
 
-/// Every metric, stages first.
+/// Every metric: stages, then memory and the cold threads, then the mechanisms.
 pub fn all() -> impl Iterator<Item = &'static Metric> {
-    STAGE_METRICS.iter().flatten().chain(OTHER_METRICS.iter())
+    STAGE_METRICS
+        .iter()
+        .flatten()
+        .chain(OTHER_METRICS.iter())
+        .chain(MECHANISM_METRICS.iter())
+}
+
+/// The mechanism metrics, in order (the report's mechanism table).
+pub fn mechanism_metrics() -> &'static [Metric] {
+    &MECHANISM_METRICS
 }
 
 /// The metric named `name`.

@@ -7,10 +7,11 @@ use super::verdict::{Comparison, Verdict};
 use super::{BlockInfo, Meta, RunRecord};
 use crate::host::Host;
 use crate::table::{
-    percentile_cells, percentile_cells_missing, Table, P9999_MIN_SAMPLES, PERCENTILE_COLUMNS,
+    group, percentile_cells, percentile_cells_missing, Table, P9999_MIN_SAMPLES, PERCENTILE_COLUMNS,
 };
 use crate::variant::Alloc;
 use common::latency::{Percentiles, Stage, STAGES};
+use common::summary::Summary;
 use common::units::fmt_bytes;
 use common::units::fmt_ns;
 use std::fmt::Write as _;
@@ -678,6 +679,22 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
             let _ = writeln!(w);
         }
 
+        if let Some(table) = mechanisms_table(stats) {
+            let _ = writeln!(
+                w,
+                "### Mechanisms\n\nWhat the kernel and the allocators did in each run's measured window (medians over the repetitions): involuntary context switches of the hot threads, minor page faults of the cold threads, TLB shootdowns and function-call IPIs on the hot cores (`/proc/interrupts`), bytes each allocator gave back to the kernel by its own counters, and, in the timed-allocator mode, the history thread's allocator call times. Per-thread figures: every run's `summary.json`, `mechanisms`.\n"
+            );
+            w.push_str(&table.markdown());
+            let _ = writeln!(w);
+        }
+        if let Some(table) = call_times_table(stats, bi, runs) {
+            let _ = writeln!(
+                w,
+                "### Allocator call times (timed-allocator mode)\n\nEvery allocator call of the cold threads, timed with the time stamp counter around the call (the timer's own cost, some tens of nanoseconds, included; percentiles within 6.25%); medians over the repetitions of each run's figures. Hot threads are never timed.\n"
+            );
+            w.push_str(&table.markdown());
+            let _ = writeln!(w);
+        }
         if let Some(base) = base {
             let _ = writeln!(
                 w,
@@ -773,6 +790,112 @@ fn verdict_table(stats: &[VariantStats], base: usize, metrics: &[String]) -> Tab
     table
 }
 
+/// The median of `values` in `unit`, or `n/a`.
+fn median_text(unit: Option<super::metrics::Unit>, values: &[f64]) -> String {
+    use super::metrics::Unit;
+    let med = super::verdict::median(values);
+    if med.is_nan() {
+        return "n/a".to_string();
+    }
+    match unit {
+        Some(Unit::Ns) => ns(med),
+        Some(Unit::Bytes) => fmt_bytes(med.round() as u64),
+        Some(Unit::BytesPerS) => format!("{}/s", fmt_bytes(med.round() as u64)),
+        Some(Unit::MsPerS) => format!("{med:.1} ms/s"),
+        Some(Unit::Us) => format!("{med:.1} µs"),
+        Some(Unit::PerS) => format!("{med:.1}/s"),
+        _ => format!("{med:.3}"),
+    }
+}
+
+/// The mechanism metrics of a block's variants (medians over the repetitions); `None`
+/// when no run reported any.
+fn mechanisms_table(stats: &[VariantStats]) -> Option<Table> {
+    let metrics = super::metrics::mechanism_metrics();
+    let shown: Vec<_> = metrics
+        .iter()
+        .filter(|m| stats.iter().any(|s| !s.values(m.name).is_empty()))
+        .collect();
+    if shown.is_empty() {
+        return None;
+    }
+    let mut table = Table::new(
+        ["#".to_string(), "variant".to_string()]
+            .into_iter()
+            .chain(shown.iter().map(|m| m.name.to_string())),
+    )
+    .right_from(2);
+    for (i, s) in stats.iter().enumerate() {
+        table.row(
+            [vid(i), s.variant.label()].into_iter().chain(
+                shown
+                    .iter()
+                    .map(|m| median_text(Some(m.unit), s.values(m.name))),
+            ),
+        );
+    }
+    Some(table)
+}
+
+/// Allocator call times per variant, cold thread role and operation (the medians over
+/// the repetitions of each run's percentiles); `None` when no run was timed.
+fn call_times_table(stats: &[VariantStats], block: usize, runs: &[RunRecord]) -> Option<Table> {
+    let mut table = Table::new([
+        "#",
+        "variant",
+        "role",
+        "call",
+        "calls/run",
+        "p50",
+        "p90",
+        "p99",
+        "p99.9",
+        "max",
+    ])
+    .right_from(4);
+    let mut any = false;
+    for (i, s) in stats.iter().enumerate() {
+        let summaries: Vec<&Summary> = runs
+            .iter()
+            .filter(|r| r.block == block && r.variant == i)
+            .filter_map(|r| r.result.as_ref().ok())
+            .collect();
+        let mut keys: Vec<(String, String)> = summaries
+            .iter()
+            .flat_map(|x| {
+                x.alloc_call_ns
+                    .iter()
+                    .flat_map(|(role, ops)| ops.keys().map(move |op| (role.clone(), op.clone())))
+            })
+            .collect();
+        keys.sort();
+        keys.dedup();
+        for (role, op) in keys {
+            any = true;
+            let times: Vec<&common::alloc::CallTimes> = summaries
+                .iter()
+                .filter_map(|x| x.alloc_call_ns.get(&role)?.get(&op))
+                .collect();
+            let med = |f: fn(&common::alloc::CallTimes) -> f64| {
+                super::verdict::median(&times.iter().map(|t| f(t)).collect::<Vec<_>>())
+            };
+            table.row([
+                vid(i),
+                s.variant.label(),
+                role,
+                op,
+                group(med(|t| t.count as f64).round() as u64),
+                ns(med(|t| t.p50_ns)),
+                ns(med(|t| t.p90_ns)),
+                ns(med(|t| t.p99_ns)),
+                ns(med(|t| t.p99_9_ns)),
+                ns(med(|t| t.max_ns)),
+            ]);
+        }
+    }
+    any.then_some(table)
+}
+
 /// One row per (variant, metric): ratio, interval, verdicts, halves.
 fn comparisons_table(stats: &[VariantStats], base: usize, metrics: &[String]) -> Table {
     let mut table = Table::new([
@@ -792,19 +915,7 @@ fn comparisons_table(stats: &[VariantStats], base: usize, metrics: &[String]) ->
         for m in metrics {
             let c = compare(stats, base, i, m);
             let unit = super::metric(m).map(|x| x.unit);
-            let value = |v: &[f64]| {
-                let med = super::verdict::median(v);
-                if med.is_nan() {
-                    return "n/a".to_string();
-                }
-                match unit {
-                    Some(super::metrics::Unit::Ns) => ns(med),
-                    Some(super::metrics::Unit::Bytes) => fmt_bytes(med.round() as u64),
-                    Some(super::metrics::Unit::MsPerS) => format!("{med:.1} ms/s"),
-                    Some(super::metrics::Unit::Us) => format!("{med:.1} µs"),
-                    _ => format!("{med:.3}"),
-                }
-            };
+            let value = |v: &[f64]| median_text(unit, v);
             table.row([
                 vid(i),
                 m.clone(),

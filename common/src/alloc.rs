@@ -20,8 +20,8 @@
 //! and the feed's `ColdThread::enter` when `cold.time_allocator` is set); hot threads
 //! are never timed, and untimed threads pay one thread-local read per call.
 //! [`call_times`] reads the histograms (any thread) as nanosecond percentiles. The
-//! timer's own cost (two `rdtsc` and an atomic add, some 20–40 ns) is inside every
-//! timed figure; `lab bench timed-alloc` measures it.
+//! timer's own cost (two `rdtsc` and an atomic add) is inside every timed figure; the
+//! `timed_overhead_64B` rows of `cargo bench -p lab --bench allocators` measure it.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
@@ -331,6 +331,11 @@ pub fn time_this_thread(role: &'static str) -> bool {
     };
     TIMED_SLOT.with(|s| s.set(slot as u8));
     true
+}
+
+/// Stops timing the calling thread's allocator calls (what it recorded stays).
+pub fn untime_this_thread() {
+    let _ = TIMED_SLOT.try_with(|s| s.set(UNTIMED));
 }
 
 /// Allocator call times of one role and operation, nanoseconds; each percentile is the

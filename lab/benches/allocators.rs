@@ -33,6 +33,10 @@
 //!   its own allocations (`bumpalo`: one arena per thread). Time is the slower thread's,
 //!   elements are per thread, so the row compares with `small_64B_fifo` directly: the
 //!   difference is what the other thread's activity costs.
+//! - `timed_overhead_64B`: the `small_64B_fifo` batch through `common::alloc::CountingAlloc`
+//!   over glibc and over jemalloc, as the binaries' global allocators wrap them: untimed
+//!   (`_counted`, what every thread pays) and timed (`_counted_timed`, a cold thread in the
+//!   timed-allocator mode); the difference is the timer's cost per alloc + free pair.
 //! - `cross_thread_64B`: producer/consumer: one thread allocates batches of 64 B blocks and
 //!   hands each batch over (spinning on a channel, a few hand-offs per thousand
 //!   allocations), the other frees them. Every free is a remote free. Pipelined: the time
@@ -67,7 +71,7 @@
 #![deny(unsafe_code)]
 
 use bumpalo::Bump;
-use common::alloc::RawBlock;
+use common::alloc::{CountingAlloc, RawBlock};
 use common::allocators;
 use common::cores::{allowed_cores, pin_current};
 use criterion::measurement::WallTime;
@@ -321,6 +325,41 @@ fn bench_bump_batch(g: &mut BenchmarkGroup<'_, WallTime>, size: usize) {
     });
 }
 
+/// The counting wrapper over glibc and over jemalloc, as the binaries declare their
+/// global allocators.
+static COUNTED_SYSTEM: CountingAlloc<System> = CountingAlloc::new(System, "system");
+static COUNTED_JEMALLOC: CountingAlloc<Jemalloc> = CountingAlloc::new(Jemalloc, "jemalloc");
+
+/// What the timed-allocator mode costs per call: the `small_64B_fifo` batch through the
+/// counting wrapper, untimed (what every thread pays) and timed (a cold thread with
+/// `cold.time_allocator`), each allocator's two rows side by side.
+fn timed_overhead(c: &mut Criterion) {
+    let fifo: Vec<usize> = (0..BATCH).collect();
+    let layout = layout(64);
+    let mut g = c.benchmark_group("timed_overhead_64B");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    fn rows<A: GlobalAlloc + Sync + 'static>(
+        g: &mut BenchmarkGroup<'_, WallTime>,
+        name: &str,
+        a: &'static A,
+        layout: Layout,
+        order: &[usize],
+    ) {
+        let mut slots = Vec::with_capacity(BATCH);
+        g.bench_function(format!("{name}_counted"), |b| {
+            b.iter(|| batch(a, black_box(layout), black_box(order), &mut slots));
+        });
+        g.bench_function(format!("{name}_counted_timed"), |b| {
+            common::alloc::time_this_thread("bench_timed_overhead");
+            b.iter(|| batch(a, black_box(layout), black_box(order), &mut slots));
+            common::alloc::untime_this_thread();
+        });
+    }
+    rows(&mut g, "system", &COUNTED_SYSTEM, layout, &fifo);
+    rows(&mut g, "jemalloc", &COUNTED_JEMALLOC, layout, &fifo);
+    g.finish();
+}
+
 fn small(c: &mut Criterion) {
     size_class(c, "small", &SMALL);
 }
@@ -474,7 +513,7 @@ fn config() -> Criterion {
 criterion::criterion_group! {
     name = benches;
     config = config();
-    targets = small, medium, large, tick, threads, cross_thread
+    targets = small, medium, large, tick, threads, cross_thread, timed_overhead
 }
 
 fn main() {

@@ -4,7 +4,7 @@
 //! ```toml
 //! config = "default.toml"      # base configuration, relative to this file's folder
 //! duration_s = 5.0             # optional: every run's duration (default: the config's)
-//! repetitions = 3              # optional, default 3: runs of every variant
+//! repetitions = 5              # optional, default 5 (at least 2): runs of every variant
 //!
 //! [[block]]                    # one or more blocks; each is reported on its own
 //! name = "engine allocator × scratch"
@@ -644,12 +644,30 @@ levels = [1, 2]
 
     #[test]
     fn shipped_matrices_resolve() {
-        for name in ["compare.toml", "pool_breakeven.toml"] {
+        for name in [
+            "compare.toml",
+            "compare_full.toml",
+            "pool_breakeven.toml",
+            "cold_budget.toml",
+        ] {
             let path = configs().join(name);
             let m = Matrix::load(&path, &MatrixOverrides::default(), CORES)
                 .unwrap_or_else(|e| panic!("{e}"));
             assert!(m.runs() > 0, "{name}");
+            assert!(
+                m.repetitions >= DEFAULT_REPETITIONS,
+                "{name}: too few for a verdict"
+            );
         }
+        // The default matrix is the one sized for the 10-minute budget.
+        let m = Matrix::load(
+            &configs().join("compare.toml"),
+            &MatrixOverrides::default(),
+            CORES,
+        )
+        .unwrap();
+        let estimate = m.estimate(RUN_OVERHEAD);
+        assert!(estimate <= Duration::from_secs(600), "{estimate:?}");
     }
 
     #[test]

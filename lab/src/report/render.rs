@@ -408,6 +408,31 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
     if let Some(why) = &meta.interrupted {
         let _ = writeln!(w, "- **Incomplete**: {why}.");
     }
+    let mut revs: Vec<&str> = runs
+        .iter()
+        .filter_map(|r| r.result.as_ref().ok())
+        .flat_map(|s| {
+            [
+                s.manifest.git_rev.as_str(),
+                s.feed.detail.manifest.git_rev.as_str(),
+            ]
+        })
+        .filter(|r| !r.is_empty())
+        .collect();
+    revs.sort_unstable();
+    revs.dedup();
+    if revs.len() > 1
+        || revs
+            .first()
+            .is_some_and(|r| *r != common::manifest::GIT_REV)
+    {
+        let _ = writeln!(
+            w,
+            "- **Warning**: the runs' binaries come from {} (`lab` from `{}`): build every `feed*` and `engine*` binary from the current code (`cargo build --release -p feed -p engine --bins`) before comparing.",
+            revs.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", "),
+            common::manifest::GIT_REV
+        );
+    }
     if let Some(s) = first {
         let m = &s.manifest;
         let _ = writeln!(
@@ -1602,5 +1627,15 @@ mod tests {
             let cells: Vec<usize> = table.lines().map(|l| l.matches('|').count()).collect();
             assert!(cells.iter().all(|c| *c == cells[0]), "{table}");
         }
+        assert!(!md.contains("binaries come from"), "{md}");
+        // A run whose binary was built from another commit is called out.
+        if let Ok(s) = &mut runs[0].result {
+            s.manifest.git_rev = "0123456789ab".into();
+        }
+        let md = render(&meta, &blocks, &runs);
+        assert!(
+            md.contains("**Warning**: the runs' binaries come from `0123456789ab`"),
+            "{md}"
+        );
     }
 }

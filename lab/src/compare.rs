@@ -19,7 +19,8 @@
 //! 4. Writes `report.md` ([`crate::report`]), one SVG plot per block and stage under
 //!    `plots/` (percentile distributions decoded from each run's `engine.hlog`, the
 //!    repetitions of a variant merged; see [`crate::hlog`] for which intervals count),
-//!    and `matrix.toml`, a copy of the matrix.
+//!    `verdicts.json` (every verdict of the report as data: block, variant, metric,
+//!    ratio, interval, halves, verdict) and `matrix.toml`, a copy of the matrix.
 //!
 //! Exit code: 0 when every run finished, 1 when one failed or the comparison was
 //! interrupted (the report is written either way), 2 for bad input.
@@ -47,6 +48,8 @@ use std::time::{Duration, Instant, SystemTime};
 const MATRIX_COPY: &str = "matrix.toml";
 /// The report in the report folder.
 const REPORT: &str = "report.md";
+/// Every verdict of the report as data.
+const VERDICTS: &str = "verdicts.json";
 /// What `lab compare` writes at the top of its report folder, with each file's kind
 /// (runs and plots go into folders of their own below it).
 const COMPARE_OUTPUTS: [(&str, Kind); 2] = [(MATRIX_COPY, Kind::Text), (REPORT, Kind::Markup)];
@@ -244,6 +247,14 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         &report_path,
         Kind::Markup,
         format!("{header}{md}").as_bytes(),
+    )?;
+    files::write_json(
+        &out.join(VERDICTS),
+        &serde_json::json!({
+            "matrix": matrix.path.display().to_string(),
+            "git_rev": common::manifest::GIT_REV,
+            "verdicts": report::verdicts(&meta, &infos, &records),
+        }),
     )?;
     // The verdict on stdout, for whoever runs this by hand.
     let mut stdout = std::io::stdout().lock();

@@ -749,6 +749,17 @@ mod compare {
         assert!(std::fs::read_to_string(out.join("matrix.toml"))
             .unwrap()
             .contains("tiny"));
+        // Every verdict as data; here the baseline (engine system) failed every run, so
+        // there is nothing to judge against and the file says so with no verdicts.
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("verdicts.json")).unwrap()).unwrap();
+        assert_eq!(
+            v["written_by"]
+                .as_str()
+                .map(|s| s.starts_with("hft-alloc-lab")),
+            Some(true)
+        );
+        assert_eq!(v["verdicts"].as_array().map(Vec::len), Some(0), "{v}");
         // Interleaved: round 1 runs every variant before round 2 starts.
         let rows: Vec<&str> = report
             .lines()

@@ -11,19 +11,25 @@
 //! - p50, p90, p99 and p99.9 of a variant are the **median over its repetitions**;
 //!   p99.99 and max are the **worst repetition**. The run-to-run **spread** of a figure is
 //!   its min–max over the repetitions.
-//! - Two variants differ **significantly** on a figure only if their spreads do not
-//!   overlap; otherwise the report says the difference is within the run-to-run spread.
-//! - Ratios divide a variant's median by the median of the block's **all-system heap
-//!   baseline** (engine system + heap, feed system) at the same levels.
+//! - A variant differs from the baseline on a metric only by the rule of [`verdict`]:
+//!   bootstrap interval of the ratio of medians, rank test, minimum effect, split halves
+//!   (*better*, *worse*, *unstable*, *no detectable difference*).
+//! - Ratios divide a variant's median by the median of the block's baseline: the variant
+//!   the matrix names (`baseline = N`), else the **all-system heap variant** (engine
+//!   system + heap, feed system) at the same levels.
 //! - allocs/tick (engine hot thread), RSS and fragmentation (peaks) are the worst
 //!   repetition: the figure to plan capacity with.
-//! - Recommendations pick the lowest median, never a fixed answer: for the engine role
+//! - Recommendations pick the lowest median, and only on a stable verdict against the
+//!   next best, never a fixed answer: for the engine role
 //!   (variants with the same feed allocator and levels) the lowest e2e p99; for the feed
 //!   role (variants with the same engine allocator, scratch and levels) the lowest
 //!   feed_lag p99, peak RSS and peak fragmentation, naming the trade-off when they
 //!   disagree.
 //! - The hybrid (feed jemalloc, engine mimalloc + arena) reaches the brief's target when
-//!   its median e2e p99 is at least [`stats::TARGET_PCT`]% below the baseline's.
+//!   its median e2e p99 is at least [`stats::TARGET_PCT`]% below the baseline's with a
+//!   stable *better* verdict.
+//! - [`verdicts`] gives every verdict as data (`verdicts.json` beside the report), so
+//!   that two reports can be compared by a program.
 //!
 //! # Layout
 //!
@@ -38,6 +44,8 @@ pub mod verdict;
 
 pub use metrics::{metric, metric_names, DEFAULT_METRICS};
 pub use render::render;
+
+use serde::Serialize;
 pub use stats::RATE_KEPT_PCT;
 
 use crate::variant::Variant;
@@ -206,4 +214,56 @@ mod fixtures {
             ),
         ]
     }
+}
+
+/// One comparison of `verdicts.json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct VerdictRecord {
+    /// The block's name.
+    pub block: String,
+    /// The variant (`V3`) and its label.
+    pub variant: String,
+    /// The variant's label.
+    pub label: String,
+    /// The baseline (`V1`).
+    pub baseline: String,
+    /// The metric's name.
+    pub metric: String,
+    /// Median ratio, variant over baseline.
+    pub ratio: f64,
+    /// The 95% interval of the ratio (`null` with too few runs).
+    pub interval: Option<(f64, f64)>,
+    /// The odd and the even rounds' ratios.
+    pub halves: (f64, f64),
+    /// `better`, `worse`, `unstable`, `no detectable difference`, `too few runs`.
+    pub verdict: String,
+}
+
+/// Every verdict of the report: each variant of each block against its baseline on each
+/// judged metric.
+pub fn verdicts(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> Vec<VerdictRecord> {
+    let mut out = Vec::new();
+    for (bi, b) in blocks.iter().enumerate() {
+        let stats = stats::block_stats(bi, b, runs);
+        let Some(base) = stats::baseline_for(&stats, b.baseline, &b.variants[0]) else {
+            continue;
+        };
+        for (i, s) in stats.iter().enumerate().filter(|(i, _)| *i != base) {
+            for m in &meta.metrics {
+                let c = stats::compare(&stats, base, i, m);
+                out.push(VerdictRecord {
+                    block: b.name.clone(),
+                    variant: format!("V{}", i + 1),
+                    label: s.variant.label(),
+                    baseline: format!("V{}", base + 1),
+                    metric: m.clone(),
+                    ratio: c.ratio,
+                    interval: (!c.lo.is_nan()).then_some((c.lo, c.hi)),
+                    halves: c.halves,
+                    verdict: c.verdict.word().to_string(),
+                });
+            }
+        }
+    }
+    out
 }

@@ -704,6 +704,29 @@ pub mod tcmalloc {
         /// it links `cpu_cache.o`, whose static initialiser activates the caches when
         /// this process may register rseq (see the module documentation).
         fn MallocExtension_Internal_GetPerCpuCachesActive() -> bool;
+
+        /// The mean bytes between sampled allocations (`tcmalloc/parameters.cc`);
+        /// 0 or less switches sampling off.
+        fn MallocExtension_Internal_GetProfileSamplingInterval() -> i64;
+        fn MallocExtension_Internal_SetProfileSamplingInterval(interval: i64);
+    }
+
+    /// tcmalloc's allocation sampling interval in bytes (default 2 MiB): the mean
+    /// allocated bytes between two allocations it samples for its heap profile, each
+    /// taking a slow path with a stack trace.
+    pub fn profile_sampling_interval() -> i64 {
+        // SAFETY: no arguments or preconditions; it reads one atomic of tcmalloc.
+        unsafe { MallocExtension_Internal_GetProfileSamplingInterval() }
+    }
+
+    /// Sets [`profile_sampling_interval`]; 0 switches sampling off. Each thread's
+    /// sampler seeds its random intervals from the cycle counter, so with sampling on
+    /// two runs of the same code take the slow path at different allocations; with it
+    /// off, a thread's next sampling point (already drawn) is still random until the
+    /// thread has allocated past it, after which it is fixed (every 128 MiB).
+    pub fn set_profile_sampling_interval(bytes: i64) {
+        // SAFETY: it stores one atomic of tcmalloc; any value is valid.
+        unsafe { MallocExtension_Internal_SetProfileSamplingInterval(bytes) }
     }
 
     /// The version of tcmalloc-better in `Cargo.lock` (a test checks it). Google's

@@ -128,7 +128,7 @@ pub fn threads(process: &str) -> BTreeMap<String, ThreadStats> {
 }
 
 /// The interrupt rows kept by name (the others with a name are left out).
-const NAMED_ROWS: [&str; 4] = ["TLB", "CAL", "RES", "LOC"];
+pub const NAMED_ROWS: [&str; 4] = ["TLB", "CAL", "RES", "LOC"];
 
 /// Counts per kind and core from the text of `/proc/interrupts`: the rows of
 /// [`NAMED_ROWS`], and `device` for the sum of the numbered rows. Only `cores`.

@@ -27,6 +27,23 @@ use std::path::{Path, PathBuf};
 /// `lab chaos` and the tests derive their configurations ([`edit::Edit`]).
 pub const DEFAULT_TOML: &str = include_str!("../../configs/default.toml");
 
+/// The cores `configs/default.toml` names (`cores.feed_md`, `cores.engine_hot`).
+pub const DEFAULT_CORES: [usize; 2] = [0, 1];
+
+impl Config {
+    /// [`DEFAULT_TOML`] parsed and validated as `configs/default.toml` on a machine
+    /// with the [`DEFAULT_CORES`]: the default scenario (seed, symbols, schedule,
+    /// engine parameters) for benchmarks and tests that need no real machine.
+    pub fn shipped_default() -> Config {
+        Config::parse(
+            DEFAULT_TOML,
+            Path::new("configs/default.toml"),
+            &DEFAULT_CORES,
+        )
+        .expect("the shipped configs/default.toml is valid (a test checks it)")
+    }
+}
+
 /// Largest offered rate per symbol, and in total, in ticks per second.
 pub const MAX_RATE_PER_S: f64 = 100_000_000.0;
 /// Largest number of symbols (the tick carries a 16-bit symbol index).

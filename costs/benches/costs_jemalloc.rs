@@ -1,22 +1,10 @@
-//! The noise-free costs (see `body`) with jemalloc (tikv-jemallocator), as the `feed` binary has as the
-//! global allocator, through the counting wrapper as in the `feed` and `engine`
-//! binaries.
+//! The noise-free costs (see `body`) with jemalloc (tikv-jemallocator), as the `feed` binary has as the global allocator,
+//! through the counting wrapper as in the `feed` and `engine` binaries. Nothing to
+//! prepare: its counts repeat without it.
 
-use common::alloc::CountingAlloc;
-use common::allocators::{hooks, jemalloc::Jemalloc, AllocatorHooks, Introspect};
+use common::allocators::{jemalloc::Jemalloc, Introspect};
 
+#[macro_use]
 mod body;
 
-#[global_allocator]
-static GLOBAL: CountingAlloc<Jemalloc> = CountingAlloc::new(Jemalloc, Jemalloc::NAME);
-
-/// The global allocator's name and version, for the reports.
-fn allocator() -> AllocatorHooks {
-    hooks(&GLOBAL)
-}
-
-/// Nothing to prepare: this allocator's counts repeat without it.
-fn prepare() {}
-
-use body::costs;
-gungraun::main!(library_benchmark_groups = costs);
+costs_main!(Jemalloc, {});

@@ -7,30 +7,19 @@
 //! valgrind they stay off whatever `GLIBC_TUNABLES` says (valgrind 3.19 does not
 //! implement the `rseq` system call they need); every run reports the state it had.
 
-use common::alloc::CountingAlloc;
-use common::allocators::{hooks, tcmalloc::TCMalloc, AllocatorHooks, Introspect};
+use common::allocators::{tcmalloc::TCMalloc, Introspect};
 
+#[macro_use]
 mod body;
 
-#[global_allocator]
-static GLOBAL: CountingAlloc<TCMalloc> = CountingAlloc::new(TCMalloc, TCMalloc::NAME);
-
-/// The global allocator's name and version, for the reports.
-fn allocator() -> AllocatorHooks {
-    hooks(&GLOBAL)
-}
-
-/// Switches tcmalloc's allocation sampling off on this thread, so that two runs count
-/// the same: each thread's sampler draws its sampling points from the cycle counter,
-/// and a sampled allocation takes a slow path of thousands of instructions. Setting the
-/// interval to 0 leaves the thread's next point (already drawn, about 2 MiB away on
-/// average) in place; one 256 MiB allocation reaches it, after which the next point is
-/// fixed 128 MiB ahead. The binaries keep tcmalloc's default (sampling every 2 MiB on
-/// average), a cost these counts leave out.
-fn prepare() {
+// Switches tcmalloc's allocation sampling off on this thread, so that two runs count
+// the same: each thread's sampler draws its sampling points from the cycle counter,
+// and a sampled allocation takes a slow path of thousands of instructions. Setting the
+// interval to 0 leaves the thread's next point (already drawn, about 2 MiB away on
+// average) in place; one 256 MiB allocation reaches it, after which the next point is
+// fixed 128 MiB ahead. The binaries keep tcmalloc's default (sampling every 2 MiB on
+// average), a cost these counts leave out.
+costs_main!(TCMalloc, {
     common::allocators::tcmalloc::set_profile_sampling_interval(0);
     drop(std::hint::black_box(Vec::<u8>::with_capacity(256 << 20)));
-}
-
-use body::costs;
-gungraun::main!(library_benchmark_groups = costs);
+});

@@ -93,9 +93,48 @@ impl Generator {
     }
 }
 
+/// The first `n` ticks the feed generates for `config`, each with the time it is due
+/// (picoseconds from the start of the run): symbols in the order of the open-loop
+/// [`Schedule`](crate::schedule::Schedule), prices from the seeded [`Generator`], stamps
+/// and `seq` left at 0 as the generator leaves them for the publisher. For benchmarks
+/// and tests; it allocates the vector. Panics if the schedule ends before `n` ticks.
+pub fn scheduled(config: &Config, n: usize) -> Vec<(u64, Tick)> {
+    let mut generator = Generator::new(config);
+    let mut schedule = crate::schedule::Schedule::new(config, config.duration_s);
+    (0..n)
+        .map(|_| {
+            let (due_ps, symbol) = schedule.next_due().expect("the schedule has enough ticks");
+            (due_ps, generator.next_tick(symbol))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn scheduled_is_the_schedule_and_the_generator_in_step() {
+        let config = Config::shipped_default();
+        let got = scheduled(&config, 2_000);
+        let mut generator = Generator::new(&config);
+        let mut schedule = crate::schedule::Schedule::new(&config, config.duration_s);
+        for (due_ps, tick) in &got {
+            let (want_due, symbol) = schedule.next_due().unwrap();
+            assert_eq!(*due_ps, want_due);
+            assert_eq!(*tick, generator.next_tick(symbol));
+        }
+        assert!(
+            got.windows(2).all(|w| w[0].0 <= w[1].0),
+            "due times in order"
+        );
+        let symbols: std::collections::BTreeSet<u16> = got.iter().map(|(_, t)| t.symbol).collect();
+        assert_eq!(
+            symbols.len(),
+            config.symbols.len(),
+            "every symbol has ticks"
+        );
+    }
     use common::config::edit::Edit;
     use common::config::DEFAULT_TOML;
     use std::path::Path;

@@ -22,7 +22,6 @@ use feed::gen::Generator;
 use feed::schedule::Schedule;
 use gungraun::{library_benchmark, library_benchmark_group, main};
 use std::hint::black_box;
-use std::path::Path;
 use std::sync::Arc;
 
 /// Ticks per measured run.
@@ -35,29 +34,14 @@ const RING_CAPACITY: u64 = 16_384;
 
 /// The default scenario: its seed, symbols, schedule and engine parameters.
 fn config() -> Config {
-    let path = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../configs/default.toml"
-    ));
-    Config::parse(
-        common::config::DEFAULT_TOML,
-        path,
-        &[0, 1], // the cores the file names
-    )
-    .expect("configs/default.toml is valid")
+    Config::shipped_default()
 }
 
-/// The first `n` ticks the feed generates for `config`: symbols in the order of its
-/// open-loop schedule, prices from its seeded generator (stamps and `seq` left at 0, as
-/// the generator leaves them for the publisher).
+/// The first `n` ticks the feed generates for `config` (stamps and `seq` left at 0).
 fn feed_ticks(config: &Config, n: usize) -> Vec<Tick> {
-    let mut generator = Generator::new(config);
-    let mut schedule = Schedule::new(config, config.duration_s);
-    (0..n)
-        .map(|_| {
-            let (_, symbol) = schedule.next_due().expect("the schedule has enough ticks");
-            generator.next_tick(symbol)
-        })
+    feed::gen::scheduled(config, n)
+        .into_iter()
+        .map(|(_, tick)| tick)
         .collect()
 }
 

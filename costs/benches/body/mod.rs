@@ -46,12 +46,9 @@ use crossbeam_channel::Receiver;
 use engine::decider::Decider;
 use engine::hot::Scratch;
 use engine::order::OrderMsg;
-use feed::gen::Generator;
 use feed::history::History;
-use feed::schedule::Schedule;
 use gungraun::{library_benchmark, library_benchmark_group};
 use std::hint::black_box;
-use std::path::Path;
 
 /// Ticks the engine handles per measured run.
 pub const TICKS: usize = 10_000;
@@ -68,30 +65,15 @@ pub const RETENTION: u64 = 500_000;
 /// symbol, 15% of the ticks, empties a 256-tick chunk in about 1,700 pushes).
 pub const HISTORY_WARMUP: usize = 10_000;
 
-/// The default scenario: its seed, symbols, schedule and engine parameters.
-fn config() -> Config {
-    let path = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../configs/default.toml"
-    ));
-    Config::parse(
-        common::config::DEFAULT_TOML,
-        path,
-        &[0, 1], // the cores the file names
-    )
-    .expect("configs/default.toml is valid")
-}
-
-/// The first `n` ticks the feed generates for `config`, with the second of the run each
-/// is due in and `seq` numbered from 1 as the publisher numbers it (time stamps left 0).
+/// The first `n` ticks the feed generates for the default scenario, with the second of
+/// the run each is due in and `seq` numbered from 1 as the publisher numbers it (time
+/// stamps left 0).
 fn feed_ticks(config: &Config, n: usize) -> Vec<(Tick, u64)> {
-    let mut generator = Generator::new(config);
-    let mut schedule = Schedule::new(config, config.duration_s);
-    (0..n)
-        .map(|i| {
-            let (due_ps, symbol) = schedule.next_due().expect("the schedule has enough ticks");
-            let mut tick = generator.next_tick(symbol);
-            tick.seq = i as u64 + 1;
+    feed::gen::scheduled(config, n)
+        .into_iter()
+        .zip(1..)
+        .map(|((due_ps, mut tick), seq)| {
+            tick.seq = seq;
             (tick, due_ps / 1_000_000_000_000)
         })
         .collect()
@@ -126,7 +108,7 @@ pub struct EngineInput {
 
 fn setup_engine(mode: ScratchMode, ticks: usize) -> EngineInput {
     crate::prepare();
-    let config = config();
+    let config = Config::shipped_default();
     let (orders_tx, orders_rx) = crossbeam_channel::bounded(config.engine.order_channel);
     let mut decider = Decider::new(&config, orders_tx);
     // As the hot thread creates it (`engine::hot::thread`).
@@ -204,7 +186,7 @@ pub struct HistoryInput {
 
 fn setup_history(pushes: usize) -> HistoryInput {
     crate::prepare();
-    let config = config();
+    let config = Config::shipped_default();
     assert_eq!(
         config.feed.history.max_ticks(),
         RETENTION,
@@ -256,3 +238,29 @@ library_benchmark_group!(
     name = costs;
     benchmarks = engine_tick, history_push
 );
+
+/// The `main` of one `costs_<allocator>` binary: `$alloc` (a
+/// [`common::allocators::Introspect`] allocator) as the global allocator through the
+/// counting wrapper, as in the `feed` and `engine` binaries, with `$prepare` run at the
+/// start of every setup, and gungraun's `main` over [`costs`].
+#[macro_export]
+macro_rules! costs_main {
+    ($alloc:ident, $prepare:expr) => {
+        #[global_allocator]
+        static GLOBAL: common::alloc::CountingAlloc<$alloc> =
+            common::alloc::CountingAlloc::new($alloc, <$alloc as Introspect>::NAME);
+
+        /// The global allocator's name and version, for the reports.
+        fn allocator() -> common::allocators::AllocatorHooks {
+            common::allocators::hooks(&GLOBAL)
+        }
+
+        /// Run at the start of every setup.
+        fn prepare() {
+            $prepare
+        }
+
+        use body::costs;
+        gungraun::main!(library_benchmark_groups = costs);
+    };
+}

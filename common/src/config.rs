@@ -640,6 +640,32 @@ impl Config {
                 }
             }
         }
+        // SCHED_IDLE threads run only when their core is otherwise idle, which a core
+        // with a spinning hot thread never is: measured on the 2-core machine, such cold
+        // threads fell behind until three quarters of the history copies and four fifths
+        // of the orders were dropped (docs/tuning.md). Refused unless each process's cold
+        // threads have a core without a spinning hot thread (`spin_yield` counts as
+        // spinning: a yielding thread stays runnable).
+        if self.cold.policy == ColdPolicy::Idle {
+            let spinning: Vec<usize> = [
+                (c.feed_md, self.feed.wait != WaitStrategy::Block),
+                (c.engine_hot, self.engine.wait != WaitStrategy::Block),
+            ]
+            .into_iter()
+            .filter_map(|(core, spins)| spins.then_some(core))
+            .collect();
+            for (who, cold) in [("feed", c.feed_cold()), ("engine", c.engine_cold())] {
+                let cold = if cold.is_empty() { allowed } else { cold };
+                if cold.iter().all(|id| spinning.contains(id)) {
+                    return Err((
+                        KeyPath::key("cold").then("policy"),
+                        format!(
+                            "\"idle\" would starve the {who}'s cold threads: every core they may use ({cold:?}) runs a spinning hot thread, and SCHED_IDLE runs only on an idle core; give them a core of their own (cores.cold, cores.{who}_cold) or choose \"other\" or \"batch\""
+                        ),
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -1209,6 +1235,8 @@ volatility_bps = 2.0
             ("cold poll zero", e(|e| e.set("cold.poll_ms", 0)), "29:1: cold.poll_ms: must be between 1 and 1000, got 0"),
             ("cold nice out of range", e(|e| e.set("cold.nice", 20)), "29:1: cold.nice: must be between -20 and 19, got 20"),
             ("cold policy unknown", e(|e| e.set("cold.policy", "fifo")), "29:10: cold.policy: unknown variant `fifo`"),
+            ("cold idle beside spinning hot threads", e(|e| e.set("cold.policy", "idle")), "29:1: cold.policy: \"idle\" would starve the feed's cold threads: every core they may use ([0, 1]) runs a spinning hot thread"),
+            ("cold idle, engine cold on the spinning cores", e(|e| e.set("cold.policy", "idle").set("feed.wait", "block").set("cores.engine_cold", [1])), "30:1: cold.policy: \"idle\" would starve the engine's cold threads"),
             ("cold unknown key", e(|e| e.set("cold.slice", 5)), "29:1: cold.slice: unknown field `slice`"),
             ("levels zero", e(|e| e.set("engine.levels", 0)), "29:1: engine.levels: must be between 1 and 16, got 0"),
             ("unknown scratch", e(|e| e.set("engine.scratch", "pool2")), "29:11: engine.scratch: unknown variant `pool2`"),

@@ -725,8 +725,10 @@ pub fn format_table(s: &Summary, out_dir: &Path) -> String {
     );
     let _ = writeln!(
         w,
-        "history     {} ticks held by the feed",
-        group(s.feed.history_ticks)
+        "history     {} ticks held by the feed, {} copies dropped (history thread behind); {} orders dropped (order thread behind)",
+        group(s.feed.history_ticks),
+        group(s.feed.detail.history_dropped),
+        group(s.engine.detail.orders_dropped)
     );
     if !s.cold_threads.is_empty() {
         let mut cold = Table::new([

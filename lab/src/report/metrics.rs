@@ -170,7 +170,19 @@ static MECHANISM_METRICS: [Metric; 10] = [
 ];
 
 /// Memory, allocations and the cold threads.
-static OTHER_METRICS: [Metric; 5] = [
+static OTHER_METRICS: [Metric; 7] = [
+    Metric {
+        name: "history dropped",
+        what: "tick copies the feed's history thread lost to a full md → history channel (it fell behind)",
+        unit: Unit::Count,
+        of: |s| Some(s.feed.detail.history_dropped as f64),
+    },
+    Metric {
+        name: "orders dropped",
+        what: "orders the engine's order thread lost to a full hot → orders channel (it fell behind)",
+        unit: Unit::Count,
+        of: |s| Some(s.engine.detail.orders_dropped as f64),
+    },
     Metric {
         name: "engine RSS",
         what: "the engine's peak resident set",

@@ -235,7 +235,9 @@ pub struct VerdictRecord {
     pub interval: Option<(f64, f64)>,
     /// The odd and the even rounds' ratios.
     pub halves: (f64, f64),
-    /// `better`, `worse`, `unstable`, `no detectable difference`, `too few runs`.
+    /// `better`, `worse`, `unstable`, `no detectable difference`, `too few runs`, or
+    /// `n/a` where the baseline or the variant has no value (a metric its allocator
+    /// does not report).
     pub verdict: String,
 }
 
@@ -260,7 +262,11 @@ pub fn verdicts(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> Vec<Ve
                     ratio: c.ratio,
                     interval: (!c.lo.is_nan()).then_some((c.lo, c.hi)),
                     halves: c.halves,
-                    verdict: c.verdict.word().to_string(),
+                    verdict: if c.ratio.is_finite() {
+                        c.verdict.word().to_string()
+                    } else {
+                        "n/a".to_string()
+                    },
                 });
             }
         }

@@ -45,6 +45,7 @@ fn per_tick(x: Option<f64>) -> String {
 fn ratio(a: Option<Spread>, b: Option<Spread>) -> String {
     match median_ratio(a, b) {
         Some(r) if r >= 0.1 => format!("{r:.2}×"),
+        Some(0.0) => "0×".into(),
         Some(r) => format!("{r:.1e}×"),
         None => "n/a".into(),
     }
@@ -107,7 +108,9 @@ fn comparison_text(c: &Comparison) -> String {
 
 /// `0.87×`.
 fn times(r: f64) -> String {
-    if r.is_finite() && r >= 0.1 {
+    if r == 0.0 {
+        "0×".into()
+    } else if r.is_finite() && r >= 0.1 {
         format!("{r:.2}×")
     } else if r.is_finite() && r >= 0.001 {
         format!("{r:.3}×")
@@ -509,8 +512,8 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
     let typical_cv = super::verdict::median(&cvs);
     let detectable = |cv: f64| match super::verdict::detectable_effect(n.max(2), cv, &rule, 200, 5)
     {
-        Some(e) => format!("{:.0}%", e * 100.0),
-        None => "more than 50%".to_string(),
+        Some(e) => format!("a shift of {:.0}% or more", e * 100.0),
+        None => "no shift of 50% or less".to_string(),
     };
     let _ = writeln!(
         w,
@@ -520,7 +523,7 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
             "No e2e p99 spread was measured.".to_string()
         } else {
             format!(
-                "The e2e p99 of a variant varied by {:.0}% from run to run here (median coefficient of variation): at that spread it detects, four times in five, a shift of {} or more; at 10% variation (the engine stage's medians, typically), {}.",
+                "The e2e p99 of a variant varied by {:.0}% from run to run here (median coefficient of variation): at that spread it detects, four times in five, {}; at 10% variation (the engine stage's medians, typically), {}.",
                 typical_cv * 100.0,
                 detectable(typical_cv),
                 detectable(0.1)
@@ -805,6 +808,9 @@ fn verdict_table(stats: &[VariantStats], base: usize, metrics: &[String]) -> Tab
                     Verdict::Better => format!("{} **better**", times(c.ratio)),
                     Verdict::Worse => format!("{} **worse**", times(c.ratio)),
                     Verdict::Unstable => format!("{} *unstable*", times(c.ratio)),
+                    // A metric the baseline's (or the variant's) allocator does not
+                    // report, such as glibc's returned bytes.
+                    Verdict::TooFew if !c.ratio.is_finite() => "n/a".to_string(),
                     Verdict::TooFew => "too few runs".to_string(),
                     Verdict::NoDifference => times(c.ratio),
                 }
@@ -1253,10 +1259,28 @@ pub fn breakeven_text(other: &str, w: &PoolWins) -> String {
             )
         })
         .collect();
+    // A break-even is a verdict only where every levels value from there on has one.
+    let by_medians = |from: u32| {
+        if w.wins
+            .iter()
+            .filter(|v| v.levels >= from)
+            .all(|v| v.significant)
+        {
+            ""
+        } else {
+            " (by the medians only: not every levels value from there has a stable verdict, so this is no verdict)"
+        }
+    };
     let tail = match w.ahead {
-        Ahead::WholeSweep => format!(" Pool is ahead of {other} over the whole sweep."),
+        Ahead::WholeSweep => format!(
+            " Pool is ahead of {other} over the whole sweep{}.",
+            by_medians(0)
+        ),
         Ahead::From(l) => {
-            format!(" Break-even against {other}: from {l} levels on, pool stays ahead.")
+            format!(
+                " Break-even against {other}: from {l} levels on, pool stays ahead{}.",
+                by_medians(l)
+            )
         }
         Ahead::Not => {
             format!(" Pool does not stay ahead of {other} up to the largest levels value.")
@@ -1465,6 +1489,14 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("from 2 levels on"), "{t}");
+        assert!(!t.contains("by the medians only"), "{t}");
+        // A break-even whose levels lack a stable verdict is said to be none.
+        let t = breakeven_text(
+            "arena",
+            &wins(&[(8, 6.8, false), (16, 4.8, false)], Ahead::From(8)),
+        );
+        assert!(t.contains("from 8 levels on"), "{t}");
+        assert!(t.contains("by the medians only"), "{t}");
         let t = breakeven_text(
             "heap",
             &wins(
@@ -1473,6 +1505,7 @@ mod tests {
             ),
         );
         assert!(t.contains("over the whole sweep"), "{t}");
+        assert!(t.contains("by the medians only"), "{t}");
         assert!(t.contains("1 (12.5% lower, no stable verdict)"), "{t}");
         let t = breakeven_text("heap", &wins(&[(2, 1.0, false)], Ahead::Not));
         assert!(t.contains("does not stay ahead"), "{t}");

@@ -409,28 +409,15 @@ pub mod jemalloc {
         /// counters see a `madvise` call per block and at least those pages.
         #[test]
         fn freed_memory_is_purged_and_counted() {
-            let out = std::process::Command::new(std::env::current_exe().unwrap())
-                .args([
-                    "--exact",
-                    "allocators::jemalloc::tests::print_purge_counters",
-                ])
-                .args(["--ignored", "--nocapture", "--test-threads=1"])
-                .env("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")
-                .output()
-                .unwrap();
-            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-            assert!(out.status.success(), "{stdout}");
-            let at = stdout.find("npurge=").expect("the child's report");
-            let fields: Vec<u64> = stdout[at..]
-                .lines()
-                .next()
-                .unwrap()
-                .split(' ')
-                .map(|f| f.split_once('=').unwrap().1.parse().unwrap())
-                .collect();
-            let page = 4096; // jemalloc's page on x86-64 Linux
-                             // Decay 0 purges at each free, outside the decay sweeps that `npurge`
-                             // counts: only the madvise calls and the pages show it.
+            let (stdout, fields) = crate::allocators::tests::child_report(
+                "allocators::jemalloc::tests::print_purge_counters",
+                ("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0"),
+                "npurge",
+            );
+            // jemalloc's page on x86-64 Linux. Decay 0 purges at each free, outside the
+            // decay sweeps that `npurge` counts: only the madvise calls and the pages
+            // show it.
+            let page = 4096;
             assert!(fields[1] >= 4, "{stdout}");
             assert!(fields[2] * page >= 4 * (64 << 20), "{stdout}");
         }
@@ -623,25 +610,11 @@ pub mod mimalloc {
         /// counters see the calls and at least the block's bytes.
         #[test]
         fn freed_memory_is_purged_and_counted() {
-            let out = std::process::Command::new(std::env::current_exe().unwrap())
-                .args([
-                    "--exact",
-                    "allocators::mimalloc::tests::print_purge_counters",
-                ])
-                .args(["--ignored", "--nocapture", "--test-threads=1"])
-                .env("MIMALLOC_PURGE_DELAY", "0")
-                .output()
-                .unwrap();
-            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-            assert!(out.status.success(), "{stdout}");
-            let at = stdout.find("calls=").expect("the child's report");
-            let fields: Vec<u64> = stdout[at..]
-                .lines()
-                .next()
-                .unwrap()
-                .split(' ')
-                .map(|f| f.split_once('=').unwrap().1.parse().unwrap())
-                .collect();
+            let (stdout, fields) = crate::allocators::tests::child_report(
+                "allocators::mimalloc::tests::print_purge_counters",
+                ("MIMALLOC_PURGE_DELAY", "0"),
+                "calls",
+            );
             assert!(fields[0] >= 1, "{stdout}");
             assert!(fields[1] >= 64 << 20, "{stdout}");
         }
@@ -921,6 +894,36 @@ pub mod tcmalloc {
 mod tests {
     use super::*;
     use crate::allocators::system::System;
+
+    /// Runs the ignored test `test` of this test binary in a child process with `env`
+    /// set, and returns its output and the numbers of its first line that starts with
+    /// `first_key=` (`key=value` fields separated by spaces).
+    #[cfg(any(feature = "jemalloc", feature = "mimalloc"))]
+    pub(super) fn child_report(
+        test: &str,
+        env: (&str, &str),
+        first_key: &str,
+    ) -> (String, Vec<u64>) {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", test])
+            .args(["--ignored", "--nocapture", "--test-threads=1"])
+            .env(env.0, env.1)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{stdout}");
+        let at = stdout
+            .find(&format!("{first_key}="))
+            .expect("the child's report");
+        let fields = stdout[at..]
+            .lines()
+            .next()
+            .unwrap()
+            .split(' ')
+            .map(|f| f.split_once('=').unwrap().1.parse().unwrap())
+            .collect();
+        (stdout, fields)
+    }
 
     #[test]
     fn hooks_follow_the_wrapped_allocator() {

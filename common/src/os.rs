@@ -29,12 +29,13 @@
 use std::io;
 use std::path::Path;
 
-/// Resident set size of this process in bytes, from `/proc/self/statm` (0 if unreadable).
+/// Resident set size of this process in bytes, from `/proc/self/statm` (0 if unreadable),
+/// in pages of the kernel's page size (`sysconf(_SC_PAGESIZE)` through procfs).
 pub fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * 4096)
+        .map_or(0, |pages| pages * procfs::page_size())
 }
 
 /// Minor and major page faults of this process since it started, from

@@ -649,6 +649,7 @@ levels = [1, 2]
             "compare_full.toml",
             "pool_breakeven.toml",
             "cold_budget.toml",
+            "timed.toml",
         ] {
             let path = configs().join(name);
             let m = Matrix::load(&path, &MatrixOverrides::default(), CORES)

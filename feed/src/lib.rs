@@ -335,9 +335,11 @@ fn history_thread(
             let step = window.observe(snapshot);
             cold.yield_if_due();
             let sample = MemorySample::take(allocator);
+            let figures = history_figures(&hist.stats());
+            cold.yield_if_due();
             println!(
                 "feed t={elapsed_s:.1}s published={published} rate={rate:.0}/s {} dropped={} | {} | allocs {}",
-                history_figures(&hist.stats()),
+                figures,
                 counters.dropped.load(Ordering::Relaxed),
                 common::memory::format_line(&sample),
                 profile.format_line(),
@@ -354,6 +356,7 @@ fn history_thread(
             last_published = published;
             last_report_raw = now;
             next_report = now + interval_raw;
+            cold.yield_if_due();
         }
         if disconnected {
             break;

@@ -86,6 +86,9 @@ pub struct Config {
     /// How cold threads share cores with hot ones.
     #[serde(default)]
     pub cold: ColdConfig,
+    /// Process-wide memory settings.
+    #[serde(default)]
+    pub memory: MemoryConfig,
     /// The instruments, in symbol-index order.
     pub symbols: Vec<SymbolConfig>,
     /// The file and text this configuration was parsed from, so that a problem found
@@ -402,6 +405,29 @@ impl Default for LogConfig {
             out_dir: PathBuf::from("results/latest"),
         }
     }
+}
+
+/// `[memory]`: process-wide memory settings of the feed and the engine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemoryConfig {
+    /// Transparent huge pages for the process.
+    pub thp: Thp,
+}
+
+/// `memory.thp`: whether the process may get transparent huge pages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Thp {
+    /// As the kernel and the allocator decide (mimalloc asks for them with
+    /// `madvise(MADV_HUGEPAGE)` where the kernel's mode is `madvise`).
+    #[default]
+    Default,
+    /// Switched off for the process at start-up (`prctl(PR_SET_THP_DISABLE)`): every
+    /// page fault maps 4 KiB. Measured on the 2-core machine (docs/tuning.md): a
+    /// mimalloc engine's cold threads otherwise fault in and zero 2 MiB pages for
+    /// milliseconds at a time, and its RSS is 1.6× larger.
+    Off,
 }
 
 /// Thresholds for memory warnings (`[monitor]` in the configuration).
@@ -1235,6 +1261,7 @@ volatility_bps = 2.0
             ("cold poll zero", e(|e| e.set("cold.poll_ms", 0)), "29:1: cold.poll_ms: must be between 1 and 1000, got 0"),
             ("cold nice out of range", e(|e| e.set("cold.nice", 20)), "29:1: cold.nice: must be between -20 and 19, got 20"),
             ("cold policy unknown", e(|e| e.set("cold.policy", "fifo")), "29:10: cold.policy: unknown variant `fifo`"),
+            ("thp unknown", e(|e| e.set("memory.thp", "never")), "29:7: memory.thp: unknown variant `never`, expected `default` or `off`"),
             ("cold idle beside spinning hot threads", e(|e| e.set("cold.policy", "idle")), "29:1: cold.policy: \"idle\" would starve the feed's cold threads: every core they may use ([0, 1]) runs a spinning hot thread"),
             ("cold idle, engine cold on the spinning cores", e(|e| e.set("cold.policy", "idle").set("feed.wait", "block").set("cores.engine_cold", [1])), "30:1: cold.policy: \"idle\" would starve the engine's cold threads"),
             ("cold unknown key", e(|e| e.set("cold.slice", 5)), "29:1: cold.slice: unknown field `slice`"),

@@ -29,6 +29,33 @@
 use std::io;
 use std::path::Path;
 
+/// Switches transparent huge pages off for this process (`prctl(PR_SET_THP_DISABLE)`):
+/// from now on its page faults map 4 KiB pages, whatever the kernel's mode and any
+/// `madvise(MADV_HUGEPAGE)` of its allocator. Children inherit the setting. A system
+/// call: start-up only.
+pub fn disable_thp() -> io::Result<()> {
+    // SAFETY: PR_SET_THP_DISABLE takes integer arguments only (the flag, then three
+    // zeros) and changes one flag of this process; no memory is passed.
+    let r = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1 as libc::c_ulong, 0, 0, 0) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Whether transparent huge pages are switched off for this process
+/// (`prctl(PR_GET_THP_DISABLE)`).
+pub fn thp_disabled() -> io::Result<bool> {
+    // SAFETY: PR_GET_THP_DISABLE takes no memory arguments and returns the flag.
+    let r = unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r == 1)
+    }
+}
+
 /// Resident set size of this process in bytes, from `/proc/self/statm` (0 if unreadable),
 /// in pages of the kernel's page size (`sysconf(_SC_PAGESIZE)` through procfs).
 pub fn rss_bytes() -> u64 {
@@ -158,6 +185,12 @@ pub fn send_signal(pid: u32, signal: Signal) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transparent_huge_pages_can_be_switched_off() {
+        disable_thp().unwrap();
+        assert!(thp_disabled().unwrap());
+    }
     use std::os::unix::process::ExitStatusExt;
     use std::process::Command;
 

@@ -117,6 +117,13 @@ impl RunArgs {
     ) -> Result<Started, Failure> {
         let allowed = crate::cores::allowed_cores();
         let (config, out) = self.load(&allowed, outputs).map_err(Failure::bad_input)?;
+        if config.memory.thp == crate::config::Thp::Off {
+            crate::os::disable_thp().map_err(|e| {
+                Failure::runtime(anyhow::anyhow!(
+                    "memory.thp = \"off\": cannot switch transparent huge pages off: {e}"
+                ))
+            })?;
+        }
         let stop = Arc::new(AtomicBool::new(false));
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
             signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(|e| {

@@ -650,6 +650,7 @@ levels = [1, 2]
             "pool_breakeven.toml",
             "cold_budget.toml",
             "timed.toml",
+            "thp.toml",
         ] {
             let path = configs().join(name);
             let m = Matrix::load(&path, &MatrixOverrides::default(), CORES)

@@ -40,7 +40,7 @@
 //! | [`manifest`] | the run manifest: machine, allocator, git revision, configuration | `allocators`, `config`, `os` |
 //! | [`summary`] | what a run measured: the feed's, the engine's and the merged summary | `alloc`, `budget`, `latency`, `manifest`, `mechanisms`, `memory`, `pool` |
 //! | [`failure`] | the one failure type of the binaries, with its exit code (2 bad input, 1 runtime) | `files`, `ring` |
-//! | [`runargs`] | the `--config`/`--duration`/`--out` arguments of feed and engine, and the start-up they share | `config`, `cores`, `failure`, `files` |
+//! | [`runargs`] | the `--config`/`--duration`/`--out` arguments of feed and engine, and the start-up they share | `config`, `cores`, `failure`, `files`, `os` |
 #![deny(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 

@@ -250,11 +250,11 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
     )?;
     files::write_json(
         &out.join(VERDICTS),
-        &serde_json::json!({
-            "matrix": matrix.path.display().to_string(),
-            "git_rev": common::manifest::GIT_REV,
-            "verdicts": report::verdicts(&meta, &infos, &records),
-        }),
+        &report::VerdictsFile {
+            matrix: matrix.path.display().to_string(),
+            git_rev: common::manifest::GIT_REV,
+            verdicts: report::verdicts(&meta, &infos, &records),
+        },
     )?;
     // The verdict on stdout, for whoever runs this by hand.
     let mut stdout = std::io::stdout().lock();

@@ -216,6 +216,17 @@ mod fixtures {
     }
 }
 
+/// `verdicts.json`: the matrix, the lab build, and every verdict of the report.
+#[derive(Debug, Serialize)]
+pub struct VerdictsFile {
+    /// The matrix file.
+    pub matrix: String,
+    /// The git revision `lab` was built from.
+    pub git_rev: &'static str,
+    /// Every comparison ([`verdicts`]).
+    pub verdicts: Vec<VerdictRecord>,
+}
+
 /// One comparison of `verdicts.json`.
 #[derive(Clone, Debug, Serialize)]
 pub struct VerdictRecord {

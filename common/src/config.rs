@@ -18,6 +18,7 @@
 pub mod edit;
 
 use crate::cores::WaitStrategy;
+use crate::hop::ChannelKind;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fmt;
@@ -347,6 +348,9 @@ pub struct ColdConfig {
     /// The timed-allocator mode: every allocator call of the cold threads is timed into
     /// per-role histograms (the summaries' `alloc_call_ns`); hot threads never are.
     pub time_allocator: bool,
+    /// The queue between a hot thread and its cold threads (the feed's md → history,
+    /// the engine's hot → order sink and hot ⇄ report).
+    pub channel: ChannelKind,
 }
 
 impl Default for ColdConfig {
@@ -358,6 +362,7 @@ impl Default for ColdConfig {
             policy: ColdPolicy::Other,
             nice: 0,
             time_allocator: false,
+            channel: ChannelKind::default(),
         }
     }
 }
@@ -1261,6 +1266,7 @@ volatility_bps = 2.0
             ("cold poll zero", e(|e| e.set("cold.poll_ms", 0)), "29:1: cold.poll_ms: must be between 1 and 1000, got 0"),
             ("cold nice out of range", e(|e| e.set("cold.nice", 20)), "29:1: cold.nice: must be between -20 and 19, got 20"),
             ("cold policy unknown", e(|e| e.set("cold.policy", "fifo")), "29:10: cold.policy: unknown variant `fifo`"),
+            ("channel unknown", e(|e| e.set("cold.channel", "flume")), "29:11: cold.channel: unknown variant `flume`, expected `rtrb` or `crossbeam`"),
             ("thp unknown", e(|e| e.set("memory.thp", "never")), "29:7: memory.thp: unknown variant `never`, expected `default` or `off`"),
             ("cold idle beside spinning hot threads", e(|e| e.set("cold.policy", "idle")), "29:1: cold.policy: \"idle\" would starve the feed's cold threads: every core they may use ([0, 1]) runs a spinning hot thread"),
             ("cold idle, engine cold on the spinning cores", e(|e| e.set("cold.policy", "idle").set("feed.wait", "block").set("cores.engine_cold", [1])), "30:1: cold.policy: \"idle\" would starve the engine's cold threads"),

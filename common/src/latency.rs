@@ -24,8 +24,8 @@
 
 use crate::alloc::AllocCounts;
 use crate::files::{Draft, FileError, Kind};
+use crate::hop::{self, ChannelKind, HopRx, HopTx, TryRecvError};
 use crate::units::fmt_ns;
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -218,27 +218,28 @@ pub struct Interval {
 /// spare at each interval boundary.
 pub struct IntervalRecorder {
     current: Box<StageSet>,
-    spares: Receiver<Box<StageSet>>,
-    full: Sender<Interval>,
+    spares: HopRx<Box<StageSet>>,
+    full: HopTx<Interval>,
 }
 
 /// Cold-side end: receives full intervals, returns emptied sets.
 pub struct IntervalSink {
     /// Full intervals from the hot thread.
-    pub full: Receiver<Interval>,
+    pub full: HopRx<Interval>,
     /// Where emptied sets go back.
-    pub spares: Sender<Box<StageSet>>,
+    pub spares: HopTx<Box<StageSet>>,
 }
 
-/// Creates the hand-off with `spare_sets` pre-allocated spare sets (at least 1).
-pub fn interval_channel(spare_sets: usize) -> (IntervalRecorder, IntervalSink) {
+/// Creates the hand-off with `spare_sets` pre-allocated spare sets (at least 1), over
+/// two hops of `kind` ([`crate::hop`]), each with room for every set there is.
+pub fn interval_channel(kind: ChannelKind, spare_sets: usize) -> (IntervalRecorder, IntervalSink) {
     let n = spare_sets.max(1);
-    let (spare_tx, spare_rx) = crossbeam_channel::bounded(n + 1);
-    let (full_tx, full_rx) = crossbeam_channel::bounded(n + 1);
+    let (mut spare_tx, spare_rx) = hop::bounded(kind, n + 1);
+    let (full_tx, full_rx) = hop::bounded(kind, n + 1);
     for _ in 0..n {
-        spare_tx
-            .send(Box::new(StageSet::new()))
-            .expect("receiver is alive");
+        if spare_tx.try_send(Box::new(StageSet::new())).is_err() {
+            unreachable!("a new hop has room for every spare set");
+        }
     }
     (
         IntervalRecorder {
@@ -459,31 +460,33 @@ mod tests {
 
     #[test]
     fn rotate_swaps_and_returns() {
-        let (mut rec, sink) = interval_channel(1);
-        rec.stages().record(Stage::E2e, 100);
-        let meta = |stages| Interval {
-            stages,
-            start_raw: 0,
-            end_raw: 1,
-            ticks: 1,
-            gaps: 0,
-            missed: 0,
-            allocs: AllocCounts::default(),
-            warmup: false,
-        };
-        assert_eq!(rec.rotate(meta), Rotate::Sent);
-        assert!(rec.stages().get(Stage::E2e).is_empty());
-        // The only spare is in use: the next rotation keeps recording.
-        rec.stages().record(Stage::E2e, 7);
-        assert_eq!(rec.rotate(meta), Rotate::NoSpare);
-        assert_eq!(rec.stages().get(Stage::E2e).len(), 1);
-        let mut got = sink.full.try_recv().unwrap();
-        assert_eq!(got.stages.get(Stage::E2e).len(), 1);
-        got.stages.reset();
-        sink.spares.send(got.stages).unwrap();
-        assert_eq!(rec.rotate(meta), Rotate::Sent);
-        drop(sink);
-        assert_eq!(rec.rotate(meta), Rotate::Disconnected);
+        for kind in [ChannelKind::Rtrb, ChannelKind::Crossbeam] {
+            let (mut rec, mut sink) = interval_channel(kind, 1);
+            rec.stages().record(Stage::E2e, 100);
+            let meta = |stages| Interval {
+                stages,
+                start_raw: 0,
+                end_raw: 1,
+                ticks: 1,
+                gaps: 0,
+                missed: 0,
+                allocs: AllocCounts::default(),
+                warmup: false,
+            };
+            assert_eq!(rec.rotate(meta), Rotate::Sent);
+            assert!(rec.stages().get(Stage::E2e).is_empty());
+            // The only spare is in use: the next rotation keeps recording.
+            rec.stages().record(Stage::E2e, 7);
+            assert_eq!(rec.rotate(meta), Rotate::NoSpare);
+            assert_eq!(rec.stages().get(Stage::E2e).len(), 1);
+            let mut got = sink.full.try_recv().unwrap();
+            assert_eq!(got.stages.get(Stage::E2e).len(), 1);
+            got.stages.reset();
+            assert!(sink.spares.try_send(got.stages).is_ok());
+            assert_eq!(rec.rotate(meta), Rotate::Sent);
+            drop(sink);
+            assert_eq!(rec.rotate(meta), Rotate::Disconnected);
+        }
     }
 
     #[test]

@@ -27,13 +27,14 @@
 //! | [`alloc`] | a counting wrapper for any global allocator, and the timing of cold threads' calls | nothing |
 //! | [`pool`] | a fixed-size-block pool, the engine's `pool` scratch allocator | nothing |
 //! | [`cores`] | the core plan, pinning and wait strategies | nothing |
+//! | [`hop`] | the bounded queue between a hot and a cold thread of one process (`rtrb`, or crossbeam-channel for comparison) | nothing |
 //! | [`clock`] | raw TSC time stamps (or `CLOCK_MONOTONIC` where the TSC is not invariant) | `os` |
 //! | [`files`] | the files and folders the project writes: owner-only, atomic, marked, never over a file of someone else's | `os` |
 //! | [`transport`] | the trait pair every tick transport implements ([`transport::Sink`], [`transport::Source`]) | `tick` |
 //! | [`allocators`] | the global allocators (system; jemalloc, mimalloc, tcmalloc behind features of those names), their versions and statistics, and the hooks that hand them to feed and engine | `alloc` |
 //! | [`ring`] | the single-producer, many-consumer broadcast ring, on heap memory or in a shared-memory file ([`ring::shm`]) | `sync`, `tick`, `transport`, `clock`, `files`, `os` |
-//! | [`latency`] | per-stage fixed-bound histograms, interval hand-off, `.hlog` writer | `alloc`, `files`, `units` |
-//! | [`config`] | the TOML run configuration, validated, with errors naming file, line, column and key; [`config::edit`]: one configuration derived from another by key path | `cores`, `ring`, `tick` |
+//! | [`latency`] | per-stage fixed-bound histograms, interval hand-off, `.hlog` writer | `alloc`, `files`, `hop`, `units` |
+//! | [`config`] | the TOML run configuration, validated, with errors naming file, line, column and key; [`config::edit`]: one configuration derived from another by key path | `cores`, `hop`, `ring`, `tick` |
 //! | [`budget`] | what each cold thread costs the hot cores (CPU per second, stretches between sleeps) and the slicing of cold work | `alloc`, `clock`, `config`, `cores`, `latency` |
 //! | [`memory`] | memory samples (RSS, page faults, allocator statistics, fragmentation) and warnings | `config`, `os`, `units` |
 //! | [`mechanisms`] | per-thread page faults, context switches and CPU time, interrupts per core and the allocator's counters over a measured window | `allocators` |
@@ -55,6 +56,7 @@ pub mod cores;
 #[cfg(not(loom))]
 pub mod failure;
 pub mod files;
+pub mod hop;
 pub mod latency;
 pub mod manifest;
 pub mod mechanisms;

@@ -14,8 +14,8 @@ use crate::order::{self, OrderMsg};
 use crate::strategy::{self, Params, Position};
 use allocator_api2::alloc::Allocator;
 use common::config::Config;
+use common::hop::HopTx;
 use common::tick::{Tick, TickKind, PX_SCALE};
-use crossbeam_channel::Sender;
 
 /// What the engine holds for one symbol.
 struct Symbol {
@@ -30,7 +30,7 @@ pub struct Decider {
     symbols: Vec<Symbol>,
     names: Vec<Box<[u8]>>,
     params: Params,
-    orders_tx: Sender<OrderMsg>,
+    orders_tx: HopTx<OrderMsg>,
     msg_seq: u64,
     /// Orders handed to the cold thread.
     pub orders: u64,
@@ -42,7 +42,7 @@ pub struct Decider {
 
 impl Decider {
     /// State for every configured symbol; orders go to `orders_tx`.
-    pub fn new(config: &Config, orders_tx: Sender<OrderMsg>) -> Decider {
+    pub fn new(config: &Config, orders_tx: HopTx<OrderMsg>) -> Decider {
         let levels = config.engine.levels as usize;
         Decider {
             symbols: config
@@ -136,6 +136,7 @@ mod tests {
     use crate::hot::Scratch;
     use allocator_api2::alloc::Global;
     use common::alloc::thread_counts;
+    use common::hop::{self, ChannelKind, HopRx};
     use common::pool::Pool;
 
     /// The shipped default (its ring path unused here).
@@ -163,8 +164,10 @@ mod tests {
         (0..n).map(move |i| quote((i % 5) as u16, (from + i) * PX_SCALE))
     }
 
-    fn messages(rx: &crossbeam_channel::Receiver<OrderMsg>) -> Vec<Vec<u8>> {
-        rx.try_iter().map(|m| m.as_bytes().to_vec()).collect()
+    fn messages(rx: &mut HopRx<OrderMsg>) -> Vec<Vec<u8>> {
+        std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|m| m.as_bytes().to_vec())
+            .collect()
     }
 
     /// Global allocator calls per tick over `n` ticks after one warm-up tick. The test
@@ -189,12 +192,12 @@ mod tests {
     #[test]
     fn sends_only_changed_quotes_and_same_bytes_in_every_mode() {
         let c = config();
-        let (tx, rx) = crossbeam_channel::bounded(1024);
+        let (tx, mut rx) = hop::bounded(ChannelKind::Rtrb, 1024);
         let mut heap = Decider::new(&c, tx);
-        let (tx2, rx2) = crossbeam_channel::bounded(1024);
+        let (tx2, mut rx2) = hop::bounded(ChannelKind::Rtrb, 1024);
         let mut arena = Decider::new(&c, tx2);
         let bump = bumpalo::Bump::with_capacity(1 << 16);
-        let (tx3, rx3) = crossbeam_channel::bounded(1024);
+        let (tx3, mut rx3) = hop::bounded(ChannelKind::Rtrb, 1024);
         let mut pooled = Decider::new(&c, tx3);
         let scratch = Scratch::pool(&c.engine);
         let pool = pool_of(&scratch);
@@ -211,9 +214,9 @@ mod tests {
         assert_eq!(heap.orders, 12);
         assert_eq!(arena.orders, 12);
         assert_eq!(pooled.orders, 12);
-        let a = messages(&rx);
-        assert_eq!(a, messages(&rx2));
-        assert_eq!(a, messages(&rx3));
+        let a = messages(&mut rx);
+        assert_eq!(a, messages(&mut rx2));
+        assert_eq!(a, messages(&mut rx3));
         assert!(a.iter().all(|m| order::verify(m).is_ok()));
         assert_eq!((pool.in_use(), pool.fallbacks()), (0, 0));
     }
@@ -224,11 +227,11 @@ mod tests {
     fn global_allocations_per_tick_by_mode() {
         const TICKS: i64 = 1000;
         let c = config();
-        let (tx, heap_rx) = crossbeam_channel::bounded(1 << 14);
+        let (tx, mut heap_rx) = hop::bounded(ChannelKind::Rtrb, 1 << 14);
         let mut d = Decider::new(&c, tx);
         let heap = calls_per_tick(TICKS, |t| d.handle(t, Global));
 
-        let (tx, arena_rx) = crossbeam_channel::bounded(1 << 14);
+        let (tx, mut arena_rx) = hop::bounded(ChannelKind::Rtrb, 1 << 14);
         let mut d = Decider::new(&c, tx);
         let mut bump = bumpalo::Bump::with_capacity(1 << 16);
         let arena = calls_per_tick(TICKS, |t| {
@@ -236,7 +239,7 @@ mod tests {
             d.handle(t, &bump);
         });
 
-        let (tx, pool_rx) = crossbeam_channel::bounded(1 << 14);
+        let (tx, mut pool_rx) = hop::bounded(ChannelKind::Rtrb, 1 << 14);
         let mut d = Decider::new(&c, tx);
         let scratch = Scratch::pool(&c.engine);
         let pool = pool_of(&scratch);
@@ -246,14 +249,14 @@ mod tests {
         assert_eq!(arena, 0.0, "arena");
         assert_eq!(pooled, 0.0, "pool");
 
-        let h = messages(&heap_rx);
+        let h = messages(&mut heap_rx);
         assert!(h.len() as i64 > TICKS, "{} orders", h.len());
         assert!(
-            h == messages(&arena_rx),
+            h == messages(&mut arena_rx),
             "arena orders differ from heap orders"
         );
         assert!(
-            h == messages(&pool_rx),
+            h == messages(&mut pool_rx),
             "pool orders differ from heap orders"
         );
         let stats = pool.stats();
@@ -271,7 +274,7 @@ mod tests {
         let mut c = config();
         c.engine.levels = 16;
         c.engine.pool_blocks = 1;
-        let (tx, rx) = crossbeam_channel::bounded(1 << 14);
+        let (tx, mut rx) = hop::bounded(ChannelKind::Rtrb, 1 << 14);
         let mut d = Decider::new(&c, tx);
         let scratch = Scratch::pool(&c.engine);
         let pool = pool_of(&scratch);
@@ -292,12 +295,12 @@ mod tests {
         let stats = pool.stats();
         assert_eq!(stats.fallbacks_in_use, 0);
         assert_eq!(stats.classes[1].high_water, 1);
-        assert!(messages(&rx).iter().all(|m| order::verify(m).is_ok()));
+        assert!(messages(&mut rx).iter().all(|m| order::verify(m).is_ok()));
     }
 
     #[test]
     fn unknown_symbol_is_counted_not_fatal() {
-        let (tx, _rx) = crossbeam_channel::bounded(16);
+        let (tx, _rx) = hop::bounded(ChannelKind::Rtrb, 16);
         let mut d = Decider::new(&config(), tx);
         d.handle(&quote(999, 1), Global);
         assert_eq!(d.unknown_symbols, 1);

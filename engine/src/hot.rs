@@ -123,7 +123,7 @@ pub fn thread(
     clock: &Clock,
     mut sub: Subscriber<MappedRegion>,
     mut recorder: IntervalRecorder,
-    orders_tx: crossbeam_channel::Sender<OrderMsg>,
+    orders_tx: common::hop::HopTx<OrderMsg>,
     stop: &AtomicBool,
 ) -> Finished {
     let pinned = pin_or_warn("engine", "hot", config.cores.engine_hot);

@@ -9,10 +9,10 @@
 //!   per tick after warm-up in arena mode (counted and reported as
 //!   `global_allocs_per_tick`), no lock, no system call, no logging.
 //! - **report** (cold): every interval receives the hot thread's histograms over a
-//!   crossbeam channel, prints one line per stage, appends `engine.hlog`, keeps the run
+//!   hop (`common::hop`, `cold.channel`), prints one line per stage, appends `engine.hlog`, keeps the run
 //!   totals, and returns the histograms for reuse.
 //! - **orders** (cold): receives finished order messages (fixed-size values over a
-//!   crossbeam channel), checks their framing and checksum, and counts them, standing in
+//!   hop), checks their framing and checksum, and counts them, standing in
 //!   for an order gateway.
 //!
 //! Cold threads poll their channels with short sleeps instead of blocking, so that a
@@ -49,8 +49,8 @@ use common::memory::{MemoryReport, MemorySample, Monitor};
 use common::ring::shm::{self, MappedRegion, OpenError, RingInfo};
 use common::ring::{StartAt, Subscriber};
 
+use common::hop::{self, HopRx, TryRecvError};
 use common::summary::{EndReason, EngineSummary};
-use crossbeam_channel::{Receiver, TryRecvError};
 use hdrhistogram::Histogram;
 use order::OrderMsg;
 use std::collections::BTreeMap;
@@ -196,9 +196,9 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     );
 
     let profile = Arc::new(AllocProfile::new(&ROLES));
-    let (recorder, sink) = interval_channel(2);
+    let (recorder, sink) = interval_channel(config.cold.channel, 2);
     let (orders_tx, orders_rx) =
-        crossbeam_channel::bounded::<OrderMsg>(config.engine.order_channel);
+        hop::bounded::<OrderMsg>(config.cold.channel, config.engine.order_channel);
     let report = {
         let clock = clock.clone();
         let config = config.clone();
@@ -393,7 +393,7 @@ type Reported = (
 /// samples memory and the mechanisms once per interval (the window of the mechanisms
 /// starts at the end of the last warm-up interval).
 fn report_thread(
-    sink: IntervalSink,
+    mut sink: IntervalSink,
     mut hlog: Hlog,
     ctx: &ReportContext,
     mut cold: ColdThread,
@@ -476,7 +476,7 @@ fn report_thread(
         interval.stages.reset();
         // The hot thread gone (after its last interval) takes no spares back; the
         // interval is still sampled below, and the next receive ends the loop.
-        let _ = sink.spares.send(interval.stages);
+        let _ = sink.spares.try_send(interval.stages);
         cold.yield_if_due();
         profile.publish(ROLE_REPORT);
         let allocator = stats();
@@ -532,7 +532,7 @@ fn print_memory(monitor: &mut Monitor, stats: BTreeMap<String, u64>, profile: &A
 /// Receives order messages, checks and counts them, in slices (see [`ColdThread`]);
 /// returns (valid, invalid, its budget).
 fn order_thread(
-    rx: Receiver<OrderMsg>,
+    mut rx: HopRx<OrderMsg>,
     mut cold: ColdThread,
     profile: &AllocProfile,
 ) -> (u64, u64, ColdBudget) {

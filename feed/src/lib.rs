@@ -5,8 +5,8 @@
 //!
 //! - **md** (hot, pinned to `cores.feed_md`; the hot path, in [`md`]): waits for each
 //!   tick's scheduled time, generates it, stamps it, publishes it to the ring and passes
-//!   a copy to the history thread over a bounded crossbeam channel (`try_send`: a full
-//!   channel drops and counts the copy, it never stalls publishing). Per tick it does
+//!   a copy to the history thread over a bounded hop (`common::hop`, `cold.channel`;
+//!   `try_send`: a full hop drops and counts the copy, it never stalls publishing). Per tick it does
 //!   not allocate, lock, log or make a system call; the counting allocator proves the
 //!   first in `feed_summary.json` (`md_allocs`).
 //! - **history** (cold, on `cores.feed_cold`, else `cores.cold`): drains the channel into the per-symbol
@@ -30,6 +30,7 @@ use common::clock::{Clock, ClockSource};
 use common::config::{Config, KeyPath};
 use common::failure::Failure;
 use common::files::{self, Kind};
+use common::hop::{self, HopRx, TryRecvError};
 use common::manifest::Manifest;
 use common::mechanisms::{Mechanisms, Snapshot, Window};
 use common::memory::{MemoryReport, MemorySample, Monitor};
@@ -37,7 +38,6 @@ use common::ring::shm::{self, CreateError, ProducerId};
 use common::summary::{EvictionReport, FeedSummary, LosslessReport};
 use common::tick::Tick;
 use common::units::fmt_bytes;
-use crossbeam_channel::{Receiver, TryRecvError};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -105,7 +105,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         clock.source().name()
     );
 
-    let (tx, rx) = crossbeam_channel::bounded::<Tick>(config.feed.history_channel);
+    let (tx, rx) = hop::bounded::<Tick>(config.cold.channel, config.feed.history_channel);
     let profile = Arc::new(AllocProfile::new(&ROLES));
     let counters = Arc::new(md::Counters::default());
     let start_raw = Arc::new(AtomicU64::new(0));
@@ -270,7 +270,7 @@ struct ColdContext<'a> {
 fn history_thread(
     config: &Config,
     clock: &Clock,
-    rx: Receiver<Tick>,
+    mut rx: HopRx<Tick>,
     cold: &ColdContext,
     mut monitor: Monitor,
 ) -> HistoryEnd {

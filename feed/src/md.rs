@@ -23,12 +23,12 @@ use common::alloc::{thread_counts, AllocCounts, AllocProfile};
 use common::clock::Clock;
 use common::config::Config;
 use common::cores::{pin_or_warn, Waiter};
+use common::hop::HopTx;
 use common::ring::shm::OwnedRegion;
 use common::ring::{LosslessStats, Publisher};
 use common::summary::EndReason;
 use common::tick::Tick;
 use common::transport::Sink;
-use crossbeam_channel::Sender;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Slot of the md thread in the feed's allocation profile.
@@ -95,7 +95,7 @@ pub fn thread(
     config: &Config,
     clock: &Clock,
     mut publisher: Publisher<OwnedRegion>,
-    history: Sender<Tick>,
+    mut history: HopTx<Tick>,
     shared: &Shared,
 ) -> Report {
     let pinned = pin_or_warn("feed", "md", config.cores.feed_md);
@@ -105,7 +105,7 @@ pub fn thread(
         true
     };
     let counts = if waited {
-        run(config, clock, &mut publisher, &history, shared)
+        run(config, clock, &mut publisher, &mut history, shared)
     } else {
         let now = clock.raw();
         Loop {
@@ -156,7 +156,7 @@ pub fn run<S: Sink>(
     config: &Config,
     clock: &Clock,
     sink: &mut S,
-    history: &Sender<Tick>,
+    history: &mut HopTx<Tick>,
     shared: &Shared,
 ) -> Loop {
     let Shared {

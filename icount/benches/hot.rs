@@ -11,10 +11,10 @@
 //! `gungraun-runner` of the same version as the `gungraun` library).
 
 use common::config::{Config, Scratch as ScratchMode};
+use common::hop::HopRx;
 use common::ring::{HeapRegion, Poll, Publisher, StartAt, Subscriber};
 use common::tick::Tick;
 use common::transport::{Sink, Source};
-use crossbeam_channel::Receiver;
 use engine::decider::Decider;
 use engine::hot::Scratch;
 use engine::order::OrderMsg;
@@ -118,7 +118,7 @@ struct EngineInput {
     scratch: Scratch,
     ticks: Vec<Tick>,
     /// Kept open (and empty) so that every order is handed off, as in the engine.
-    orders_rx: Receiver<OrderMsg>,
+    orders_rx: HopRx<OrderMsg>,
     /// Orders handed off during the warm-up.
     warmup_orders: u64,
 }
@@ -130,14 +130,15 @@ fn setup_engine(n: usize) -> EngineInput {
         ScratchMode::Arena,
         "default is arena"
     );
-    let (orders_tx, orders_rx) = crossbeam_channel::bounded(config.engine.order_channel);
+    let (orders_tx, mut orders_rx) =
+        common::hop::bounded(config.cold.channel, config.engine.order_channel);
     let mut decider = Decider::new(&config, orders_tx);
     let mut scratch = Scratch::arena(config.engine.arena_bytes);
     let mut ticks = feed_ticks(&config, ENGINE_WARMUP + n);
     for tick in ticks.drain(..ENGINE_WARMUP) {
         scratch.handle(&mut decider, &tick);
     }
-    orders_rx.try_iter().for_each(drop);
+    orders_rx.drain();
     EngineInput {
         warmup_orders: decider.orders,
         decider,

@@ -41,8 +41,8 @@
 
 use common::alloc::{thread_counts, AllocCounts};
 use common::config::{Config, Scratch as ScratchMode};
+use common::hop::HopRx;
 use common::tick::Tick;
-use crossbeam_channel::Receiver;
 use engine::decider::Decider;
 use engine::hot::Scratch;
 use engine::order::OrderMsg;
@@ -99,7 +99,7 @@ pub struct EngineInput {
     scratch: Scratch,
     ticks: Vec<Tick>,
     /// Kept open (and empty) so that every order is handed off, as in the engine.
-    orders_rx: Receiver<OrderMsg>,
+    orders_rx: HopRx<OrderMsg>,
     /// Orders handed off during the warm-up.
     warmup_orders: u64,
     /// The thread's allocation counts when setup ended.
@@ -109,7 +109,8 @@ pub struct EngineInput {
 fn setup_engine(mode: ScratchMode, ticks: usize) -> EngineInput {
     crate::prepare();
     let config = Config::shipped_default();
-    let (orders_tx, orders_rx) = crossbeam_channel::bounded(config.engine.order_channel);
+    let (orders_tx, mut orders_rx) =
+        common::hop::bounded(config.cold.channel, config.engine.order_channel);
     let mut decider = Decider::new(&config, orders_tx);
     // As the hot thread creates it (`engine::hot::thread`).
     let mut scratch = match mode {
@@ -124,7 +125,7 @@ fn setup_engine(mode: ScratchMode, ticks: usize) -> EngineInput {
     for tick in &all[..ENGINE_WARMUP] {
         scratch.handle(&mut decider, tick);
     }
-    orders_rx.try_iter().for_each(drop);
+    orders_rx.drain();
     // The same vector in every run: the measured ticks, or none of them.
     all.copy_within(ENGINE_WARMUP.., 0);
     all.truncate(ticks);

@@ -19,6 +19,7 @@ pub mod edit;
 
 use crate::cores::WaitStrategy;
 use crate::hop::ChannelKind;
+use crate::journal::Fsync;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fmt;
@@ -190,6 +191,8 @@ pub struct FeedConfig {
     pub history_channel: usize,
     /// Cold history retention.
     pub history: HistoryConfig,
+    /// The tick journal (`[feed.journal]`); none unless configured.
+    pub journal: Option<JournalConfig>,
 }
 
 impl Default for FeedConfig {
@@ -199,6 +202,7 @@ impl Default for FeedConfig {
             trade_ratio: 0.1,
             history_channel: 1 << 16,
             history: HistoryConfig::default(),
+            journal: None,
         }
     }
 }
@@ -222,6 +226,41 @@ impl HistoryConfig {
             (None, None) => 1_000_000,
         }
     }
+}
+
+/// `[feed.journal]`: every published tick appended to segment files in `dir`, so that a
+/// restarted feed restores its history and a run can be replayed ([`crate::journal`]).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalConfig {
+    /// The journal folder (created 0700 if missing; a file there that is not a segment
+    /// of ours is refused).
+    pub dir: PathBuf,
+    /// A segment is closed, and the next one begun, once it holds this many bytes.
+    #[serde(default = "default_segment_bytes")]
+    pub segment_bytes: u64,
+    /// The oldest segments are removed while all of them hold more than this.
+    #[serde(default = "default_journal_retention")]
+    pub retention_bytes: u64,
+    /// When the data is forced to disk: `none`, `interval` (once per log interval) or
+    /// `block` (after every block).
+    #[serde(default)]
+    pub fsync: Fsync,
+    /// Whether a feed started on a journal restores its history from it.
+    #[serde(default = "default_true")]
+    pub restore: bool,
+}
+
+fn default_segment_bytes() -> u64 {
+    64 << 20
+}
+
+fn default_journal_retention() -> u64 {
+    1 << 30
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// Where the engine's per-tick scratch memory comes from.
@@ -718,6 +757,31 @@ impl Config {
                     f.history_channel
                 ),
             ));
+        }
+        if let Some(j) = &f.journal {
+            let key = |k| feed.clone().then("journal").then(k);
+            if j.dir.as_os_str().is_empty() {
+                return Err((key("dir"), "must name a folder".into()));
+            }
+            if !(64 << 10..=1 << 30).contains(&j.segment_bytes) {
+                return Err((
+                    key("segment_bytes"),
+                    format!(
+                        "must be between 65536 and {}, got {}",
+                        1u64 << 30,
+                        j.segment_bytes
+                    ),
+                ));
+            }
+            if j.retention_bytes < j.segment_bytes {
+                return Err((
+                    key("retention_bytes"),
+                    format!(
+                        "must be at least segment_bytes ({}), got {}",
+                        j.segment_bytes, j.retention_bytes
+                    ),
+                ));
+            }
         }
         let h = &f.history;
         let hist = feed.then("history");
@@ -1266,6 +1330,10 @@ volatility_bps = 2.0
             ("cold poll zero", e(|e| e.set("cold.poll_ms", 0)), "29:1: cold.poll_ms: must be between 1 and 1000, got 0"),
             ("cold nice out of range", e(|e| e.set("cold.nice", 20)), "29:1: cold.nice: must be between -20 and 19, got 20"),
             ("cold policy unknown", e(|e| e.set("cold.policy", "fifo")), "29:10: cold.policy: unknown variant `fifo`"),
+            ("journal segment too small", e(|e| e.set("feed.journal.dir", "/tmp/j").set("feed.journal.segment_bytes", 100)), "30:1: feed.journal.segment_bytes: must be between 65536 and 1073741824, got 100"),
+            ("journal retention below a segment", e(|e| e.set("feed.journal.dir", "/tmp/j").set("feed.journal.retention_bytes", 65536)), "30:1: feed.journal.retention_bytes: must be at least segment_bytes (67108864), got 65536"),
+            ("journal fsync unknown", e(|e| e.set("feed.journal.dir", "/tmp/j").set("feed.journal.fsync", "always")), "30:9: feed.journal.fsync: unknown variant `always`"),
+            ("journal without a folder", e(|e| e.set("feed.journal.fsync", "none")), "28:1: feed.journal.dir: missing field `dir`"),
             ("channel unknown", e(|e| e.set("cold.channel", "flume")), "29:11: cold.channel: unknown variant `flume`, expected `rtrb` or `crossbeam`"),
             ("thp unknown", e(|e| e.set("memory.thp", "never")), "29:7: memory.thp: unknown variant `never`, expected `default` or `off`"),
             ("cold idle beside spinning hot threads", e(|e| e.set("cold.policy", "idle")), "29:1: cold.policy: \"idle\" would starve the feed's cold threads: every core they may use ([0, 1]) runs a spinning hot thread"),

@@ -398,6 +398,31 @@ pub fn remove_own(path: &Path, kind: Kind) -> Result<bool, FileError> {
     }
 }
 
+/// Removes the file at `path` if it is a regular file of this user whose first 256
+/// bytes `accept` takes as the project's own (for kinds with their own marks, such as
+/// journal segments); `Ok(false)` if nothing is there. Anything else is refused and left.
+pub fn remove_own_with(path: &Path, accept: impl Fn(&[u8]) -> bool) -> Result<bool, FileError> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(FileError::io("examine", path)(e)),
+    };
+    let foreign = |what: String| FileError::Foreign {
+        path: path.to_path_buf(),
+        what,
+    };
+    let head = read_head(path, &meta, 256).map_err(foreign)?;
+    if !accept(&head) {
+        return Err(foreign(format!(
+            "a file of {} bytes that is not one of the project's",
+            meta.len()
+        )));
+    }
+    std::fs::remove_file(path)
+        .map(|()| true)
+        .map_err(FileError::io("remove", path))
+}
+
 /// Creates the folder `dir` and its missing parents, each with mode 0700; folders that
 /// exist are left as they are.
 pub fn create_dir_all(dir: &Path) -> Result<(), FileError> {

@@ -30,11 +30,12 @@
 //! | [`hop`] | the bounded queue between a hot and a cold thread of one process (`rtrb`, or crossbeam-channel for comparison) | nothing |
 //! | [`clock`] | raw TSC time stamps (or `CLOCK_MONOTONIC` where the TSC is not invariant) | `os` |
 //! | [`files`] | the files and folders the project writes: owner-only, atomic, marked, never over a file of someone else's | `os` |
+//! | [`journal`] | the feed's tick journal: segment files of checksummed blocks, torn tails cut, retention | `files`, `tick` |
 //! | [`transport`] | the trait pair every tick transport implements ([`transport::Sink`], [`transport::Source`]) | `tick` |
 //! | [`allocators`] | the global allocators (system; jemalloc, mimalloc, tcmalloc behind features of those names), their versions and statistics, and the hooks that hand them to feed and engine | `alloc` |
 //! | [`ring`] | the single-producer, many-consumer broadcast ring, on heap memory or in a shared-memory file ([`ring::shm`]) | `sync`, `tick`, `transport`, `clock`, `files`, `os` |
 //! | [`latency`] | per-stage fixed-bound histograms, interval hand-off, `.hlog` writer | `alloc`, `files`, `hop`, `units` |
-//! | [`config`] | the TOML run configuration, validated, with errors naming file, line, column and key; [`config::edit`]: one configuration derived from another by key path | `cores`, `hop`, `ring`, `tick` |
+//! | [`config`] | the TOML run configuration, validated, with errors naming file, line, column and key; [`config::edit`]: one configuration derived from another by key path | `cores`, `hop`, `journal`, `ring`, `tick` |
 //! | [`budget`] | what each cold thread costs the hot cores (CPU per second, stretches between sleeps) and the slicing of cold work | `alloc`, `clock`, `config`, `cores`, `latency` |
 //! | [`memory`] | memory samples (RSS, page faults, allocator statistics, fragmentation) and warnings | `config`, `os`, `units` |
 //! | [`mechanisms`] | per-thread page faults, context switches and CPU time, interrupts per core and the allocator's counters over a measured window | `allocators` |
@@ -57,6 +58,7 @@ pub mod cores;
 pub mod failure;
 pub mod files;
 pub mod hop;
+pub mod journal;
 pub mod latency;
 pub mod manifest;
 pub mod mechanisms;

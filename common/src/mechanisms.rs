@@ -454,22 +454,28 @@ ERR:          0
         let mut w = Window::new();
         let stats = BTreeMap::new();
         let (go, wait) = std::sync::mpsc::channel::<()>();
+        let (touched, done) = std::sync::mpsc::channel::<()>();
+        let (started, running) = std::sync::mpsc::channel::<()>();
         let t = std::thread::Builder::new()
             .name("mech-ends".into())
             .spawn(move || {
                 let mut v = vec![0u8; 4 << 20];
+                let _ = started.send(());
                 let _ = wait.recv();
                 for i in (0..v.len()).step_by(4096) {
                     v[i] = 1;
                 }
                 std::hint::black_box(&v);
+                let _ = touched.send(());
                 let _ = wait.recv();
             })
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        // Each step waits for the thread, so that a busy machine cannot reorder them.
+        running.recv().unwrap();
         w.observe(Snapshot::take("test", &[], &stats));
         go.send(()).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        done.recv().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
         w.observe(Snapshot::take("test", &[], &stats));
         drop(go);
         t.join().unwrap();

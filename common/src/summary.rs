@@ -67,6 +67,29 @@ pub struct EvictionReport {
     pub blocked_seq: u64,
 }
 
+/// What the feed's journal did in a run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct JournalReport {
+    /// The journal folder.
+    pub dir: String,
+    /// This run's epoch.
+    pub epoch: u64,
+    /// Ticks of earlier epochs restored into the history at start.
+    pub restored: u64,
+    /// Bytes of a torn tail cut from the newest segment at start (0: none).
+    pub truncated_bytes: u64,
+    /// Ticks journaled in this run.
+    pub journaled: u64,
+    /// Blocks written in this run.
+    pub blocks: u64,
+    /// Segments removed by retention in this run.
+    pub removed_segments: u64,
+    /// Ticks the history thread received but could not journal (after a write error).
+    pub unjournaled: u64,
+    /// The write error that stopped the journal, if one did.
+    pub error: Option<String>,
+}
+
 /// What a lossless feed waited for.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct LosslessReport {
@@ -119,6 +142,9 @@ pub struct FeedSummary {
     /// The pid of the dead feed whose ring this feed reclaimed.
     #[serde(default)]
     pub reclaimed_ring_of_pid: Option<u32>,
+    /// The tick journal (`feed.journal`), where configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<JournalReport>,
     /// What each cold thread cost (`feed_history`): CPU per second, stretches.
     #[serde(default)]
     pub cold_threads: BTreeMap<String, ColdBudget>,

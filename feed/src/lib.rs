@@ -19,6 +19,7 @@
 pub mod cli;
 pub mod gen;
 pub mod history;
+pub mod journal;
 pub mod md;
 pub mod schedule;
 
@@ -35,7 +36,7 @@ use common::manifest::Manifest;
 use common::mechanisms::{Mechanisms, Snapshot, Window};
 use common::memory::{MemoryReport, MemorySample, Monitor};
 use common::ring::shm::{self, CreateError, ProducerId};
-use common::summary::{EvictionReport, FeedSummary, LosslessReport};
+use common::summary::{EvictionReport, FeedSummary, JournalReport, LosslessReport};
 use common::tick::Tick;
 use common::units::fmt_bytes;
 use std::collections::BTreeMap;
@@ -67,6 +68,14 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         .run
         .start("feed", &[(FEED_SUMMARY, Kind::Json)], |c| c.feed.wait)?;
     let clock = Clock::new();
+    let replay = match &args.replay {
+        Some(dir) => Some(journal::load_replay(&config, dir, args.epoch, args.speed)?),
+        None => None,
+    };
+    let journal = match &config.feed.journal {
+        Some(j) => Some(journal::open(&config, j, &clock)?),
+        None => None,
+    };
     let mut publisher = shm::create(
         &config.ring.path,
         config.ring.capacity,
@@ -105,6 +114,11 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         clock.source().name()
     );
 
+    let mut hist = history::History::new(config.symbols.len(), config.feed.history.max_ticks());
+    let journaling = journal.map(|(writer, restored)| {
+        let report = journal::restore(&config, &restored, &mut hist);
+        journal::Journaling::new(writer, report)
+    });
     let (tx, rx) = hop::bounded::<Tick>(config.cold.channel, config.feed.history_channel);
     let profile = Arc::new(AllocProfile::new(&ROLES));
     let counters = Arc::new(md::Counters::default());
@@ -126,7 +140,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
                     stats,
                     profile: &profile,
                 };
-                history_thread(&config, &clock, rx, &cold, monitor)
+                history_thread(&config, &clock, rx, &cold, monitor, hist, journaling)
             })
             .context("cannot start the history thread")
             .map_err(Failure::runtime)?
@@ -146,6 +160,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
                     stop: &stop,
                     start_raw: &start_raw,
                     profile: &profile,
+                    replay: replay.as_ref(),
                 };
                 md::thread(&config, &clock, publisher, tx, &shared)
             })
@@ -161,6 +176,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         memory,
         budget: history_budget,
         mechanisms,
+        journal: journal_report,
     } = history
         .join()
         .map_err(|_| Failure::runtime(anyhow!("history thread panicked")))?;
@@ -205,6 +221,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
                 .collect(),
         }),
         reclaimed_ring_of_pid: reclaimed,
+        journal: journal_report,
         cold_threads: [("feed_history".to_string(), history_budget)].into(),
         mechanisms,
         alloc_call_ns: if config.cold.time_allocator {
@@ -236,6 +253,19 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         path.display()
     );
     eprintln!("feed: cold thread feed-history: {history_budget}");
+    if let Some(j) = &summary.journal {
+        println!(
+            "feed journal: {} epoch {}: journaled {} ticks in {} blocks, {} not journaled; restored {} from earlier epochs; {} segments removed by retention{}",
+            j.dir,
+            j.epoch,
+            j.journaled,
+            j.blocks,
+            j.unjournaled,
+            j.restored,
+            j.removed_segments,
+            j.error.as_deref().map(|e| format!("; stopped: {e}")).unwrap_or_default()
+        );
+    }
     if let Some(l) = &summary.lossless {
         println!(
             "feed lossless: waited {} times, {:.1} ms in all; evicted {} engine(s)",
@@ -273,6 +303,8 @@ fn history_thread(
     mut rx: HopRx<Tick>,
     cold: &ColdContext,
     mut monitor: Monitor,
+    mut hist: history::History,
+    mut journal: Option<journal::Journaling>,
 ) -> HistoryEnd {
     let ColdContext {
         counters,
@@ -281,7 +313,6 @@ fn history_thread(
         profile,
     } = *cold;
     let mut cold = ColdThread::enter("feed_history", config, config.cores.feed_cold(), clock);
-    let mut hist = history::History::new(config.symbols.len(), config.feed.history.max_ticks());
     let ns_per_raw = clock.ns_per_raw();
     let interval_raw = clock.raw_from_ns(config.log.interval_ms * 1_000_000);
     let mut next_report = 0u64;
@@ -297,6 +328,9 @@ fn history_thread(
                     let second =
                         (tick.scheduled_raw.saturating_sub(start) as f64 * ns_per_raw / 1e9) as u64;
                     hist.push(tick, second);
+                    if let Some(j) = journal.as_mut() {
+                        j.append(tick);
+                    }
                     drained += 1;
                     if drained >= 65_536 {
                         break false;
@@ -309,6 +343,9 @@ fn history_thread(
                 Err(TryRecvError::Disconnected) => break true,
             }
         };
+        if let Some(j) = journal.as_mut() {
+            j.flush();
+        }
         let now = clock.raw();
         let start = start_raw.load(Ordering::Acquire);
         if start != 0 && next_report == 0 {
@@ -353,6 +390,10 @@ fn history_thread(
             if let Some(w) = monitor.observe(sample) {
                 eprintln!("feed: warning: {w}");
             }
+            if let Some(j) = journal.as_mut() {
+                j.sync();
+                cold.yield_if_due();
+            }
             last_published = published;
             last_report_raw = now;
             next_report = now + interval_raw;
@@ -367,6 +408,9 @@ fn history_thread(
             cold.idle();
         }
     }
+    if let Some(j) = journal.as_mut() {
+        j.sync();
+    }
     profile.publish(ROLE_HISTORY);
     // The budget covers the run, not the digest of the whole history that follows it.
     let budget = cold.finish();
@@ -376,6 +420,7 @@ fn history_thread(
         memory: monitor.report().clone(),
         budget,
         mechanisms: window.mechanisms(),
+        journal: journal.map(journal::Journaling::report),
     }
 }
 
@@ -386,6 +431,7 @@ struct HistoryEnd {
     memory: MemoryReport,
     budget: ColdBudget,
     mechanisms: Option<Mechanisms>,
+    journal: Option<JournalReport>,
 }
 
 /// `history=N (bytes) evicted=N bars=N`.

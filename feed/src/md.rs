@@ -55,6 +55,66 @@ pub struct Shared<'a> {
     pub start_raw: &'a AtomicU64,
     /// The allocation profile (the md thread's slot is [`ROLE`]).
     pub profile: &'a AllocProfile,
+    /// Recorded ticks to publish instead of generated ones (`feed --replay`).
+    pub replay: Option<&'a Replay>,
+}
+
+/// Recorded ticks to publish with their recorded spacing (`feed --replay`).
+pub struct Replay {
+    /// The ticks, in their recorded order.
+    pub ticks: Vec<Tick>,
+    /// Nanoseconds per raw unit of the recording clock.
+    pub ns_per_raw: f64,
+    /// Replay speed: 2 publishes twice as fast as recorded.
+    pub speed: f64,
+}
+
+/// Where the md loop's ticks come from: the generator on the open-loop schedule, or a
+/// recording. Neither allocates per tick.
+enum Source<'a> {
+    Generated(gen::Generator, schedule::Schedule),
+    Replay {
+        ticks: &'a [Tick],
+        next: usize,
+        first_raw: u64,
+        ps_per_raw: f64,
+        end_ps: u64,
+    },
+}
+
+impl Source<'_> {
+    /// The next tick's due time (picoseconds from the start) and symbol.
+    #[inline]
+    fn next_due(&mut self) -> Option<(u64, u16)> {
+        match self {
+            Source::Generated(_, schedule) => schedule.next_due(),
+            Source::Replay {
+                ticks,
+                next,
+                first_raw,
+                ps_per_raw,
+                end_ps,
+            } => {
+                let t = ticks.get(*next)?;
+                let due = (t.scheduled_raw.saturating_sub(*first_raw) as f64 * *ps_per_raw) as u64;
+                (due < *end_ps).then_some((due, t.symbol))
+            }
+        }
+    }
+
+    /// The tick due (after [`Source::next_due`]): generated now, or the recorded one
+    /// (its sequence number and time stamps are the publisher's to set).
+    #[inline]
+    fn make(&mut self, symbol: u16) -> Tick {
+        match self {
+            Source::Generated(gen, _) => gen.next_tick(symbol),
+            Source::Replay { ticks, next, .. } => {
+                let t = ticks[*next];
+                *next += 1;
+                t
+            }
+        }
+    }
 }
 
 /// What the loop counted.
@@ -164,9 +224,21 @@ pub fn run<S: Sink>(
         stop,
         start_raw: start_raw_out,
         profile,
+        replay,
     } = *shared;
-    let mut gen = gen::Generator::new(config);
-    let mut schedule = schedule::Schedule::new(config, config.duration_s);
+    let mut source = match replay {
+        None => Source::Generated(
+            gen::Generator::new(config),
+            schedule::Schedule::new(config, config.duration_s),
+        ),
+        Some(r) => Source::Replay {
+            ticks: &r.ticks,
+            next: 0,
+            first_raw: r.ticks.first().map_or(0, |t| t.scheduled_raw),
+            ps_per_raw: r.ns_per_raw * 1000.0 / r.speed,
+            end_ps: (config.duration_s * 1e12) as u64,
+        },
+    };
     let mut waiter = Waiter::new(config.feed.wait);
     let raw_per_ps = 1.0 / (clock.ns_per_raw() * 1000.0);
     let heartbeat_every = clock.raw_from_ns(1_000_000).max(1);
@@ -180,7 +252,7 @@ pub fn run<S: Sink>(
     start_raw_out.store(start_raw, Ordering::Release);
     let mut last_heartbeat = start_raw;
     sink.heartbeat(start_raw);
-    'ticks: while let Some((due_ps, symbol)) = schedule.next_due() {
+    'ticks: while let Some((due_ps, symbol)) = source.next_due() {
         let due_raw = start_raw + (due_ps as f64 * raw_per_ps) as u64;
         let mut now = clock.raw();
         while now < due_raw {
@@ -197,7 +269,7 @@ pub fn run<S: Sink>(
             now = clock.raw();
         }
         waiter.reset();
-        let mut tick = gen.next_tick(symbol);
+        let mut tick = source.make(symbol);
         tick.scheduled_raw = due_raw;
         tick.published_raw = clock.raw();
         let Some(seq) = sink.send(&tick) else {

@@ -397,3 +397,189 @@ fn sliced_cold_work_keeps_the_history_unchanged() {
     assert!(whole.0 > 0);
     assert_eq!(whole, sliced);
 }
+
+/// Runs the feed on `edit` (its ring and out folder under `dir`, named `name`) with
+/// `extra` arguments; returns its summary.
+fn journaled_run(
+    dir: &Path,
+    name: &str,
+    edit: Edit,
+    extra: &[&str],
+) -> common::summary::FeedSummary {
+    let cfg = dir.join(format!("{name}.toml"));
+    let out = dir.join(name);
+    std::fs::write(
+        &cfg,
+        text(edit.set("ring.path", dir.join(format!("{name}.ring")))),
+    )
+    .unwrap();
+    let ran = feed(&cfg, &out).args(extra).output().unwrap();
+    assert!(
+        ran.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(out.join("feed_summary.json")).unwrap()).unwrap()
+}
+
+fn journal_config(dir: &Path, journal: &Path) -> Edit {
+    good(&dir.join("unused.ring"))
+        .set("duration_s", 0.5)
+        .set("feed.wait", "block")
+        .set("feed.journal.dir", journal)
+}
+
+#[test]
+fn a_restarted_feed_restores_its_history_from_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal");
+    let first = journaled_run(
+        dir.path(),
+        "first",
+        journal_config(dir.path(), &journal),
+        &[],
+    );
+    let j = first.journal.as_ref().unwrap();
+    assert_eq!((j.epoch, j.restored, j.unjournaled), (1, 0, 0));
+    assert_eq!(
+        j.journaled, first.published,
+        "every published tick journaled"
+    );
+    let second = journaled_run(
+        dir.path(),
+        "second",
+        journal_config(dir.path(), &journal),
+        &[],
+    );
+    let j2 = second.journal.as_ref().unwrap();
+    assert_eq!(j2.epoch, 2);
+    assert_eq!(
+        j2.restored, first.published,
+        "the first run's ticks restored"
+    );
+    assert_eq!(
+        second.history_ticks + second.history_evicted,
+        first.published + second.published,
+        "the history holds both runs"
+    );
+    let mode = |p: &Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!(mode(&journal), 0o700);
+    for e in std::fs::read_dir(&journal).unwrap() {
+        assert_eq!(mode(&e.unwrap().path()), 0o600);
+    }
+}
+
+#[test]
+fn replaying_a_journal_twice_publishes_the_same_ticks() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorded = dir.path().join("recorded");
+    let original = journaled_run(
+        dir.path(),
+        "original",
+        journal_config(dir.path(), &recorded),
+        &[],
+    );
+    let replay = |name: &str| {
+        let again = dir.path().join(format!("{name}-journal"));
+        journaled_run(
+            dir.path(),
+            name,
+            journal_config(dir.path(), &again).set("seed", 999),
+            &["--replay", recorded.to_str().unwrap(), "--speed", "4"],
+        )
+    };
+    let (a, b) = (replay("replay-a"), replay("replay-b"));
+    assert_eq!(a.published, original.published);
+    assert_eq!(
+        a.history_dropped + b.history_dropped + original.history_dropped,
+        0
+    );
+    // Another seed in the config: the ticks are the recording's, not generated.
+    assert_eq!(a.history_digest, original.history_digest);
+    assert_eq!(a.history_digest, b.history_digest);
+    assert_eq!(
+        a.md_allocs.calls(),
+        0,
+        "the md thread allocated while replaying"
+    );
+}
+
+#[test]
+fn a_journal_path_at_someone_elses_file_exits_2_and_leaves_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal");
+    std::fs::create_dir(&journal).unwrap();
+    let other = journal.join("00000001-00000001.journal");
+    std::fs::write(&other, b"not ours\n").unwrap();
+    let plain = dir.path().join("plain.txt");
+    std::fs::write(&plain, b"notes\n").unwrap();
+    for (what, path) in [("a segment-named file", &journal), ("a plain file", &plain)] {
+        let before = common::files::snapshot(path).unwrap();
+        let (code, err) = run_feed(dir.path(), &text(journal_config(dir.path(), path)));
+        assert_eq!(code, Some(2), "{what}: {err}");
+        assert!(
+            err.contains("bad.toml:") && err.contains("feed.journal.dir"),
+            "{what}: {err}"
+        );
+        assert_eq!(
+            err.trim().lines().filter(|l| l.contains("error")).count(),
+            1,
+            "{what}: {err}"
+        );
+        assert_eq!(
+            common::files::snapshot(path).unwrap(),
+            before,
+            "{what}: left unchanged"
+        );
+    }
+    assert_eq!(std::fs::read(&other).unwrap(), b"not ours\n");
+}
+
+#[test]
+fn bad_replays_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("ok.toml");
+    std::fs::write(
+        &cfg,
+        text(good(&dir.path().join("r.ring")).set("duration_s", 0.5)),
+    )
+    .unwrap();
+    let journal = dir.path().join("j");
+    // A journal of other symbols.
+    let other = text(
+        journal_config(dir.path(), &journal)
+            .set("symbols[0].name", "ZZZ")
+            .set("ring.path", dir.path().join("o.ring")),
+    );
+    let ocfg = dir.path().join("other.toml");
+    std::fs::write(&ocfg, other).unwrap();
+    assert!(feed(&ocfg, &dir.path().join("o"))
+        .output()
+        .unwrap()
+        .status
+        .success());
+    for (what, args) in [
+        ("missing folder", vec!["--replay", "/nonexistent/journal"]),
+        ("other symbols", vec!["--replay", journal.to_str().unwrap()]),
+        (
+            "no such epoch",
+            vec!["--replay", journal.to_str().unwrap(), "--epoch", "7"],
+        ),
+        (
+            "zero speed",
+            vec!["--replay", journal.to_str().unwrap(), "--speed", "0"],
+        ),
+        ("epoch without replay", vec!["--epoch", "1"]),
+    ] {
+        let out = feed(&cfg, &dir.path().join("out"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+        assert!(!err.contains("panicked"), "{what}: {err}");
+    }
+}

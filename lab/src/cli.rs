@@ -34,6 +34,9 @@ pub enum Command {
     /// signals, lossless mode) end to end and print a table with the tick accounting;
     /// fails if any scenario fails.
     Chaos(ChaosArgs),
+    /// Print the ticks (or 1-second bars) a feed journaled (`feed.journal`), as CSV or
+    /// JSON lines; read-only.
+    History(HistoryArgs),
     /// Benchmarks that report numbers (they check nothing).
     Bench {
         /// Which benchmark.
@@ -43,6 +46,35 @@ pub enum Command {
     /// Internal: the producer process of `lab bench transport`.
     #[command(name = "bench-producer", hide = true)]
     BenchProducer(ProducerArgs),
+}
+
+/// `lab history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The journal folder (`feed.journal.dir`).
+    #[arg(value_name = "JOURNAL")]
+    pub journal: PathBuf,
+    /// Only this epoch (one feed run on the journal) [default: every epoch].
+    #[arg(long, value_name = "N")]
+    pub epoch: Option<u64>,
+    /// Only this symbol.
+    #[arg(long, value_name = "NAME")]
+    pub symbol: Option<String>,
+    /// Print 1-second OHLCV bars instead of ticks.
+    #[arg(long)]
+    pub bars: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: HistoryFormat,
+}
+
+/// `lab history --format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum HistoryFormat {
+    /// Comma-separated values with a header line.
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
 }
 
 /// `lab chaos`.

@@ -199,6 +199,11 @@ pub struct EngineSummary {
     pub orders_verified: u64,
     /// Orders the cold thread found malformed (framing, length or checksum); should be 0.
     pub orders_invalid: u64,
+    /// CRC-32 of every order message's bytes in the order they were handed off,
+    /// hexadecimal: two runs on the same ticks (`feed --replay`) that drop no order emit
+    /// the same orders exactly when their digests agree.
+    #[serde(default)]
+    pub orders_digest: String,
     /// Lots filled against the engine's quotes (simulated from trades).
     pub filled_lots: u64,
     /// Net position at the end, lots.

@@ -269,7 +269,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     let (orders, orders_dropped) = (decider.orders, decider.orders_dropped);
     let (filled_lots, net_position_lots) = (decider.filled_lots(), decider.net_position_lots());
     drop(decider); // closes the order channel
-    let (orders_verified, orders_invalid, orders_budget) = orders_thread
+    let (orders_verified, orders_invalid, orders_digest, orders_budget) = orders_thread
         .join()
         .map_err(|_| Failure::runtime(anyhow!("order thread panicked")))?;
     let (latency_ns, memory, report_budget, mechanisms) = report
@@ -302,6 +302,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         orders_dropped,
         orders_verified,
         orders_invalid,
+        orders_digest: format!("{orders_digest:08x}"),
         filled_lots,
         net_position_lots,
         corrupt: result.corrupt,
@@ -529,17 +530,19 @@ fn print_memory(monitor: &mut Monitor, stats: BTreeMap<String, u64>, profile: &A
     }
 }
 
-/// Receives order messages, checks and counts them, in slices (see [`ColdThread`]);
-/// returns (valid, invalid, its budget).
+/// Receives order messages, checks and counts them and folds their bytes into a CRC-32,
+/// in slices (see [`ColdThread`]); returns (valid, invalid, the digest, its budget).
 fn order_thread(
     mut rx: HopRx<OrderMsg>,
     mut cold: ColdThread,
     profile: &AllocProfile,
-) -> (u64, u64, ColdBudget) {
+) -> (u64, u64, u32, ColdBudget) {
     let (mut ok, mut bad) = (0u64, 0u64);
+    let mut digest = crc32fast::Hasher::new();
     loop {
         match rx.try_recv() {
             Ok(m) => {
+                digest.update(m.as_bytes());
                 match order::verify(m.as_bytes()) {
                     Ok(()) => ok += 1,
                     Err(_) => bad += 1,
@@ -554,7 +557,7 @@ fn order_thread(
             }
             Err(TryRecvError::Disconnected) => {
                 profile.publish(ROLE_ORDERS);
-                return (ok, bad, cold.finish());
+                return (ok, bad, digest.finalize(), cold.finish());
             }
         }
     }

@@ -8,7 +8,7 @@
 //! and frees of one size, interleaved across symbols that tick at different rates. It
 //! runs on the history thread only, never on the md thread, and allocates freely.
 
-use common::tick::{Tick, TickKind};
+use common::tick::{ContentDigest, Tick, TickKind};
 use std::collections::VecDeque;
 
 /// Completed bars kept per symbol.
@@ -179,28 +179,20 @@ impl History {
         }
     }
 
-    /// A digest of what the history holds: every held tick's sequence number and market
-    /// data (not its time stamps, which differ from run to run), symbol by symbol,
-    /// oldest first, as FNV-1a (64 bits) of the words. Two runs of one seeded
+    /// A digest of what the history holds ([`ContentDigest`]): every held tick's
+    /// sequence number and market data (not its time stamps), symbol by symbol, oldest
+    /// first. Two runs of one seeded
     /// configuration that drop nothing hold the same ticks exactly when their digests
     /// agree (bars are left out: which second a tick falls in depends on the clock's
     /// calibration). Walks the whole history: for the end of a run.
     pub fn digest(&self) -> u64 {
-        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        let mut d = ContentDigest::default();
         for sym in &self.symbols {
             for tick in sym.iter() {
-                let words = tick.to_words();
-                for (i, w) in words.iter().enumerate() {
-                    if i == 1 || i == 2 {
-                        continue; // scheduled_raw, published_raw
-                    }
-                    for b in w.to_le_bytes() {
-                        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-                    }
-                }
+                d.add(tick);
             }
         }
-        h
+        d.value()
     }
 
     /// Held ticks of `symbol`, oldest first.

@@ -48,6 +48,8 @@ impl Config {
 
 /// Largest offered rate per symbol, and in total, in ticks per second.
 pub const MAX_RATE_PER_S: f64 = 100_000_000.0;
+/// Longest run (and longest ramp or burst), seconds: one week.
+pub const MAX_DURATION_S: f64 = 7.0 * 86_400.0;
 /// Largest number of symbols (the tick carries a 16-bit symbol index).
 pub const MAX_SYMBOLS: usize = u16::MAX as usize + 1;
 /// Longest symbol name (order messages carry it).
@@ -507,6 +509,147 @@ pub struct SymbolConfig {
     pub tick_size: f64,
     /// Standard deviation of the mid's move per tick, in basis points.
     pub volatility_bps: f64,
+    /// How ticks arrive: `even` (fixed spacing, a seeded phase; the default) or
+    /// `poisson` (exponential gaps at the same mean rate).
+    #[serde(default)]
+    pub arrivals: Arrivals,
+    /// A market-open ramp: the rate starts at `from` × `rate_per_s` and rises linearly
+    /// to `rate_per_s` over `length_s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp: Option<Ramp>,
+    /// Bursts (`[[symbols.bursts]]`): from `start_s`, for `length_s`, the rate times
+    /// `multiplier` (overlapping bursts multiply).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bursts: Vec<Burst>,
+}
+
+/// `symbols[].arrivals`: the arrival process of a symbol's ticks.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Arrivals {
+    /// Fixed spacing at the rate of the moment.
+    #[default]
+    Even,
+    /// A Poisson process at the rate of the moment (seeded).
+    Poisson,
+}
+
+/// `symbols[].ramp`: a market-open ramp.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Ramp {
+    /// The starting fraction of the rate, in (0, 1].
+    pub from: f64,
+    /// Seconds to reach the full rate.
+    pub length_s: f64,
+}
+
+/// `[[symbols.bursts]]`: a stretch of the run at a multiple of the rate.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Burst {
+    /// Seconds into the run the burst starts.
+    pub start_s: f64,
+    /// Its length, seconds.
+    pub length_s: f64,
+    /// The rate's multiple while it lasts, in (0, 1000].
+    pub multiplier: f64,
+}
+
+/// A stretch of a symbol's rate profile: from `t0` to `t1` seconds the rate goes
+/// linearly from `r0` to `r1` ticks per second.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateSegment {
+    /// Start, seconds into the run.
+    pub t0: f64,
+    /// End, seconds into the run.
+    pub t1: f64,
+    /// Rate at `t0`, ticks per second.
+    pub r0: f64,
+    /// Rate at `t1`, ticks per second.
+    pub r1: f64,
+}
+
+impl SymbolConfig {
+    /// Whether the rate changes over the run or arrivals are random (otherwise the
+    /// schedule is a fixed period).
+    pub fn has_profile(&self) -> bool {
+        self.arrivals != Arrivals::Even || self.ramp.is_some() || !self.bursts.is_empty()
+    }
+
+    /// The ramp's factor at `t` seconds (1 once the ramp is over, or without one).
+    fn ramp_at(&self, t: f64) -> f64 {
+        match self.ramp {
+            Some(r) if t < r.length_s => r.from + (1.0 - r.from) * t / r.length_s,
+            _ => 1.0,
+        }
+    }
+
+    /// The product of the multipliers of the bursts active at `t` seconds.
+    fn bursts_at(&self, t: f64) -> f64 {
+        self.bursts
+            .iter()
+            .filter(|b| t >= b.start_s && t < b.start_s + b.length_s)
+            .map(|b| b.multiplier)
+            .product()
+    }
+
+    /// The rate at `t` seconds into the run: `rate_per_s` times the ramp's factor times
+    /// every active burst's multiplier.
+    pub fn rate_at(&self, t: f64) -> f64 {
+        self.rate_per_s * self.ramp_at(t) * self.bursts_at(t)
+    }
+
+    /// The profile over `duration_s` as segments of linear rate, in time order, covering
+    /// `[0, duration_s]`: cut wherever a burst starts or ends and where the ramp ends, so
+    /// that inside a segment the bursts are constant and the ramp is one line.
+    pub fn segments(&self, duration_s: f64) -> Vec<RateSegment> {
+        let mut cuts = vec![0.0, duration_s];
+        if let Some(r) = self.ramp {
+            cuts.push(r.length_s);
+        }
+        for b in &self.bursts {
+            cuts.push(b.start_s);
+            cuts.push(b.start_s + b.length_s);
+        }
+        cuts.retain(|t| (0.0..=duration_s).contains(t));
+        cuts.sort_by(f64::total_cmp);
+        cuts.dedup();
+        cuts.windows(2)
+            .map(|w| {
+                let (t0, t1) = (w[0], w[1]);
+                let scale = self.rate_per_s * self.bursts_at((t0 + t1) / 2.0);
+                RateSegment {
+                    t0,
+                    t1,
+                    r0: scale * self.ramp_at(t0),
+                    r1: scale * self.ramp_at(t1),
+                }
+            })
+            .collect()
+    }
+
+    /// Ticks the profile offers over `duration_s` (the integral of the rate).
+    pub fn expected_ticks(&self, duration_s: f64) -> f64 {
+        if !self.has_profile() {
+            return self.rate_per_s * duration_s;
+        }
+        self.segments(duration_s)
+            .iter()
+            .map(|s| (s.r0 + s.r1) / 2.0 * (s.t1 - s.t0))
+            .sum()
+    }
+
+    /// The highest rate anywhere in the profile over `duration_s`.
+    pub fn peak_rate(&self, duration_s: f64) -> f64 {
+        if !self.has_profile() {
+            return self.rate_per_s;
+        }
+        self.segments(duration_s)
+            .iter()
+            .map(|s| s.r0.max(s.r1))
+            .fold(0.0, f64::max)
+    }
 }
 
 impl Config {
@@ -545,16 +688,28 @@ impl Config {
         )
     }
 
-    /// Total offered rate of all symbols, ticks per second.
+    /// Total offered rate of all symbols, ticks per second (their base rates; see
+    /// [`Config::offered_per_s`] for rate profiles).
     pub fn total_rate_per_s(&self) -> f64 {
         self.symbols.iter().map(|s| s.rate_per_s).sum()
+    }
+
+    /// The mean rate all symbols offer over the run, with their rate profiles (ramps,
+    /// bursts), ticks per second.
+    pub fn offered_per_s(&self) -> f64 {
+        let d = self.duration_s;
+        self.symbols
+            .iter()
+            .map(|s| s.expected_ticks(d))
+            .sum::<f64>()
+            / d
     }
 
     /// Checks every value and cross-field rule. On failure returns the key path
     /// (`symbols[2].rate_per_s`) and what is wrong with it.
     pub fn validate(&self, allowed_cores: &[usize]) -> Result<(), (KeyPath, String)> {
         let k = |s: &str| KeyPath::key(s);
-        positive_finite(self.duration_s, 7.0 * 86_400.0)
+        positive_finite(self.duration_s, MAX_DURATION_S)
             .map_err(|m| (k("duration_s"), format!("duration {m}")))?;
         if !(self.warmup_s.is_finite() && self.warmup_s >= 0.0 && self.warmup_s < self.duration_s) {
             return Err((
@@ -904,6 +1059,37 @@ impl Config {
                 ));
             }
         }
+        for (i, s) in self.symbols.iter().enumerate() {
+            let key = |f: &str| KeyPath::key("symbols").index(i).then(f);
+            if let Some(r) = s.ramp {
+                if !(r.from.is_finite() && r.from > 0.0 && r.from <= 1.0) {
+                    return Err((
+                        key("ramp").then("from"),
+                        format!("must be above 0 and at most 1, got {}", r.from),
+                    ));
+                }
+                positive_finite(r.length_s, MAX_DURATION_S)
+                    .map_err(|m| (key("ramp").then("length_s"), m))?;
+            }
+            for (j, b) in s.bursts.iter().enumerate() {
+                let bkey = |f: &str| key("bursts").index(j).then(f);
+                if !(b.start_s.is_finite() && (0.0..=MAX_DURATION_S).contains(&b.start_s)) {
+                    return Err((
+                        bkey("start_s"),
+                        format!("must be between 0 and {MAX_DURATION_S}, got {}", b.start_s),
+                    ));
+                }
+                positive_finite(b.length_s, MAX_DURATION_S).map_err(|m| (bkey("length_s"), m))?;
+                positive_finite(b.multiplier, 1000.0).map_err(|m| (bkey("multiplier"), m))?;
+            }
+            let peak = s.peak_rate(self.duration_s);
+            if peak > MAX_RATE_PER_S {
+                return Err((
+                    key("bursts"),
+                    format!("the peak rate {peak} ticks/s is above the {MAX_RATE_PER_S} limit"),
+                ));
+            }
+        }
         let total = self.total_rate_per_s();
         if total > MAX_RATE_PER_S {
             return Err((
@@ -1240,6 +1426,48 @@ volatility_bps = 2.0
     }
 
     #[test]
+    fn rate_profiles_integrate_to_what_they_offer() {
+        let mut c = Config::parse(GOOD, Path::new("cfg.toml"), CORES).unwrap();
+        let s = &mut c.symbols[0];
+        s.rate_per_s = 1000.0;
+        s.ramp = Some(Ramp {
+            from: 0.5,
+            length_s: 2.0,
+        });
+        s.bursts = vec![
+            Burst {
+                start_s: 1.0,
+                length_s: 2.0,
+                multiplier: 3.0,
+            },
+            Burst {
+                start_s: 2.5,
+                length_s: 1.0,
+                multiplier: 2.0,
+            },
+        ];
+        let segs = s.segments(5.0);
+        let cuts: Vec<f64> = segs.iter().map(|g| g.t0).collect();
+        assert_eq!(cuts, [0.0, 1.0, 2.0, 2.5, 3.0, 3.5]);
+        assert_eq!(segs.last().unwrap().t1, 5.0);
+        // The ramp's line inside the first burst, the product where bursts overlap.
+        assert_eq!((segs[1].r0, segs[1].r1), (2250.0, 3000.0));
+        assert_eq!((segs[3].r0, segs[3].r1), (6000.0, 6000.0));
+        assert_eq!(s.rate_at(2.7), 6000.0);
+        // ∫: 625 + 2625 + 1500 + 3000 + 1000 + 1500.
+        assert_eq!(s.expected_ticks(5.0), 10_250.0);
+        assert_eq!(s.peak_rate(5.0), 6000.0);
+        // The shipped bursty scenario offers what its comment says.
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/bursts.toml"),
+        )
+        .unwrap();
+        let b: Config = toml::from_str(&text).unwrap();
+        assert_eq!(b.offered_per_s(), 105_250.0);
+        assert_eq!(b.symbols[0].peak_rate(b.duration_s), 120_000.0);
+    }
+
+    #[test]
     fn shipped_configs_are_valid() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
         let mut n = 0;
@@ -1290,6 +1518,11 @@ volatility_bps = 2.0
             // Symbols.
             ("no symbols", e(|e| e.remove("symbols")), "1:1: symbols: missing field `symbols`"),
             ("empty symbol list", e(|e| e.remove("symbols").set("symbols", [0; 0])), "5:1: symbols: at least one symbol is required"),
+            ("ramp from zero", e(|e| e.set("symbols[0].ramp.from", 0.0).set("symbols[0].ramp.length_s", 2.0)), "22:1: symbols[0].ramp.from: must be above 0 and at most 1, got 0"),
+            ("ramp without a length", e(|e| e.set("symbols[0].ramp.from", 0.5)), "21:1: symbols[0].ramp.length_s: missing field `length_s`"),
+            ("burst of zero length", r("volatility_bps = 2.0", "volatility_bps = 2.0\n[[symbols.bursts]]\nstart_s = 1\nlength_s = 0\nmultiplier = 5"), "29:1: symbols[1].bursts[0].length_s: must be greater than 0, got 0"),
+            ("burst above the peak rate", r("volatility_bps = 2.0", "volatility_bps = 2.0\n[[symbols.bursts]]\nstart_s = 0.1\nlength_s = 0.5\nmultiplier = 1000\n[[symbols.bursts]]\nstart_s = 0.2\nlength_s = 0.5\nmultiplier = 1000"), "27:11: symbols[1].bursts: the peak rate 500500000 ticks/s is above the 100000000 limit"),
+            ("unknown arrivals", e(|e| e.set("symbols[0].arrivals", "bursty")), "20:12: symbols[0].arrivals: unknown variant `bursty`, expected `even` or `poisson`"),
             ("duplicate symbol", e(|e| e.set("symbols[1].name", "AAA")), "22:1: symbols[1].name: duplicate symbol name \"AAA\""),
             ("duplicate up to blanks", e(|e| e.set("symbols[1].name", " AAA ")), "22:1: symbols[1].name: duplicate symbol name \"AAA\""),
             ("empty name", e(|e| e.set("symbols[1].name", " ")), "22:1: symbols[1].name: symbol name is empty"),

@@ -102,7 +102,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     eprintln!(
         "feed: publishing {} symbols at {:.0} ticks/s for {} s into {} ({} slots, {}, clock {})",
         config.symbols.len(),
-        config.total_rate_per_s(),
+        config.offered_per_s(),
         config.duration_s,
         config.ring.path.display(),
         config.ring.capacity,
@@ -188,7 +188,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     }
     let summary = FeedSummary {
         published: md.published,
-        offered_per_s: config.total_rate_per_s(),
+        offered_per_s: config.offered_per_s(),
         achieved_per_s: if elapsed_s > 0.0 {
             md.published as f64 / elapsed_s
         } else {

@@ -195,6 +195,8 @@ pub struct FeedConfig {
     pub history: HistoryConfig,
     /// The tick journal (`[feed.journal]`); none unless configured.
     pub journal: Option<JournalConfig>,
+    /// The history service (`[feed.service]`); none unless configured.
+    pub service: Option<ServiceConfig>,
 }
 
 impl Default for FeedConfig {
@@ -205,6 +207,7 @@ impl Default for FeedConfig {
             history_channel: 1 << 16,
             history: HistoryConfig::default(),
             journal: None,
+            service: None,
         }
     }
 }
@@ -251,6 +254,39 @@ pub struct JournalConfig {
     /// Whether a feed started on a journal restores its history from it.
     #[serde(default = "default_true")]
     pub restore: bool,
+}
+
+/// `[feed.service]`: the history service on a Unix domain socket ([`crate::service`]),
+/// answered by the history thread from memory.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// The socket's path (created 0600, with a marker file `<socket>.owner` beside it;
+    /// anything else there is refused and left as it is).
+    pub socket: PathBuf,
+    /// Clients served at once; one more gets an error frame and is closed.
+    #[serde(default = "default_max_clients")]
+    pub max_clients: usize,
+    /// A client that leaves a frame half sent, or reads nothing of its response, this
+    /// long is closed.
+    #[serde(default = "default_client_timeout_ms")]
+    pub client_timeout_ms: u64,
+    /// Requests one client may send per second; one more gets an error frame and is
+    /// closed.
+    #[serde(default = "default_max_requests_per_s")]
+    pub max_requests_per_s: u32,
+}
+
+fn default_max_clients() -> usize {
+    16
+}
+
+fn default_client_timeout_ms() -> u64 {
+    2000
+}
+
+fn default_max_requests_per_s() -> u32 {
+    100
 }
 
 fn default_segment_bytes() -> u64 {
@@ -934,6 +970,46 @@ impl Config {
                     format!(
                         "must be at least segment_bytes ({}), got {}",
                         j.segment_bytes, j.retention_bytes
+                    ),
+                ));
+            }
+        }
+        if let Some(sv) = &f.service {
+            let key = |k| feed.clone().then("service").then(k);
+            if sv.socket.as_os_str().is_empty() {
+                return Err((key("socket"), "must name a socket path".into()));
+            }
+            // sun_path holds 108 bytes with its terminating zero.
+            if sv.socket.as_os_str().len() > 107 {
+                return Err((
+                    key("socket"),
+                    format!(
+                        "a socket path has at most 107 bytes, got {}",
+                        sv.socket.as_os_str().len()
+                    ),
+                ));
+            }
+            if !(1..=1024).contains(&sv.max_clients) {
+                return Err((
+                    key("max_clients"),
+                    format!("must be between 1 and 1024, got {}", sv.max_clients),
+                ));
+            }
+            if !(10..=600_000).contains(&sv.client_timeout_ms) {
+                return Err((
+                    key("client_timeout_ms"),
+                    format!(
+                        "must be between 10 and 600000, got {}",
+                        sv.client_timeout_ms
+                    ),
+                ));
+            }
+            if !(1..=100_000).contains(&sv.max_requests_per_s) {
+                return Err((
+                    key("max_requests_per_s"),
+                    format!(
+                        "must be between 1 and 100000, got {}",
+                        sv.max_requests_per_s
                     ),
                 ));
             }

@@ -31,6 +31,7 @@
 //! | [`clock`] | raw TSC time stamps (or `CLOCK_MONOTONIC` where the TSC is not invariant) | `os` |
 //! | [`files`] | the files and folders the project writes: owner-only, atomic, marked, never over a file of someone else's | `os` |
 //! | [`journal`] | the feed's tick journal: segment files of checksummed blocks, torn tails cut, retention | `files`, `tick` |
+//! | [`service`] | the feed's history service protocol: versioned, length-prefixed frames, every malformed class named | `tick` |
 //! | [`transport`] | the trait pair every tick transport implements ([`transport::Sink`], [`transport::Source`]) | `tick` |
 //! | [`allocators`] | the global allocators (system; jemalloc, mimalloc, tcmalloc behind features of those names), their versions and statistics, and the hooks that hand them to feed and engine | `alloc` |
 //! | [`ring`] | the single-producer, many-consumer broadcast ring, on heap memory or in a shared-memory file ([`ring::shm`]) | `sync`, `tick`, `transport`, `clock`, `files`, `os` |
@@ -68,6 +69,7 @@ pub mod pool;
 pub mod ring;
 #[cfg(not(loom))]
 pub mod runargs;
+pub mod service;
 pub mod summary;
 mod sync;
 pub mod tick;

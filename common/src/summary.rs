@@ -67,6 +67,37 @@ pub struct EvictionReport {
     pub blocked_seq: u64,
 }
 
+/// What the feed's history service did in a run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceReport {
+    /// The socket.
+    pub socket: String,
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Connections refused because `max_clients` were connected.
+    pub refused_busy: u64,
+    /// Requests received whole.
+    pub requests: u64,
+    /// Requests and frames refused (malformed, over the rate).
+    pub errors: u64,
+    /// Clients closed for stalling (a frame half sent, or their answer unread).
+    pub closed_stalled: u64,
+    /// Requests answered to the last byte.
+    pub answered: u64,
+    /// Ticks sent.
+    pub ticks_served: u64,
+    /// Bars sent.
+    pub bars_served: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Request received to its answer's last byte written: median, microseconds.
+    pub latency_p50_us: f64,
+    /// Its 99th percentile, microseconds.
+    pub latency_p99_us: f64,
+    /// Its largest, microseconds.
+    pub latency_max_us: f64,
+}
+
 /// What the feed's journal did in a run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct JournalReport {
@@ -145,6 +176,9 @@ pub struct FeedSummary {
     /// The tick journal (`feed.journal`), where configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal: Option<JournalReport>,
+    /// The history service (`feed.service`), where configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceReport>,
     /// What each cold thread cost (`feed_history`): CPU per second, stretches.
     #[serde(default)]
     pub cold_threads: BTreeMap<String, ColdBudget>,

@@ -76,6 +76,24 @@ impl SymbolHistory {
         }
     }
 
+    /// Held ticks with a sequence number of at least `seq`, oldest first (ticks of one
+    /// symbol are held in sequence order).
+    fn since_seq(&self, seq: u64) -> impl Iterator<Item = &Tick> {
+        let first_chunk = self
+            .chunks
+            .partition_point(|c| c.last().is_some_and(|t| t.seq < seq));
+        let front = self.front_evicted;
+        self.chunks
+            .iter()
+            .enumerate()
+            .skip(first_chunk)
+            .flat_map(move |(i, c)| {
+                let start = if i == 0 { front } else { 0 };
+                let c = &c[start..];
+                c[c.partition_point(|t| t.seq < seq)..].iter()
+            })
+    }
+
     fn iter(&self) -> impl Iterator<Item = &Tick> {
         self.chunks
             .iter()
@@ -203,6 +221,45 @@ impl History {
             .flat_map(|h| h.iter())
     }
 
+    /// Held ticks of `symbol` with sequence numbers from `seq` on, oldest first.
+    pub fn ticks_from(&self, symbol: u16, seq: u64) -> impl Iterator<Item = &Tick> {
+        self.symbols
+            .get(symbol as usize)
+            .into_iter()
+            .flat_map(move |h| h.since_seq(seq))
+    }
+
+    /// The last `n` held ticks of `symbol`, oldest first.
+    pub fn last_ticks(&self, symbol: u16, n: usize) -> impl Iterator<Item = &Tick> {
+        let h = self.symbols.get(symbol as usize);
+        let skip = h.map_or(0, |h| h.len.saturating_sub(n));
+        h.into_iter().flat_map(|h| h.iter()).skip(skip)
+    }
+
+    /// The lowest sequence number held (0: nothing held).
+    pub fn first_held(&self) -> u64 {
+        self.symbols
+            .iter()
+            .filter_map(|h| h.iter().next().map(|t| t.seq))
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Symbols in the history.
+    pub fn symbol_count(&self) -> usize {
+        self.symbols.len()
+    }
+
+    /// The bars of `symbol` (completed, then the one being built) whose second is in
+    /// `from..to`.
+    pub fn bars_between(&self, symbol: u16, from: u64, to: u64) -> impl Iterator<Item = &Bar> {
+        self.symbols
+            .get(symbol as usize)
+            .into_iter()
+            .flat_map(|h| h.bars.iter().chain(h.current.iter()))
+            .filter(move |b| (from..to).contains(&b.second))
+    }
+
     /// Completed bars of `symbol`, oldest first.
     pub fn bars(&self, symbol: u16) -> impl Iterator<Item = &Bar> {
         self.symbols
@@ -315,6 +372,25 @@ mod tests {
             }]
         );
         assert_eq!(h.stats().bars, 1);
+    }
+
+    #[test]
+    fn ticks_are_found_by_sequence_number_across_chunks_and_evictions() {
+        let n = CHUNK_TICKS as u64;
+        let mut h = History::new(2, 3 * n);
+        for seq in 1..=10 * n {
+            h.push(quote((seq % 2) as u16, seq, 100), 0);
+        }
+        let first = h.first_held();
+        assert_eq!(first, 7 * n + 1, "3 chunks' worth kept");
+        for from in [1, first, first + 1, 8 * n + 17, 10 * n, 10 * n + 1] {
+            let got: Vec<u64> = h.ticks_from(0, from).map(|t| t.seq).collect();
+            let want: Vec<u64> = h.ticks(0).map(|t| t.seq).filter(|&s| s >= from).collect();
+            assert_eq!(got, want, "from {from}");
+        }
+        let last: Vec<u64> = h.last_ticks(1, 3).map(|t| t.seq).collect();
+        assert_eq!(last, [10 * n - 5, 10 * n - 3, 10 * n - 1]);
+        assert_eq!(h.last_ticks(1, 1_000_000).count() as u64, 3 * n / 2);
     }
 
     #[test]

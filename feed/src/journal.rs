@@ -156,6 +156,11 @@ impl Journaling {
         }
     }
 
+    /// This run's epoch.
+    pub fn epoch(&self) -> u64 {
+        self.report.epoch
+    }
+
     /// What the journal did.
     pub fn report(mut self) -> JournalReport {
         if let Some(w) = self.writer.take() {

@@ -22,6 +22,7 @@ pub mod history;
 pub mod journal;
 pub mod md;
 pub mod schedule;
+pub mod service;
 
 use anyhow::{anyhow, Context};
 use clap::Parser;
@@ -36,7 +37,7 @@ use common::manifest::Manifest;
 use common::mechanisms::{Mechanisms, Snapshot, Window};
 use common::memory::{MemoryReport, MemorySample, Monitor};
 use common::ring::shm::{self, CreateError, ProducerId};
-use common::summary::{EvictionReport, FeedSummary, JournalReport, LosslessReport};
+use common::summary::{EvictionReport, FeedSummary, JournalReport, LosslessReport, ServiceReport};
 use common::tick::Tick;
 use common::units::fmt_bytes;
 use std::collections::BTreeMap;
@@ -114,6 +115,10 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         clock.source().name()
     );
 
+    let service = match &config.feed.service {
+        Some(s) => Some(service::open(&config, s)?),
+        None => None,
+    };
     let mut hist = history::History::new(config.symbols.len(), config.feed.history.max_ticks());
     let journaling = journal.map(|(writer, restored)| {
         let report = journal::restore(&config, &restored, &mut hist);
@@ -140,7 +145,14 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
                     stats,
                     profile: &profile,
                 };
-                history_thread(&config, &clock, rx, &cold, monitor, hist, journaling)
+                history_thread(
+                    &config,
+                    &clock,
+                    rx,
+                    &cold,
+                    monitor,
+                    (hist, journaling, service),
+                )
             })
             .context("cannot start the history thread")
             .map_err(Failure::runtime)?
@@ -177,6 +189,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         budget: history_budget,
         mechanisms,
         journal: journal_report,
+        service: service_report,
     } = history
         .join()
         .map_err(|_| Failure::runtime(anyhow!("history thread panicked")))?;
@@ -222,6 +235,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         }),
         reclaimed_ring_of_pid: reclaimed,
         journal: journal_report,
+        service: service_report,
         cold_threads: [("feed_history".to_string(), history_budget)].into(),
         mechanisms,
         alloc_call_ns: if config.cold.time_allocator {
@@ -303,8 +317,11 @@ fn history_thread(
     mut rx: HopRx<Tick>,
     cold: &ColdContext,
     mut monitor: Monitor,
-    mut hist: history::History,
-    mut journal: Option<journal::Journaling>,
+    (mut hist, mut journal, mut service): (
+        history::History,
+        Option<journal::Journaling>,
+        Option<service::Service>,
+    ),
 ) -> HistoryEnd {
     let ColdContext {
         counters,
@@ -345,6 +362,13 @@ fn history_thread(
         };
         if let Some(j) = journal.as_mut() {
             j.flush();
+        }
+        if let Some(s) = service.as_mut() {
+            s.poll(
+                &hist,
+                journal.as_ref().map_or(0, journal::Journaling::epoch),
+                &mut cold,
+            );
         }
         let now = clock.raw();
         let start = start_raw.load(Ordering::Acquire);
@@ -421,6 +445,7 @@ fn history_thread(
         budget,
         mechanisms: window.mechanisms(),
         journal: journal.map(journal::Journaling::report),
+        service: service.map(|s| s.report()),
     }
 }
 
@@ -432,6 +457,7 @@ struct HistoryEnd {
     budget: ColdBudget,
     mechanisms: Option<Mechanisms>,
     journal: Option<JournalReport>,
+    service: Option<ServiceReport>,
 }
 
 /// `history=N (bytes) evicted=N bars=N`.

@@ -583,3 +583,125 @@ fn bad_replays_exit_2() {
         assert!(!err.contains("panicked"), "{what}: {err}");
     }
 }
+
+#[test]
+fn the_history_service_answers_and_survives_bad_clients() {
+    use common::service::{encode_request, request, Request};
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("feed.sock");
+    let cfg = dir.path().join("svc.toml");
+    let config = text(
+        good(&dir.path().join("svc.ring"))
+            .set("duration_s", 3.0)
+            .set("feed.wait", "block")
+            .set("feed.service.socket", &socket)
+            .set("feed.service.client_timeout_ms", 300),
+    );
+    std::fs::write(&cfg, config).unwrap();
+    let child = feed(&cfg, &dir.path().join("out"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !socket.exists() {
+        assert!(started.elapsed() < Duration::from_secs(10), "no socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Duration::from_secs(5);
+    // A range: every sequence number from 1 to 99, in order.
+    let a = request(&socket, &Request::Range { from: 1, to: 100 }, t).unwrap();
+    assert_eq!(
+        a.ticks.iter().map(|t| t.seq).collect::<Vec<_>>(),
+        (1..100).collect::<Vec<_>>()
+    );
+    assert_eq!((a.items, a.first_held), (99, 1));
+    // A snapshot: the last 10 ticks of each of the two symbols.
+    let s = request(&socket, &Request::Snapshot { depth: 10 }, t).unwrap();
+    assert_eq!(s.ticks.len(), 20);
+    assert!(
+        s.ticks[..10].iter().all(|t| t.symbol == 0) && s.ticks[10..].iter().all(|t| t.symbol == 1)
+    );
+    // Garbage: an error frame, then the connection closes.
+    let mut g = UnixStream::connect(&socket).unwrap();
+    g.set_read_timeout(Some(t)).unwrap();
+    g.write_all(&[2, 0, 0, 0, 9, 9]).unwrap(); // version 9
+    let mut reply = Vec::new();
+    g.read_to_end(&mut reply).unwrap();
+    let (frame, _) = common::service::decode_response(&reply).unwrap().unwrap();
+    assert!(
+        matches!(frame, common::service::Response::Error { code: 3, .. }),
+        "{frame:?}"
+    );
+    // A client that sends half a frame and stalls is closed after the timeout.
+    let mut stall = UnixStream::connect(&socket).unwrap();
+    let mut half = Vec::new();
+    encode_request(&Request::Snapshot { depth: 5 }, &mut half);
+    stall.write_all(&half[..5]).unwrap();
+    stall.set_read_timeout(Some(t)).unwrap();
+    let mut rest = Vec::new();
+    let _ = stall.read_to_end(&mut rest);
+    assert!(!rest.is_empty(), "an error frame before the close");
+    // 100 clients at once: 16 served, the others told the feed is busy.
+    let many: Vec<UnixStream> = (0..100)
+        .map(|_| UnixStream::connect(&socket).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let after = request(&socket, &Request::Range { from: 1, to: 10 }, t);
+    drop(many);
+    assert!(
+        after.is_err() || after.unwrap().ticks.len() == 9,
+        "busy or served, never wrong"
+    );
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sum: common::summary::FeedSummary =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out/feed_summary.json")).unwrap())
+            .unwrap();
+    let svc = sum.service.unwrap();
+    assert!(
+        svc.requests >= 2 && svc.errors >= 1 && svc.closed_stalled >= 1,
+        "{svc:?}"
+    );
+    assert!(svc.refused_busy >= 84, "{svc:?}");
+    assert_eq!(sum.md_allocs.calls(), 0, "the md thread allocated");
+    assert!(
+        (4490..=4500).contains(&sum.published),
+        "the feed kept its rate: {}",
+        sum.published
+    );
+    assert!(!socket.exists(), "the socket is removed at the end");
+}
+
+#[test]
+fn a_service_socket_path_at_someone_elses_file_exits_2_and_leaves_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("notes.sock");
+    std::fs::write(&plain, b"mine\n").unwrap();
+    // A socket without the marker (someone else's, or not a feed's).
+    let other = dir.path().join("other.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&other).unwrap();
+    for path in [&plain, &other] {
+        let before = common::files::snapshot(path).unwrap();
+        let t = text(
+            good(&dir.path().join("s.ring"))
+                .set("duration_s", 0.5)
+                .set("feed.service.socket", path),
+        );
+        let (code, err) = run_feed(dir.path(), &t);
+        assert_eq!(code, Some(2), "{err}");
+        assert!(
+            err.contains("feed.service.socket") && err.contains("left as it is"),
+            "{err}"
+        );
+        assert_eq!(common::files::snapshot(path).unwrap(), before);
+    }
+}

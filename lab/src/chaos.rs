@@ -189,6 +189,11 @@ const SCENARIOS: &[Scenario] = &[
         journal_foreign,
     ),
     (
+        "service_abuse",
+        "history service: garbage, a stalled client and 100 at once; the feed keeps its rate, md allocates nothing",
+        service_abuse,
+    ),
+    (
         "replay_twice",
         "a journal replayed twice: the same ticks published, the engines emit the same orders",
         replay_twice,
@@ -1099,6 +1104,90 @@ fn replay_twice(env: &Env, row: &mut Row) -> Result<bool> {
         && e1.orders_digest == e0.orders_digest
         && e2.orders_digest == e0.orders_digest
         && e0.orders > 0)
+}
+
+fn service_abuse(env: &Env, row: &mut Row) -> Result<bool> {
+    use common::service::{decode_response, encode_request, request, Request, Response};
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    let k = Knobs::default();
+    let socket = PathBuf::from(format!("/tmp/hft-chaos-{}.sock", std::process::id()));
+    let with = |e: Edit| {
+        e.set("feed.service.socket", &socket)
+            .set("feed.service.client_timeout_ms", 300)
+    };
+    let mut feed = env.start_with("feed", k, 3.0, &with, &[])?;
+    sleep_ms(300);
+    let mut engine = env.start("engine", k, 60.0)?;
+    let started = Instant::now();
+    while !socket.exists() {
+        ensure!(
+            started.elapsed() < Duration::from_secs(10),
+            "the feed made no socket"
+        );
+        sleep_ms(20);
+    }
+    sleep_ms(700);
+    let t = Duration::from_secs(5);
+    // Garbage: another protocol version.
+    let mut g = UnixStream::connect(&socket)?;
+    g.set_read_timeout(Some(t))?;
+    g.write_all(&[2, 0, 0, 0, 9, 9])?;
+    let mut reply = Vec::new();
+    let _ = g.read_to_end(&mut reply);
+    let garbage_refused = matches!(
+        decode_response(&reply).map_err(|e| anyhow!(e))?,
+        Some((Response::Error { code: 3, .. }, _))
+    );
+    // Half a frame, then silence.
+    let mut stall = UnixStream::connect(&socket)?;
+    let mut half = Vec::new();
+    encode_request(&Request::Snapshot { depth: 5 }, &mut half);
+    stall.write_all(&half[..5])?;
+    stall.set_read_timeout(Some(t))?;
+    let mut rest = Vec::new();
+    let _ = stall.read_to_end(&mut rest);
+    let stall_closed = !rest.is_empty();
+    // 100 at once, held while a well-behaved client asks for a range.
+    let many: Vec<UnixStream> = (0..100)
+        .filter_map(|_| UnixStream::connect(&socket).ok())
+        .collect();
+    sleep_ms(200);
+    let held = many.len();
+    drop(many);
+    sleep_ms(100);
+    let range =
+        request(&socket, &Request::Range { from: 1, to: 1001 }, t).map_err(|e| anyhow!(e))?;
+    let range_ok = range.ticks.iter().map(|t| t.seq).eq(1..1001);
+    let ok = clean_pair(&mut feed, &mut engine, row, 10.0)?;
+    let f = feed.feed_summary()?;
+    let svc = f
+        .service
+        .clone()
+        .context("the feed wrote no service report")?;
+    let expected = (f.offered_per_s * f.elapsed_s).round() as u64;
+    let rate_kept = f.published + 2 >= expected;
+    row.observed = format!(
+        "garbage refused: {garbage_refused}; stalled client closed: {stall_closed}; {held} clients at once, {} refused busy; range 1..1001 whole: {range_ok}; service: {} requests, {} errors, {} stalled, {} ticks served, latency p99 {:.0} µs; feed published {} of {expected} offered, md allocations {}; {}",
+        svc.refused_busy,
+        svc.requests,
+        svc.errors,
+        svc.closed_stalled,
+        svc.ticks_served,
+        svc.latency_p99_us,
+        f.published,
+        f.md_allocs.calls(),
+        row.observed
+    );
+    Ok(ok
+        && garbage_refused
+        && stall_closed
+        && held == 100
+        && svc.refused_busy >= 84
+        && range_ok
+        && rate_kept
+        && f.md_allocs.calls() == 0
+        && !socket.exists())
 }
 
 /// The engine and feed pids lab printed (`engine … pid N, feed … pid M`).

@@ -367,6 +367,12 @@ pub struct EngineConfig {
     /// exit, non-zero for a vanished feed) or `wait` (wait for a new feed, resynchronise
     /// on its ring and go on; each feed is a `session` in the summary).
     pub on_producer_gone: OnProducerGone,
+    /// The feed's history service socket (`feed.service.socket`): at start the engine
+    /// asks it for a snapshot (the last `window` ticks of every symbol), warms each
+    /// symbol's book from it, skips the ring's ticks the snapshot covered, and quotes a
+    /// symbol only once its window is full. None: start cold, quote from the first tick.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_service: Option<PathBuf>,
 }
 
 /// `engine.on_producer_gone`.
@@ -399,6 +405,7 @@ impl Default for EngineConfig {
             grace_s: 2.0,
             producer_timeout_ms: 1000,
             on_producer_gone: OnProducerGone::Exit,
+            history_service: None,
         }
     }
 }

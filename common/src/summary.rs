@@ -67,6 +67,26 @@ pub struct EvictionReport {
     pub blocked_seq: u64,
 }
 
+/// How the engine warmed its symbols from the feed's history service.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WarmReport {
+    /// Ticks of the snapshot applied to the books.
+    pub snapshot_ticks: u64,
+    /// The highest sequence number the snapshot covered: the ring's ticks up to it
+    /// were received and skipped.
+    pub covered_through: u64,
+    /// Ring ticks received and skipped because the snapshot had them.
+    pub skipped: u64,
+    /// Symbols whose window the snapshot filled.
+    pub symbols_full: u64,
+    /// The fewest mids in any symbol's window when it first quoted (the window's length
+    /// when every symbol waited for a full one).
+    pub first_quote_window_min: u64,
+    /// Why there was no snapshot, if there was none (the engine then warmed from the
+    /// ring).
+    pub error: Option<String>,
+}
+
 /// What the feed's history service did in a run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServiceReport {
@@ -238,6 +258,9 @@ pub struct EngineSummary {
     /// the same orders exactly when their digests agree.
     #[serde(default)]
     pub orders_digest: String,
+    /// The snapshot the engine warmed from at start (`engine.history_service`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm: Option<WarmReport>,
     /// Lots filled against the engine's quotes (simulated from trades).
     pub filled_lots: u64,
     /// Net position at the end, lots.

@@ -116,6 +116,11 @@ impl Book {
         (self.bid_px_e8 as f64 * aq + self.ask_px_e8 as f64 * bq) / (bq + aq)
     }
 
+    /// Mids the window holds when full.
+    pub fn window_capacity(&self) -> usize {
+        self.window.len()
+    }
+
     /// Number of mids in the window.
     pub fn window_len(&self) -> usize {
         self.len

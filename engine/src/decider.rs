@@ -25,6 +25,25 @@ struct Symbol {
     working: Box<[(i64, u32)]>,
 }
 
+/// Warming: whether the symbol of `book` must not quote yet (its window is not full);
+/// records the window at its first quote in `first_quote`, and ends the warming once
+/// every symbol has quoted.
+#[cold]
+#[inline(never)]
+fn warm_holds(warming: &mut bool, first_quote: &mut [u32], book: &Book, symbol: u16) -> bool {
+    if book.window_len() < book.window_capacity() {
+        return true;
+    }
+    let i = symbol as usize;
+    if first_quote[i] == 0 {
+        first_quote[i] = book.window_len() as u32;
+        if first_quote.iter().all(|&w| w > 0) {
+            *warming = false;
+        }
+    }
+    false
+}
+
 /// Everything the hot thread knows between ticks.
 pub struct Decider {
     symbols: Vec<Symbol>,
@@ -38,6 +57,15 @@ pub struct Decider {
     pub orders_dropped: u64,
     /// Ticks naming a symbol the configuration does not have.
     pub unknown_symbols: u64,
+    /// Ticks below this sequence number are skipped: a snapshot had them (0: none).
+    skip_below: u64,
+    /// Ticks skipped for it.
+    pub skipped: u64,
+    /// Warming after a snapshot: skip what it covered, quote a symbol only once its
+    /// window is full. Off once every symbol has quoted past the snapshot.
+    warming: bool,
+    /// The window's length at each symbol's first quote (0: not quoted yet).
+    first_quote_window: Box<[u32]>,
 }
 
 impl Decider {
@@ -68,6 +96,10 @@ impl Decider {
             orders: 0,
             orders_dropped: 0,
             unknown_symbols: 0,
+            skip_below: 0,
+            skipped: 0,
+            warming: false,
+            first_quote_window: vec![0; config.symbols.len()].into_boxed_slice(),
         }
     }
 
@@ -76,6 +108,10 @@ impl Decider {
     #[inline]
     pub fn handle<A: Allocator + Copy>(&mut self, tick: &Tick, alloc: A) {
         let symbol = tick.symbol;
+        // After a snapshot only (one load and branch per tick otherwise).
+        if self.warming && self.warm_skips(tick) {
+            return;
+        }
         let Some(state) = self.symbols.get_mut(symbol as usize) else {
             self.unknown_symbols += 1;
             return;
@@ -84,6 +120,16 @@ impl Decider {
             state.position.fill(tick);
         }
         state.book.on_tick(tick);
+        if self.warming
+            && warm_holds(
+                &mut self.warming,
+                &mut self.first_quote_window,
+                &state.book,
+                symbol,
+            )
+        {
+            return;
+        }
         let intents = strategy::decide(
             symbol,
             &state.book,
@@ -117,6 +163,50 @@ impl Decider {
                 self.orders_dropped += 1;
             }
         }
+    }
+
+    /// Warms the books from `ticks` (a snapshot of the feed's history: each symbol's
+    /// latest ticks, oldest first), without quoting or filling; the ring's ticks up to
+    /// `covered_through` are skipped from now on, and a symbol quotes only once its
+    /// window is full. Returns how many symbols' windows the snapshot filled.
+    pub fn warm(&mut self, ticks: &[Tick], covered_through: u64) -> u64 {
+        for t in ticks {
+            if let Some(state) = self.symbols.get_mut(t.symbol as usize) {
+                state.book.on_tick(t);
+            }
+        }
+        self.skip_below = covered_through.saturating_add(1);
+        self.warming = true;
+        self.symbols
+            .iter()
+            .filter(|s| s.book.window_len() == s.book.window_capacity())
+            .count() as u64
+    }
+
+    /// Warming: whether `tick` is one the snapshot covered (counted, then skipped).
+    #[cold]
+    #[inline(never)]
+    fn warm_skips(&mut self, tick: &Tick) -> bool {
+        if tick.seq < self.skip_below {
+            self.skipped += 1;
+            return true;
+        }
+        false
+    }
+
+    /// The fewest mids in any quoted symbol's window at its first quote (0: none quoted).
+    pub fn first_quote_window_min(&self) -> u64 {
+        self.first_quote_window
+            .iter()
+            .filter(|&&w| w > 0)
+            .min()
+            .copied()
+            .unwrap_or(0) as u64
+    }
+
+    /// A new feed session: its sequence numbers start again at 1, so nothing is skipped.
+    pub fn new_session(&mut self) {
+        self.skip_below = 0;
     }
 
     /// Total position over all symbols, lots (long minus short).
@@ -187,6 +277,63 @@ mod tests {
             Scratch::Pool(p) => p,
             _ => unreachable!("a pool scratch"),
         }
+    }
+
+    #[test]
+    fn a_warmed_decider_skips_what_the_snapshot_covered_and_quotes_with_a_full_window() {
+        let c = config();
+        let window = c.engine.window as u64;
+        let (tx, mut rx) = hop::bounded(ChannelKind::Rtrb, 1 << 14);
+        let mut d = Decider::new(&c, tx);
+        // A snapshot of symbol 0's last `window` ticks (seq 1..=window) and none of 1's.
+        let snap: Vec<Tick> = (1..=window)
+            .map(|seq| Tick {
+                seq,
+                ..quote(0, (3_000 + seq as i64) * PX_SCALE)
+            })
+            .collect();
+        assert_eq!(d.warm(&snap, window), 1, "symbol 0's window is full");
+        assert!(messages(&mut rx).is_empty(), "warming sends nothing");
+        // The ring replays the covered ticks: skipped.
+        for t in &snap {
+            d.handle(t, Global);
+        }
+        assert_eq!(d.skipped, window);
+        assert!(messages(&mut rx).is_empty());
+        // Symbol 0 quotes on its first new tick; symbol 1 only once its window is full.
+        let mut seq = window;
+        let mut next = |symbol: u16, px: i64| {
+            seq += 1;
+            Tick {
+                seq,
+                ..quote(symbol, px * PX_SCALE)
+            }
+        };
+        d.handle(&next(0, 3_100), Global);
+        assert!(!messages(&mut rx).is_empty(), "symbol 0 quotes at once");
+        for i in 0..window - 1 {
+            d.handle(&next(1, 200 + i as i64), Global);
+        }
+        assert!(
+            messages(&mut rx).is_empty(),
+            "symbol 1 waits for a full window"
+        );
+        d.handle(&next(1, 300), Global);
+        assert!(
+            !messages(&mut rx).is_empty(),
+            "symbol 1 quotes with a full window"
+        );
+        assert_eq!(d.first_quote_window_min(), window);
+        // A new session: nothing is skipped any more.
+        d.new_session();
+        d.handle(
+            &Tick {
+                seq: 1,
+                ..quote(0, 3_200 * PX_SCALE)
+            },
+            Global,
+        );
+        assert_eq!(d.skipped, window);
     }
 
     #[test]

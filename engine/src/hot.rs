@@ -98,10 +98,21 @@ impl Scratch {
     }
 }
 
+/// The feed's history at the engine's start (`engine.history_service`): each symbol's
+/// latest ticks, and the highest sequence number the feed had published then.
+pub struct Snapshot {
+    /// The ticks, symbol by symbol, oldest first.
+    pub ticks: Vec<Tick>,
+    /// Ring ticks up to this sequence number are covered by the snapshot.
+    pub covered_through: u64,
+}
+
 /// What the hot thread hands back when it ends.
 pub struct Finished {
     /// What the loop counted.
     pub result: HotResult,
+    /// Symbols whose window the start-up snapshot filled (`None`: no snapshot).
+    pub symbols_full: Option<u64>,
     /// Whether the thread was pinned to `cores.engine_hot`.
     pub pinned: bool,
     /// Bytes reserved for scratch (see [`Scratch::arena_bytes`]).
@@ -125,6 +136,7 @@ pub fn thread(
     mut recorder: IntervalRecorder,
     orders_tx: common::hop::HopTx<OrderMsg>,
     stop: &AtomicBool,
+    snapshot: Option<&Snapshot>,
 ) -> Finished {
     let pinned = pin_or_warn("engine", "hot", config.cores.engine_hot);
     // Allocate and touch the hot thread's memory after pinning.
@@ -134,6 +146,7 @@ pub fn thread(
         ScratchMode::Pool => Scratch::pool(&config.engine),
     };
     let mut decider = Decider::new(config, orders_tx);
+    let symbols_full = snapshot.map(|s| decider.warm(&s.ticks, s.covered_through));
     let mut waiter = Waiter::new(config.engine.wait);
     let ms = |v: f64| clock.raw_from_ns((v * 1e6) as u64);
     let settings = HotSettings {
@@ -162,6 +175,7 @@ pub fn thread(
     );
     Finished {
         result,
+        symbols_full,
         pinned,
         arena_bytes: scratch.arena_bytes(),
         pool: scratch.pool_stats(),
@@ -405,6 +419,7 @@ pub fn run<R: Region>(
         match reopen(&closed) {
             Ok(next) => {
                 *sub = next;
+                decider.new_session();
                 l.session_closed = false;
                 let now = clock.raw();
                 l.last_published = 0;

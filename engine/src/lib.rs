@@ -50,7 +50,7 @@ use common::ring::shm::{self, MappedRegion, OpenError, RingInfo};
 use common::ring::{StartAt, Subscriber};
 
 use common::hop::{self, HopRx, TryRecvError};
-use common::summary::{EndReason, EngineSummary};
+use common::summary::{EndReason, EngineSummary, WarmReport};
 use hdrhistogram::Histogram;
 use order::OrderMsg;
 use std::collections::BTreeMap;
@@ -180,6 +180,30 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         ))
     })?;
     let clock = Clock::with_source(source);
+    let (snapshot, warm_error) = match &config.engine.history_service {
+        Some(socket) => match fetch_snapshot(socket, config.engine.window) {
+            Ok(s) => {
+                eprintln!(
+                    "engine: warmed from {}: {} ticks, covering the ring through seq {}",
+                    socket.display(),
+                    s.ticks.len(),
+                    s.covered_through
+                );
+                (Some(s), None)
+            }
+            Err(e) => {
+                eprintln!(
+                    "engine: warning: no snapshot from {}: {e}; warming from the ring",
+                    socket.display()
+                );
+                (None, Some(e))
+            }
+        },
+        None => (None, None),
+    };
+    let snapshot_stats = snapshot
+        .as_ref()
+        .map_or((0, 0), |s| (s.ticks.len() as u64, s.covered_through));
     eprintln!(
         "engine: reading {} (feed pid {}, {} slots, {}, clock {}), scratch {}, {} levels",
         config.ring.path.display(),
@@ -250,7 +274,15 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         std::thread::Builder::new()
             .name("engine-hot".into())
             .spawn(move || {
-                let out = hot::thread(&config, &clock, sub, recorder, orders_tx, &stop);
+                let out = hot::thread(
+                    &config,
+                    &clock,
+                    sub,
+                    recorder,
+                    orders_tx,
+                    &stop,
+                    snapshot.as_ref(),
+                );
                 profile.publish(ROLE_HOT);
                 out
             })
@@ -259,6 +291,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     };
     let hot::Finished {
         result,
+        symbols_full,
         pinned,
         arena_bytes,
         pool,
@@ -267,6 +300,14 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         .join()
         .map_err(|_| Failure::runtime(anyhow!("hot thread panicked")))?;
     let (orders, orders_dropped) = (decider.orders, decider.orders_dropped);
+    let warm = config.engine.history_service.as_ref().map(|_| WarmReport {
+        snapshot_ticks: snapshot_stats.0,
+        covered_through: snapshot_stats.1,
+        skipped: decider.skipped,
+        symbols_full: symbols_full.unwrap_or(0),
+        first_quote_window_min: decider.first_quote_window_min(),
+        error: warm_error.clone(),
+    });
     let (filled_lots, net_position_lots) = (decider.filled_lots(), decider.net_position_lots());
     drop(decider); // closes the order channel
     let (orders_verified, orders_invalid, orders_digest, orders_budget) = orders_thread
@@ -303,6 +344,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         orders_verified,
         orders_invalid,
         orders_digest: format!("{orders_digest:08x}"),
+        warm,
         filled_lots,
         net_position_lots,
         corrupt: result.corrupt,
@@ -528,6 +570,27 @@ fn print_memory(monitor: &mut Monitor, stats: BTreeMap<String, u64>, profile: &A
     if let Some(w) = warning {
         eprintln!("engine: warning: {w}");
     }
+}
+
+/// Asks the feed's history service at `socket` for the last `depth` ticks of every
+/// symbol, retrying for a second (the feed makes its socket just after its ring).
+fn fetch_snapshot(socket: &std::path::Path, depth: usize) -> Result<hot::Snapshot, String> {
+    let req = common::service::Request::Snapshot {
+        depth: (depth as u32).clamp(1, common::service::MAX_DEPTH),
+    };
+    let until = std::time::Instant::now() + Duration::from_secs(1);
+    let answer = loop {
+        match common::service::request(socket, &req, Duration::from_secs(2)) {
+            Ok(a) => break a,
+            Err(e) if std::time::Instant::now() >= until => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    let covered_through = answer.ticks.iter().map(|t| t.seq).max().unwrap_or(0);
+    Ok(hot::Snapshot {
+        ticks: answer.ticks,
+        covered_through,
+    })
 }
 
 /// Receives order messages, checks and counts them and folds their bytes into a CRC-32,

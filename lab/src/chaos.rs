@@ -194,6 +194,11 @@ const SCENARIOS: &[Scenario] = &[
         service_abuse,
     ),
     (
+        "late_engine_warm",
+        "an engine started late warms from a snapshot: a full window at its first quote",
+        late_engine_warm,
+    ),
+    (
         "replay_twice",
         "a journal replayed twice: the same ticks published, the engines emit the same orders",
         replay_twice,
@@ -1104,6 +1109,44 @@ fn replay_twice(env: &Env, row: &mut Row) -> Result<bool> {
         && e1.orders_digest == e0.orders_digest
         && e2.orders_digest == e0.orders_digest
         && e0.orders > 0)
+}
+
+fn late_engine_warm(env: &Env, row: &mut Row) -> Result<bool> {
+    let k = Knobs::default();
+    let socket = PathBuf::from(format!("/tmp/hft-chaos-{}-warm.sock", std::process::id()));
+    let feed_edit = |e: Edit| {
+        e.set("feed.service.socket", &socket)
+            .set("ring.wait_for_consumers", 0)
+    };
+    let engine_edit = |e: Edit| e.set("engine.history_service", &socket);
+    let mut feed = env.start_with("feed", k, 3.0, &feed_edit, &[])?;
+    sleep_ms(1500);
+    let mut engine = env.start_with("engine", k, 60.0, &engine_edit, &[])?;
+    let ok = clean_pair(&mut feed, &mut engine, row, 10.0)?;
+    let e = engine.engine_summary()?;
+    let w = e
+        .warm
+        .clone()
+        .context("the engine wrote no warm-up report")?;
+    let window = common::config::Config::shipped_default().engine.window as u64;
+    row.observed = format!(
+        "snapshot of {} ticks covering seq 1..={}, {} of 2 symbols' windows full, {} ring ticks skipped; fewest mids at a first quote {} (window {window}); {} orders; {}",
+        w.snapshot_ticks,
+        w.covered_through,
+        w.symbols_full,
+        w.skipped,
+        w.first_quote_window_min,
+        e.orders,
+        row.observed
+    );
+    Ok(ok
+        && w.error.is_none()
+        && w.snapshot_ticks == 2 * window
+        && w.symbols_full == 2
+        && w.covered_through > 0
+        && w.skipped > 0
+        && w.first_quote_window_min == window
+        && e.orders > 0)
 }
 
 fn service_abuse(env: &Env, row: &mut Row) -> Result<bool> {

@@ -328,7 +328,13 @@ mod tests {
         assert!(b.pauses >= 1, "{b:?}");
         assert_eq!(b.stretches, b.pauses + 1 + 1, "{b:?}");
         assert!(b.longest_wall_us >= 200.0, "{b:?}");
-        assert!(b.longest_stretch_us <= b.longest_wall_us + 1.0, "{b:?}");
+        // CPU time within wall time, up to what two clocks can disagree by: the TSC's
+        // calibration against CLOCK_MONOTONIC (0.7% seen once in CI on a VM; 2%
+        // allowed), the histogram's bucket (0.1%) and a clock read at each end.
+        assert!(
+            b.longest_stretch_us <= b.longest_wall_us * 1.02 + 1.0,
+            "{b:?}"
+        );
         assert!(b.cpu_ms > 0.0, "{b:?}");
         assert!(b.seconds >= 0.003, "{b:?}");
     }

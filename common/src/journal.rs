@@ -149,7 +149,6 @@ fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
 
 /// The segments of a journal folder, oldest first.
 pub struct Journal {
-    dir: PathBuf,
     /// (epoch, segment, path).
     segments: Vec<(u64, u64, PathBuf)>,
 }
@@ -220,15 +219,7 @@ impl Journal {
             segments.push((epoch, segment, path));
         }
         segments.sort();
-        Ok(Journal {
-            dir: dir.to_path_buf(),
-            segments,
-        })
-    }
-
-    /// The folder.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+        Ok(Journal { segments })
     }
 
     /// The newest epoch recorded (0: none).
@@ -359,9 +350,7 @@ fn encode_block(ticks: &[Tick], out: &mut Vec<u8>) {
     out.extend_from_slice(&ticks[0].seq.to_le_bytes());
     out.extend_from_slice(&[0u8; 8]); // checksum and reserved, set below
     for t in ticks {
-        for w in t.to_words() {
-            out.extend_from_slice(&w.to_le_bytes());
-        }
+        t.write_le(out);
     }
     let c = crc(&[&out[4..16], &out[BLOCK_HEADER..]]);
     out[16..20].copy_from_slice(&c.to_le_bytes());
@@ -409,11 +398,7 @@ fn decode_blocks(body: &[u8]) -> (Vec<Tick>, usize, Option<String>) {
         }
         let first = ticks.len();
         for raw in block[BLOCK_HEADER..].chunks_exact(TICK_BYTES) {
-            let mut words = [0u64; TICK_WORDS];
-            for (w, b) in words.iter_mut().zip(raw.chunks_exact(8)) {
-                *w = u64::from_le_bytes(b.try_into().expect("8 bytes"));
-            }
-            match Tick::from_words(words) {
+            match Tick::read_le(raw) {
                 Some(t) => ticks.push(t),
                 None => {
                     ticks.truncate(first);

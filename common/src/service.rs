@@ -309,9 +309,7 @@ pub fn encode_response(r: &Response, out: &mut Vec<u8>) {
         Response::Ticks(ticks) => {
             p.extend_from_slice(&(ticks.len() as u32).to_le_bytes());
             for t in ticks {
-                for w in t.to_words() {
-                    p.extend_from_slice(&w.to_le_bytes());
-                }
+                t.write_le(&mut p);
             }
             0x81
         }
@@ -386,11 +384,7 @@ pub fn decode_response(buf: &[u8]) -> Result<Option<(Response, usize)>, String> 
             }
             let mut ticks = Vec::with_capacity(n);
             for raw in p[4..].chunks_exact(TICK_BYTES) {
-                let mut words = [0u64; TICK_WORDS];
-                for (w, b) in words.iter_mut().zip(raw.chunks_exact(8)) {
-                    *w = u64::from_le_bytes(b.try_into().expect("8 bytes"));
-                }
-                ticks.push(Tick::from_words(words).ok_or("a tick that does not decode")?);
+                ticks.push(Tick::read_le(raw).ok_or("a tick that does not decode")?);
             }
             Response::Ticks(ticks)
         }

@@ -183,6 +183,27 @@ impl Tick {
         Some(unsafe { std::mem::transmute::<[u64; TICK_WORDS], Tick>(words) })
     }
 
+    /// Appends the tick as 64 bytes, its words little-endian (the journal's and the
+    /// history service's record).
+    pub fn write_le(&self, out: &mut Vec<u8>) {
+        for w in self.to_words() {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+    }
+
+    /// Reads a record written by [`Tick::write_le`] (`None` if `raw` is not 64 bytes
+    /// or not a valid tick, see [`Tick::from_words`]).
+    pub fn read_le(raw: &[u8]) -> Option<Tick> {
+        if raw.len() != TICK_WORDS * 8 {
+            return None;
+        }
+        let mut words = [0u64; TICK_WORDS];
+        for (w, b) in words.iter_mut().zip(raw.chunks_exact(8)) {
+            *w = u64::from_le_bytes(b.try_into().ok()?);
+        }
+        Tick::from_words(words)
+    }
+
     /// Mid price × 10⁸ (the mean of bid and ask, rounded towards minus infinity).
     #[inline]
     pub fn mid_px_e8(&self) -> i64 {

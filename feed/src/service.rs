@@ -398,11 +398,6 @@ impl Service {
         true
     }
 
-    /// Clients connected now.
-    pub fn clients(&self) -> usize {
-        self.clients.len()
-    }
-
     /// What the service did.
     pub fn report(&self) -> ServiceReport {
         let mut r = self.report.clone();

@@ -91,6 +91,15 @@ pub struct Row {
 }
 
 impl Row {
+    /// Adds `other`'s tick accounting to this row's (a scenario of several runs).
+    fn add(&mut self, other: &Row) {
+        self.published += other.published;
+        self.received += other.received;
+        self.missed += other.missed;
+        self.unread += other.unread;
+        self.unaccounted += other.unaccounted;
+    }
+
     fn account(&mut self, published: u64, e: &EngineSummary) {
         self.published = published;
         self.received = e.received;
@@ -993,11 +1002,7 @@ fn journal_torn(env: &Env, row: &mut Row) -> Result<bool> {
     let second_ok = clean_pair(&mut feed2, &mut engine2, row, 10.0)?;
     let e1 = engine1.engine_summary()?;
     let e2 = engine2.engine_summary()?;
-    row.published += first_row.published;
-    row.received += first_row.received;
-    row.missed += first_row.missed;
-    row.unread += first_row.unread;
-    row.unaccounted += first_row.unaccounted;
+    row.add(&first_row);
     let f2 = feed2.feed_summary()?;
     let j = f2
         .journal
@@ -1060,11 +1065,7 @@ fn replay_twice(env: &Env, row: &mut Row) -> Result<bool> {
         let mut engine = env.start(name.1, k, 60.0)?;
         let mut r = Row::default();
         let ok = clean_pair(&mut feed, &mut engine, &mut r, 10.0)?;
-        row.published += r.published;
-        row.received += r.received;
-        row.missed += r.missed;
-        row.unread += r.unread;
-        row.unaccounted += r.unaccounted;
+        row.add(&r);
         Ok((ok, feed.feed_summary()?, engine.engine_summary()?))
     };
     let (ok0, f0, e0) = pair(("feed-record", "engine-record"), &rec, &[], row)?;

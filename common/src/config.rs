@@ -373,6 +373,15 @@ pub struct EngineConfig {
     /// symbol only once its window is full. None: start cold, quote from the first tick.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history_service: Option<PathBuf>,
+    /// Gap recovery (needs `history_service`): after a gap in the ring (lossy mode, a
+    /// lapped engine) the engine stops quoting, asks the history service for the missed
+    /// range on a cold thread, applies the recovered ticks to its books in sequence
+    /// order, then the live ticks it buffered meanwhile, and resumes quoting. Off: a gap
+    /// is counted as missed and the engine quotes on.
+    pub recover: bool,
+    /// Live ticks the hot thread buffers while it recovers (allocated at start, 64 bytes
+    /// each). Ticks past a full buffer are recovered from the service in turn.
+    pub recovery_buffer: usize,
 }
 
 /// `engine.on_producer_gone`.
@@ -406,6 +415,8 @@ impl Default for EngineConfig {
             producer_timeout_ms: 1000,
             on_producer_gone: OnProducerGone::Exit,
             history_service: None,
+            recover: false,
+            recovery_buffer: 65_536,
         }
     }
 }
@@ -1067,6 +1078,13 @@ impl Config {
         )?;
         range("order_channel", e.order_channel as u64, 16, 1 << 24)?;
         range("producer_timeout_ms", e.producer_timeout_ms, 10, 3_600_000)?;
+        range("recovery_buffer", e.recovery_buffer as u64, 16, 1 << 24)?;
+        if e.recover && e.history_service.is_none() {
+            return Err((
+                key("recover"),
+                "needs engine.history_service (the feed's feed.service.socket) to recover gaps from".into(),
+            ));
+        }
         for (name, v) in [
             ("skew_ticks_per_lot", e.skew_ticks_per_lot),
             ("vol_widen", e.vol_widen),
@@ -1658,6 +1676,8 @@ volatility_bps = 2.0
             ("levels zero", e(|e| e.set("engine.levels", 0)), "29:1: engine.levels: must be between 1 and 16, got 0"),
             ("unknown scratch", e(|e| e.set("engine.scratch", "pool2")), "29:11: engine.scratch: unknown variant `pool2`"),
             ("pool of nothing", e(|e| e.set("engine.scratch", Scratch::Pool).set("engine.pool_blocks", 0)), "30:1: engine.pool_blocks: must be between 1 and 1000000, got 0"),
+            ("recovery without a service", e(|e| e.set("engine.recover", true)), "29:1: engine.recover: needs engine.history_service"),
+            ("recovery buffer too small", e(|e| e.set("engine.recovery_buffer", 4)), "29:1: engine.recovery_buffer: must be between 16 and 16777216, got 4"),
             ("two retentions", e(|e| e.set("feed.history.retention_ticks", 5).set("feed.history.retention_bytes", 640)), "30:1: feed.history.retention_bytes: set either"),
         ];
         let wrong: Vec<String> = cases

@@ -47,6 +47,13 @@ pub struct FeedSession {
     pub missed: u64,
     /// Gaps reported.
     pub gaps: u64,
+    /// Of `missed`, ticks recovered from the history service (`engine.recover`).
+    #[serde(default)]
+    pub recovered: u64,
+    /// Of `missed`, ticks not recovered (`engine.recover`): `published = received +
+    /// recovered + unrecovered + unread`.
+    #[serde(default)]
+    pub unrecovered: u64,
     /// Ticks published that the engine never polled because it stopped first.
     pub unread: u64,
     /// Why the engine left this feed's ring.
@@ -85,6 +92,45 @@ pub struct WarmReport {
     /// Why there was no snapshot, if there was none (the engine then warmed from the
     /// ring).
     pub error: Option<String>,
+}
+
+/// How the engine recovered the ticks it missed (`engine.recover`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryReport {
+    /// Recoveries: stretches of time the engine was stale (not quoting) while it fetched
+    /// missed ticks.
+    pub recoveries: u64,
+    /// Range requests the hot thread handed to the recovery thread.
+    pub ranges: u64,
+    /// Missed ticks recovered and applied to the books, in sequence order.
+    pub recovered: u64,
+    /// Missed ticks the service did not have (evicted from its history, or not there
+    /// within `engine.producer_timeout_ms`) or that were outstanding when the engine
+    /// left the feed.
+    pub unrecovered: u64,
+    /// Live ticks that arrived while recovering and found the buffer full: counted as
+    /// missed and recovered from the service in turn.
+    pub overflowed: u64,
+    /// The buffer's capacity (`engine.recovery_buffer`) and the most live ticks it held.
+    pub buffer_capacity: u64,
+    /// See [`RecoveryReport::buffer_capacity`].
+    pub buffered_max: u64,
+    /// Orders the engine made (sent or dropped) while stale, measured from its order
+    /// counts at the start and end of each stale stretch: 0 when no symbol quoted
+    /// while recovering.
+    pub orders_while_stale: u64,
+    /// The longest and the total time stale, milliseconds.
+    pub stale_ms_max: f64,
+    /// See [`RecoveryReport::stale_ms_max`].
+    pub stale_ms_total: f64,
+    /// Service requests the recovery thread made, and the ones that failed (connection,
+    /// protocol) and were retried.
+    pub requests: u64,
+    /// See [`RecoveryReport::requests`].
+    pub request_errors: u64,
+    /// The last request error, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// What the feed's history service did in a run.
@@ -235,6 +281,15 @@ pub struct EngineSummary {
     pub gaps: u64,
     /// Ticks skipped in gaps, or corrupt.
     pub missed: u64,
+    /// Of `missed`, ticks recovered from the history service (`engine.recover`).
+    #[serde(default)]
+    pub recovered: u64,
+    /// Of `missed`, ticks not recovered (`engine.recover`; see [`RecoveryReport`]).
+    #[serde(default)]
+    pub unrecovered: u64,
+    /// Gap recovery (`engine.recover`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<RecoveryReport>,
     /// Ticks received after the warm-up (the ones in the latency figures).
     pub measured_ticks: u64,
     /// Scratch strategy.
@@ -274,13 +329,13 @@ pub struct EngineSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<crate::pool::PoolStats>,
     /// Global allocator calls per thread role (`engine_main`, `engine_hot`,
-    /// `engine_report`, `engine_orders`), since each thread started.
+    /// `engine_report`, `engine_orders`, `engine_recovery`), since each thread started.
     pub alloc_profile: BTreeMap<String, AllocCounts>,
     /// RSS, page faults, allocator statistics and fragmentation over the run.
     pub memory: MemoryReport,
     /// Latency percentiles per stage after the warm-up, nanoseconds.
     pub latency_ns: BTreeMap<String, Percentiles>,
-    /// What each cold thread cost (`engine_report`, `engine_orders`).
+    /// What each cold thread cost (`engine_report`, `engine_orders`, `engine_recovery` with recovery on).
     #[serde(default)]
     pub cold_threads: BTreeMap<String, ColdBudget>,
     /// Page faults, context switches and CPU time per thread (and, from the engine,

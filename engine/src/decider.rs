@@ -183,6 +183,24 @@ impl Decider {
             .count() as u64
     }
 
+    /// Applies `tick` to its symbol's book and position without deciding: a recovered
+    /// tick, or a live one buffered while recovering (see [`crate::recovery`]). A tick
+    /// the start-up snapshot covered is skipped.
+    #[cold]
+    pub fn apply(&mut self, tick: &Tick) {
+        if self.warming && tick.seq < self.skip_below {
+            return;
+        }
+        let Some(state) = self.symbols.get_mut(tick.symbol as usize) else {
+            self.unknown_symbols += 1;
+            return;
+        };
+        if tick.kind == TickKind::Trade {
+            state.position.fill(tick);
+        }
+        state.book.on_tick(tick);
+    }
+
     /// Warming: whether `tick` is one the snapshot covered (counted, then skipped).
     #[cold]
     #[inline(never)]
@@ -207,6 +225,11 @@ impl Decider {
     /// A new feed session: its sequence numbers start again at 1, so nothing is skipped.
     pub fn new_session(&mut self) {
         self.skip_below = 0;
+    }
+
+    /// The book of `symbol`, if configured.
+    pub fn book(&self, symbol: u16) -> Option<&Book> {
+        self.symbols.get(symbol as usize).map(|s| &s.book)
     }
 
     /// Total position over all symbols, lots (long minus short).

@@ -16,12 +16,19 @@
 //! was given, which waits (sleeping, off the per-tick path: there are no ticks) for the
 //! next feed's ring; sequence numbers then start again from that ring's oldest tick.
 //!
+//! With gap recovery on (`engine.recover`) a gap makes the loop stale: it buffers live
+//! ticks instead of deciding and applies what the recovery thread sends, both through
+//! [`crate::recovery::Recovery`] (no allocation, no system call); one predictable
+//! branch per tick otherwise. At the end of the stream it waits for the recovery in
+//! progress (sleeping: no ticks are coming).
+//!
 //! [`thread`] is the hot thread around the loop: it pins itself, allocates and touches
 //! its scratch memory and state after pinning, and runs [`run`] with the settings of the
 //! configuration.
 
 use crate::decider::Decider;
 use crate::order::OrderMsg;
+use crate::recovery::Recovery;
 use allocator_api2::alloc::Global;
 use bumpalo::Bump;
 use common::alloc::{thread_counts, AllocCounts};
@@ -122,7 +129,23 @@ pub struct Finished {
     /// The decider, with its order counts and positions (dropping it closes the order
     /// channel).
     pub decider: Decider,
+    /// Gap recovery's report (`engine.recover`).
+    pub recovery: Option<common::summary::RecoveryReport>,
 }
+
+/// What the hot thread takes from the feed's history service.
+pub struct FromService<'a> {
+    /// The start-up snapshot (`engine.history_service`).
+    pub snapshot: Option<&'a Snapshot>,
+    /// Gap recovery's hops (`engine.recover`).
+    pub recovery: Option<RecoveryHops>,
+}
+
+/// The hot thread's ends of the two hops to the recovery thread (`engine.recover`).
+pub type RecoveryHops = (
+    common::hop::HopTx<crate::recovery::RangeRequest>,
+    common::hop::HopRx<crate::recovery::Recovered>,
+);
 
 /// The hot thread: pins itself to `cores.engine_hot`, then allocates and touches its
 /// scratch memory (per `engine.scratch`) and the decider's state, and runs [`run`] on
@@ -136,8 +159,9 @@ pub fn thread(
     mut recorder: IntervalRecorder,
     orders_tx: common::hop::HopTx<OrderMsg>,
     stop: &AtomicBool,
-    snapshot: Option<&Snapshot>,
+    service: FromService,
 ) -> Finished {
+    let FromService { snapshot, recovery } = service;
     let pinned = pin_or_warn("engine", "hot", config.cores.engine_hot);
     // Allocate and touch the hot thread's memory after pinning.
     let mut scratch = match config.engine.scratch {
@@ -146,6 +170,8 @@ pub fn thread(
         ScratchMode::Pool => Scratch::pool(&config.engine),
     };
     let mut decider = Decider::new(config, orders_tx);
+    let mut recovery =
+        recovery.map(|(tx, rx)| Recovery::new(config.engine.recovery_buffer, tx, rx));
     let symbols_full = snapshot.map(|s| decider.warm(&s.ticks, s.covered_through));
     let mut waiter = Waiter::new(config.engine.wait);
     let ms = |v: f64| clock.raw_from_ns((v * 1e6) as u64);
@@ -172,8 +198,10 @@ pub fn thread(
         &mut recorder,
         stop,
         on_gone,
+        recovery.as_mut(),
     );
     Finished {
+        recovery: recovery.map(|r| r.report(clock.ns_per_raw())),
         result,
         symbols_full,
         pinned,
@@ -266,6 +294,10 @@ pub struct HotResult {
     pub unread: u64,
     /// One per feed read from.
     pub sessions: Vec<FeedSession>,
+    /// Missed ticks recovered (`engine.recover`).
+    pub recovered: u64,
+    /// Missed ticks not recovered (`engine.recover`).
+    pub unrecovered: u64,
 }
 
 /// What the loop does when the feed is gone or has ended.
@@ -305,6 +337,12 @@ struct Loop<'a> {
     last_progress_raw: u64,
     /// Received, missed and gap counts (run totals) when the current session started.
     session_base: (u64, u64, u64),
+    /// Recovered and unrecovered counts (run totals) when the current session started.
+    recovery_base: (u64, u64),
+    /// Gap recovery, if on.
+    rec: Option<&'a mut Recovery>,
+    /// Stale: recovering a gap, not deciding (always false without recovery).
+    stale: bool,
     /// The current session is closed (its feed is gone; no new one yet).
     session_closed: bool,
     /// When the stop flag was first seen (0: not yet).
@@ -324,6 +362,7 @@ pub fn run<R: Region>(
     recorder: &mut IntervalRecorder,
     stop: &AtomicBool,
     mut on_gone: OnGone<'_, R>,
+    recovery: Option<&mut Recovery>,
 ) -> HotResult {
     let now = clock.raw();
     let mut l = Loop {
@@ -349,6 +388,9 @@ pub fn run<R: Region>(
         last_heartbeat: 0,
         last_progress_raw: now,
         session_base: (0, 0, 0),
+        recovery_base: (0, 0),
+        rec: recovery,
+        stale: false,
         session_closed: false,
         stop_seen_raw: 0,
     };
@@ -361,17 +403,22 @@ pub fn run<R: Region>(
             match sub.poll() {
                 Poll::Tick(tick) => {
                     let received = clock.raw();
-                    scratch.handle(decider, &tick);
-                    let done = clock.raw();
-                    let st = l.recorder.stages();
-                    st.record(
-                        Stage::FeedLag,
-                        tick.published_raw.saturating_sub(tick.scheduled_raw),
-                    );
-                    st.record(Stage::Hop, received.saturating_sub(tick.published_raw));
-                    st.record(Stage::Engine, done - received);
-                    st.record(Stage::E2e, done.saturating_sub(tick.scheduled_raw));
-                    l.iv.ticks += 1;
+                    let done = if l.stale {
+                        l.stale_tick(&tick, received, decider)
+                    } else {
+                        scratch.handle(decider, &tick);
+                        let done = clock.raw();
+                        let st = l.recorder.stages();
+                        st.record(
+                            Stage::FeedLag,
+                            tick.published_raw.saturating_sub(tick.scheduled_raw),
+                        );
+                        st.record(Stage::Hop, received.saturating_sub(tick.published_raw));
+                        st.record(Stage::Engine, done - received);
+                        st.record(Stage::E2e, done.saturating_sub(tick.scheduled_raw));
+                        l.iv.ticks += 1;
+                        done
+                    };
                     waiter.reset();
                     if done >= next_housekeeping {
                         if let Some(reason) = l.housekeeping(done, sub) {
@@ -381,6 +428,9 @@ pub fn run<R: Region>(
                     }
                 }
                 Poll::Empty => {
+                    if l.stale {
+                        l.pump(decider);
+                    }
                     waiter.wait();
                     empties += 1;
                     if empties >= 128 {
@@ -394,13 +444,15 @@ pub fn run<R: Region>(
                         }
                     }
                 }
-                Poll::Gap { missed, .. } => {
+                Poll::Gap { first_seq, missed } => {
                     l.iv.gaps += 1;
                     l.iv.missed += missed;
+                    l.recover(decider, first_seq, first_seq + missed);
                 }
-                Poll::Corrupt { .. } => {
+                Poll::Corrupt { seq } => {
                     l.iv.missed += 1;
                     l.r.corrupt += 1;
+                    l.recover(decider, seq, seq + 1);
                 }
                 Poll::Ended => break EndReason::EndOfStream,
                 // A ring never fails; a transport that does has no producer left.
@@ -414,7 +466,7 @@ pub fn run<R: Region>(
             (OnGone::Reopen(reopen), EndReason::ProducerGone | EndReason::EndOfStream) => reopen,
             _ => break 'run gone,
         };
-        l.close_session(gone, sub);
+        l.close_session(gone, sub, decider);
         let closed = l.r.sessions.last().cloned().unwrap_or_default();
         match reopen(&closed) {
             Ok(next) => {
@@ -430,10 +482,73 @@ pub fn run<R: Region>(
             Err(reason) => break 'run reason,
         }
     };
-    l.finish(reason, sub)
+    l.finish(reason, sub, decider)
 }
 
 impl Loop<'_> {
+    /// A gap `from..to` (or a corrupt tick): with recovery on, asks for it and goes
+    /// stale.
+    #[inline]
+    fn recover(&mut self, decider: &Decider, from: u64, to: u64) {
+        if let Some(rec) = self.rec.as_deref_mut() {
+            rec.on_gap(decider, from, to, self.clock.raw());
+            self.stale = rec.stale();
+        }
+    }
+
+    /// A live tick while stale: its arrival stages are recorded (no decision is made,
+    /// so no engine or end-to-end stage) and it is buffered, or joins the overflow
+    /// range (missed); then whatever was recovered is applied. Returns the time.
+    #[cold]
+    #[inline(never)]
+    fn stale_tick(&mut self, tick: &Tick, received: u64, decider: &mut Decider) -> u64 {
+        let Some(rec) = self.rec.as_deref_mut() else {
+            return received;
+        };
+        if rec.on_live(tick) {
+            let st = self.recorder.stages();
+            st.record(
+                Stage::FeedLag,
+                tick.published_raw.saturating_sub(tick.scheduled_raw),
+            );
+            st.record(Stage::Hop, received.saturating_sub(tick.published_raw));
+            self.iv.ticks += 1;
+        } else {
+            self.iv.missed += 1;
+        }
+        self.pump(decider);
+        received
+    }
+
+    /// Applies what the recovery thread sent; ends the stale stretch when it is done.
+    #[cold]
+    #[inline(never)]
+    fn pump(&mut self, decider: &mut Decider) {
+        if let Some(rec) = self.rec.as_deref_mut() {
+            self.stale = rec.pump(decider, self.clock.raw());
+        }
+    }
+
+    /// The stream is over (or the engine stops): waits for the recovery in progress,
+    /// for as long as it makes progress within twice the producer timeout (off the
+    /// per-tick path: no ticks are coming).
+    fn settle_recovery(&mut self, decider: &mut Decider) {
+        let mut last = (u64::MAX, u64::MAX);
+        let mut since = self.clock.raw();
+        while self.stale {
+            self.pump(decider);
+            let now = self.clock.raw();
+            let totals = self.rec.as_deref().map_or((0, 0), Recovery::totals);
+            if totals != last {
+                last = totals;
+                since = now;
+            } else if now - since >= 2 * self.s.producer_timeout_raw {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+    }
+
     /// Once a millisecond or so; returns why to stop, if it is time.
     #[cold]
     fn housekeeping<R: Region>(&mut self, now: u64, sub: &Subscriber<R>) -> Option<EndReason> {
@@ -517,11 +632,29 @@ impl Loop<'_> {
     }
 
     /// Records the session with the feed of `sub`, which the loop is leaving.
-    fn close_session<R: Region>(&mut self, end: EndReason, sub: &Subscriber<R>) {
+    fn close_session<R: Region>(
+        &mut self,
+        end: EndReason,
+        sub: &Subscriber<R>,
+        decider: &mut Decider,
+    ) {
         if self.session_closed {
             return;
         }
         self.session_closed = true;
+        self.settle_recovery(decider);
+        let (recovered, unrecovered) = match self.rec.as_deref_mut() {
+            Some(rec) => {
+                rec.close_session(decider, self.clock.raw());
+                rec.totals()
+            }
+            None => (0, 0),
+        };
+        self.stale = false;
+        let (rec0, unrec0) = self.recovery_base;
+        self.recovery_base = (recovered, unrecovered);
+        self.r.recovered = recovered;
+        self.r.unrecovered = unrecovered;
         let received = self.r.received + self.iv.ticks;
         let missed = self.r.missed + self.iv.missed;
         let gaps = self.r.gaps + self.iv.gaps;
@@ -538,6 +671,8 @@ impl Loop<'_> {
             received: received - r0,
             missed: missed - m0,
             gaps: gaps - g0,
+            recovered: recovered - rec0,
+            unrecovered: unrecovered - unrec0,
             unread,
             end,
             evicted: sub.registration() == Registration::Evicted,
@@ -546,7 +681,14 @@ impl Loop<'_> {
     }
 
     /// Sends the last interval (waiting for a spare set: the loop is over) and totals up.
-    fn finish<R: Region>(mut self, reason: EndReason, sub: &Subscriber<R>) -> HotResult {
+    fn finish<R: Region>(
+        mut self,
+        reason: EndReason,
+        sub: &Subscriber<R>,
+        decider: &mut Decider,
+    ) -> HotResult {
+        // Recovery first, so that its ticks are in the last interval's counts.
+        self.settle_recovery(decider);
         let now = self.clock.raw();
         let warm = self.in_warmup;
         let end_allocs = thread_counts();
@@ -570,7 +712,7 @@ impl Loop<'_> {
             end_allocs.since(&self.allocs_at_warm_end)
         };
         self.r.end_reason = reason;
-        self.close_session(reason, sub);
+        self.close_session(reason, sub, decider);
         self.r
     }
 }

@@ -14,6 +14,9 @@
 //! - **orders** (cold): receives finished order messages (fixed-size values over a
 //!   hop), checks their framing and checksum, and counts them, standing in
 //!   for an order gateway.
+//! - **recovery** (cold, with `engine.recover`): fetches the ranges the hot thread
+//!   missed from the feed's history service and hands the ticks back in order (see
+//!   [`recovery`]).
 //!
 //! Cold threads poll their channels with short sleeps instead of blocking, so that a
 //! send from the hot thread never has to wake a sleeping receiver (a system call).
@@ -29,6 +32,7 @@ pub mod cli;
 pub mod decider;
 pub mod hot;
 pub mod order;
+pub mod recovery;
 pub mod strategy;
 
 use anyhow::{anyhow, Context};
@@ -266,6 +270,37 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
             .context("cannot start the order thread")
             .map_err(Failure::runtime)?
     };
+    let (recovery_hops, recovery_thread) = if config.engine.recover {
+        let socket = config
+            .engine
+            .history_service
+            .clone()
+            .expect("validated: engine.recover needs engine.history_service");
+        let (req_tx, req_rx) = hop::bounded(config.cold.channel, recovery::REQUEST_HOP);
+        let (tick_tx, tick_rx) = hop::bounded(config.cold.channel, recovery::TICK_HOP);
+        let clock = clock.clone();
+        let config = config.clone();
+        let profile = Arc::clone(&profile);
+        let handle = std::thread::Builder::new()
+            .name("engine-recovery".into())
+            .spawn(move || {
+                let cold = ColdThread::enter(
+                    "engine_recovery",
+                    &config,
+                    config.cores.engine_cold(),
+                    &clock,
+                );
+                let patience = Duration::from_millis(config.engine.producer_timeout_ms);
+                let r = recovery::thread(socket, patience, req_rx, tick_tx, cold);
+                profile.publish(ROLE_RECOVERY);
+                r
+            })
+            .context("cannot start the recovery thread")
+            .map_err(Failure::runtime)?;
+        (Some((req_tx, tick_rx)), Some(handle))
+    } else {
+        (None, None)
+    };
     let hot = {
         let config = config.clone();
         let clock = clock.clone();
@@ -281,7 +316,10 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
                     recorder,
                     orders_tx,
                     &stop,
-                    snapshot.as_ref(),
+                    hot::FromService {
+                        snapshot: snapshot.as_ref(),
+                        recovery: recovery_hops,
+                    },
                 );
                 profile.publish(ROLE_HOT);
                 out
@@ -296,9 +334,26 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         arena_bytes,
         pool,
         decider,
+        recovery: recovery_report,
     } = hot
         .join()
         .map_err(|_| Failure::runtime(anyhow!("hot thread panicked")))?;
+    // The hot thread's ends are dropped: the recovery thread ends.
+    let recovery_thread = match recovery_thread {
+        Some(h) => Some(
+            h.join()
+                .map_err(|_| Failure::runtime(anyhow!("recovery thread panicked")))?,
+        ),
+        None => None,
+    };
+    let recovery = recovery_report.map(|mut r| {
+        if let Some(t) = &recovery_thread {
+            r.requests = t.requests;
+            r.request_errors = t.errors;
+            r.last_error = t.last_error.clone();
+        }
+        r
+    });
     let (orders, orders_dropped) = (decider.orders, decider.orders_dropped);
     let warm = config.engine.history_service.as_ref().map(|_| WarmReport {
         snapshot_ticks: snapshot_stats.0,
@@ -331,6 +386,9 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         received: result.received,
         gaps: result.gaps,
         missed: result.missed,
+        recovered: result.recovered,
+        unrecovered: result.unrecovered,
+        recovery,
         measured_ticks: result.measured,
         scratch: config.engine.scratch.name().into(),
         global_allocs_per_tick: if result.measured > 0 {
@@ -357,7 +415,13 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
             ("engine_report".to_string(), report_budget),
             ("engine_orders".to_string(), orders_budget),
         ]
-        .into(),
+        .into_iter()
+        .chain(
+            recovery_thread
+                .as_ref()
+                .map(|t| ("engine_recovery".to_string(), t.budget)),
+        )
+        .collect(),
         mechanisms,
         alloc_call_ns: if config.cold.time_allocator {
             common::alloc::call_times(Clock::with_source(ClockSource::Tsc).ns_per_raw())
@@ -377,11 +441,13 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     let path = out.join(ENGINE_SUMMARY);
     files::write_json(&path, &summary).map_err(Failure::classify)?;
     println!(
-        "engine done ({:?}): received={} gaps={} missed={} published={} unread={} feeds={} hot_allocs/tick={:.3} orders={} dropped={} invalid={} -> {}",
+        "engine done ({:?}): received={} gaps={} missed={} recovered={} unrecovered={} published={} unread={} feeds={} hot_allocs/tick={:.3} orders={} dropped={} invalid={} -> {}",
         summary.end_reason,
         summary.received,
         summary.gaps,
         summary.missed,
+        summary.recovered,
+        summary.unrecovered,
         summary.published_seen,
         summary.unread,
         summary.sessions.len(),
@@ -393,6 +459,25 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     );
     eprintln!("engine: cold thread engine-report: {report_budget}");
     eprintln!("engine: cold thread engine-orders: {orders_budget}");
+    if let Some(t) = &recovery_thread {
+        eprintln!("engine: cold thread engine-recovery: {}", t.budget);
+    }
+    if let Some(r) = &summary.recovery {
+        eprintln!(
+            "engine: recovery: {} stale stretches (longest {:.1} ms), {} ranges, recovered {} of {} missed, {} unrecovered, {} live ticks past a full buffer, {} orders while stale{}",
+            r.recoveries,
+            r.stale_ms_max,
+            r.ranges,
+            r.recovered,
+            summary.missed,
+            r.unrecovered,
+            r.overflowed,
+            r.orders_while_stale,
+            r.last_error
+                .as_ref()
+                .map_or(String::new(), |e| format!("; last service error: {e}"))
+        );
+    }
     if summary.end_reason == EndReason::ProducerGone {
         return Err(Failure::runtime(anyhow!(
             "the feed stopped showing signs of life for {} ms; summary written",
@@ -403,16 +488,18 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
 }
 
 /// Thread roles of the allocation profile, in slot order.
-const ROLES: [&str; 4] = [
+const ROLES: [&str; 5] = [
     "engine_main",
     "engine_hot",
     "engine_report",
     "engine_orders",
+    "engine_recovery",
 ];
 const ROLE_MAIN: usize = 0;
 const ROLE_HOT: usize = 1;
 const ROLE_REPORT: usize = 2;
 const ROLE_ORDERS: usize = 3;
+const ROLE_RECOVERY: usize = 4;
 
 /// What the report thread reads besides its intervals.
 struct ReportContext<'a> {

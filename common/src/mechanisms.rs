@@ -459,15 +459,32 @@ ERR:          0
         let t = std::thread::Builder::new()
             .name("mech-ends".into())
             .spawn(move || {
-                let mut v = vec![0u8; 4 << 20];
+                // Fresh pages from the kernel: an allocator could hand out memory
+                // that another test already made resident.
+                let len = 4 << 20;
+                // SAFETY: an anonymous private mapping of `len` bytes, no address hint;
+                // the result is checked against MAP_FAILED before use.
+                let p = unsafe {
+                    libc::mmap(
+                        std::ptr::null_mut(),
+                        len,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                        -1,
+                        0,
+                    )
+                };
+                assert_ne!(p, libc::MAP_FAILED);
                 let _ = started.send(());
                 let _ = wait.recv();
-                for i in (0..v.len()).step_by(4096) {
-                    v[i] = 1;
+                for i in (0..len).step_by(4096) {
+                    // SAFETY: `i < len`, inside the writable mapping made above.
+                    unsafe { (p as *mut u8).add(i).write_volatile(1) };
                 }
-                std::hint::black_box(&v);
                 let _ = touched.send(());
                 let _ = wait.recv();
+                // SAFETY: the mapping made above, unmapped once, nothing points into it.
+                unsafe { libc::munmap(p, len) };
             })
             .unwrap();
         // Each step waits for the thread, so that a busy machine cannot reorder them.

@@ -382,6 +382,35 @@ pub struct EngineConfig {
     /// Live ticks the hot thread buffers while it recovers (allocated at start, 64 bytes
     /// each). Ticks past a full buffer are recovered from the service in turn.
     pub recovery_buffer: usize,
+    /// `[engine.service_load]`: a cold thread that loads the history service with
+    /// snapshot and range requests at a fixed rate (needs `history_service`), for
+    /// measuring what serving costs the feed. None: no load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_load: Option<ServiceLoad>,
+}
+
+/// `[engine.service_load]`: the history service's load, as engines asking for snapshots
+/// and gap ranges would make it.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceLoad {
+    /// Requests per second (an open-loop schedule; a late request goes at once).
+    pub requests_per_s: f64,
+    /// Ticks per range request: the latest `range_ticks` the feed published.
+    #[serde(default = "default_range_ticks")]
+    pub range_ticks: u64,
+    /// Every `snapshot_every`-th request is a snapshot (the last `engine.window` ticks
+    /// of every symbol and the recent bars) instead of a range; 0: ranges only.
+    #[serde(default = "default_snapshot_every")]
+    pub snapshot_every: u64,
+}
+
+fn default_range_ticks() -> u64 {
+    10_000
+}
+
+fn default_snapshot_every() -> u64 {
+    10
 }
 
 /// `engine.on_producer_gone`.
@@ -417,6 +446,7 @@ impl Default for EngineConfig {
             history_service: None,
             recover: false,
             recovery_buffer: 65_536,
+            service_load: None,
         }
     }
 }
@@ -1085,6 +1115,37 @@ impl Config {
                 "needs engine.history_service (the feed's feed.service.socket) to recover gaps from".into(),
             ));
         }
+        if let Some(l) = &e.service_load {
+            let key = |s| KeyPath::key("engine").then("service_load").then(s);
+            if e.history_service.is_none() {
+                return Err((
+                    key("requests_per_s"),
+                    "needs engine.history_service (the feed's feed.service.socket) to send requests to".into(),
+                ));
+            }
+            if !(l.requests_per_s.is_finite()
+                && l.requests_per_s > 0.0
+                && l.requests_per_s <= 10_000.0)
+            {
+                return Err((
+                    key("requests_per_s"),
+                    format!(
+                        "must be more than 0 and at most 10000, got {}",
+                        l.requests_per_s
+                    ),
+                ));
+            }
+            if !(1..=crate::service::MAX_RANGE).contains(&l.range_ticks) {
+                return Err((
+                    key("range_ticks"),
+                    format!(
+                        "must be between 1 and {}, got {}",
+                        crate::service::MAX_RANGE,
+                        l.range_ticks
+                    ),
+                ));
+            }
+        }
         for (name, v) in [
             ("skew_ticks_per_lot", e.skew_ticks_per_lot),
             ("vol_widen", e.vol_widen),
@@ -1677,6 +1738,9 @@ volatility_bps = 2.0
             ("unknown scratch", e(|e| e.set("engine.scratch", "pool2")), "29:11: engine.scratch: unknown variant `pool2`"),
             ("pool of nothing", e(|e| e.set("engine.scratch", Scratch::Pool).set("engine.pool_blocks", 0)), "30:1: engine.pool_blocks: must be between 1 and 1000000, got 0"),
             ("recovery without a service", e(|e| e.set("engine.recover", true)), "29:1: engine.recover: needs engine.history_service"),
+            ("load without a service", e(|e| e.set("engine.service_load.requests_per_s", 10)), "29:1: engine.service_load.requests_per_s: needs engine.history_service"),
+            ("load rate zero", e(|e| e.set("engine.history_service", "/tmp/s.sock").set("engine.service_load.requests_per_s", 0)), "32:1: engine.service_load.requests_per_s: must be more than 0"),
+            ("load range too long", e(|e| e.set("engine.history_service", "/tmp/s.sock").set("engine.service_load.requests_per_s", 5).set("engine.service_load.range_ticks", 2_000_000)), "33:1: engine.service_load.range_ticks: must be between 1 and 1000000"),
             ("recovery buffer too small", e(|e| e.set("engine.recovery_buffer", 4)), "29:1: engine.recovery_buffer: must be between 16 and 16777216, got 4"),
             ("two retentions", e(|e| e.set("feed.history.retention_ticks", 5).set("feed.history.retention_bytes", 640)), "30:1: feed.history.retention_bytes: set either"),
         ];

@@ -36,7 +36,7 @@
 //! | [`allocators`] | the global allocators (system; jemalloc, mimalloc, tcmalloc behind features of those names), their versions and statistics, and the hooks that hand them to feed and engine | `alloc` |
 //! | [`ring`] | the single-producer, many-consumer broadcast ring, on heap memory or in a shared-memory file ([`ring::shm`]) | `sync`, `tick`, `transport`, `clock`, `files`, `os` |
 //! | [`latency`] | per-stage fixed-bound histograms, interval hand-off, `.hlog` writer | `alloc`, `files`, `hop`, `units` |
-//! | [`config`] | the TOML run configuration, validated, with errors naming file, line, column and key; [`config::edit`]: one configuration derived from another by key path | `cores`, `hop`, `journal`, `ring`, `tick` |
+//! | [`config`] | the TOML run configuration, validated, with errors naming file, line, column and key; [`config::edit`]: one configuration derived from another by key path | `cores`, `hop`, `journal`, `ring`, `service`, `tick` |
 //! | [`budget`] | what each cold thread costs the hot cores (CPU per second, stretches between sleeps) and the slicing of cold work | `alloc`, `clock`, `config`, `cores`, `latency` |
 //! | [`memory`] | memory samples (RSS, page faults, allocator statistics, fragmentation) and warnings | `config`, `os`, `units` |
 //! | [`mechanisms`] | per-thread page faults, context switches and CPU time, interrupts per core and the allocator's counters over a measured window | `allocators` |

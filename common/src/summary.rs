@@ -133,6 +133,34 @@ pub struct RecoveryReport {
     pub last_error: Option<String>,
 }
 
+/// What the engine's service-load thread (`engine.service_load`) measured: its requests,
+/// the ticks served to it and each request's time from connecting to the answer's last
+/// byte, as a client sees it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadReport {
+    /// Requests answered whole.
+    pub requests: u64,
+    /// Of them, snapshots.
+    pub snapshots: u64,
+    /// Requests that failed (connection, refusal, protocol).
+    pub errors: u64,
+    /// The last failure, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Ticks received in answers.
+    pub ticks: u64,
+    /// Seconds the load ran.
+    pub seconds: f64,
+    /// Ticks received per second of the load (the service's throughput at this load).
+    pub ticks_per_s: f64,
+    /// Request time, connect to last byte: median, microseconds.
+    pub latency_p50_us: f64,
+    /// Its 99th percentile, microseconds.
+    pub latency_p99_us: f64,
+    /// Its largest, microseconds.
+    pub latency_max_us: f64,
+}
+
 /// What the feed's history service did in a run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServiceReport {
@@ -290,6 +318,9 @@ pub struct EngineSummary {
     /// Gap recovery (`engine.recover`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery: Option<RecoveryReport>,
+    /// The service load the engine made (`engine.service_load`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_load: Option<LoadReport>,
     /// Ticks received after the warm-up (the ones in the latency figures).
     pub measured_ticks: u64,
     /// Scratch strategy.

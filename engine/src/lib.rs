@@ -17,6 +17,8 @@
 //! - **recovery** (cold, with `engine.recover`): fetches the ranges the hot thread
 //!   missed from the feed's history service and hands the ticks back in order (see
 //!   [`recovery`]).
+//! - **load** (cold, with `engine.service_load`): loads the feed's history service with
+//!   snapshot and range requests at a fixed rate and measures them (see [`load`]).
 //!
 //! Cold threads poll their channels with short sleeps instead of blocking, so that a
 //! send from the hot thread never has to wake a sleeping receiver (a system call).
@@ -31,6 +33,7 @@ pub mod book;
 pub mod cli;
 pub mod decider;
 pub mod hot;
+pub mod load;
 pub mod order;
 pub mod recovery;
 pub mod strategy;
@@ -301,6 +304,39 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     } else {
         (None, None)
     };
+    let load_done = Arc::new(AtomicBool::new(false));
+    let load_thread = match (&config.engine.service_load, &config.engine.history_service) {
+        (Some(load), Some(socket)) => {
+            let target = load::Target {
+                socket: socket.clone(),
+                ring: config.ring.path.clone(),
+                load: load.clone(),
+                depth: config.engine.window,
+            };
+            let clock = clock.clone();
+            let config = config.clone();
+            let profile = Arc::clone(&profile);
+            let done = Arc::clone(&load_done);
+            Some(
+                std::thread::Builder::new()
+                    .name("engine-load".into())
+                    .spawn(move || {
+                        let cold = ColdThread::enter(
+                            "engine_load",
+                            &config,
+                            config.cores.engine_cold(),
+                            &clock,
+                        );
+                        let r = load::thread(target, &done, cold);
+                        profile.publish(ROLE_LOAD);
+                        r
+                    })
+                    .context("cannot start the service-load thread")
+                    .map_err(Failure::runtime)?,
+            )
+        }
+        _ => None,
+    };
     let hot = {
         let config = config.clone();
         let clock = clock.clone();
@@ -338,6 +374,14 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     } = hot
         .join()
         .map_err(|_| Failure::runtime(anyhow!("hot thread panicked")))?;
+    load_done.store(true, Ordering::Relaxed);
+    let load = match load_thread {
+        Some(h) => Some(
+            h.join()
+                .map_err(|_| Failure::runtime(anyhow!("service-load thread panicked")))?,
+        ),
+        None => None,
+    };
     // The hot thread's ends are dropped: the recovery thread ends.
     let recovery_thread = match recovery_thread {
         Some(h) => Some(
@@ -389,6 +433,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         recovered: result.recovered,
         unrecovered: result.unrecovered,
         recovery,
+        service_load: load.as_ref().map(|(r, _)| r.clone()),
         measured_ticks: result.measured,
         scratch: config.engine.scratch.name().into(),
         global_allocs_per_tick: if result.measured > 0 {
@@ -421,6 +466,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
                 .as_ref()
                 .map(|t| ("engine_recovery".to_string(), t.budget)),
         )
+        .chain(load.as_ref().map(|(_, b)| ("engine_load".to_string(), *b)))
         .collect(),
         mechanisms,
         alloc_call_ns: if config.cold.time_allocator {
@@ -462,6 +508,23 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     if let Some(t) = &recovery_thread {
         eprintln!("engine: cold thread engine-recovery: {}", t.budget);
     }
+    if let Some(l) = &summary.service_load {
+        eprintln!(
+            "engine: service load: {} requests ({} snapshots), {} errors, {} ticks in {:.1} s = {:.0} ticks/s; request to last byte p50 {:.0} us, p99 {:.0} us, max {:.0} us{}",
+            l.requests,
+            l.snapshots,
+            l.errors,
+            l.ticks,
+            l.seconds,
+            l.ticks_per_s,
+            l.latency_p50_us,
+            l.latency_p99_us,
+            l.latency_max_us,
+            l.last_error
+                .as_ref()
+                .map_or(String::new(), |e| format!("; last error: {e}"))
+        );
+    }
     if let Some(r) = &summary.recovery {
         eprintln!(
             "engine: recovery: {} stale stretches (longest {:.1} ms), {} ranges, recovered {} of {} missed, {} unrecovered, {} live ticks past a full buffer, {} orders while stale{}",
@@ -488,18 +551,20 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
 }
 
 /// Thread roles of the allocation profile, in slot order.
-const ROLES: [&str; 5] = [
+const ROLES: [&str; 6] = [
     "engine_main",
     "engine_hot",
     "engine_report",
     "engine_orders",
     "engine_recovery",
+    "engine_load",
 ];
 const ROLE_MAIN: usize = 0;
 const ROLE_HOT: usize = 1;
 const ROLE_REPORT: usize = 2;
 const ROLE_ORDERS: usize = 3;
 const ROLE_RECOVERY: usize = 4;
+const ROLE_LOAD: usize = 5;
 
 /// What the report thread reads besides its intervals.
 struct ReportContext<'a> {

@@ -651,6 +651,9 @@ levels = [1, 2]
             "cold_budget.toml",
             "timed.toml",
             "thp.toml",
+            "channel.toml",
+            "journal.toml",
+            "service.toml",
         ] {
             let path = configs().join(name);
             let m = Matrix::load(&path, &MatrixOverrides::default(), CORES)

@@ -48,6 +48,13 @@ fn pct(s: &Summary, stage: &str, p: fn(&common::latency::Percentiles) -> u64) ->
         .map(|x| p(x) as f64)
 }
 
+/// A figure of the feed's history service, microseconds, as nanoseconds; where it
+/// answered something.
+fn service(s: &Summary, f: fn(&common::summary::ServiceReport) -> f64) -> Option<f64> {
+    let r = s.feed.detail.service.as_ref()?;
+    (r.answered > 0).then(|| f(r) * 1e3)
+}
+
 /// A peak RSS, where the process reported one.
 fn rss(bytes: u64) -> Option<f64> {
     (bytes > 0).then_some(bytes as f64)
@@ -170,7 +177,38 @@ static MECHANISM_METRICS: [Metric; 10] = [
 ];
 
 /// Memory, allocations and the cold threads.
-static OTHER_METRICS: [Metric; 7] = [
+static OTHER_METRICS: [Metric; 11] = [
+    Metric {
+        name: "service p50",
+        what: "median time of the feed's history service from a request received to its answer's last byte written",
+        unit: Unit::Ns,
+        of: |s| service(s, |r| r.latency_p50_us),
+    },
+    Metric {
+        name: "service p99",
+        what: "99th percentile of the feed's history service from a request received to its answer's last byte written",
+        unit: Unit::Ns,
+        of: |s| service(s, |r| r.latency_p99_us),
+    },
+    Metric {
+        name: "service ns/tick",
+        what: "the service load's time per tick served (engine.service_load: seconds over ticks received; the inverse of its throughput)",
+        unit: Unit::Ns,
+        of: |s| {
+            let l = s.engine.detail.service_load.as_ref()?;
+            (l.ticks > 0).then(|| l.seconds * 1e9 / l.ticks as f64)
+        },
+    },
+    Metric {
+        name: "history allocs",
+        what: "allocator calls per second of the feed's history thread (allocations, frees, reallocations)",
+        unit: Unit::PerS,
+        of: |s| {
+            let f = &s.feed.detail;
+            let c = f.alloc_profile.get("feed_history")?;
+            (f.elapsed_s > 0.0).then(|| c.calls() as f64 / f.elapsed_s)
+        },
+    },
     Metric {
         name: "history dropped",
         what: "tick copies the feed's history thread lost to a full md → history channel (it fell behind)",

@@ -493,6 +493,124 @@ pub struct Summary {
     pub alloc_call_ns: BTreeMap<String, BTreeMap<String, CallTimes>>,
     /// The environment (from the engine's manifest, with both allocators).
     pub manifest: Manifest,
+    /// Every engine of a run of several on one feed (`lab run --engines N`), the first
+    /// being the one of `engine`, `ticks` and `latency_ns`; empty for one engine.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub engines: Vec<EngineRow>,
+    /// The engines' totals, with several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engines_total: Option<EnginesTotal>,
+}
+
+/// One engine of a run of several on one feed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EngineRow {
+    /// `engine-1`, `engine-2`, …: also its folder in the run folder.
+    pub name: String,
+    /// Its hot core.
+    pub core: usize,
+    /// Ticks the feed had published when it left the ring.
+    pub published_seen: u64,
+    /// Ticks received.
+    pub received: u64,
+    /// Gaps.
+    pub gaps: u64,
+    /// Ticks missed.
+    pub missed: u64,
+    /// Of them, recovered (`engine.recover`).
+    pub recovered: u64,
+    /// Of them, not recovered.
+    pub unrecovered: u64,
+    /// Ticks published after it stopped reading.
+    pub unread: u64,
+    /// `published_seen − received − missed − unread`: 0 when every tick is accounted.
+    pub unaccounted: i64,
+    /// Orders handed to its order thread, and dropped.
+    pub orders: u64,
+    /// See [`EngineRow::orders`].
+    pub orders_dropped: u64,
+    /// Hot-thread global allocations per tick after warm-up.
+    pub global_allocs_per_tick: f64,
+    /// Its stage latencies after warm-up, nanoseconds.
+    pub latency_ns: BTreeMap<String, Percentiles>,
+    /// Why it stopped.
+    pub end_reason: EndReason,
+}
+
+impl EngineRow {
+    /// The row of engine `name` on `core` from its summary.
+    pub fn of(name: String, core: usize, e: &EngineSummary) -> EngineRow {
+        EngineRow {
+            name,
+            core,
+            published_seen: e.published_seen,
+            received: e.received,
+            gaps: e.gaps,
+            missed: e.missed,
+            recovered: e.recovered,
+            unrecovered: e.unrecovered,
+            unread: e.unread,
+            unaccounted: e.published_seen as i64
+                - e.received as i64
+                - e.missed as i64
+                - e.unread as i64,
+            orders: e.orders,
+            orders_dropped: e.orders_dropped,
+            global_allocs_per_tick: e.global_allocs_per_tick,
+            latency_ns: e.latency_ns.clone(),
+            end_reason: e.end_reason,
+        }
+    }
+}
+
+/// The totals over the engines of a run of several.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EnginesTotal {
+    /// Engines.
+    pub engines: u64,
+    /// Ticks received, summed (each engine receives every tick it does not miss).
+    pub received: u64,
+    /// Ticks missed, summed.
+    pub missed: u64,
+    /// Ticks recovered, summed.
+    pub recovered: u64,
+    /// Ticks published after an engine stopped, summed.
+    pub unread: u64,
+    /// Unaccounted ticks, summed: 0 when every engine accounted for every tick.
+    pub unaccounted: i64,
+    /// Orders, summed.
+    pub orders: u64,
+    /// Orders dropped, summed.
+    pub orders_dropped: u64,
+    /// The worst engine's percentile of each stage (percentiles of different engines
+    /// do not add up): stage name → (p50, p99, p99.9) maxima, nanoseconds.
+    pub worst_ns: BTreeMap<String, [u64; 3]>,
+}
+
+impl EnginesTotal {
+    /// The totals of `rows`.
+    pub fn of(rows: &[EngineRow]) -> EnginesTotal {
+        let mut t = EnginesTotal {
+            engines: rows.len() as u64,
+            ..EnginesTotal::default()
+        };
+        for r in rows {
+            t.received += r.received;
+            t.missed += r.missed;
+            t.recovered += r.recovered;
+            t.unread += r.unread;
+            t.unaccounted += r.unaccounted;
+            t.orders += r.orders;
+            t.orders_dropped += r.orders_dropped;
+            for (stage, p) in &r.latency_ns {
+                let w = t.worst_ns.entry(stage.clone()).or_default();
+                for (i, v) in [p.p50, p.p99, p.p99_9].into_iter().enumerate() {
+                    w[i] = w[i].max(v);
+                }
+            }
+        }
+        t
+    }
 }
 
 impl Summary {
@@ -549,6 +667,8 @@ impl Summary {
                 detail: feed,
             },
             manifest,
+            engines: Vec::new(),
+            engines_total: None,
         }
     }
 }

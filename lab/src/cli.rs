@@ -130,6 +130,12 @@ pub struct RunArgs {
     /// the cold threads is timed; the final table and summary show call times per role.
     #[arg(long)]
     pub time_allocator: bool,
+    /// Engines on the feed's ring, each on a hot core of its own (`cores.engine_hot`,
+    /// then the allowed cores the feed's md thread does not hold; engines that do not
+    /// spin may share them); each writes to its own folder `engine-N/`, and the table
+    /// and `summary.json` show each engine and the total.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub engines: u32,
 }
 
 /// A number of seconds from 0 (off) to 60.

@@ -165,6 +165,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
                             Output::Logs,
                             &mut signals,
                             None,
+                            &[block.plans[vi].config.cores.engine_hot],
                         )
                     });
                 let elapsed = t0.elapsed();

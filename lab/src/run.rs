@@ -42,7 +42,7 @@ use common::failure::Failure;
 use common::files::{self, Kind};
 use common::latency::STAGES;
 use common::runargs::{ENGINE_HLOG, ENGINE_SUMMARY, FEED_SUMMARY};
-use common::summary::{EngineSummary, FeedSummary, NoiseFloor, Summary};
+use common::summary::{EngineRow, EngineSummary, EnginesTotal, FeedSummary, NoiseFloor, Summary};
 use common::units::{fmt_ns, utc_stamp};
 use serde::de::DeserializeOwned;
 use signal_hook::iterator::Signals;
@@ -80,6 +80,82 @@ pub const RUN_OUTPUTS: [(&str, Kind); 8] = [
 const FEED_PREFIX: &str = "[feed]   ";
 /// Prefix of the engine's relayed lines.
 const ENGINE_PREFIX: &str = "[engine] ";
+/// Most engines on one feed: the ring's consumer table.
+pub const MAX_ENGINES: usize = common::ring::MAX_CONSUMERS;
+/// Names (and folders) of the engines of a run of several.
+const ENGINE_NAMES: [&str; MAX_ENGINES] = [
+    "engine-1",
+    "engine-2",
+    "engine-3",
+    "engine-4",
+    "engine-5",
+    "engine-6",
+    "engine-7",
+    "engine-8",
+    "engine-9",
+    "engine-10",
+    "engine-11",
+    "engine-12",
+    "engine-13",
+    "engine-14",
+    "engine-15",
+    "engine-16",
+];
+/// Prefixes of their relayed lines.
+const ENGINE_PREFIXES: [&str; MAX_ENGINES] = [
+    "[engine-1] ",
+    "[engine-2] ",
+    "[engine-3] ",
+    "[engine-4] ",
+    "[engine-5] ",
+    "[engine-6] ",
+    "[engine-7] ",
+    "[engine-8] ",
+    "[engine-9] ",
+    "[engine-10] ",
+    "[engine-11] ",
+    "[engine-12] ",
+    "[engine-13] ",
+    "[engine-14] ",
+    "[engine-15] ",
+    "[engine-16] ",
+];
+
+/// The hot cores of `n` engines on one feed: the first on `cores.engine_hot`, the others
+/// on the allowed cores that neither the feed's md thread nor an earlier engine holds,
+/// in order. With too few cores, engines share them in turn, which only a waiting
+/// (not spinning) engine may do: a spinning engine needs a core of its own, and the
+/// error says how many. Bad input otherwise.
+pub fn engine_cores(config: &Config, n: usize, allowed: &[usize]) -> Result<Vec<usize>> {
+    if !(1..=MAX_ENGINES).contains(&n) {
+        return Err(Failure::bad_input(anyhow!(
+            "--engines must be between 1 and {MAX_ENGINES} (the ring's consumer table), got {n}"
+        ))
+        .into());
+    }
+    let c = &config.cores;
+    let mut free: Vec<usize> = std::iter::once(c.engine_hot)
+        .chain(
+            allowed
+                .iter()
+                .copied()
+                .filter(|&k| k != c.feed_md && k != c.engine_hot),
+        )
+        .collect();
+    if free.len() >= n {
+        free.truncate(n);
+        return Ok(free);
+    }
+    if config.engine.wait == common::cores::WaitStrategy::Spin {
+        return Err(Failure::bad_input(anyhow!(
+            "--engines {n} with engine.wait = \"spin\" needs {} cores (the feed's md thread and one per engine), this process may use {} ({allowed:?}): run fewer engines, on more cores, or set engine.wait = \"spin_yield\" or \"block\" so that engines can share a core",
+            n + 1,
+            allowed.len()
+        ))
+        .into());
+    }
+    Ok((0..n).map(|i| free[i % free.len()]).collect())
+}
 
 /// Runs `lab run`.
 pub fn run(args: &RunArgs) -> Result<()> {
@@ -95,6 +171,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         },
     };
     let plan = RunPlan::load(&args.config, &overrides, &allowed)?;
+    let cores = engine_cores(&plan.config, args.engines as usize, &allowed)?;
     let bins = Binaries::find(
         &bin_dir(args.bin_dir.as_deref())?,
         args.engine_alloc,
@@ -123,7 +200,15 @@ pub fn run(args: &RunArgs) -> Result<()> {
         );
         crate::noise::probe(&cores, args.noise, "before")
     });
-    let ran = execute(&plan, &bins, &out_dir, Output::Relay, &mut signals, noise)?;
+    let ran = execute(
+        &plan,
+        &bins,
+        &out_dir,
+        Output::Relay,
+        &mut signals,
+        noise,
+        &cores,
+    )?;
     print!("{}", format_table(&ran.summary, &out_dir));
     let _ = io::stdout().flush();
     if let Some(sig) = ran.interrupted_by {
@@ -315,6 +400,12 @@ impl Notes {
 /// Runs `plan` with `bins` into `out_dir` (which must exist): writes `config.toml`,
 /// starts the engine and then the feed, supervises both (forwarding what `signals`
 /// catches), and merges their summaries into `summary.json`.
+///
+/// With more than one of `engine_cores` (see [`engine_cores`]), one engine runs per
+/// core, each in its own folder `engine-1/`, `engine-2/`, … of `out_dir` (its
+/// configuration with its `cores.engine_hot`, its log, summary and `.hlog`);
+/// `summary.json` is merged with the first and lists every engine and their totals.
+#[allow(clippy::too_many_arguments)] // each is a distinct part of the run
 pub fn execute(
     plan: &RunPlan,
     bins: &Binaries,
@@ -322,7 +413,9 @@ pub fn execute(
     output: Output,
     signals: &mut Signals,
     noise: Option<NoiseFloor>,
+    engine_cores: &[usize],
 ) -> Result<Ran> {
+    let several = engine_cores.len() > 1;
     let mut notes = Notes(match output {
         Output::Relay => None,
         Output::Logs => Some(files::create_log(
@@ -365,14 +458,56 @@ pub fn execute(
         c
     };
     let mut relays = Vec::new();
-    let mut engine = spawn(
-        child_args(&bins.engine),
-        "engine",
-        ENGINE_PREFIX,
-        output,
-        &out_dir.join("engine.log"),
-        &mut relays,
-    )?;
+    // (folder, hot core) of each engine.
+    let mut engine_dirs = Vec::new();
+    let mut engines = Vec::new();
+    if several {
+        for (i, &core) in engine_cores.iter().enumerate() {
+            let dir = out_dir.join(ENGINE_NAMES[i]);
+            common::runargs::prepare_out_dir(&dir, &RUN_OUTPUTS)?;
+            // An earlier run's summary must not pass for this run's.
+            files::remove_own(&dir.join(ENGINE_SUMMARY), Kind::Json)?;
+            let text = Edit::new(&plan.text)
+                .set("cores.engine_hot", core as i64)
+                .finish()
+                .map_err(|e| anyhow!("{}: {e}", plan.source.display()))?;
+            let config = dir.join(CONFIG_FILE);
+            let header = Kind::Text.header(&format!(
+                "the configuration as run by {}, from {}",
+                ENGINE_NAMES[i],
+                plan.source.display()
+            ));
+            files::write(&config, Kind::Text, format!("{header}{text}").as_bytes())?;
+            let mut c = Command::new(&bins.engine);
+            c.arg("--config")
+                .arg(&config)
+                .arg("--out")
+                .arg(&dir)
+                .stdin(Stdio::null());
+            if let Some(d) = plan.duration_s {
+                c.arg("--duration").arg(d.to_string());
+            }
+            engines.push(spawn(
+                c,
+                ENGINE_NAMES[i],
+                ENGINE_PREFIXES[i],
+                output,
+                &dir.join("engine.log"),
+                &mut relays,
+            )?);
+            engine_dirs.push((dir, core));
+        }
+    } else {
+        engines.push(spawn(
+            child_args(&bins.engine),
+            "engine",
+            ENGINE_PREFIX,
+            output,
+            &out_dir.join("engine.log"),
+            &mut relays,
+        )?);
+        engine_dirs.push((out_dir.to_path_buf(), plan.config.cores.engine_hot));
+    }
     let mut feed = spawn(
         child_args(&bins.feed),
         "feed",
@@ -381,13 +516,23 @@ pub fn execute(
         &out_dir.join("feed.log"),
         &mut relays,
     )?;
+    let pids = match engines.as_slice() {
+        [one] => format!("pid {}", one.pid()),
+        several => {
+            let each: Vec<String> = several
+                .iter()
+                .zip(&engine_dirs)
+                .map(|(e, (_, core))| format!("{} pid {} on core {core}", e.name(), e.pid()))
+                .collect();
+            format!("({})", each.join(", "))
+        }
+    };
     notes.say(&format!(
-        "lab: config {} (as run: {}), output {}, engine {} pid {}, feed {} pid {}",
+        "lab: config {} (as run: {}), output {}, engine {} {pids}, feed {} pid {}",
         plan.source.display(),
         config_path.display(),
         out_dir.display(),
         bins.engine.display(),
-        engine.pid(),
         bins.feed.display(),
         feed.pid()
     ));
@@ -396,9 +541,9 @@ pub fn execute(
         feed: secs(plan.config.duration_s).saturating_add(FEED_OVERRUN),
         engine_after_feed: secs(plan.config.engine.grace_s).saturating_add(ENGINE_OVERRUN),
     };
-    let outcome = supervise(&mut feed, &mut engine, signals, &limits, &mut notes);
-    // Both children are reaped now; their pipes close, so the relays end.
-    drop((feed, engine));
+    let outcome = supervise(&mut feed, &mut engines, signals, &limits, &mut notes);
+    // Every child is reaped now; their pipes close, so the relays end.
+    drop((feed, engines));
     for r in relays {
         let _ = r.join();
     }
@@ -407,8 +552,22 @@ pub fn execute(
     }
 
     let feed_summary: FeedSummary = read_json(&out_dir.join(FEED_SUMMARY))?;
-    let engine_summary: EngineSummary = read_json(&out_dir.join(ENGINE_SUMMARY))?;
-    let mut summary = Summary::merge(feed_summary, engine_summary);
+    let mut engine_summaries = Vec::new();
+    for (dir, core) in &engine_dirs {
+        let e: EngineSummary = read_json(&dir.join(ENGINE_SUMMARY))?;
+        engine_summaries.push((e, *core));
+    }
+    let rows: Vec<EngineRow> = engine_summaries
+        .iter()
+        .enumerate()
+        .map(|(i, (e, core))| EngineRow::of(ENGINE_NAMES[i].to_string(), *core, e))
+        .collect();
+    let first = engine_summaries.swap_remove(0).0;
+    let mut summary = Summary::merge(feed_summary, first);
+    if several {
+        summary.engines_total = Some(EnginesTotal::of(&rows));
+        summary.engines = rows;
+    }
     summary.noise = noise;
     files::write_json(&out_dir.join("summary.json"), &summary)?;
     if output == Output::Logs {
@@ -530,11 +689,11 @@ struct Outcome {
     interrupted_by: Option<&'static str>,
 }
 
-/// Waits for both children, forwarding signals and enforcing the backstops; returns
-/// with both reaped.
+/// Waits for the feed and every engine, forwarding signals and enforcing the
+/// backstops; returns with all of them reaped.
 fn supervise(
     feed: &mut Supervised,
-    engine: &mut Supervised,
+    engines: &mut [Supervised],
     signals: &mut Signals,
     limits: &Limits,
     notes: &mut Notes,
@@ -543,6 +702,8 @@ fn supervise(
     let started = Instant::now();
     let mut feed_ended_at: Option<Instant> = None;
     let mut signal_count = 0;
+    let mut ended: Vec<Option<std::process::ExitStatus>> = vec![None; engines.len()];
+    let mut feed_status = None;
     loop {
         for sig in signals.pending() {
             signal_count += 1;
@@ -557,19 +718,27 @@ fn supervise(
                 ));
                 outcome.interrupted_by = Some(name);
                 feed.signal_term();
-                engine.signal_term();
+                engines.iter_mut().for_each(Supervised::signal_term);
             } else {
                 notes.say(&format!("lab: {name} again: killing feed and engine"));
                 feed.signal_kill();
-                engine.signal_kill();
+                engines.iter_mut().for_each(Supervised::signal_kill);
             }
         }
-        let feed_status = status_of(feed, &mut outcome);
-        let engine_status = status_of(engine, &mut outcome);
-        let failed = |s: Option<std::process::ExitStatus>| s.is_some_and(|s| !s.success());
-        if failed(feed_status) || failed(engine_status) {
-            // One side failed: the other has nothing useful left to do.
-            for (child, status) in [(&mut *feed, feed_status), (&mut *engine, engine_status)] {
+        if feed_status.is_none() {
+            feed_status = status_of(feed, &mut outcome);
+        }
+        for (e, st) in engines.iter_mut().zip(ended.iter_mut()) {
+            if st.is_none() {
+                *st = status_of(e, &mut outcome);
+            }
+        }
+        let failed = |s: &Option<std::process::ExitStatus>| s.is_some_and(|s| !s.success());
+        if failed(&feed_status) || ended.iter().any(failed) {
+            // One side failed: the others have nothing useful left to do.
+            let children = std::iter::once((&mut *feed, feed_status))
+                .chain(engines.iter_mut().zip(ended.iter().copied()));
+            for (child, status) in children {
                 match status {
                     Some(s) if !s.success() => {
                         outcome.failures.push(describe_exit(child.name(), s))
@@ -583,16 +752,22 @@ fn supervise(
             }
             return outcome;
         }
-        match (feed_status, engine_status) {
-            (Some(_), Some(_)) => return outcome,
-            (Some(_), None) => {
+        let all_engines = ended.iter().all(Option::is_some);
+        match (feed_status, all_engines) {
+            (Some(_), true) => return outcome,
+            (Some(_), false) => {
                 let at = *feed_ended_at.get_or_insert_with(Instant::now);
                 if at.elapsed() > limits.engine_after_feed {
-                    outcome.failures.push(format!(
-                        "engine still running {:.0} s after the feed ended; stopped it",
-                        limits.engine_after_feed.as_secs_f64()
-                    ));
-                    engine.terminate();
+                    for (e, st) in engines.iter_mut().zip(&ended) {
+                        if st.is_none() {
+                            outcome.failures.push(format!(
+                                "{} still running {:.0} s after the feed ended; stopped it",
+                                e.name(),
+                                limits.engine_after_feed.as_secs_f64()
+                            ));
+                            e.terminate();
+                        }
+                    }
                     return outcome;
                 }
             }
@@ -602,7 +777,11 @@ fn supervise(
                     limits.feed.as_secs_f64()
                 ));
                 feed.terminate();
-                engine.terminate();
+                for (e, st) in engines.iter_mut().zip(&ended) {
+                    if st.is_none() {
+                        e.terminate();
+                    }
+                }
                 return outcome;
             }
             _ => {}
@@ -661,18 +840,32 @@ pub fn format_table(s: &Summary, out_dir: &Path) -> String {
     }
     let _ = writeln!(w);
     let c = &s.ticks;
-    let balanced = c.published == c.received + c.missed;
+    let unread = s.engine.detail.unread;
+    let balanced = c.published == c.received + c.missed + unread;
     let _ = writeln!(
         w,
-        "ticks       published {}, received {}, gaps {}, missed {}; published == received + missed: {}",
+        "ticks       published {}, received {}, gaps {}, missed {}{}; published == received + missed{}: {}{}",
         group(c.published),
         group(c.received),
         group(c.gaps),
         group(c.missed),
-        if balanced { "yes" } else { "NO" }
+        if unread > 0 { format!(", unread {}", group(unread)) } else { String::new() },
+        if unread > 0 { " + unread" } else { "" },
+        if balanced { "yes" } else { "NO" },
+        s.engines
+            .first()
+            .map_or(String::new(), |e| format!(" ({})", e.name))
     );
+    if !s.engines.is_empty() {
+        engines_text(w, s);
+    }
+    let latency_title = if s.engines.is_empty() {
+        "latency".to_string()
+    } else {
+        format!("latency ({})", s.engines[0].name)
+    };
     let mut latency =
-        Table::new(std::iter::once("latency").chain(PERCENTILE_COLUMNS)).right_from(1);
+        Table::new(std::iter::once(latency_title.as_str()).chain(PERCENTILE_COLUMNS)).right_from(1);
     let mut few = Vec::new();
     for stage in STAGES {
         let name = stage.name();
@@ -791,8 +984,81 @@ pub fn format_table(s: &Summary, out_dir: &Path) -> String {
     }
     let _ = writeln!(w, "machine     {}", Host::of(&s.manifest));
     let _ = writeln!(w, "summary     {}", out_dir.join("summary.json").display());
-    let _ = writeln!(w, "hlog        {}", out_dir.join("engine.hlog").display());
+    let hlog = match s.engines.first() {
+        Some(e) => out_dir.join(&e.name).join("engine.hlog"),
+        None => out_dir.join("engine.hlog"),
+    };
+    let _ = writeln!(w, "hlog        {}", hlog.display());
     t
+}
+
+/// The engines of a run of several: one row each, then the totals.
+fn engines_text(w: &mut String, s: &Summary) {
+    let mut t = Table::new([
+        "engine",
+        "core",
+        "published",
+        "received",
+        "missed",
+        "recovered",
+        "unread",
+        "unaccounted",
+        "orders",
+        "e2e p50",
+        "e2e p99",
+        "e2e p99.9",
+        "allocs/tick",
+    ])
+    .right_from(1);
+    let e2e = |l: &std::collections::BTreeMap<String, common::latency::Percentiles>| {
+        l.get("e2e")
+            .map_or(["-".to_string(), "-".into(), "-".into()], |p| {
+                [fmt_ns(p.p50), fmt_ns(p.p99), fmt_ns(p.p99_9)]
+            })
+    };
+    for r in &s.engines {
+        let [p50, p99, p999] = e2e(&r.latency_ns);
+        t.row([
+            format!("  {}", r.name),
+            r.core.to_string(),
+            group(r.published_seen),
+            group(r.received),
+            group(r.missed),
+            group(r.recovered),
+            group(r.unread),
+            r.unaccounted.to_string(),
+            group(r.orders),
+            p50,
+            p99,
+            p999,
+            format!("{:.3}", r.global_allocs_per_tick),
+        ]);
+    }
+    if let Some(total) = &s.engines_total {
+        let worst = total.worst_ns.get("e2e");
+        let cell = |i: usize| worst.map_or("-".to_string(), |w| format!("≤ {}", fmt_ns(w[i])));
+        t.row([
+            format!("  total ({})", total.engines),
+            String::new(),
+            group(s.engines.iter().map(|r| r.published_seen).sum()),
+            group(total.received),
+            group(total.missed),
+            group(total.recovered),
+            group(total.unread),
+            total.unaccounted.to_string(),
+            group(total.orders),
+            cell(0),
+            cell(1),
+            cell(2),
+            String::new(),
+        ]);
+    }
+    w.push_str(&t.terminal());
+    let _ = writeln!(
+        w,
+        "  (each engine reads every tick of the ring; the total's latencies are the worst engine's, as percentiles of different engines do not add up; the lines below are {}'s)",
+        s.engines[0].name
+    );
 }
 
 /// The mechanisms of the final table: per thread, interrupts on the hot cores, the
@@ -921,6 +1187,33 @@ mod tests {
         let t: toml::Table = d.parse().unwrap();
         assert_eq!(t["engine"]["scratch"].as_str(), Some("pool"));
         assert_eq!(t["engine"]["levels"].as_integer(), Some(2));
+    }
+
+    #[test]
+    fn engines_get_cores_of_their_own_or_share_them_only_when_waiting() {
+        let text = common::config::edit::Edit::new(common::config::DEFAULT_TOML)
+            .set("ring.path", std::env::temp_dir().join("unused.ring"))
+            .finish()
+            .unwrap();
+        let allowed = [0, 1, 2, 3];
+        let spin = Config::parse(&text, Path::new("d.toml"), &allowed).unwrap();
+        // feed_md 0, engine_hot 1 in the default: then 2 and 3.
+        assert_eq!(engine_cores(&spin, 1, &allowed).unwrap(), vec![1]);
+        assert_eq!(engine_cores(&spin, 3, &allowed).unwrap(), vec![1, 2, 3]);
+        let e = engine_cores(&spin, 4, &allowed).unwrap_err().to_string();
+        assert!(e.contains("needs 5 cores"), "{e}");
+        assert!(engine_cores(&spin, 0, &allowed).is_err());
+        assert!(engine_cores(&spin, 17, &allowed).is_err());
+        let text = common::config::edit::Edit::new(&text)
+            .set("engine.wait", "block")
+            .finish()
+            .unwrap();
+        let block = Config::parse(&text, Path::new("d.toml"), &allowed).unwrap();
+        assert_eq!(
+            engine_cores(&block, 5, &allowed).unwrap(),
+            vec![1, 2, 3, 1, 2]
+        );
+        assert_eq!(engine_cores(&block, 2, &[0, 1]).unwrap(), vec![1, 1]);
     }
 
     #[test]

@@ -844,6 +844,95 @@ mod end_to_end {
     }
 
     #[test]
+    fn several_engines_read_one_feed_each_in_its_own_folder() {
+        let Some(cores) = two_cores() else { return };
+        let bins = build_binaries();
+        let _hot = HOT_CORES.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let ring = shm_dir().join(format!("lab-test-multi-{}.ring", std::process::id()));
+        let out = dir.path().join("out");
+        let config = dir.path().join("small.toml");
+        std::fs::write(&config, config_text(cores, &ring, &out, small_run)).unwrap();
+        let mut cmd = Command::new(bins.join("lab"));
+        cmd.args([
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--engines",
+            "2",
+            "--noise",
+            "0",
+        ]);
+        let ran = run_watched(cmd, Duration::from_secs(120), |_| {});
+        let _ = std::fs::remove_file(&ring);
+        assert_eq!(ran.code(), Some(0), "{ran:?}");
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("summary.json")).expect("summary.json"))
+                .unwrap();
+        let n = |x: &serde_json::Value| x.as_u64().unwrap_or_else(|| panic!("not a count: {x}"));
+        let published = n(&v["ticks"]["published"]);
+        assert!(published > 0, "{v:#}");
+        let engines = v["engines"].as_array().expect("engines");
+        assert_eq!(engines.len(), 2, "{v:#}");
+        for (i, e) in engines.iter().enumerate() {
+            let name = format!("engine-{}", i + 1);
+            assert_eq!(e["name"], name.as_str());
+            assert_eq!(n(&e["published_seen"]), published, "{e}");
+            assert_eq!(e["unaccounted"].as_i64(), Some(0), "{e}");
+            assert_eq!(
+                n(&e["published_seen"]),
+                n(&e["received"]) + n(&e["missed"]) + n(&e["unread"]),
+                "{e}"
+            );
+            let folder = out.join(&name);
+            for f in ["engine_summary.json", "engine.hlog", "config.toml"] {
+                assert!(folder.join(f).exists(), "{name}/{f}");
+            }
+            assert!(
+                ran.stdout.contains(&format!("[{name}] engine done")),
+                "{ran:?}"
+            );
+        }
+        let total = &v["engines_total"];
+        assert_eq!(n(&total["engines"]), 2);
+        assert_eq!(
+            n(&total["received"]),
+            n(&engines[0]["received"]) + n(&engines[1]["received"])
+        );
+        assert_eq!(total["unaccounted"].as_i64(), Some(0));
+        assert!(ran.stdout.contains("  total (2)"), "{ran:?}");
+        // The summary's engine is the first one's.
+        assert_eq!(v["ticks"]["received"], engines[0]["received"]);
+    }
+
+    #[test]
+    fn several_spinning_engines_on_too_few_cores_exit_2() {
+        let Some(cores) = two_cores() else { return };
+        let allowed = common::cores::allowed_cores().len();
+        let dir = tempfile::tempdir().unwrap();
+        let text = config_text(cores, &dir.path().join("r.ring"), dir.path(), |e| e);
+        let config = dir.path().join("spin.toml");
+        std::fs::write(&config, text).unwrap();
+        let n = allowed.to_string();
+        let ran = run_watched(
+            lab(&["run", "--config", config.to_str().unwrap(), "--engines", &n]),
+            Duration::from_secs(30),
+            |_| {},
+        );
+        assert_eq!(ran.code(), Some(2), "{ran:?}");
+        assert!(
+            ran.stderr.contains(&format!(
+                "--engines {n} with engine.wait = \"spin\" needs {} cores",
+                allowed + 1
+            )),
+            "{ran:?}"
+        );
+        assert!(!ran.stdout.contains("[feed]"), "nothing started: {ran:?}");
+    }
+
+    #[test]
     fn feed_and_engine_run_together() {
         let Some(cores) = two_cores() else { return };
         let bins = build_binaries();

@@ -86,9 +86,12 @@ pub struct WarmReport {
     pub skipped: u64,
     /// Symbols whose window the snapshot filled.
     pub symbols_full: u64,
-    /// The fewest mids in any symbol's window when it first quoted (the window's length
-    /// when every symbol waited for a full one).
+    /// The fewest mids in any symbol's window when it first quoted after the last
+    /// warm-up (the window's length when every symbol waited for a full one).
     pub first_quote_window_min: u64,
+    /// Snapshots warmed from: one at start, one per new feed session after it.
+    #[serde(default)]
+    pub warmups: u64,
     /// Why there was no snapshot, if there was none (the engine then warmed from the
     /// ring).
     pub error: Option<String>,

@@ -116,6 +116,19 @@ impl Book {
         (self.bid_px_e8 as f64 * aq + self.ask_px_e8 as f64 * bq) / (bq + aq)
     }
 
+    /// Forgets the market (a new feed's is not the old one's): top of book and window
+    /// empty, nothing allocated or freed.
+    pub fn clear(&mut self) {
+        self.bid_px_e8 = 0;
+        self.ask_px_e8 = 0;
+        self.bid_qty_lots = 0;
+        self.ask_qty_lots = 0;
+        self.head = 0;
+        self.len = 0;
+        self.sum = 0;
+        self.sq_diff_sum = 0.0;
+    }
+
     /// Mids the window holds when full.
     pub fn window_capacity(&self) -> usize {
         self.window.len()

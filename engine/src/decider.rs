@@ -66,6 +66,8 @@ pub struct Decider {
     warming: bool,
     /// The window's length at each symbol's first quote (0: not quoted yet).
     first_quote_window: Box<[u32]>,
+    /// Snapshots warmed from: at start and after each new feed session.
+    pub warmups: u64,
 }
 
 impl Decider {
@@ -100,6 +102,7 @@ impl Decider {
             skipped: 0,
             warming: false,
             first_quote_window: vec![0; config.symbols.len()].into_boxed_slice(),
+            warmups: 0,
         }
     }
 
@@ -170,6 +173,8 @@ impl Decider {
     /// `covered_through` are skipped from now on, and a symbol quotes only once its
     /// window is full. Returns how many symbols' windows the snapshot filled.
     pub fn warm(&mut self, ticks: &[Tick], covered_through: u64) -> u64 {
+        self.warmups += 1;
+        self.first_quote_window.fill(0);
         for t in ticks {
             if let Some(state) = self.symbols.get_mut(t.symbol as usize) {
                 state.book.on_tick(t);
@@ -212,7 +217,8 @@ impl Decider {
         false
     }
 
-    /// The fewest mids in any quoted symbol's window at its first quote (0: none quoted).
+    /// The fewest mids in any quoted symbol's window at its first quote after the last
+    /// warm-up (0: none quoted).
     pub fn first_quote_window_min(&self) -> u64 {
         self.first_quote_window
             .iter()
@@ -222,9 +228,15 @@ impl Decider {
             .unwrap_or(0) as u64
     }
 
-    /// A new feed session: its sequence numbers start again at 1, so nothing is skipped.
+    /// A new feed session: its sequence numbers start again at 1, so nothing is skipped,
+    /// and its market is not the old feed's, so every book starts empty (positions and
+    /// working orders stay: they are the engine's own). Allocates nothing.
     pub fn new_session(&mut self) {
         self.skip_below = 0;
+        self.warming = false;
+        for s in self.symbols.iter_mut() {
+            s.book.clear();
+        }
     }
 
     /// The book of `symbol`, if configured.
@@ -300,6 +312,39 @@ mod tests {
             Scratch::Pool(p) => p,
             _ => unreachable!("a pool scratch"),
         }
+    }
+
+    #[test]
+    fn a_new_feed_session_empties_the_books_without_allocating_and_a_new_snapshot_warms_them() {
+        let c = config();
+        let window = c.engine.window as u64;
+        let (tx, _rx) = hop::bounded(ChannelKind::Rtrb, 1 << 14);
+        let mut d = Decider::new(&c, tx);
+        for t in stream(5 * window as i64, 3_000) {
+            d.handle(&t, Global);
+        }
+        assert_eq!(d.book(0).unwrap().window_len() as u64, window);
+        let position = d.net_position_lots();
+        let before = thread_counts();
+        d.new_session();
+        assert_eq!(thread_counts().since(&before).calls(), 0);
+        assert!((0..5).all(|s| d.book(s).unwrap().window_len() == 0));
+        assert_eq!(d.book(0).unwrap().mean_mid_e8(), 0.0);
+        assert_eq!(
+            d.net_position_lots(),
+            position,
+            "the position is the engine's own"
+        );
+        // The new feed's snapshot: symbol 0's window full again.
+        let snap: Vec<Tick> = (1..=window)
+            .map(|seq| Tick {
+                seq,
+                ..quote(0, (5_000 + seq as i64) * PX_SCALE)
+            })
+            .collect();
+        assert_eq!(d.warm(&snap, window), 1);
+        assert_eq!(d.warmups, 1);
+        assert_eq!(d.book(0).unwrap().window_len() as u64, window);
     }
 
     #[test]

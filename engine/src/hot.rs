@@ -212,13 +212,16 @@ pub fn thread(
 }
 
 /// The feed of `closed` is gone or has ended: says so, waits for a new feed's ring
-/// (stamped with the same clock `source`) and returns it; or why the engine stops.
+/// (stamped with the same clock `source`) and returns it, with a snapshot of the new
+/// feed's history where `engine.history_service` is set; or why the engine stops.
+/// Blocks (sleeping, connecting): it runs while there are no ticks to handle, and the
+/// new ring holds the feed's first ticks meanwhile.
 fn reopen(
     config: &Config,
     stop: &AtomicBool,
     source: ClockSource,
     closed: &FeedSession,
-) -> Result<Subscriber<MappedRegion>, EndReason> {
+) -> Result<(Subscriber<MappedRegion>, Option<Snapshot>), EndReason> {
     eprintln!(
         "engine: feed pid {} {} after publishing {} ticks (received {}, missed {}); waiting for a new feed",
         closed.producer_pid,
@@ -239,7 +242,27 @@ fn reopen(
                 "engine: resynchronised on a new feed (pid {}): its sequence starts again at 1; the discontinuity is a new session in the summary",
                 info.producer_pid
             );
-            Ok(sub)
+            let snapshot = config.engine.history_service.as_ref().and_then(|socket| {
+                match crate::fetch_snapshot(socket, config.engine.window) {
+                    Ok(s) => {
+                        eprintln!(
+                            "engine: warmed from {}: {} ticks of the new feed, covering its ring through seq {}",
+                            socket.display(),
+                            s.ticks.len(),
+                            s.covered_through
+                        );
+                        Some(s)
+                    }
+                    Err(e) => {
+                        eprintln!(
+                            "engine: warning: no snapshot of the new feed from {}: {e}; warming from the ring",
+                            socket.display()
+                        );
+                        None
+                    }
+                }
+            });
+            Ok((sub, snapshot))
         }
         Ok(Some((_, info))) => {
             eprintln!(
@@ -300,13 +323,17 @@ pub struct HotResult {
     pub unrecovered: u64,
 }
 
+/// A new feed's ring and its snapshot, or why the engine stops.
+pub type Reopened<R> = Result<(Subscriber<R>, Option<Snapshot>), EndReason>;
+
 /// What the loop does when the feed is gone or has ended.
 pub enum OnGone<'a, R: Region> {
     /// Stop with that reason.
     Stop,
-    /// Close the session and read the ring `reopen` returns (it waits for a new feed);
-    /// an `Err` stops the loop with that reason.
-    Reopen(&'a mut dyn FnMut(&FeedSession) -> Result<Subscriber<R>, EndReason>),
+    /// Close the session and read the ring `reopen` returns (it waits for a new feed),
+    /// warming the books from its snapshot if there is one; an `Err` stops the loop
+    /// with that reason.
+    Reopen(&'a mut dyn FnMut(&FeedSession) -> Reopened<R>),
 }
 
 /// Per-interval counters.
@@ -469,9 +496,12 @@ pub fn run<R: Region>(
         l.close_session(gone, sub, decider);
         let closed = l.r.sessions.last().cloned().unwrap_or_default();
         match reopen(&closed) {
-            Ok(next) => {
+            Ok((next, snapshot)) => {
                 *sub = next;
                 decider.new_session();
+                if let Some(s) = snapshot {
+                    decider.warm(&s.ticks, s.covered_through);
+                }
                 l.session_closed = false;
                 let now = clock.raw();
                 l.last_published = 0;

@@ -405,6 +405,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         skipped: decider.skipped,
         symbols_full: symbols_full.unwrap_or(0),
         first_quote_window_min: decider.first_quote_window_min(),
+        warmups: decider.warmups,
         error: warm_error.clone(),
     });
     let (filled_lots, net_position_lots) = (decider.filled_lots(), decider.net_position_lots());
@@ -726,7 +727,10 @@ fn print_memory(monitor: &mut Monitor, stats: BTreeMap<String, u64>, profile: &A
 
 /// Asks the feed's history service at `socket` for the last `depth` ticks of every
 /// symbol, retrying for a second (the feed makes its socket just after its ring).
-fn fetch_snapshot(socket: &std::path::Path, depth: usize) -> Result<hot::Snapshot, String> {
+pub(crate) fn fetch_snapshot(
+    socket: &std::path::Path,
+    depth: usize,
+) -> Result<hot::Snapshot, String> {
     let req = common::service::Request::Snapshot {
         depth: (depth as u32).clamp(1, common::service::MAX_DEPTH),
     };

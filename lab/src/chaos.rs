@@ -216,6 +216,11 @@ const SCENARIOS: &[Scenario] = &[
         late_engine_warm,
     ),
     (
+        "feed_restarted_warm",
+        "SIGKILL feed, start another: the engine (wait mode) empties its books and warms from the new feed's snapshot",
+        feed_restarted_warm,
+    ),
+    (
         "lapped_engine_recovers",
         "a lapped engine in lossy mode recovers every missed tick from the history service, no order while stale",
         lapped_engine_recovers,
@@ -1161,6 +1166,59 @@ fn late_engine_warm(env: &Env, row: &mut Row) -> Result<bool> {
         && w.skipped > 0
         && w.first_quote_window_min == window
         && e.orders > 0)
+}
+
+fn feed_restarted_warm(env: &Env, row: &mut Row) -> Result<bool> {
+    let k = Knobs {
+        engine_waits: true,
+        ..Knobs::default()
+    };
+    let socket = PathBuf::from(format!("/tmp/hft-chaos-{}-rewarm.sock", std::process::id()));
+    let feed_edit = |e: Edit| e.set("feed.service.socket", &socket);
+    let engine_edit = |e: Edit| e.set("engine.history_service", &socket);
+    let mut engine = env.start_with("engine", k, 60.0, &engine_edit, &[])?;
+    let mut feed1 = env.start_with("feed1", k, 30.0, &feed_edit, &[])?;
+    sleep_ms(1500);
+    feed1.signal(Signal::Kill)?;
+    feed1.exit_within(5.0)?;
+    sleep_ms(1000);
+    let mut feed2 = env.start_with("feed2", k, 1.5, &feed_edit, &[])?;
+    let f2s = feed2.exit_within(10.0)?;
+    sleep_ms(500);
+    engine.signal(Signal::Int)?;
+    let es = engine.exit_within(10.0)?;
+    let f2 = feed2.feed_summary()?;
+    let e = engine.engine_summary()?;
+    let sessions = &e.sessions;
+    ensure!(
+        sessions.len() == 2,
+        "engine reports {} sessions, expected 2: {sessions:?}",
+        sessions.len()
+    );
+    row.account(sessions[0].published + f2.published, &e);
+    let w = e
+        .warm
+        .clone()
+        .context("the engine wrote no warm-up report")?;
+    let said = engine
+        .stderr()
+        .contains("ticks of the new feed, covering its ring");
+    let window = common::config::Config::shipped_default().engine.window as u64;
+    row.observed = format!(
+        "engine {}; {} snapshots warmed from (at start and after the restart), said so: {said}; fewest mids at a first quote after the last warm-up {} (window {window}); session 2: {} published, {} received; feed2 {}",
+        exit_text(es),
+        w.warmups,
+        w.first_quote_window_min,
+        sessions[1].published,
+        sessions[1].received,
+        exit_text(f2s),
+    );
+    Ok(es.success()
+        && f2s.success()
+        && w.warmups == 2
+        && said
+        && w.first_quote_window_min == window
+        && sessions[1].published == f2.published)
 }
 
 fn lapped_engine_recovers(env: &Env, row: &mut Row) -> Result<bool> {

@@ -256,7 +256,7 @@ impl Decider {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::hot::Scratch;
     use allocator_api2::alloc::Global;
@@ -265,7 +265,7 @@ mod tests {
     use common::pool::Pool;
 
     /// The shipped default (its ring path unused here).
-    fn config() -> Config {
+    pub(crate) fn config() -> Config {
         let text = common::config::edit::Edit::new(common::config::DEFAULT_TOML)
             .set("ring.path", std::env::temp_dir().join("unused.ring"))
             .finish()

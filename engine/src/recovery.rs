@@ -390,18 +390,11 @@ fn send(out: &mut HopTx<Recovered>, cold: &mut ColdThread, mut m: Recovered) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decider::tests::config;
     use allocator_api2::alloc::Global;
     use common::config::Config;
     use common::hop::{self, ChannelKind};
     use common::tick::PX_SCALE;
-
-    fn config() -> Config {
-        let text = common::config::edit::Edit::new(common::config::DEFAULT_TOML)
-            .set("ring.path", std::env::temp_dir().join("unused.ring"))
-            .finish()
-            .unwrap();
-        Config::parse(&text, std::path::Path::new("default.toml"), &[0, 1]).unwrap()
-    }
 
     /// Tick `seq` of a two-symbol stream, a new price every tick.
     fn tick(seq: u64) -> Tick {

@@ -609,32 +609,71 @@ fn feed_killed(env: &Env, row: &mut Row) -> Result<bool> {
         && e.published_seen > 0)
 }
 
-fn feed_restarted(env: &Env, row: &mut Row) -> Result<bool> {
+/// A feed SIGKILLed under an engine in wait mode, and a second feed started on its
+/// ring: both feeds with `feed_edit`, the engine with `engine_edit`.
+struct Restarted {
+    engine: Proc,
+    feed1: Proc,
+    feed2: Proc,
+    engine_exit: ExitStatus,
+    feed2_exit: ExitStatus,
+    f2: FeedSummary,
+    e: EngineSummary,
+}
+
+fn restart_feed(
+    env: &Env,
+    row: &mut Row,
+    feed_edit: &dyn Fn(Edit) -> Edit,
+    engine_edit: &dyn Fn(Edit) -> Edit,
+) -> Result<Restarted> {
     let k = Knobs {
         engine_waits: true,
         ..Knobs::default()
     };
-    let mut engine = env.start("engine", k, 60.0)?;
-    let mut feed1 = env.start("feed1", k, 30.0)?;
+    let mut engine = env.start_with("engine", k, 60.0, engine_edit, &[])?;
+    let mut feed1 = env.start_with("feed1", k, 30.0, feed_edit, &[])?;
     sleep_ms(1500);
     feed1.signal(Signal::Kill)?;
     feed1.exit_within(5.0)?;
     sleep_ms(1000);
-    let mut feed2 = env.start("feed2", k, 1.5)?;
-    let f2s = feed2.exit_within(10.0)?;
+    let mut feed2 = env.start_with("feed2", k, 1.5, feed_edit, &[])?;
+    let feed2_exit = feed2.exit_within(10.0)?;
     sleep_ms(500);
     engine.signal(Signal::Int)?;
-    let es = engine.exit_within(10.0)?;
+    let engine_exit = engine.exit_within(10.0)?;
     let f2 = feed2.feed_summary()?;
     let e = engine.engine_summary()?;
-    let sessions = &e.sessions;
     ensure!(
-        sessions.len() == 2,
-        "engine reports {} sessions, expected 2: {sessions:?}",
-        sessions.len()
+        e.sessions.len() == 2,
+        "engine reports {} sessions, expected 2: {:?}",
+        e.sessions.len(),
+        e.sessions
     );
+    row.account(e.sessions[0].published + f2.published, &e);
+    Ok(Restarted {
+        engine,
+        feed1,
+        feed2,
+        engine_exit,
+        feed2_exit,
+        f2,
+        e,
+    })
+}
+
+fn feed_restarted(env: &Env, row: &mut Row) -> Result<bool> {
+    let Restarted {
+        feed1,
+        feed2,
+        engine_exit: es,
+        feed2_exit: f2s,
+        f2,
+        e,
+        ..
+    } = restart_feed(env, row, &|e| e, &|e| e)?;
+    let sessions = &e.sessions;
     let (s1, s2) = (&sessions[0], &sessions[1]);
-    row.account(s1.published + f2.published, &e);
     let reclaimed = feed2
         .stderr()
         .contains(&format!("reclaimed the ring left by pid {}", feed1.pid()));
@@ -1169,33 +1208,18 @@ fn late_engine_warm(env: &Env, row: &mut Row) -> Result<bool> {
 }
 
 fn feed_restarted_warm(env: &Env, row: &mut Row) -> Result<bool> {
-    let k = Knobs {
-        engine_waits: true,
-        ..Knobs::default()
-    };
     let socket = PathBuf::from(format!("/tmp/hft-chaos-{}-rewarm.sock", std::process::id()));
     let feed_edit = |e: Edit| e.set("feed.service.socket", &socket);
     let engine_edit = |e: Edit| e.set("engine.history_service", &socket);
-    let mut engine = env.start_with("engine", k, 60.0, &engine_edit, &[])?;
-    let mut feed1 = env.start_with("feed1", k, 30.0, &feed_edit, &[])?;
-    sleep_ms(1500);
-    feed1.signal(Signal::Kill)?;
-    feed1.exit_within(5.0)?;
-    sleep_ms(1000);
-    let mut feed2 = env.start_with("feed2", k, 1.5, &feed_edit, &[])?;
-    let f2s = feed2.exit_within(10.0)?;
-    sleep_ms(500);
-    engine.signal(Signal::Int)?;
-    let es = engine.exit_within(10.0)?;
-    let f2 = feed2.feed_summary()?;
-    let e = engine.engine_summary()?;
+    let Restarted {
+        engine,
+        engine_exit: es,
+        feed2_exit: f2s,
+        f2,
+        e,
+        ..
+    } = restart_feed(env, row, &feed_edit, &engine_edit)?;
     let sessions = &e.sessions;
-    ensure!(
-        sessions.len() == 2,
-        "engine reports {} sessions, expected 2: {sessions:?}",
-        sessions.len()
-    );
-    row.account(sessions[0].published + f2.published, &e);
     let w = e
         .warm
         .clone()

@@ -843,34 +843,67 @@ mod end_to_end {
         target.join("debug")
     }
 
+    /// A small run (`small_run`) of the built lab on the test's cores, its own ring and
+    /// output folder; holds the hot cores while it lives.
+    struct Small {
+        cores: (usize, usize),
+        _hot: std::sync::MutexGuard<'static, ()>,
+        _dir: tempfile::TempDir,
+        bins: PathBuf,
+        ring: PathBuf,
+        out: PathBuf,
+        config: PathBuf,
+    }
+
+    impl Small {
+        fn new(tag: &str) -> Option<Small> {
+            let cores = two_cores()?;
+            let bins = build_binaries();
+            let hot = HOT_CORES.lock().unwrap_or_else(|e| e.into_inner());
+            let dir = tempfile::tempdir().unwrap();
+            let ring = shm_dir().join(format!("lab-test{tag}-{}.ring", std::process::id()));
+            let out = dir.path().join("out");
+            let config = dir.path().join("small.toml");
+            std::fs::write(&config, config_text(cores, &ring, &out, small_run)).unwrap();
+            Some(Small {
+                cores,
+                _hot: hot,
+                _dir: dir,
+                bins,
+                ring,
+                out,
+                config,
+            })
+        }
+
+        /// Runs `lab run` on it with `extra` flags (within 120 s) and removes the ring.
+        fn run(&self, extra: &[&str]) -> Ran {
+            let mut cmd = Command::new(self.bins.join("lab"));
+            cmd.args(["run", "--config", self.config.to_str().unwrap()])
+                .args(["--out", self.out.to_str().unwrap()])
+                .args(extra);
+            let ran = run_watched(cmd, Duration::from_secs(120), |_| {});
+            let _ = std::fs::remove_file(&self.ring);
+            ran
+        }
+
+        fn summary(&self) -> serde_json::Value {
+            serde_json::from_slice(
+                &std::fs::read(self.out.join("summary.json")).expect("summary.json"),
+            )
+            .unwrap()
+        }
+    }
+
     #[test]
     fn several_engines_read_one_feed_each_in_its_own_folder() {
-        let Some(cores) = two_cores() else { return };
-        let bins = build_binaries();
-        let _hot = HOT_CORES.lock().unwrap_or_else(|e| e.into_inner());
-        let dir = tempfile::tempdir().unwrap();
-        let ring = shm_dir().join(format!("lab-test-multi-{}.ring", std::process::id()));
-        let out = dir.path().join("out");
-        let config = dir.path().join("small.toml");
-        std::fs::write(&config, config_text(cores, &ring, &out, small_run)).unwrap();
-        let mut cmd = Command::new(bins.join("lab"));
-        cmd.args([
-            "run",
-            "--config",
-            config.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--engines",
-            "2",
-            "--noise",
-            "0",
-        ]);
-        let ran = run_watched(cmd, Duration::from_secs(120), |_| {});
-        let _ = std::fs::remove_file(&ring);
+        let Some(small) = Small::new("-multi") else {
+            return;
+        };
+        let ran = small.run(&["--engines", "2", "--noise", "0"]);
         assert_eq!(ran.code(), Some(0), "{ran:?}");
-        let v: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(out.join("summary.json")).expect("summary.json"))
-                .unwrap();
+        let v = small.summary();
+        let out = &small.out;
         let n = |x: &serde_json::Value| x.as_u64().unwrap_or_else(|| panic!("not a count: {x}"));
         let published = n(&v["ticks"]["published"]);
         assert!(published > 0, "{v:#}");
@@ -934,29 +967,12 @@ mod end_to_end {
 
     #[test]
     fn feed_and_engine_run_together() {
-        let Some(cores) = two_cores() else { return };
-        let bins = build_binaries();
-        let _hot = HOT_CORES.lock().unwrap_or_else(|e| e.into_inner());
-        let dir = tempfile::tempdir().unwrap();
-        let ring = shm_dir().join(format!("lab-test-{}.ring", std::process::id()));
-        let out = dir.path().join("out");
-        let config = dir.path().join("small.toml");
-        std::fs::write(&config, config_text(cores, &ring, &out, small_run)).unwrap();
-        let mut cmd = Command::new(bins.join("lab"));
-        cmd.args([
-            "run",
-            "--config",
-            config.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        let ran = run_watched(cmd, Duration::from_secs(120), |_| {});
-        let _ = std::fs::remove_file(&ring);
+        let Some(small) = Small::new("") else { return };
+        let cores = small.cores;
+        let ran = small.run(&[]);
         assert_eq!(ran.code(), Some(0), "{ran:?}");
-
-        let v: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(out.join("summary.json")).expect("summary.json"))
-                .unwrap();
+        let out = &small.out;
+        let v = small.summary();
         let ticks = &v["ticks"];
         let n = |x: &serde_json::Value| x.as_u64().unwrap_or_else(|| panic!("not a count: {x}"));
         assert!(n(&ticks["published"]) > 0, "{v:#}");
@@ -1078,28 +1094,13 @@ mod end_to_end {
     /// hot threads' never.
     #[test]
     fn the_timed_allocator_mode_times_cold_threads_only() {
-        let Some(cores) = two_cores() else { return };
-        let bins = build_binaries();
-        let _hot = HOT_CORES.lock().unwrap_or_else(|e| e.into_inner());
-        let dir = tempfile::tempdir().unwrap();
-        let ring = shm_dir().join(format!("lab-test-timed-{}.ring", std::process::id()));
-        let out = dir.path().join("out");
-        let config = dir.path().join("small.toml");
-        std::fs::write(&config, config_text(cores, &ring, &out, small_run)).unwrap();
-        let mut cmd = Command::new(bins.join("lab"));
-        cmd.args(["run", "--config", config.to_str().unwrap()])
-            .args([
-                "--out",
-                out.to_str().unwrap(),
-                "--noise",
-                "0",
-                "--time-allocator",
-            ]);
-        let ran = run_watched(cmd, Duration::from_secs(120), |_| {});
-        let _ = std::fs::remove_file(&ring);
+        let Some(small) = Small::new("-timed") else {
+            return;
+        };
+        let ran = small.run(&["--noise", "0", "--time-allocator"]);
         assert_eq!(ran.code(), Some(0), "{ran:?}");
-        let v: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+        let v = small.summary();
+        let out = &small.out;
         let calls = v["alloc_call_ns"].as_object().expect("timed calls");
         let roles: Vec<&str> = calls.keys().map(String::as_str).collect();
         // The history thread allocates as the history grows; every timed role is a

@@ -1400,6 +1400,10 @@ mod tests {
         assert!(t.contains("detectably higher"), "{t}");
         // No baseline: no verdict.
         assert!(hybrid_verdicts(&b[1..], None).is_empty());
+        // A block of hybrids that differ in settings only, the first its baseline: a
+        // comparison of settings, not of the hybrid against the brief's baseline.
+        let settings = vec![b[2].clone(), b[2].clone()];
+        assert!(hybrid_verdicts(&settings, Some(0)).is_empty());
     }
 
     #[test]

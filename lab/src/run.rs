@@ -445,12 +445,13 @@ pub fn execute(
         format!("{header}{}", plan.text).as_bytes(),
     )?;
 
-    let child_args = |bin: &Path| {
+    // A child reading `config` and writing into `out`.
+    let child_args = |bin: &Path, config: &Path, out: &Path| {
         let mut c = Command::new(bin);
         c.arg("--config")
-            .arg(&config_path)
+            .arg(config)
             .arg("--out")
-            .arg(out_dir)
+            .arg(out)
             .stdin(Stdio::null());
         if let Some(d) = plan.duration_s {
             c.arg("--duration").arg(d.to_string());
@@ -478,17 +479,8 @@ pub fn execute(
                 plan.source.display()
             ));
             files::write(&config, Kind::Text, format!("{header}{text}").as_bytes())?;
-            let mut c = Command::new(&bins.engine);
-            c.arg("--config")
-                .arg(&config)
-                .arg("--out")
-                .arg(&dir)
-                .stdin(Stdio::null());
-            if let Some(d) = plan.duration_s {
-                c.arg("--duration").arg(d.to_string());
-            }
             engines.push(spawn(
-                c,
+                child_args(&bins.engine, &config, &dir),
                 ENGINE_NAMES[i],
                 ENGINE_PREFIXES[i],
                 output,
@@ -499,7 +491,7 @@ pub fn execute(
         }
     } else {
         engines.push(spawn(
-            child_args(&bins.engine),
+            child_args(&bins.engine, &config_path, out_dir),
             "engine",
             ENGINE_PREFIX,
             output,
@@ -509,7 +501,7 @@ pub fn execute(
         engine_dirs.push((out_dir.to_path_buf(), plan.config.cores.engine_hot));
     }
     let mut feed = spawn(
-        child_args(&bins.feed),
+        child_args(&bins.feed, &config_path, out_dir),
         "feed",
         FEED_PREFIX,
         output,

@@ -43,6 +43,10 @@ struct SymbolHistory {
     chunks: VecDeque<Vec<Tick>>,
     front_evicted: usize,
     len: usize,
+    /// Held ticks at the front that earlier feed runs published (restored from the
+    /// journal): their sequence numbers are another run's, so lookups by sequence
+    /// number pass over them.
+    earlier: usize,
     bars: VecDeque<Bar>,
     current: Option<Bar>,
 }
@@ -65,6 +69,7 @@ impl SymbolHistory {
             return;
         }
         self.len -= 1;
+        self.earlier = self.earlier.saturating_sub(1);
         self.front_evicted += 1;
         if self
             .chunks
@@ -76,22 +81,36 @@ impl SymbolHistory {
         }
     }
 
-    /// Held ticks with a sequence number of at least `seq`, oldest first (ticks of one
-    /// symbol are held in sequence order).
+    /// Held ticks of this run with a sequence number of at least `seq`, oldest first
+    /// (a run's ticks of one symbol are held in sequence order, after the earlier
+    /// runs' ones).
     fn since_seq(&self, seq: u64) -> impl Iterator<Item = &Tick> {
-        let first_chunk = self
-            .chunks
-            .partition_point(|c| c.last().is_some_and(|t| t.seq < seq));
-        let front = self.front_evicted;
+        // Every chunk but the newest is full, so the first tick of this run is at
+        // index `front_evicted + earlier` counted from the front chunk's start.
+        let start = self.front_evicted + self.earlier;
+        let (c0, p0) = (start / CHUNK_TICKS, start % CHUNK_TICKS);
+        let (mut lo, mut hi) = (c0, self.chunks.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.chunks[mid].last().is_some_and(|t| t.seq < seq) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
         self.chunks
             .iter()
             .enumerate()
-            .skip(first_chunk)
+            .skip(lo)
             .flat_map(move |(i, c)| {
-                let start = if i == 0 { front } else { 0 };
-                let c = &c[start..];
+                let c = &c[if i == c0 { p0.min(c.len()) } else { 0 }..];
                 c[c.partition_point(|t| t.seq < seq)..].iter()
             })
+    }
+
+    /// The oldest held tick of this run.
+    fn first_of_run(&self) -> Option<&Tick> {
+        self.iter().nth(self.earlier)
     }
 
     fn iter(&self) -> impl Iterator<Item = &Tick> {
@@ -138,9 +157,22 @@ impl History {
     /// Adds `tick`, which happened `second` seconds into the run, evicting the oldest
     /// tick if the limit is reached. Ticks of unknown symbols are ignored.
     pub fn push(&mut self, tick: Tick, second: u64) {
+        self.push_tick(tick, second, false);
+    }
+
+    /// Adds `tick` of an earlier feed run (restored from the journal) as [`History::push`]
+    /// does, before any tick of this run: snapshots and bars include it, lookups by
+    /// sequence number ([`History::ticks_from`], [`History::first_held`]) do not, since
+    /// its sequence number is another run's.
+    pub fn push_earlier(&mut self, tick: Tick, second: u64) {
+        self.push_tick(tick, second, true);
+    }
+
+    fn push_tick(&mut self, tick: Tick, second: u64, earlier: bool) {
         let Some(h) = self.symbols.get_mut(tick.symbol as usize) else {
             return;
         };
+        debug_assert!(!earlier || h.earlier == h.len, "earlier ticks come first");
         let px = match tick.kind {
             TickKind::Trade => tick.last_px_e8,
             TickKind::Quote => tick.mid_px_e8(),
@@ -179,6 +211,9 @@ impl History {
             }
         }
         h.push_tick(tick);
+        if earlier {
+            h.earlier += 1;
+        }
         self.order.push_back(tick.symbol);
         if self.order.len() as u64 > self.max_ticks {
             if let Some(oldest) = self.order.pop_front() {
@@ -221,7 +256,8 @@ impl History {
             .flat_map(|h| h.iter())
     }
 
-    /// Held ticks of `symbol` with sequence numbers from `seq` on, oldest first.
+    /// Held ticks of `symbol` of this run with sequence numbers from `seq` on, oldest
+    /// first.
     pub fn ticks_from(&self, symbol: u16, seq: u64) -> impl Iterator<Item = &Tick> {
         self.symbols
             .get(symbol as usize)
@@ -236,11 +272,11 @@ impl History {
         h.into_iter().flat_map(|h| h.iter()).skip(skip)
     }
 
-    /// The lowest sequence number held (0: nothing held).
+    /// The lowest sequence number of this run held (0: nothing held).
     pub fn first_held(&self) -> u64 {
         self.symbols
             .iter()
-            .filter_map(|h| h.iter().next().map(|t| t.seq))
+            .filter_map(|h| h.first_of_run().map(|t| t.seq))
             .min()
             .unwrap_or(0)
     }
@@ -391,6 +427,44 @@ mod tests {
         let last: Vec<u64> = h.last_ticks(1, 3).map(|t| t.seq).collect();
         assert_eq!(last, [10 * n - 5, 10 * n - 3, 10 * n - 1]);
         assert_eq!(h.last_ticks(1, 1_000_000).count() as u64, 3 * n / 2);
+    }
+
+    /// A restarted feed's history holds the earlier run's ticks (sequence numbers
+    /// 1..) before this run's (1.. again): lookups by sequence number see only this
+    /// run's, also once eviction has taken part of the earlier ones.
+    #[test]
+    fn earlier_runs_ticks_are_passed_over_by_sequence_number() {
+        let n = CHUNK_TICKS as u64;
+        let mut h = History::new(1, 4 * n);
+        for seq in 1..=n + 10 {
+            h.push_earlier(quote(0, seq, 50), 0);
+        }
+        assert_eq!(h.first_held(), 0, "no tick of this run yet");
+        assert_eq!(h.ticks_from(0, 1).count(), 0);
+        for seq in 1..=2 * n {
+            h.push(quote(0, seq, 100), 0);
+        }
+        assert_eq!(h.first_held(), 1);
+        for from in [1, 7, n, n + 11, 2 * n, 2 * n + 1] {
+            let got: Vec<u64> = h.ticks_from(0, from).map(|t| t.seq).collect();
+            assert_eq!(got, (from..=2 * n).collect::<Vec<_>>(), "from {from}");
+            assert!(h
+                .ticks_from(0, from)
+                .all(|t| t.mid_px_e8() == quote(0, 1, 100).mid_px_e8()));
+        }
+        // Evict 15 of the earlier run's ticks, then all of them and 20 of this run's.
+        for seq in 2 * n + 1..=3 * n + 5 {
+            h.push(quote(0, seq, 100), 0);
+        }
+        assert_eq!(h.ticks(0).count() as u64, 4 * n);
+        assert_eq!(h.ticks_from(0, 1).count() as u64, 3 * n + 5);
+        for seq in 3 * n + 6..=4 * n + 20 {
+            h.push(quote(0, seq, 100), 0);
+        }
+        assert_eq!(h.first_held(), 21);
+        let got: Vec<u64> = h.ticks_from(0, 1).map(|t| t.seq).collect();
+        assert_eq!(got, (21..=4 * n + 20).collect::<Vec<_>>());
+        assert_eq!(h.last_ticks(0, 2).count(), 2);
     }
 
     #[test]

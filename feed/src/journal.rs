@@ -82,7 +82,7 @@ pub fn restore(
             prev_seq = t.seq;
             let second =
                 (t.scheduled_raw.saturating_sub(base) as f64 * restored.ns_per_raw / 1e9) as u64;
-            hist.push(*t, second);
+            hist.push_earlier(*t, second);
             pushed += 1;
         }
     }

@@ -19,7 +19,7 @@ pub mod edit;
 
 use crate::cores::WaitStrategy;
 use crate::hop::ChannelKind;
-use crate::journal::Fsync;
+use crate::journal::{Fsync, OnRestart};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fmt;
@@ -254,6 +254,11 @@ pub struct JournalConfig {
     /// Whether a feed started on a journal restores its history from it.
     #[serde(default = "default_true")]
     pub restore: bool,
+    /// A feed started on a journal with earlier epochs: `new_epoch` (its sequence
+    /// starts at 1 again) or `continue` (the newest epoch goes on, the ring's first
+    /// tick numbered one past its last).
+    #[serde(default)]
+    pub on_restart: OnRestart,
 }
 
 /// `[feed.service]`: the history service on a Unix domain socket ([`crate::service`]),
@@ -1728,6 +1733,7 @@ volatility_bps = 2.0
             ("journal segment too small", e(|e| e.set("feed.journal.dir", "/tmp/j").set("feed.journal.segment_bytes", 100)), "30:1: feed.journal.segment_bytes: must be between 65536 and 1073741824, got 100"),
             ("journal retention below a segment", e(|e| e.set("feed.journal.dir", "/tmp/j").set("feed.journal.retention_bytes", 65536)), "30:1: feed.journal.retention_bytes: must be at least segment_bytes (67108864), got 65536"),
             ("journal fsync unknown", e(|e| e.set("feed.journal.dir", "/tmp/j").set("feed.journal.fsync", "always")), "30:9: feed.journal.fsync: unknown variant `always`"),
+            ("journal on_restart unknown", e(|e| e.set("feed.journal.dir", "/tmp/j").set("feed.journal.on_restart", "resume")), "30:14: feed.journal.on_restart: unknown variant `resume`"),
             ("journal without a folder", e(|e| e.set("feed.journal.fsync", "none")), "28:1: feed.journal.dir: missing field `dir`"),
             ("channel unknown", e(|e| e.set("cold.channel", "flume")), "29:11: cold.channel: unknown variant `flume`, expected `rtrb` or `crossbeam`"),
             ("thp unknown", e(|e| e.set("memory.thp", "never")), "29:7: memory.thp: unknown variant `never`, expected `default` or `off`"),

@@ -122,7 +122,18 @@ pub enum JournalError {
         /// The configuration's.
         configured: Vec<String>,
     },
+    /// The epoch to continue recorded sequence numbers a ring cannot go on from.
+    #[error("{}: the newest epoch's last sequence number is {last}: it cannot be continued; set feed.journal.on_restart = \"new_epoch\"", dir.display())]
+    SequenceExhausted {
+        /// The journal folder.
+        dir: PathBuf,
+        /// The highest sequence number recorded.
+        last: u64,
+    },
 }
+
+/// Sequence numbers a continued epoch may reach (a ring's are below 2⁶³).
+const MAX_SEQ: u64 = 1 << 62;
 
 impl JournalError {
     /// Whether this is bad input (someone else's file, a journal of other symbols or a
@@ -132,6 +143,7 @@ impl JournalError {
             JournalError::File(e) => e.is_foreign(),
             JournalError::BadHeader { .. }
             | JournalError::Symbols { .. }
+            | JournalError::SequenceExhausted { .. }
             | JournalError::Missing { .. } => true,
         }
     }
@@ -461,11 +473,43 @@ impl Fsync {
     }
 }
 
+/// `feed.journal.on_restart`: what a feed started on a journal that holds earlier
+/// epochs does with their sequence.
+#[derive(Clone, Copy, Debug, Default, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnRestart {
+    /// Start a new epoch whose sequence begins at 1 again.
+    #[default]
+    NewEpoch,
+    /// Go on with the newest epoch: its next segment, and the sequence number after
+    /// the last one it recorded (the ring's first tick gets it), so that the journal's
+    /// sequence numbers stay unique across feed runs and a range can reach back past a
+    /// restart. The journal is the record: ticks a killed feed published but had not
+    /// yet journaled (its last batch) are numbered again by the next run.
+    Continue,
+}
+
+impl OnRestart {
+    /// The name in the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            OnRestart::NewEpoch => "new_epoch",
+            OnRestart::Continue => "continue",
+        }
+    }
+}
+
 /// What [`JournalWriter::open`] found and restored.
 #[derive(Debug, Default)]
 pub struct Restored {
-    /// Every good tick of the earlier epochs, oldest first.
+    /// Every good tick of the earlier epochs (and runs), oldest first.
     pub ticks: Vec<Tick>,
+    /// Index in `ticks` of the first tick of the epoch this run continues
+    /// ([`OnRestart::Continue`]); `ticks.len()` when it begins a new epoch.
+    pub continued_from: usize,
+    /// The sequence number this run's first tick gets: 1 for a new epoch, one past the
+    /// highest the continued epoch recorded.
+    pub next_seq: u64,
     /// Segments read.
     pub segments: usize,
     /// The torn tail cut from the newest segment: its length and why.
@@ -511,12 +555,15 @@ pub struct WriterSettings {
     pub symbols: Vec<String>,
     /// The recording clock's nanoseconds per raw unit.
     pub ns_per_raw: f64,
+    /// A new epoch, or the newest one continued.
+    pub on_restart: OnRestart,
 }
 
 impl JournalWriter {
     /// Opens (creating the folder, 0700, if missing) the journal in `dir`, reads what
     /// earlier epochs recorded (cutting the newest segment's torn tail), and starts the
-    /// next epoch with a new segment.
+    /// next epoch with a new segment, or (with [`OnRestart::Continue`]) the newest
+    /// epoch's next segment.
     pub fn open(
         dir: &Path,
         settings: WriterSettings,
@@ -528,7 +575,16 @@ impl JournalWriter {
         let mut restored = Restored::default();
         let mut kept = Vec::new();
         let n = journal.segments.len();
-        for (i, (_, _, path)) in journal.segments.iter().enumerate() {
+        let last_epoch = journal.last_epoch();
+        let continuing = settings.on_restart == OnRestart::Continue && last_epoch > 0;
+        let mut last_segment = 0;
+        for (i, (epoch, segment, path)) in journal.segments.iter().enumerate() {
+            if continuing && *epoch == last_epoch && last_segment == 0 {
+                restored.continued_from = restored.ticks.len();
+            }
+            if *epoch == last_epoch {
+                last_segment = *segment;
+            }
             let read = read_segment(path)?;
             if read.header.symbols != settings.symbols {
                 return Err(JournalError::Symbols {
@@ -559,9 +615,28 @@ impl JournalWriter {
             restored.segments += 1;
             kept.push((path.clone(), size));
         }
+        if !continuing {
+            restored.continued_from = restored.ticks.len();
+        }
+        restored.next_seq = restored.ticks[restored.continued_from..]
+            .iter()
+            .map(|t| t.seq)
+            .max()
+            .map_or(1, |s| s + 1);
+        if restored.next_seq >= MAX_SEQ {
+            return Err(JournalError::SequenceExhausted {
+                dir: dir.to_path_buf(),
+                last: restored.next_seq - 1,
+            });
+        }
+        let (epoch, segment) = if continuing {
+            (last_epoch, last_segment + 1)
+        } else {
+            (last_epoch + 1, 1)
+        };
         let header = SegmentHeader {
-            epoch: journal.last_epoch() + 1,
-            segment: 1,
+            epoch,
+            segment,
             ns_per_raw: settings.ns_per_raw,
             created_unix_ns: 0,
             symbols: settings.symbols,
@@ -570,7 +645,7 @@ impl JournalWriter {
         let mut w = JournalWriter {
             dir: dir.to_path_buf(),
             epoch: header.epoch,
-            segment: 1,
+            segment,
             file,
             path,
             written,
@@ -742,6 +817,7 @@ mod tests {
             fsync: Fsync::None,
             symbols: vec!["A".into(), "B".into(), "C".into()],
             ns_per_raw: 0.5,
+            on_restart: OnRestart::NewEpoch,
         }
     }
 
@@ -785,6 +861,39 @@ mod tests {
         let journal = Journal::open(dir.path()).unwrap();
         assert_eq!(journal.epochs(), [1, 2]);
         assert_eq!(journal.read(Some(2)).unwrap()[0].ticks.len(), 300);
+        assert_eq!((restored.continued_from, restored.next_seq), (500, 1));
+    }
+
+    /// `on_restart = continue`: the newest epoch goes on in its next segment, and the
+    /// next run's sequence starts one past the last recorded; the epochs before it
+    /// are restored as earlier ones. On an empty journal it is the first epoch.
+    #[test]
+    fn a_continued_run_goes_on_with_the_newest_epochs_sequence() {
+        let dir = tempfile::tempdir().unwrap();
+        let cont = || WriterSettings {
+            on_restart: OnRestart::Continue,
+            ..settings()
+        };
+        let first = write_epoch(dir.path(), cont(), 1..=200);
+        assert_eq!((first.continued_from, first.next_seq), (0, 1));
+        write_epoch(dir.path(), settings(), 1..=500);
+        let second = write_epoch(dir.path(), cont(), 501..=800);
+        assert_eq!((second.continued_from, second.next_seq), (200, 501));
+        let third = write_epoch(dir.path(), cont(), 801..=900);
+        assert_eq!((third.continued_from, third.next_seq), (200, 801));
+        assert_eq!(third.ticks.len(), 200 + 800);
+        let journal = Journal::open(dir.path()).unwrap();
+        assert_eq!(journal.epochs(), [1, 2]);
+        let reads = journal.read(Some(2)).unwrap();
+        assert_eq!(
+            reads.iter().map(|r| r.header.segment).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        let seqs: Vec<u64> = reads
+            .iter()
+            .flat_map(|r| r.ticks.iter().map(|t| t.seq))
+            .collect();
+        assert_eq!(seqs, (1..=900).collect::<Vec<_>>());
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //! | `0x03` bars | request | `symbol: u16`, `from_second: u64`, `to_second: u64` |
 //! | `0x81` ticks | response | `count: u32`, then `count` ticks of 64 bytes ([`Tick::to_words`]) |
 //! | `0x82` bars | response | `symbol: u16`, `count: u32`, then `count` bars of 7 × 8 bytes |
-//! | `0x83` done | response | `request: u8`, `items: u64`, `first_held: u64` (the oldest sequence number the feed still holds), `epoch: u64` |
+//! | `0x83` done | response | `request: u8`, `items: u64`, `first_held: u64` (the oldest sequence number of this feed run the history holds), `newest: u64` (the newest one), `epoch: u64` |
 //! | `0x80` error | response | `code: u16`, then a UTF-8 message; the feed closes the connection after it |
 //!
 //! A response to a request is any number of ticks or bars frames and one done frame.
@@ -26,7 +26,7 @@
 use crate::tick::{Tick, TICK_WORDS};
 
 /// The protocol version this build speaks.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Longest request frame (after the length field).
 pub const MAX_REQUEST: usize = 64;
 /// Longest response frame (after the length field).
@@ -114,9 +114,12 @@ pub enum Response {
         request: u8,
         /// Ticks or bars sent for it.
         items: u64,
-        /// The oldest sequence number the feed holds (a range below it cannot be
-        /// served).
+        /// The oldest sequence number of this feed run the history holds (a range
+        /// below it is served from the journal, or not at all); 0: none.
         first_held: u64,
+        /// The newest sequence number of this feed run the history holds (a snapshot
+        /// covers the ring's ticks up to it); 0: none.
+        newest: u64,
         /// The feed's epoch.
         epoch: u64,
     },
@@ -335,11 +338,13 @@ pub fn encode_response(r: &Response, out: &mut Vec<u8>) {
             request,
             items,
             first_held,
+            newest,
             epoch,
         } => {
             p.push(*request);
             p.extend_from_slice(&items.to_le_bytes());
             p.extend_from_slice(&first_held.to_le_bytes());
+            p.extend_from_slice(&newest.to_le_bytes());
             p.extend_from_slice(&epoch.to_le_bytes());
             0x83
         }
@@ -411,14 +416,15 @@ pub fn decode_response(buf: &[u8]) -> Result<Option<(Response, usize)>, String> 
             Response::Bars { symbol, bars }
         }
         0x83 => {
-            if p.len() != 25 {
+            if p.len() != 33 {
                 return Err(short());
             }
             Response::Done {
                 request: p[0],
                 items: u64_at(p, 1),
                 first_held: u64_at(p, 9),
-                epoch: u64_at(p, 17),
+                newest: u64_at(p, 17),
+                epoch: u64_at(p, 25),
             }
         }
         0x80 => {
@@ -442,10 +448,12 @@ pub struct Answer {
     pub ticks: Vec<Tick>,
     /// Every bar, with its symbol.
     pub bars: Vec<(u16, WireBar)>,
-    /// The done frame's items, oldest held sequence number and epoch.
+    /// The done frame's items, oldest and newest held sequence numbers and epoch.
     pub items: u64,
     /// See [`Answer::items`].
     pub first_held: u64,
+    /// See [`Answer::items`].
+    pub newest: u64,
     /// See [`Answer::items`].
     pub epoch: u64,
 }
@@ -481,11 +489,13 @@ pub fn request(
                 Response::Done {
                     items,
                     first_held,
+                    newest,
                     epoch,
                     ..
                 } => {
                     answer.items = items;
                     answer.first_held = first_held;
+                    answer.newest = newest;
                     answer.epoch = epoch;
                     return Ok(answer);
                 }
@@ -546,7 +556,7 @@ mod tests {
         let with = |len: u32, rest: &[u8]| [&len.to_le_bytes()[..], rest].concat();
         let good = enc(&Request::Range { from: 1, to: 5 });
         let mut version = good.clone();
-        version[4] = 2;
+        version[4] = VERSION + 1;
         let mut kind = good.clone();
         kind[5] = 0x7f;
         let cases: Vec<(&str, Vec<u8>, u16)> = vec![
@@ -647,6 +657,7 @@ mod tests {
                 request: 0x02,
                 items: 2,
                 first_held: 1,
+                newest: 9,
                 epoch: 3,
             },
             Response::Error {

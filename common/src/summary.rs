@@ -202,7 +202,14 @@ pub struct JournalReport {
     pub dir: String,
     /// This run's epoch.
     pub epoch: u64,
-    /// Ticks of earlier epochs restored into the history at start.
+    /// Whether this run continued the newest epoch's sequence
+    /// (`feed.journal.on_restart = "continue"` on a journal that had one).
+    #[serde(default)]
+    pub continued: bool,
+    /// Sequence number of this run's first tick (1 unless it continued an epoch).
+    #[serde(default)]
+    pub first_seq: u64,
+    /// Ticks of earlier epochs (and runs) restored into the history at start.
     pub restored: u64,
     /// Bytes of a torn tail cut from the newest segment at start (0: none).
     pub truncated_bytes: u64,

@@ -344,6 +344,7 @@ mod ring {
             clock_source: 1,
             epoch_ns: 7,
             lossless,
+            first_seq: 1,
         };
         let mut producer = shm::create(&path, CAPACITY, id).unwrap();
         for i in 0..published {

@@ -689,8 +689,11 @@ impl Loop<'_> {
         let missed = self.r.missed + self.iv.missed;
         let gaps = self.r.gaps + self.iv.gaps;
         let (r0, m0, g0) = self.session_base;
-        let published = sub.producer_progress().published;
-        let unread = published.saturating_sub(sub.next_seq() - 1);
+        // Sequence numbers start at the ring's first (above 1 where the feed continues
+        // its earlier run's sequence); counts are this session's.
+        let newest = sub.producer_progress().published;
+        let published = newest.saturating_sub(sub.first_seq() - 1);
+        let unread = newest.saturating_sub(sub.next_seq() - 1);
         self.r.unread += unread;
         self.r.published_seen += published;
         let producer = sub.producer();

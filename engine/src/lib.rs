@@ -742,10 +742,12 @@ pub(crate) fn fetch_snapshot(
             Err(_) => std::thread::sleep(Duration::from_millis(20)),
         }
     };
-    let covered_through = answer.ticks.iter().map(|t| t.seq).max().unwrap_or(0);
+    // The newest tick of this feed run the history holds: the ring's ticks up to it are
+    // in the snapshot's state (a restarted feed's snapshot may also hold its earlier
+    // runs' ticks, whose sequence numbers say nothing about this ring).
     Ok(hot::Snapshot {
         ticks: answer.ticks,
-        covered_through,
+        covered_through: answer.newest,
     })
 }
 

@@ -659,6 +659,7 @@ mod tests {
                         request: req.kind(),
                         items: ticks.len() as u64,
                         first_held,
+                        newest: last,
                         epoch: 1,
                     },
                     &mut out,

@@ -281,6 +281,16 @@ impl History {
             .unwrap_or(0)
     }
 
+    /// The highest sequence number of this run held (0: nothing held).
+    pub fn newest_held(&self) -> u64 {
+        self.symbols
+            .iter()
+            .filter(|h| h.len > h.earlier)
+            .filter_map(|h| h.chunks.back().and_then(|c| c.last()).map(|t| t.seq))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Symbols in the history.
     pub fn symbol_count(&self) -> usize {
         self.symbols.len()
@@ -439,12 +449,16 @@ mod tests {
         for seq in 1..=n + 10 {
             h.push_earlier(quote(0, seq, 50), 0);
         }
-        assert_eq!(h.first_held(), 0, "no tick of this run yet");
+        assert_eq!(
+            (h.first_held(), h.newest_held()),
+            (0, 0),
+            "no tick of this run yet"
+        );
         assert_eq!(h.ticks_from(0, 1).count(), 0);
         for seq in 1..=2 * n {
             h.push(quote(0, seq, 100), 0);
         }
-        assert_eq!(h.first_held(), 1);
+        assert_eq!((h.first_held(), h.newest_held()), (1, 2 * n));
         for from in [1, 7, n, n + 11, 2 * n, 2 * n + 1] {
             let got: Vec<u64> = h.ticks_from(0, from).map(|t| t.seq).collect();
             assert_eq!(got, (from..=2 * n).collect::<Vec<_>>(), "from {from}");

@@ -27,6 +27,7 @@ pub fn open(
         fsync: j.fsync,
         symbols: config.symbols.iter().map(|s| s.name.clone()).collect(),
         ns_per_raw: clock.ns_per_raw(),
+        on_restart: j.on_restart,
     };
     let (writer, restored) = JournalWriter::open(&j.dir, settings).map_err(|e| {
         if e.is_bad_input() {
@@ -48,10 +49,16 @@ pub fn open(
             path.display()
         );
     }
+    let continued = restored.next_seq > 1;
     eprintln!(
-        "feed: journal {}: epoch {}; {} ticks of earlier epochs in {} segments{}",
+        "feed: journal {}: epoch {}{}; {} ticks of earlier epochs and runs in {} segments{}",
         j.dir.display(),
         writer.epoch(),
+        if continued {
+            format!(" continued at sequence number {}", restored.next_seq)
+        } else {
+            String::new()
+        },
         restored.ticks.len(),
         restored.segments,
         if j.restore {
@@ -64,8 +71,13 @@ pub fn open(
 }
 
 /// Pushes the restored ticks into `hist` (where `feed.journal.restore`), each in the bar
-/// of its second since the start of its own epoch (an epoch begins where the sequence
-/// starts again). Returns the report to start the run's journaling with.
+/// of its second since the start of its own run (a run begins where the sequence starts
+/// again or the recording clock steps back). The ticks of an epoch this run continues
+/// are pushed as this run's (their sequence numbers go on in the ring, so a range can
+/// reach them); the earlier epochs' as earlier ones ([`History::push_earlier`]).
+/// Returns the report to start the run's journaling with.
+///
+/// [`History::push_earlier`]: crate::history::History::push_earlier
 pub fn restore(
     config: &Config,
     restored: &Restored,
@@ -74,15 +86,19 @@ pub fn restore(
     let restore = config.feed.journal.as_ref().is_some_and(|j| j.restore);
     let mut pushed = 0;
     if restore {
-        let (mut prev_seq, mut base) = (u64::MAX, 0u64);
-        for t in &restored.ticks {
-            if t.seq <= prev_seq {
+        let (mut prev, mut base) = (None::<&common::tick::Tick>, 0u64);
+        for (i, t) in restored.ticks.iter().enumerate() {
+            if prev.is_none_or(|p| t.seq <= p.seq || t.scheduled_raw < p.scheduled_raw) {
                 base = t.scheduled_raw;
             }
-            prev_seq = t.seq;
+            prev = Some(t);
             let second =
                 (t.scheduled_raw.saturating_sub(base) as f64 * restored.ns_per_raw / 1e9) as u64;
-            hist.push_earlier(*t, second);
+            if i < restored.continued_from {
+                hist.push_earlier(*t, second);
+            } else {
+                hist.push(*t, second);
+            }
             pushed += 1;
         }
     }
@@ -94,6 +110,8 @@ pub fn restore(
             .map(|j| j.dir.display().to_string())
             .unwrap_or_default(),
         restored: pushed,
+        continued: restored.next_seq > 1,
+        first_seq: restored.next_seq,
         truncated_bytes: restored.truncated.as_ref().map_or(0, |t| t.1),
         ..JournalReport::default()
     }
@@ -221,7 +239,18 @@ pub fn load_replay(
             );
         }
     }
-    let ticks: Vec<Tick> = reads.iter().flat_map(|r| r.ticks.iter().copied()).collect();
+    let mut ticks: Vec<Tick> = reads.iter().flat_map(|r| r.ticks.iter().copied()).collect();
+    // An epoch continued by later feed runs may step back in recorded time where a run
+    // began on another clock (after a reboot): such a step is replayed as no pause, so
+    // the schedule stays monotonic. (A forward step, the time the feed was down, is
+    // replayed as recorded.)
+    let mut prev = ticks.first().map_or(0, |t| t.scheduled_raw);
+    let mut at = prev;
+    for t in &mut ticks {
+        at += t.scheduled_raw.saturating_sub(prev);
+        prev = t.scheduled_raw;
+        t.scheduled_raw = at;
+    }
     let (Some(first), Some(last)) = (ticks.first(), ticks.last()) else {
         return Err(Failure::bad_input(anyhow::anyhow!(
             "--replay: epoch {epoch} of {} holds no ticks",

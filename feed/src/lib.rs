@@ -77,10 +77,15 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         Some(j) => Some(journal::open(&config, j, &clock)?),
         None => None,
     };
+    // A feed that continues its journal's newest epoch numbers its first tick one past
+    // the last one recorded there.
+    let first_seq = journal
+        .as_ref()
+        .map_or(1, |(_, restored)| restored.next_seq);
     let mut publisher = shm::create(
         &config.ring.path,
         config.ring.capacity,
-        ProducerId::now(clock.source(), config.ring.lossless),
+        ProducerId::now(clock.source(), config.ring.lossless).starting_at(first_seq),
     )
     .map_err(|e| match e {
         // Someone else's file at ring.path: bad input, located at the key.
@@ -101,12 +106,17 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         );
     }
     eprintln!(
-        "feed: publishing {} symbols at {:.0} ticks/s for {} s into {} ({} slots, {}, clock {})",
+        "feed: publishing {} symbols at {:.0} ticks/s for {} s into {} ({} slots{}, {}, clock {})",
         config.symbols.len(),
         config.offered_per_s(),
         config.duration_s,
         config.ring.path.display(),
         config.ring.capacity,
+        if first_seq > 1 {
+            format!(", from sequence number {first_seq}")
+        } else {
+            String::new()
+        },
         if config.ring.lossless {
             "lossless"
         } else {

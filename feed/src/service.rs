@@ -347,12 +347,12 @@ impl Service {
             };
             let done = step(job, hist, &mut c.wbuf, items, &mut self.report);
             if done {
-                let first_held = hist.first_held();
                 push(
                     &Response::Done {
                         request: request.kind(),
                         items: *items,
-                        first_held,
+                        first_held: hist.first_held(),
+                        newest: hist.newest_held(),
                         epoch,
                     },
                     &mut c.wbuf,

@@ -196,6 +196,11 @@ const SCENARIOS: &[Scenario] = &[
         journal_restored,
     ),
     (
+        "journal_continued",
+        "SIGKILL a feed on a journal with on_restart = continue, start another: same epoch, sequence goes on, a range reaches back past the restart",
+        journal_continued,
+    ),
+    (
         "journal_torn",
         "a journal cut inside its last block: torn tail cut and reported, the rest restored",
         journal_torn,
@@ -1026,6 +1031,102 @@ fn journal_restored(env: &Env, row: &mut Row) -> Result<bool> {
         && second.len() as u64 == f2.published
         && f2.history_evicted == 0
         && f2.history_digest == expected_digest)
+}
+
+fn journal_continued(env: &Env, row: &mut Row) -> Result<bool> {
+    use common::service::{request, Request};
+    let k = Knobs {
+        engine_waits: true,
+        ..Knobs::default()
+    };
+    let journal = env.dir.join("journal");
+    let socket = PathBuf::from(format!("/tmp/hft-chaos-{}-cont.sock", std::process::id()));
+    let with = |e: Edit| {
+        e.set("feed.journal.dir", &journal)
+            .set("feed.journal.on_restart", "continue")
+            .set("feed.service.socket", &socket)
+    };
+    let mut engine = env.start("engine", k, 60.0)?;
+    let mut feed1 = env.start_with("feed1", k, 30.0, &with, &[])?;
+    sleep_ms(1500);
+    feed1.signal(Signal::Kill)?;
+    feed1.exit_within(5.0)?;
+    let (kept, _) = journal_ticks(&journal, 1)?;
+    let last = kept.last().map_or(0, |t| t.seq);
+    sleep_ms(500);
+    let mut feed2 = env.start_with("feed2", k, 1.5, &with, &[])?;
+    // A range across the restart: the end of feed1's run (restored from the journal)
+    // and the start of feed2's, in one answer.
+    sleep_ms(700);
+    let (from, to) = (last.saturating_sub(100).max(1), last + 101);
+    let range = request(
+        &socket,
+        &Request::Range { from, to },
+        Duration::from_secs(5),
+    )
+    .map_err(|e| anyhow!(e))?;
+    let f2s = feed2.exit_within(10.0)?;
+    sleep_ms(500);
+    engine.signal(Signal::Int)?;
+    let es = engine.exit_within(10.0)?;
+    let f2 = feed2.feed_summary()?;
+    let e = engine.engine_summary()?;
+    let j = f2
+        .journal
+        .clone()
+        .context("feed2 wrote no journal report")?;
+    let epochs = Journal::open(&journal)?.epochs();
+    let (all, _) = journal_ticks(&journal, 1)?;
+    let second = &all[kept.len().min(all.len())..];
+    let sessions = &e.sessions;
+    ensure!(
+        sessions.len() == 2,
+        "engine reports {} sessions, expected 2",
+        sessions.len()
+    );
+    row.account(sessions[0].published + f2.published, &e);
+    let per_session_ok = sessions
+        .iter()
+        .all(|s| s.published == s.received + s.missed + s.unread);
+    let sequence_goes_on = second
+        .iter()
+        .map(|t| t.seq)
+        .eq(last + 1..=last + f2.published);
+    let before: Vec<&Tick> = kept.iter().filter(|t| t.seq >= from).collect();
+    let range_ok = range.ticks.iter().map(|t| t.seq).eq(from..to)
+        && range
+            .ticks
+            .iter()
+            .take(before.len())
+            .eq(before.iter().copied());
+    row.observed = format!(
+        "feed1 journaled {} ticks (last sequence number {last}) before the kill, published {}; feed2: epoch {} (journal epochs {epochs:?}), continued {}, first sequence number {}, restored {}, published {}, journaled {} numbered on: {sequence_goes_on}; range {from}..{to} across the restart: {} ticks, whole and matching the journal: {range_ok}; feed2 {}, engine {}",
+        kept.len(),
+        sessions[0].published,
+        j.epoch,
+        j.continued,
+        j.first_seq,
+        j.restored,
+        f2.published,
+        second.len(),
+        range.ticks.len(),
+        exit_text(f2s),
+        exit_text(es)
+    );
+    Ok(es.success()
+        && f2s.success()
+        && per_session_ok
+        && !kept.is_empty()
+        && epochs == [1]
+        && j.epoch == 1
+        && j.continued
+        && j.first_seq == last + 1
+        && j.restored == kept.len() as u64
+        && all[..kept.len()] == kept[..]
+        && sessions[1].published == f2.published
+        && sequence_goes_on
+        && range_ok
+        && !socket.exists())
 }
 
 fn journal_torn(env: &Env, row: &mut Row) -> Result<bool> {

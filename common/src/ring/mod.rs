@@ -51,7 +51,7 @@ pub use crate::transport::Poll;
 /// First word of every ring header.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"HFTRING\0");
 /// Version of the header and slot layout; bumped on any incompatible change.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 /// Bytes reserved for the header at the start of a ring file; slots follow.
 pub const HEADER_BYTES: usize = 4096;
 /// Smallest capacity a ring may have.
@@ -123,7 +123,10 @@ pub struct Header {
     /// 1 in lossless mode (the producer waits for registered consumers), 0 otherwise.
     lossless: AtomicU32,
     _identity_pad32: u32,
-    _identity_pad: [u64; 8],
+    /// Sequence number of the ring's first tick: 1, or where a feed restarted on its
+    /// journal continues the sequence of its earlier run.
+    first_seq: AtomicU64,
+    _identity_pad: [u64; 7],
     /// Highest published sequence number (0: none yet). Producer-written.
     published: AtomicU64,
     /// Raw clock reading of the producer's last sign of life. Producer-written.
@@ -226,7 +229,7 @@ impl Slot {
 }
 
 impl Header {
-    fn new(capacity: u64, lossless: bool, clock_source: u32, pid: u32, epoch_ns: u64) -> Header {
+    fn new(capacity: u64, lossless: bool, first_seq: u64) -> Header {
         let h = Header {
             magic: AtomicU64::new(0),
             layout_version: AtomicU32::new(0),
@@ -238,13 +241,14 @@ impl Header {
             epoch_ns: AtomicU64::new(0),
             lossless: AtomicU32::new(0),
             _identity_pad32: 0,
-            _identity_pad: [0; 8],
+            first_seq: AtomicU64::new(0),
+            _identity_pad: [0; 7],
             published: AtomicU64::new(0),
             heartbeat_raw: AtomicU64::new(0),
             state: AtomicU32::new(0),
             consumers: std::array::from_fn(|_| ConsumerSlot::empty()),
         };
-        h.init(capacity, lossless, clock_source, pid, epoch_ns);
+        h.init(capacity, lossless, 0, std::process::id(), 0, first_seq);
         h
     }
 
@@ -262,7 +266,12 @@ impl Header {
         clock_source: u32,
         pid: u32,
         epoch_ns: u64,
+        first_seq: u64,
     ) {
+        assert!(
+            (1..WRITING).contains(&first_seq),
+            "a ring's first sequence number is in 1..2^63, got {first_seq}"
+        );
         self.layout_version.store(LAYOUT_VERSION, Ordering::Relaxed);
         self.slot_bytes
             .store(std::mem::size_of::<Slot>() as u32, Ordering::Relaxed);
@@ -276,7 +285,8 @@ impl Header {
         for c in &self.consumers {
             c.state.store(CONSUMER_FREE, Ordering::Relaxed);
         }
-        self.published.store(0, Ordering::Relaxed);
+        self.first_seq.store(first_seq, Ordering::Relaxed);
+        self.published.store(first_seq - 1, Ordering::Relaxed);
         self.heartbeat_raw.store(0, Ordering::Relaxed);
         self.state
             .store(ProducerState::Running as u32, Ordering::Relaxed);
@@ -293,6 +303,13 @@ impl Header {
             2 => Some(ProducerState::Ended),
             _ => None,
         }
+    }
+
+    /// Sequence number of the ring's first tick (at least 1; a hostile file's value is
+    /// clamped so that it cannot overflow a consumer's arithmetic).
+    pub fn first_seq(&self) -> u64 {
+        // SYNC POINT: an identity field, ordered by the `magic` pair (see `init`).
+        header_seq(self.first_seq.load(Ordering::Relaxed)).max(1)
     }
 
     /// Whether the producer of this ring waits for registered consumers.
@@ -363,7 +380,7 @@ impl HeapRegion {
     /// assert_eq!(subscriber.poll(), Poll::Empty);
     /// ```
     pub fn new(capacity: u64) -> HeapRegion {
-        HeapRegion::with_mode(capacity, false)
+        HeapRegion::with_mode(capacity, false, 1)
     }
 
     /// A new, empty, lossless ring: its publisher waits for registered consumers
@@ -373,16 +390,26 @@ impl HeapRegion {
     ///
     /// As [`HeapRegion::new`].
     pub fn lossless(capacity: u64) -> HeapRegion {
-        HeapRegion::with_mode(capacity, true)
+        HeapRegion::with_mode(capacity, true, 1)
     }
 
-    fn with_mode(capacity: u64, lossless: bool) -> HeapRegion {
+    /// A new, empty, lossy ring whose first tick gets sequence number `first_seq`
+    /// (as when a feed continues the sequence of its earlier run).
+    ///
+    /// # Panics
+    ///
+    /// As [`HeapRegion::new`], and if `first_seq` is 0 or not below 2⁶³.
+    pub fn starting_at(capacity: u64, first_seq: u64) -> HeapRegion {
+        HeapRegion::with_mode(capacity, false, first_seq)
+    }
+
+    fn with_mode(capacity: u64, lossless: bool, first_seq: u64) -> HeapRegion {
         assert!(
             capacity.is_power_of_two() && (MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity),
             "ring capacity must be a power of two in {MIN_CAPACITY}..={MAX_CAPACITY}, got {capacity}"
         );
         HeapRegion {
-            header: Header::new(capacity, lossless, 0, std::process::id(), 0),
+            header: Header::new(capacity, lossless, first_seq),
             slots: (0..capacity).map(|_| Slot::empty()).collect(),
         }
     }
@@ -438,6 +465,7 @@ struct Lossless {
 pub struct Publisher<R: Region> {
     region: R,
     next: u64,
+    first_seq: u64,
     mask: u64,
     /// Highest sequence number that can be published without looking at the consumer
     /// table again; `u64::MAX` for a lossy ring.
@@ -462,9 +490,11 @@ impl<R: Region> Publisher<R> {
                 stats: LosslessStats::default(),
             })
         });
+        let first_seq = region.header().first_seq();
         Publisher {
             region,
             next,
+            first_seq,
             mask,
             limit: if lossless.is_some() { 0 } else { u64::MAX },
             lossless,
@@ -620,7 +650,12 @@ impl<R: Region> Publisher<R> {
 
     /// Number of ticks published so far.
     pub fn published(&self) -> u64 {
-        self.next - 1
+        self.next - self.first_seq
+    }
+
+    /// Sequence number of the ring's first tick.
+    pub fn first_seq(&self) -> u64 {
+        self.first_seq
     }
 
     /// Records a sign of life (a raw clock reading) for consumers watching for a dead producer.
@@ -670,7 +705,7 @@ pub struct ProducerIdentity {
 /// Where a new subscriber starts reading.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StartAt {
-    /// The oldest tick still safely in the ring (seq 1 if nothing was overwritten yet);
+    /// The oldest tick still safely in the ring (the first if nothing was overwritten yet);
     /// ticks already gone are reported as a gap by the first poll.
     Oldest,
     /// The next tick to be published; earlier ticks are not counted at all.
@@ -723,7 +758,7 @@ impl<R: Region> Subscriber<R> {
         let published = header_seq(region.header().published.load(Ordering::Acquire));
         let next = match start {
             StartAt::Latest => published + 1,
-            StartAt::Oldest => 1,
+            StartAt::Oldest => region.header().first_seq(),
         };
         Subscriber {
             region,
@@ -902,6 +937,12 @@ impl<R: Region> Subscriber<R> {
     /// Sequence number this subscriber reads next.
     pub fn next_seq(&self) -> u64 {
         self.next
+    }
+
+    /// Sequence number of the ring's first tick: the producer has published
+    /// `producer_progress().published - (first_seq() - 1)` ticks.
+    pub fn first_seq(&self) -> u64 {
+        self.region.header().first_seq()
     }
 
     /// How far the producer has got: its published count and its last heartbeat, for

@@ -47,6 +47,9 @@ pub enum CreateError {
     /// The capacity is not a power of two within bounds.
     #[error("ring capacity {0} is not a power of two between {MIN_CAPACITY} and {MAX_CAPACITY}")]
     Capacity(u64),
+    /// The first sequence number is 0 or not below 2⁶³.
+    #[error("a ring's first sequence number must be in 1..2^63, not {0}")]
+    FirstSeq(u64),
     /// Another live producer holds the ring's lock file.
     #[error(
         "ring {} is held by another running feed{}; stop it or configure another ring.path",
@@ -289,6 +292,9 @@ pub struct ProducerId {
     pub epoch_ns: u64,
     /// Lossless mode: the producer waits for registered consumers.
     pub lossless: bool,
+    /// Sequence number of the first tick (1, or where the feed continues the sequence
+    /// of its earlier run); in 1..2⁶³.
+    pub first_seq: u64,
 }
 
 impl ProducerId {
@@ -299,7 +305,13 @@ impl ProducerId {
             clock_source: clock_source as u32,
             epoch_ns: crate::clock::unix_ns(),
             lossless,
+            first_seq: 1,
         }
+    }
+
+    /// The same producer, its first tick numbered `first_seq`.
+    pub fn starting_at(self, first_seq: u64) -> ProducerId {
+        ProducerId { first_seq, ..self }
     }
 }
 
@@ -364,6 +376,9 @@ pub fn create(
     if !capacity.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
         return Err(CreateError::Capacity(capacity));
     }
+    if !(1..1 << 63).contains(&id.first_seq) {
+        return Err(CreateError::FirstSeq(id.first_seq));
+    }
     examine_ring(path)?;
     let lock = RingLock::acquire(path)?;
     // Under the lock: no live producer, so a ring there now is a dead one's.
@@ -395,6 +410,7 @@ pub fn create(
         id.clock_source,
         std::process::id(),
         id.epoch_ns,
+        id.first_seq,
     );
     draft.publish().map_err(|e| from_file_error(e, path))?;
     Ok(Publisher::new(OwnedRegion {
@@ -621,6 +637,7 @@ mod tests {
         clock_source: 1,
         epoch_ns: 42,
         lossless: false,
+        first_seq: 1,
     };
 
     #[test]
@@ -644,6 +661,61 @@ mod tests {
         p.end_and_unlink();
         assert!(!path.exists());
         assert!(s.producer_ended());
+    }
+
+    /// A ring that continues an earlier run's sequence: its first tick is numbered
+    /// `first_seq`, a consumer from the oldest tick starts there, and counts are counts.
+    #[test]
+    fn ring_continues_a_sequence() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.ring");
+        let mut p = create(&path, 8, ID.starting_at(1_000)).unwrap();
+        let (mut s, _) = open(&path, StartAt::Oldest).unwrap();
+        assert_eq!(
+            (p.first_seq(), s.first_seq(), p.published()),
+            (1_000, 1_000, 0)
+        );
+        assert_eq!(s.poll(), Poll::Empty);
+        for _ in 0..3 {
+            p.publish(&Tick::default());
+        }
+        let seqs: Vec<u64> = (0..3)
+            .map(|_| match s.poll() {
+                Poll::Tick(t) => t.seq,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(seqs, [1_000, 1_001, 1_002]);
+        assert_eq!(p.published(), 3);
+        assert_eq!(s.producer_progress().published, 1_002);
+        // Lapped from the start: the gap counts only this ring's ticks.
+        for _ in 0..20 {
+            p.publish(&Tick::default());
+        }
+        let (mut late, _) = open(&path, StartAt::Oldest).unwrap();
+        let (mut received, mut missed, mut last) = (0, 0, 0);
+        loop {
+            match late.poll() {
+                Poll::Gap {
+                    first_seq,
+                    missed: m,
+                } => {
+                    assert_eq!(first_seq, 1_000, "the gap starts at the ring's first tick");
+                    missed += m;
+                }
+                Poll::Tick(t) => (received, last) = (received + 1, t.seq),
+                _ => break,
+            }
+        }
+        assert_eq!((received + missed, last), (23, 1_022));
+        for (bad, ok) in [(0, false), (1 << 63, false), ((1 << 63) - 1, true)] {
+            let r = create(
+                &dir.path().join(format!("{bad}.ring")),
+                8,
+                ID.starting_at(bad),
+            );
+            assert_eq!(r.is_ok(), ok, "first_seq {bad}");
+        }
     }
 
     #[test]

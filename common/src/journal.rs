@@ -88,6 +88,28 @@ pub struct SegmentRead {
     pub good_bytes: u64,
     /// The torn tail: its length in bytes and why it is not a block.
     pub torn: Option<(u64, String)>,
+    /// Sparse index of its good blocks: (file offset, first sequence number) of the
+    /// first block and of one block at least every [`MARK_BYTES`] after it.
+    pub marks: Vec<(u64, u64)>,
+}
+
+/// Bytes of a segment between two entries of its sparse block index: a range read
+/// starts at most this far before the block it needs.
+pub const MARK_BYTES: u64 = 64 << 10;
+
+/// Adds the block at `offset` (first sequence number `seq`) to `marks` if it is the
+/// first one or [`MARK_BYTES`] past the last entry.
+fn mark(marks: &mut Vec<(u64, u64)>, offset: u64, seq: u64) {
+    if marks.last().is_none_or(|m| offset >= m.0 + MARK_BYTES) {
+        marks.push((offset, seq));
+    }
+}
+
+/// One segment of this run's sequence, as [`JournalWriter::read_range`] finds it.
+#[derive(Debug)]
+struct Indexed {
+    path: PathBuf,
+    marks: Vec<(u64, u64)>,
 }
 
 /// A journal folder that could not be used.
@@ -122,6 +144,14 @@ pub enum JournalError {
         /// The configuration's.
         configured: Vec<String>,
     },
+    /// A written block that does not read back whole (found by a range read).
+    #[error("{}: {why}", path.display())]
+    Damaged {
+        /// The segment.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
     /// The epoch to continue recorded sequence numbers a ring cannot go on from.
     #[error("{}: the newest epoch's last sequence number is {last}: it cannot be continued; set feed.journal.on_restart = \"new_epoch\"", dir.display())]
     SequenceExhausted {
@@ -145,6 +175,7 @@ impl JournalError {
             | JournalError::Symbols { .. }
             | JournalError::SequenceExhausted { .. }
             | JournalError::Missing { .. } => true,
+            JournalError::Damaged { .. } => false,
         }
     }
 }
@@ -368,63 +399,69 @@ fn encode_block(ticks: &[Tick], out: &mut Vec<u8>) {
     out[16..20].copy_from_slice(&c.to_le_bytes());
 }
 
-/// Decodes the blocks of `body` (a segment after its header): the good ticks, the bytes
-/// they span, and why the rest (if any) is not a block.
-fn decode_blocks(body: &[u8]) -> (Vec<Tick>, usize, Option<String>) {
+/// What [`decode_blocks`] found.
+struct Blocks {
+    /// The good blocks' ticks.
+    ticks: Vec<Tick>,
+    /// The bytes the good blocks span.
+    good: usize,
+    /// Why the rest (if any) is not a block.
+    torn: Option<String>,
+    /// The sparse index ([`SegmentRead::marks`]).
+    marks: Vec<(u64, u64)>,
+}
+
+/// Decodes the blocks of `body` (a segment after its header, which is `base` bytes
+/// long).
+fn decode_blocks(body: &[u8], base: u64) -> Blocks {
     let mut ticks = Vec::new();
+    let mut marks = Vec::new();
     let mut at = 0;
-    while at < body.len() {
+    let torn = loop {
         let rest = &body[at..];
+        if rest.is_empty() {
+            break None;
+        }
         let Some(head) = rest.get(..BLOCK_HEADER) else {
-            return (
-                ticks,
-                at,
-                Some(format!("a block header cut short ({} bytes)", rest.len())),
-            );
+            break Some(format!("a block header cut short ({} bytes)", rest.len()));
         };
         if &head[..4] != BLOCK_MAGIC {
-            return (ticks, at, Some("no block magic".into()));
+            break Some("no block magic".into());
         }
         let count = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes")) as usize;
         if count == 0 || count > MAX_BLOCK_TICKS {
-            return (ticks, at, Some(format!("a block count of {count}")));
+            break Some(format!("a block count of {count}"));
         }
         let len = BLOCK_HEADER + count * TICK_BYTES;
         let Some(block) = rest.get(..len) else {
-            return (
-                ticks,
-                at,
-                Some(format!(
-                    "a block of {count} ticks cut short ({} of {len} bytes)",
-                    rest.len()
-                )),
-            );
+            break Some(format!(
+                "a block of {count} ticks cut short ({} of {len} bytes)",
+                rest.len()
+            ));
         };
         let stored = u32::from_le_bytes(head[16..20].try_into().expect("4 bytes"));
         if crc(&[&head[4..16], &block[BLOCK_HEADER..]]) != stored {
-            return (
-                ticks,
-                at,
-                Some("a block whose checksum does not match".into()),
-            );
+            break Some("a block whose checksum does not match".into());
         }
         let first = ticks.len();
-        for raw in block[BLOCK_HEADER..].chunks_exact(TICK_BYTES) {
-            match Tick::read_le(raw) {
-                Some(t) => ticks.push(t),
-                None => {
-                    ticks.truncate(first);
-                    return (
-                        ticks,
-                        at,
-                        Some("a block with a tick that does not decode".into()),
-                    );
-                }
-            }
+        let decoded = block[BLOCK_HEADER..]
+            .chunks_exact(TICK_BYTES)
+            .map(Tick::read_le)
+            .try_for_each(|t| t.map(|t| ticks.push(t)));
+        if decoded.is_none() {
+            ticks.truncate(first);
+            break Some("a block with a tick that does not decode".into());
         }
+        let seq = u64::from_le_bytes(head[8..16].try_into().expect("8 bytes"));
+        mark(&mut marks, base + at as u64, seq);
         at += len;
+    };
+    Blocks {
+        ticks,
+        good: at,
+        torn,
+        marks,
     }
-    (ticks, at, None)
 }
 
 /// Reads one segment file.
@@ -437,7 +474,12 @@ pub fn read_segment(path: &Path) -> Result<SegmentRead, JournalError> {
         path: path.to_path_buf(),
         why,
     })?;
-    let (ticks, good, why) = decode_blocks(&bytes[len..]);
+    let Blocks {
+        ticks,
+        good,
+        torn: why,
+        marks,
+    } = decode_blocks(&bytes[len..], len as u64);
     let good_bytes = (len + good) as u64;
     Ok(SegmentRead {
         path: path.to_path_buf(),
@@ -445,6 +487,7 @@ pub fn read_segment(path: &Path) -> Result<SegmentRead, JournalError> {
         ticks,
         good_bytes,
         torn: why.map(|w| (bytes.len() as u64 - good_bytes, w)),
+        marks,
     })
 }
 
@@ -540,6 +583,9 @@ pub struct JournalWriter {
     blocks: u64,
     ticks: u64,
     removed: u64,
+    /// This run's sequence in the journal: the segments of this epoch this writer wrote
+    /// or (continuing it) found, oldest first, each with its sparse block index.
+    index: std::collections::VecDeque<Indexed>,
 }
 
 /// The settings of a [`JournalWriter`].
@@ -578,6 +624,7 @@ impl JournalWriter {
         let last_epoch = journal.last_epoch();
         let continuing = settings.on_restart == OnRestart::Continue && last_epoch > 0;
         let mut last_segment = 0;
+        let mut index = std::collections::VecDeque::new();
         for (i, (epoch, segment, path)) in journal.segments.iter().enumerate() {
             if continuing && *epoch == last_epoch && last_segment == 0 {
                 restored.continued_from = restored.ticks.len();
@@ -611,6 +658,12 @@ impl JournalWriter {
                 }
             }
             restored.ticks.extend_from_slice(&read.ticks);
+            if continuing && *epoch == last_epoch {
+                index.push_back(Indexed {
+                    path: path.clone(),
+                    marks: read.marks,
+                });
+            }
             restored.ns_per_raw = read.header.ns_per_raw;
             restored.segments += 1;
             kept.push((path.clone(), size));
@@ -642,6 +695,10 @@ impl JournalWriter {
             symbols: settings.symbols,
         };
         let (file, path, written) = create_segment(dir, &header)?;
+        index.push_back(Indexed {
+            path: path.clone(),
+            marks: Vec::new(),
+        });
         let mut w = JournalWriter {
             dir: dir.to_path_buf(),
             epoch: header.epoch,
@@ -659,6 +716,7 @@ impl JournalWriter {
             blocks: 0,
             ticks: 0,
             removed: 0,
+            index,
         };
         w.retire()?;
         Ok((w, restored))
@@ -689,6 +747,92 @@ impl JournalWriter {
         self.removed
     }
 
+    /// The lowest sequence number of this run's sequence (this epoch) the journal still
+    /// holds in written blocks; `None` if none.
+    pub fn first_seq(&self) -> Option<u64> {
+        self.index.iter().find_map(|s| s.marks.first()).map(|m| m.1)
+    }
+
+    /// Reads the written ticks of this run's sequence with sequence numbers in
+    /// `from..to` into `out`, in order, at most `max` of them; returns the sequence
+    /// number to go on from: past the last tick read when `max` stopped it, else `to`
+    /// (the journal holds no more of the range; ticks still pending are not read).
+    /// A block that does not read back whole is [`JournalError::Damaged`].
+    ///
+    /// Starts at the sparse index's entry before `from` (at most [`MARK_BYTES`] plus a
+    /// block ahead of it) and reads the segment files through a 64 KiB buffer: for the
+    /// history thread, which calls it for ranges older than its memory.
+    pub fn read_range(
+        &self,
+        from: u64,
+        to: u64,
+        max: usize,
+        out: &mut Vec<Tick>,
+    ) -> Result<u64, JournalError> {
+        let starts = |s: &Indexed| s.marks.first().map(|m| m.1);
+        let first = self
+            .index
+            .partition_point(|s| starts(s).is_some_and(|seq| seq <= from))
+            .saturating_sub(1);
+        let mut head = [0u8; BLOCK_HEADER];
+        let mut block = Vec::new();
+        for seg in self.index.range(first..) {
+            let Some(&(_, seg_first)) = seg.marks.first() else {
+                continue;
+            };
+            if seg_first >= to {
+                break;
+            }
+            let m = seg.marks.partition_point(|m| m.1 <= from).saturating_sub(1);
+            let file = File::open(&seg.path).map_err(io_err("read", &seg.path))?;
+            let mut r = io::BufReader::with_capacity(64 << 10, file);
+            let mut at = seg.marks[m].0;
+            r.seek(SeekFrom::Start(at))
+                .map_err(io_err("read", &seg.path))?;
+            let damaged = |why: String| JournalError::Damaged {
+                path: seg.path.clone(),
+                why,
+            };
+            loop {
+                match r.read_exact(&mut head) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+                    Err(e) => return Err(io_err("read", &seg.path)(e)),
+                }
+                let seq = u64::from_le_bytes(head[8..16].try_into().expect("8 bytes"));
+                if seq >= to {
+                    return Ok(to);
+                }
+                let count = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes")) as usize;
+                if &head[..4] != BLOCK_MAGIC || count == 0 || count > MAX_BLOCK_TICKS {
+                    return Err(damaged(format!("no block at byte {at}")));
+                }
+                block.clear();
+                block.extend_from_slice(&head);
+                block.resize(BLOCK_HEADER + count * TICK_BYTES, 0);
+                r.read_exact(&mut block[BLOCK_HEADER..])
+                    .map_err(|e| damaged(format!("the block at byte {at}: {e}")))?;
+                let Blocks { ticks, torn, .. } = decode_blocks(&block, at);
+                if let Some(why) = torn {
+                    return Err(damaged(format!("the block at byte {at}: {why}")));
+                }
+                for t in ticks {
+                    if t.seq >= to {
+                        return Ok(to);
+                    }
+                    if t.seq >= from {
+                        out.push(t);
+                        if out.len() >= max {
+                            return Ok(t.seq + 1);
+                        }
+                    }
+                }
+                at += block.len() as u64;
+            }
+        }
+        Ok(to)
+    }
+
     /// Adds `tick`; a full block is written at once.
     pub fn append(&mut self, tick: Tick) -> Result<(), JournalError> {
         self.pending.push(tick);
@@ -710,6 +854,9 @@ impl JournalWriter {
         self.file
             .write_all(&self.buf)
             .map_err(io_err("append to", &self.path))?;
+        if let Some(seg) = self.index.back_mut() {
+            mark(&mut seg.marks, self.written, self.pending[0].seq);
+        }
         if self.fsync == Fsync::Block {
             self.file.sync_data().map_err(io_err("sync", &self.path))?;
         }
@@ -738,6 +885,10 @@ impl JournalWriter {
         self.segment += 1;
         self.header.segment = self.segment;
         let (file, path, written) = create_segment(&self.dir, &self.header)?;
+        self.index.push_back(Indexed {
+            path: path.clone(),
+            marks: Vec::new(),
+        });
         self.file = file;
         self.path = path;
         self.written = written;
@@ -750,6 +901,7 @@ impl JournalWriter {
         let mut total: u64 = self.kept.iter().map(|k| k.1).sum::<u64>() + self.written;
         while total > self.retention_bytes && !self.kept.is_empty() {
             let (path, bytes) = self.kept.remove(0);
+            self.index.retain(|s| s.path != path);
             files::remove_own_with(&path, |head| head.starts_with(SEGMENT_MARK))?;
             total -= bytes;
             self.removed += 1;
@@ -894,6 +1046,74 @@ mod tests {
             .flat_map(|r| r.ticks.iter().map(|t| t.seq))
             .collect();
         assert_eq!(seqs, (1..=900).collect::<Vec<_>>());
+    }
+
+    /// Ranges read back from the journal, across blocks of every size, index entries
+    /// and segments, after retention removed the oldest, and from a continued epoch's
+    /// earlier run; a range is cut at `max` and goes on where it stopped.
+    #[test]
+    fn ranges_are_read_back_by_sequence_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = WriterSettings {
+            segment_bytes: 64 * 1024,
+            retention_bytes: 512 * 1024,
+            on_restart: OnRestart::Continue,
+            ..settings()
+        };
+        let write = |seqs: std::ops::RangeInclusive<u64>| {
+            let (mut w, _) = JournalWriter::open(dir.path(), s.clone()).unwrap();
+            for seq in seqs {
+                // Every 7th sequence number is missing (dropped before the journal);
+                // blocks of 1 to 300 ticks.
+                if seq % 7 != 0 {
+                    w.append(tick(seq)).unwrap();
+                }
+                if (seq * 31) % 300 == 0 {
+                    w.flush().unwrap();
+                }
+            }
+            w.flush().unwrap();
+            w
+        };
+        drop(write(1..=3_000));
+        let w = write(3_001..=12_000);
+        assert!(w.removed() > 0, "retention removed segments");
+        let oldest = w.first_seq().unwrap();
+        assert!(oldest > 1, "the oldest segments are gone");
+        let want = |from: u64, to: u64| -> Vec<u64> {
+            (from.max(oldest)..to.min(12_001))
+                .filter(|s| s % 7 != 0)
+                .collect()
+        };
+        for (from, to) in [
+            (1, 2),
+            (1, oldest + 10),
+            (oldest, oldest + 1),
+            (2_990, 3_020),
+            (5_000, 5_001),
+            (7_777, 9_999),
+            (11_990, 12_100),
+            (13_000, 14_000),
+        ] {
+            let mut out = Vec::new();
+            let next = w.read_range(from, to, usize::MAX, &mut out).unwrap();
+            assert_eq!(next, to, "{from}..{to}");
+            assert_eq!(
+                out.iter().map(|t| t.seq).collect::<Vec<_>>(),
+                want(from, to),
+                "{from}..{to}"
+            );
+            assert!(out.iter().all(|t| *t == tick(t.seq)));
+        }
+        // In pieces of at most 100.
+        let (mut next, mut all) = (4_000, Vec::new());
+        while next < 6_000 {
+            let mut out = Vec::new();
+            next = w.read_range(next, 6_000, 100, &mut out).unwrap();
+            assert!(out.len() <= 100);
+            all.extend(out.iter().map(|t| t.seq));
+        }
+        assert_eq!(all, want(4_000, 6_000));
     }
 
     #[test]

@@ -183,6 +183,13 @@ pub struct ServiceReport {
     pub answered: u64,
     /// Ticks sent.
     pub ticks_served: u64,
+    /// Of them, ticks of ranges older than the history's memory, read back from the
+    /// journal.
+    #[serde(default)]
+    pub journal_ticks_served: u64,
+    /// Range reads from the journal that failed (the range went on past them).
+    #[serde(default)]
+    pub journal_errors: u64,
     /// Bars sent.
     pub bars_served: u64,
     /// Bytes sent.

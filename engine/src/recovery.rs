@@ -20,7 +20,8 @@
 //! long as the service serves faster than the feed publishes.
 //!
 //! Accounting, per feed session: every missed tick ends `recovered` or `unrecovered`
-//! (what the service did not have, and what was outstanding when the engine left the
+//! (what the service did not have in its memory or journal, and what was outstanding
+//! when the engine left the
 //! feed), so `published = received + recovered + unrecovered + unread`.
 //!
 //! [`Recovery`] is hot-thread state: it never allocates after [`Recovery::new`], never

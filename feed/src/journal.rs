@@ -179,6 +179,26 @@ impl Journaling {
         self.report.epoch
     }
 
+    /// The lowest sequence number of this run's sequence the journal holds, while it
+    /// runs ([`JournalWriter::first_seq`]).
+    pub fn first_seq(&self) -> Option<u64> {
+        self.writer.as_ref().and_then(JournalWriter::first_seq)
+    }
+
+    /// Reads ticks `from..to` of this run's sequence back from the journal
+    /// ([`JournalWriter::read_range`]); `None` once the journal has stopped.
+    pub fn read_range(
+        &self,
+        from: u64,
+        to: u64,
+        max: usize,
+        out: &mut Vec<Tick>,
+    ) -> Option<Result<u64, common::journal::JournalError>> {
+        self.writer
+            .as_ref()
+            .map(|w| w.read_range(from, to, max, out))
+    }
+
     /// What the journal did.
     pub fn report(mut self) -> JournalReport {
         if let Some(w) = self.writer.take() {

@@ -374,11 +374,7 @@ fn history_thread(
             j.flush();
         }
         if let Some(s) = service.as_mut() {
-            s.poll(
-                &hist,
-                journal.as_ref().map_or(0, journal::Journaling::epoch),
-                &mut cold,
-            );
+            s.poll(&hist, journal.as_ref(), &mut cold);
         }
         let now = clock.raw();
         let start = start_raw.load(Ordering::Acquire);

@@ -1,6 +1,8 @@
 //! The history service ([`common::service`]): a Unix domain socket beside the ring,
 //! served by the history thread from its memory between two drains of the md → history
-//! queue, so the md thread never sees a client.
+//! queue, so the md thread never sees a client. A range older than the memory holds is
+//! read back from the journal ([`common::journal::JournalWriter::read_range`]), one
+//! frame's worth per step.
 //!
 //! # Guarantees
 //!
@@ -24,6 +26,7 @@
 //! Everything here allocates and makes system calls: the history thread only.
 
 use crate::history::History;
+use crate::journal::Journaling;
 use common::budget::ColdThread;
 use common::config::{Config, KeyPath, ServiceConfig};
 use common::failure::Failure;
@@ -183,9 +186,10 @@ fn push(r: &Response, out: &mut Vec<u8>) {
 }
 
 impl Service {
-    /// Accepts, reads, answers and writes without waiting; `epoch` goes into every done
-    /// frame. Hands the core back between frames when the slice is over.
-    pub fn poll(&mut self, hist: &History, epoch: u64, cold: &mut ColdThread) {
+    /// Accepts, reads, answers and writes without waiting; ranges older than `hist`
+    /// holds are read back from `journal`, whose epoch goes into every done frame.
+    /// Hands the core back between frames when the slice is over.
+    pub fn poll(&mut self, hist: &History, journal: Option<&Journaling>, cold: &mut ColdThread) {
         let now = Instant::now();
         loop {
             match self.listener.accept() {
@@ -230,7 +234,7 @@ impl Service {
         let second = self.started.elapsed().as_secs();
         let mut i = 0;
         while i < self.clients.len() {
-            let keep = self.serve(i, hist, epoch, now, timeout, second, cold);
+            let keep = self.serve(i, hist, journal, now, timeout, second, cold);
             if keep {
                 i += 1;
             } else {
@@ -246,7 +250,7 @@ impl Service {
         &mut self,
         i: usize,
         hist: &History,
-        epoch: u64,
+        journal: Option<&Journaling>,
         now: Instant,
         timeout: Duration,
         second: u64,
@@ -345,15 +349,15 @@ impl Service {
             let Some((request, job, items, t0)) = c.job.as_mut() else {
                 break;
             };
-            let done = step(job, hist, &mut c.wbuf, items, &mut self.report);
+            let done = step(job, hist, journal, &mut c.wbuf, items, &mut self.report);
             if done {
                 push(
                     &Response::Done {
                         request: request.kind(),
                         items: *items,
-                        first_held: hist.first_held(),
+                        first_held: first_held(hist, journal),
                         newest: hist.newest_held(),
-                        epoch,
+                        epoch: journal.map_or(0, Journaling::epoch),
                     },
                     &mut c.wbuf,
                 );
@@ -413,10 +417,21 @@ impl Service {
     }
 }
 
+/// The oldest sequence number of this run a range can be served from: the journal's
+/// oldest, else the history's.
+fn first_held(hist: &History, journal: Option<&Journaling>) -> u64 {
+    let mem = hist.first_held();
+    match journal.and_then(Journaling::first_seq) {
+        Some(j) if mem == 0 || j < mem => j,
+        _ => mem,
+    }
+}
+
 /// Produces one frame of `job` into `out`; whether the job is done.
 fn step(
     job: &mut Job,
     hist: &History,
+    journal: Option<&Journaling>,
     out: &mut Vec<u8>,
     items: &mut u64,
     report: &mut ServiceReport,
@@ -443,6 +458,28 @@ fn step(
         Job::Range { next, to } => {
             if *next >= *to {
                 return true;
+            }
+            // Older than the memory holds (or nothing held): from the journal, up to
+            // where the memory begins.
+            let mem = hist.first_held();
+            if let Some(j) = journal.filter(|_| mem == 0 || *next < mem) {
+                let upto = if mem == 0 { *to } else { (*to).min(mem) };
+                let mut ticks = Vec::new();
+                match j.read_range(*next, upto, TICKS_PER_FRAME, &mut ticks) {
+                    Some(Ok(n)) => *next = n.max(*next + 1).min(upto),
+                    Some(Err(_)) => {
+                        report.journal_errors += 1;
+                        *next = upto;
+                    }
+                    None => *next = upto,
+                }
+                if !ticks.is_empty() {
+                    *items += ticks.len() as u64;
+                    report.ticks_served += ticks.len() as u64;
+                    report.journal_ticks_served += ticks.len() as u64;
+                    push(&Response::Ticks(ticks), out);
+                }
+                return false;
             }
             // The next stretch of sequence numbers, from every symbol, in order.
             let hi = (*next + TICKS_PER_FRAME as u64).min(*to);

@@ -231,6 +231,11 @@ const SCENARIOS: &[Scenario] = &[
         lapped_engine_recovers,
     ),
     (
+        "recovery_from_journal",
+        "a lapped engine recovers ticks the feed's memory no longer holds: read back from its journal, unrecovered = 0",
+        recovery_from_journal,
+    ),
+    (
         "replay_twice",
         "a journal replayed twice: the same ticks published, the engines emit the same orders",
         replay_twice,
@@ -1396,6 +1401,57 @@ fn lapped_engine_recovers(env: &Env, row: &mut Row) -> Result<bool> {
         && e.hot_allocs.calls() == 0
         && e.orders > 0
         && e.sessions.iter().map(|s| s.recovered).sum::<u64>() == e.recovered)
+}
+
+fn recovery_from_journal(env: &Env, row: &mut Row) -> Result<bool> {
+    let k = Knobs {
+        capacity: MIN_RING_CAPACITY,
+        ..Knobs::default()
+    };
+    let socket = PathBuf::from(format!("/tmp/hft-chaos-{}-rj.sock", std::process::id()));
+    let journal = env.dir.join("journal");
+    // The memory holds 500 ticks (25 ms at 20,000/s): a 400 ms pause misses far more.
+    let feed_edit = |e: Edit| {
+        e.set("feed.service.socket", &socket)
+            .set("feed.history.retention_ticks", 500)
+            .set("feed.journal.dir", &journal)
+    };
+    let engine_edit = |e: Edit| {
+        e.set("engine.history_service", &socket)
+            .set("engine.recover", true)
+    };
+    let mut engine = env.start_with("engine", k, 60.0, &engine_edit, &[])?;
+    let mut feed = env.start_with("feed", k, 3.0, &feed_edit, &[])?;
+    sleep_ms(1000);
+    engine.pause_ms(400)?;
+    let ok = clean_pair(&mut feed, &mut engine, row, 10.0)?;
+    let e = engine.engine_summary()?;
+    let f = feed.feed_summary()?;
+    let svc = f
+        .service
+        .clone()
+        .context("the feed wrote no service report")?;
+    row.observed = format!(
+        "{} gaps, {} missed: {} recovered, {} unrecovered; feed history held {} ticks at the end, evicted {}; service sent {} ticks, {} of them read back from the journal, {} journal read errors; {}",
+        e.gaps,
+        e.missed,
+        e.recovered,
+        e.unrecovered,
+        f.history_ticks,
+        f.history_evicted,
+        svc.ticks_served,
+        svc.journal_ticks_served,
+        svc.journal_errors,
+        row.observed
+    );
+    Ok(ok
+        && e.gaps >= 1
+        && e.missed > 500
+        && e.recovered == e.missed
+        && e.unrecovered == 0
+        && svc.journal_ticks_served > 0
+        && svc.journal_errors == 0
+        && f.history_evicted > 0)
 }
 
 fn service_abuse(env: &Env, row: &mut Row) -> Result<bool> {

@@ -212,7 +212,7 @@ const SCENARIOS: &[Scenario] = &[
     ),
     (
         "service_abuse",
-        "history service: garbage, a stalled client and 100 at once; the feed keeps its rate, md allocates nothing",
+        "history service: garbage, a stalled client and 100 at once; the feed keeps its rate, its md thread makes no allocation and no system call per tick",
         service_abuse,
     ),
     (
@@ -253,6 +253,8 @@ struct Env {
     ring: PathBuf,
     /// (feed md core, engine hot core).
     cores: (usize, usize),
+    /// `--require-perf`.
+    require_perf: bool,
 }
 
 /// What `lab chaos` writes at the top of its folder (each scenario has a folder below).
@@ -317,6 +319,7 @@ pub fn chaos(args: &ChaosArgs) -> Result<()> {
                 std::process::id()
             )),
             cores,
+            require_perf: args.require_perf,
         };
         files::create_dir_all(&env.dir)?;
         eprintln!("lab chaos: {name}: {expected}");
@@ -1454,15 +1457,55 @@ fn recovery_from_journal(env: &Env, row: &mut Row) -> Result<bool> {
         && f.history_evicted > 0)
 }
 
+/// The thread id of the thread named `name` in process `pid`.
+fn thread_id(pid: u32, name: &str) -> Option<u32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .filter_map(|e| e.ok())
+        .find(|e| {
+            std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim_end() == name)
+        })?
+        .file_name()
+        .to_str()?
+        .parse()
+        .ok()
+}
+
+/// Counts the system calls thread `tid` makes in the next `secs` seconds, with `perf stat
+/// -e raw_syscalls:sys_enter -t TID` (the kernel's syscall-entry tracepoint); `Err` says
+/// why they could not be counted.
+fn count_syscalls(tid: u32, secs: f64) -> std::result::Result<u64, String> {
+    let out = Command::new("perf")
+        .args(["stat", "-x,", "-e", "raw_syscalls:sys_enter", "-t"])
+        .arg(tid.to_string())
+        .args(["--", "sleep"])
+        .arg(format!("{secs}"))
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run perf: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    let line = text
+        .lines()
+        .find(|l| l.contains("raw_syscalls:sys_enter"))
+        .ok_or_else(|| format!("perf counted nothing: {}", text.trim()))?;
+    let field = line.split(',').next().unwrap_or_default();
+    field
+        .parse()
+        .map_err(|_| format!("perf says {field}: {}", text.trim()))
+}
+
 fn service_abuse(env: &Env, row: &mut Row) -> Result<bool> {
     use common::service::{decode_response, encode_request, request, Request, Response};
     use std::io::{Read, Write};
     use std::os::unix::net::UnixStream;
     let k = Knobs::default();
     let socket = PathBuf::from(format!("/tmp/hft-chaos-{}.sock", std::process::id()));
+    // The md thread spins (the shipped strategy) so that what is counted is its work
+    // per tick, not the yields of an idle wait.
     let with = |e: Edit| {
         e.set("feed.service.socket", &socket)
             .set("feed.service.client_timeout_ms", 300)
+            .set("feed.wait", WaitStrategy::Spin)
     };
     let mut feed = env.start_with("feed", k, 3.0, &with, &[])?;
     sleep_ms(300);
@@ -1476,6 +1519,13 @@ fn service_abuse(env: &Env, row: &mut Row) -> Result<bool> {
         sleep_ms(20);
     }
     sleep_ms(700);
+    // The md thread's system calls, counted while the clients below misbehave.
+    const COUNT_S: f64 = 1.5;
+    let md = thread_id(feed.pid(), "feed-md");
+    let counting = std::thread::spawn(move || match md {
+        Some(tid) => count_syscalls(tid, COUNT_S),
+        None => Err("no thread feed-md in the feed".into()),
+    });
     let t = Duration::from_secs(5);
     // Garbage: another protocol version.
     let mut g = UnixStream::connect(&socket)?;
@@ -1507,6 +1557,9 @@ fn service_abuse(env: &Env, row: &mut Row) -> Result<bool> {
     let range =
         request(&socket, &Request::Range { from: 1, to: 1001 }, t).map_err(|e| anyhow!(e))?;
     let range_ok = range.ticks.iter().map(|t| t.seq).eq(1..1001);
+    let syscalls = counting
+        .join()
+        .unwrap_or_else(|_| Err("the counting thread panicked".into()));
     let ok = clean_pair(&mut feed, &mut engine, row, 10.0)?;
     let f = feed.feed_summary()?;
     let svc = f
@@ -1517,8 +1570,20 @@ fn service_abuse(env: &Env, row: &mut Row) -> Result<bool> {
     // (the stream's end, the summary) schedules none.
     let expected = (f.offered_per_s * f.elapsed_s.min(3.0)).round() as u64;
     let rate_kept = f.published + 2 >= expected;
+    // "No system call per tick": at most one per 1,000 ticks published while counted.
+    let ticks_counted = f.offered_per_s * COUNT_S;
+    let (md_syscalls, syscalls_ok) = match &syscalls {
+        Ok(n) => (
+            format!(
+                "{n} in {COUNT_S} s ({:.6} per tick)",
+                *n as f64 / ticks_counted
+            ),
+            (*n as f64) < ticks_counted / 1000.0,
+        ),
+        Err(why) => (format!("not measured ({why})"), !env.require_perf),
+    };
     row.observed = format!(
-        "garbage refused: {garbage_refused}; stalled client closed: {stall_closed}; {held} clients at once, {} refused busy; range 1..1001 whole: {range_ok}; service: {} requests, {} errors, {} stalled, {} ticks served, latency p99 {:.0} µs; feed published {} of {expected} offered, md allocations {}; {}",
+        "garbage refused: {garbage_refused}; stalled client closed: {stall_closed}; {held} clients at once, {} refused busy; range 1..1001 whole: {range_ok}; service: {} requests, {} errors, {} stalled, {} ticks served, latency p99 {:.0} µs; feed published {} of {expected} offered, md allocations {}, md system calls {md_syscalls}; {}",
         svc.refused_busy,
         svc.requests,
         svc.errors,
@@ -1537,6 +1602,7 @@ fn service_abuse(env: &Env, row: &mut Row) -> Result<bool> {
         && range_ok
         && rate_kept
         && f.md_allocs.calls() == 0
+        && syscalls_ok
         && !socket.exists())
 }
 

@@ -90,6 +90,11 @@ pub struct ChaosArgs {
     /// Run only these scenarios (repeatable).
     #[arg(long, value_name = "SCENARIO")]
     pub only: Vec<String>,
+    /// Fail `service_abuse` where the feed md thread's system calls cannot be counted
+    /// (`perf stat -e raw_syscalls:sys_enter` needs perf and root or
+    /// `perf_event_paranoid` ≤ -1); without it such a row says "not measured".
+    #[arg(long)]
+    pub require_perf: bool,
 }
 
 /// `lab run`.

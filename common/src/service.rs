@@ -9,12 +9,12 @@
 //!
 //! | kind | direction | payload |
 //! |---|---|---|
-//! | `0x01` snapshot | request | `depth: u32`: the last `depth` ticks of every symbol (1 to [`MAX_DEPTH`]) |
+//! | `0x01` snapshot | request | `depth: u32`: the last `depth` ticks of every symbol (1 to [`MAX_DEPTH`]), after the symbol's latest quote and latest trade where those are older |
 //! | `0x02` range | request | `from: u64`, `to: u64`: the ticks with sequence numbers `from..to` of the current epoch (at most [`MAX_RANGE`]) |
 //! | `0x03` bars | request | `symbol: u16`, `from_second: u64`, `to_second: u64` |
 //! | `0x81` ticks | response | `count: u32`, then `count` ticks of 64 bytes ([`Tick::to_words`]) |
 //! | `0x82` bars | response | `symbol: u16`, `count: u32`, then `count` bars of 7 × 8 bytes |
-//! | `0x83` done | response | `request: u8`, `items: u64`, `first_held: u64` (the oldest sequence number of this feed run the history holds), `newest: u64` (the newest one), `epoch: u64` |
+//! | `0x83` done | response | `request: u8`, `items: u64`, `first_held: u64` (the oldest sequence number of this feed run the history holds), `newest: u64` (the newest one), `epoch: u64` (the journal's), `producer: u64` (the ring's producer start time, ns since the Unix epoch: which feed answered) |
 //! | `0x80` error | response | `code: u16`, then a UTF-8 message; the feed closes the connection after it |
 //!
 //! A response to a request is any number of ticks or bars frames and one done frame.
@@ -120,8 +120,12 @@ pub enum Response {
         /// The newest sequence number of this feed run the history holds (a snapshot
         /// covers the ring's ticks up to it); 0: none.
         newest: u64,
-        /// The feed's epoch.
+        /// The feed's journal epoch (0: no journal).
         epoch: u64,
+        /// The start time of the feed's ring producer, nanoseconds since the Unix epoch
+        /// (the ring header's `epoch_ns`): which feed run answered, so that a client can
+        /// tell an answer of another feed on the same socket.
+        producer: u64,
     },
     /// The request was refused; the connection closes.
     Error {
@@ -340,12 +344,14 @@ pub fn encode_response(r: &Response, out: &mut Vec<u8>) {
             first_held,
             newest,
             epoch,
+            producer,
         } => {
             p.push(*request);
             p.extend_from_slice(&items.to_le_bytes());
             p.extend_from_slice(&first_held.to_le_bytes());
             p.extend_from_slice(&newest.to_le_bytes());
             p.extend_from_slice(&epoch.to_le_bytes());
+            p.extend_from_slice(&producer.to_le_bytes());
             0x83
         }
         Response::Error { code, message } => {
@@ -416,7 +422,7 @@ pub fn decode_response(buf: &[u8]) -> Result<Option<(Response, usize)>, String> 
             Response::Bars { symbol, bars }
         }
         0x83 => {
-            if p.len() != 33 {
+            if p.len() != 41 {
                 return Err(short());
             }
             Response::Done {
@@ -425,6 +431,7 @@ pub fn decode_response(buf: &[u8]) -> Result<Option<(Response, usize)>, String> 
                 first_held: u64_at(p, 9),
                 newest: u64_at(p, 17),
                 epoch: u64_at(p, 25),
+                producer: u64_at(p, 33),
             }
         }
         0x80 => {
@@ -456,6 +463,8 @@ pub struct Answer {
     pub newest: u64,
     /// See [`Answer::items`].
     pub epoch: u64,
+    /// The answering feed's ring producer start time ([`Response::Done`]).
+    pub producer: u64,
 }
 
 /// Sends `r` to the service at `socket` and reads its whole answer (blocking, each read
@@ -491,12 +500,14 @@ pub fn request(
                     first_held,
                     newest,
                     epoch,
+                    producer,
                     ..
                 } => {
                     answer.items = items;
                     answer.first_held = first_held;
                     answer.newest = newest;
                     answer.epoch = epoch;
+                    answer.producer = producer;
                     return Ok(answer);
                 }
                 Response::Error { code, message } => {
@@ -659,6 +670,7 @@ mod tests {
                 first_held: 1,
                 newest: 9,
                 epoch: 3,
+                producer: 1_700_000_000_000_000_000,
             },
             Response::Error {
                 code: ERR_BUSY,

@@ -131,6 +131,10 @@ pub struct RecoveryReport {
     pub requests: u64,
     /// See [`RecoveryReport::requests`].
     pub request_errors: u64,
+    /// Answers from another feed run than the range's (a new feed on the same socket):
+    /// not applied, the rest of their range unrecovered.
+    #[serde(default)]
+    pub foreign_answers: u64,
     /// The last request error, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,

@@ -474,12 +474,12 @@ pub fn run<R: Region>(
                 Poll::Gap { first_seq, missed } => {
                     l.iv.gaps += 1;
                     l.iv.missed += missed;
-                    l.recover(decider, first_seq, first_seq + missed);
+                    l.recover(decider, first_seq, first_seq + missed, sub);
                 }
                 Poll::Corrupt { seq } => {
                     l.iv.missed += 1;
                     l.r.corrupt += 1;
-                    l.recover(decider, seq, seq + 1);
+                    l.recover(decider, seq, seq + 1, sub);
                 }
                 Poll::Ended => break EndReason::EndOfStream,
                 // A ring never fails; a transport that does has no producer left.
@@ -519,9 +519,10 @@ impl Loop<'_> {
     /// A gap `from..to` (or a corrupt tick): with recovery on, asks for it and goes
     /// stale.
     #[inline]
-    fn recover(&mut self, decider: &Decider, from: u64, to: u64) {
+    fn recover<R: Region>(&mut self, decider: &Decider, from: u64, to: u64, sub: &Subscriber<R>) {
         if let Some(rec) = self.rec.as_deref_mut() {
-            rec.on_gap(decider, from, to, self.clock.raw());
+            let producer = sub.producer().epoch_ns;
+            rec.on_gap(decider, (from, to), producer, self.clock.raw());
             self.stale = rec.stale();
         }
     }

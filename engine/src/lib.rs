@@ -394,6 +394,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         if let Some(t) = &recovery_thread {
             r.requests = t.requests;
             r.request_errors = t.errors;
+            r.foreign_answers = t.foreign;
             r.last_error = t.last_error.clone();
         }
         r

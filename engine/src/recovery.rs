@@ -47,6 +47,9 @@ pub const TICK_HOP: usize = 4096;
 pub struct RangeRequest {
     /// Feed session the range belongs to.
     pub session: u32,
+    /// That session's ring producer start time (the ring header's `epoch_ns`): an
+    /// answer from another feed run is not this session's.
+    pub producer: u64,
     /// First sequence number.
     pub from: u64,
     /// One past the last.
@@ -85,6 +88,8 @@ pub struct Recovery {
     rx: HopRx<Recovered>,
     buffer: Vec<Tick>,
     session: u32,
+    /// The current session's producer start time (from its first gap).
+    producer: u64,
     active: Option<Active>,
     overflow: Option<(u64, u64)>,
     stale_since_raw: u64,
@@ -112,6 +117,7 @@ impl Recovery {
             rx,
             buffer,
             session: 0,
+            producer: 0,
             active: None,
             overflow: None,
             stale_since_raw: 0,
@@ -132,9 +138,12 @@ impl Recovery {
         (self.counts.recovered, self.counts.unrecovered)
     }
 
-    /// A gap `from..to` in the ring (or a corrupt tick, `to = from + 1`) at `now_raw`.
+    /// A gap `from..to` in the ring of producer `producer` (its start time; or a
+    /// corrupt tick, `to = from + 1`) at `now_raw`.
     #[cold]
-    pub fn on_gap(&mut self, decider: &Decider, from: u64, to: u64, now_raw: u64) {
+    pub fn on_gap(&mut self, decider: &Decider, gap: (u64, u64), producer: u64, now_raw: u64) {
+        let (from, to) = gap;
+        self.producer = producer;
         if to <= from {
             return;
         }
@@ -238,6 +247,7 @@ impl Recovery {
     fn start(&mut self, from: u64, to: u64) -> bool {
         let req = RangeRequest {
             session: self.session,
+            producer: self.producer,
             from,
             to,
         };
@@ -284,6 +294,9 @@ pub struct ThreadReport {
     pub requests: u64,
     /// Requests that failed and were retried or given up.
     pub errors: u64,
+    /// Answers from another feed run than the range's session (a new feed on the same
+    /// socket): their ticks are not applied, the rest of the range is unrecovered.
+    pub foreign: u64,
     /// The last error.
     pub last_error: Option<String>,
     /// The thread's budget.
@@ -305,6 +318,7 @@ pub fn thread(
     let mut r = ThreadReport {
         requests: 0,
         errors: 0,
+        foreign: 0,
         last_error: None,
         budget: ColdBudget::default(),
     };
@@ -339,6 +353,16 @@ pub fn thread(
                     continue;
                 }
             };
+            if answer.producer != req.producer {
+                r.foreign += 1;
+                r.last_error = Some(format!(
+                    "{} answered for the feed started at {} ns since the Unix epoch, the range is of the one started at {} ns: left unrecovered",
+                    socket.display(),
+                    answer.producer,
+                    req.producer
+                ));
+                break;
+            }
             let before = next;
             for tick in answer.ticks {
                 // In order and in range only: a tick skipped in the service's history
@@ -396,6 +420,9 @@ mod tests {
     use common::config::Config;
     use common::hop::{self, ChannelKind};
     use common::tick::PX_SCALE;
+
+    /// The start time of the feed run the tests' ranges belong to.
+    const PRODUCER: u64 = 1_700_000_000_123_456_789;
 
     /// Tick `seq` of a two-symbol stream, a new price every tick.
     fn tick(seq: u64) -> Tick {
@@ -476,7 +503,7 @@ mod tests {
             lapped.handle(&tick(seq), Global);
         }
         // Ticks 41..70 are lost in the ring; 71..=90 arrive live while recovering.
-        s.rec.on_gap(&lapped, 41, 71, 0);
+        s.rec.on_gap(&lapped, (41, 71), PRODUCER, 0);
         assert!(s.rec.stale());
         let orders = lapped.orders + lapped.orders_dropped;
         for seq in 71..=90 {
@@ -519,13 +546,13 @@ mod tests {
         for seq in 1..=10 {
             lapped.handle(&tick(seq), Global);
         }
-        s.rec.on_gap(&lapped, 11, 31, 0);
+        s.rec.on_gap(&lapped, (11, 31), PRODUCER, 0);
         let mut received = 0;
         for seq in 31..=60 {
             received += s.rec.on_live(&tick(seq)) as u64;
         }
         // Another gap while recovering, then more live ticks: all of the overflow.
-        s.rec.on_gap(&lapped, 61, 80, 0);
+        s.rec.on_gap(&lapped, (61, 80), PRODUCER, 0);
         for seq in 80..=100 {
             received += s.rec.on_live(&tick(seq)) as u64;
         }
@@ -559,21 +586,21 @@ mod tests {
         let c = config();
         let (mut d, _rx) = decider(&c);
         let mut s = side(64);
-        s.rec.on_gap(&d, 5, 25, 0);
+        s.rec.on_gap(&d, (5, 25), PRODUCER, 0);
         let req = s.requests.try_recv().unwrap();
         // The service lost 5..10 (evicted) and 20 (a hole).
         serve(&mut s, req, |q| q >= 10 && q != 20);
         assert!(!s.rec.pump(&mut d, 0));
         assert_eq!(s.rec.totals(), (14, 6));
         // A gap whose range is outstanding when the feed goes.
-        s.rec.on_gap(&d, 30, 40, 0);
+        s.rec.on_gap(&d, (30, 40), PRODUCER, 0);
         let old = s.requests.try_recv().unwrap();
         s.rec.on_live(&tick(41));
         s.rec.close_session(&mut d, 0);
         assert!(!s.rec.stale());
         assert_eq!(s.rec.totals(), (14, 16));
         // The old session's answer comes late: ignored, in the next session too.
-        s.rec.on_gap(&d, 3, 5, 0);
+        s.rec.on_gap(&d, (3, 5), PRODUCER, 0);
         serve(&mut s, old, |_| true);
         assert!(
             s.rec.pump(&mut d, 0),
@@ -596,7 +623,7 @@ mod tests {
         drop(requests);
         drop(out);
         let mut rec = Recovery::new(16, req_tx, rx);
-        rec.on_gap(&d, 1, 9, 0);
+        rec.on_gap(&d, (1, 9), PRODUCER, 0);
         assert!(!rec.stale());
         assert!(!rec.pump(&mut d, 0));
         assert_eq!(rec.totals(), (0, 8));
@@ -610,7 +637,7 @@ mod tests {
         let before = common::alloc::thread_counts();
         for round in 0..10u64 {
             let base = 1 + round * 100;
-            s.rec.on_gap(&d, base, base + 30, 0);
+            s.rec.on_gap(&d, (base, base + 30), PRODUCER, 0);
             for seq in base + 30..base + 100 {
                 s.rec.on_live(&tick(seq));
             }
@@ -662,6 +689,7 @@ mod tests {
                         first_held,
                         newest: last,
                         epoch: 1,
+                        producer: PRODUCER,
                     },
                     &mut out,
                 );
@@ -690,6 +718,7 @@ mod tests {
         };
         let req = RangeRequest {
             session: 3,
+            producer: PRODUCER,
             from: 1,
             to: 61,
         };
@@ -709,10 +738,30 @@ mod tests {
             }
         }
         assert_eq!(got, (5..61).collect::<Vec<_>>());
+        // A range of another feed run than the one answering: nothing applied.
+        req_tx
+            .try_send(RangeRequest {
+                session: 4,
+                producer: PRODUCER + 1,
+                from: 61,
+                to: 71,
+            })
+            .unwrap();
+        loop {
+            match rx.try_recv() {
+                Ok(Recovered::Tick { tick, .. }) => panic!("tick {} of another feed", tick.seq),
+                Ok(Recovered::Done { session }) => {
+                    assert_eq!(session, 4);
+                    break;
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
         drop(req_tx);
         let report = worker.join().unwrap();
-        assert!(report.requests >= 3, "{} requests", report.requests);
-        assert_eq!(report.errors, 0);
+        assert!(report.requests >= 4, "{} requests", report.requests);
+        assert_eq!((report.errors, report.foreign), (0, 1));
+        assert!(report.last_error.unwrap().contains("left unrecovered"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

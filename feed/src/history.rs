@@ -49,6 +49,8 @@ struct SymbolHistory {
     earlier: usize,
     bars: VecDeque<Bar>,
     current: Option<Bar>,
+    /// The newest quote and trade pushed (kept after eviction: a snapshot's book state).
+    latest: [Option<Tick>; 2],
 }
 
 impl SymbolHistory {
@@ -211,6 +213,7 @@ impl History {
             }
         }
         h.push_tick(tick);
+        h.latest[(tick.kind == TickKind::Trade) as usize] = Some(tick);
         if earlier {
             h.earlier += 1;
         }
@@ -263,6 +266,14 @@ impl History {
             .get(symbol as usize)
             .into_iter()
             .flat_map(move |h| h.since_seq(seq))
+    }
+
+    /// The newest quote and the newest trade of `symbol` ever pushed (either `None` if
+    /// none came), even when eviction has taken them from the held ticks.
+    pub fn latest(&self, symbol: u16) -> [Option<&Tick>; 2] {
+        self.symbols.get(symbol as usize).map_or([None, None], |h| {
+            [h.latest[0].as_ref(), h.latest[1].as_ref()]
+        })
     }
 
     /// The last `n` held ticks of `symbol`, oldest first.
@@ -479,6 +490,29 @@ mod tests {
         let got: Vec<u64> = h.ticks_from(0, 1).map(|t| t.seq).collect();
         assert_eq!(got, (21..=4 * n + 20).collect::<Vec<_>>());
         assert_eq!(h.last_ticks(0, 2).count(), 2);
+    }
+
+    /// The latest quote and trade outlive eviction: a snapshot's book state.
+    #[test]
+    fn the_latest_quote_and_trade_are_kept_past_eviction() {
+        let mut h = History::new(2, 10);
+        assert_eq!(h.latest(0), [None, None]);
+        let trade = Tick {
+            kind: TickKind::Trade,
+            last_px_e8: 123,
+            ..quote(0, 1, 100)
+        };
+        h.push(trade, 0);
+        for seq in 2..=30 {
+            h.push(quote(0, seq, 100 + seq as i64), 0);
+        }
+        assert!(
+            h.ticks(0).all(|t| t.kind == TickKind::Quote),
+            "the trade was evicted"
+        );
+        assert_eq!(h.latest(0), [Some(&quote(0, 30, 130)), Some(&trade)]);
+        assert_eq!(h.latest(1), [None, None]);
+        assert_eq!(h.latest(9), [None, None]);
     }
 
     #[test]

@@ -82,18 +82,15 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     let first_seq = journal
         .as_ref()
         .map_or(1, |(_, restored)| restored.next_seq);
-    let mut publisher = shm::create(
-        &config.ring.path,
-        config.ring.capacity,
-        ProducerId::now(clock.source(), config.ring.lossless).starting_at(first_seq),
-    )
-    .map_err(|e| match e {
-        // Someone else's file at ring.path: bad input, located at the key.
-        CreateError::Foreign { .. } => {
-            Failure::bad_input(config.error_at(&KeyPath::key("ring").then("path"), e.to_string()))
-        }
-        other => Failure::runtime(other),
-    })?;
+    let producer = ProducerId::now(clock.source(), config.ring.lossless).starting_at(first_seq);
+    let mut publisher =
+        shm::create(&config.ring.path, config.ring.capacity, producer).map_err(|e| match e {
+            // Someone else's file at ring.path: bad input, located at the key.
+            CreateError::Foreign { .. } => Failure::bad_input(
+                config.error_at(&KeyPath::key("ring").then("path"), e.to_string()),
+            ),
+            other => Failure::runtime(other),
+        })?;
     let reclaimed = publisher.region().reclaimed();
     if let Some(pid) = reclaimed {
         eprintln!("feed: reclaimed the ring left by pid {pid}, which no longer holds it");
@@ -126,7 +123,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     );
 
     let service = match &config.feed.service {
-        Some(s) => Some(service::open(&config, s)?),
+        Some(s) => Some(service::open(&config, s, producer.epoch_ns)?),
         None => None,
     };
     let mut hist = history::History::new(config.symbols.len(), config.feed.history.max_ticks());

@@ -80,11 +80,14 @@ pub struct Service {
     report: ServiceReport,
     /// Request received → last byte of its response written, nanoseconds.
     latency: hdrhistogram::Histogram<u64>,
+    /// The ring producer's start time, in every done frame.
+    producer: u64,
 }
 
 /// Binds the socket of `s` under the files rule; bad input (someone else's file there)
-/// is located at `feed.service.socket`.
-pub fn open(config: &Config, s: &ServiceConfig) -> Result<Service, Failure> {
+/// is located at `feed.service.socket`. `producer` (the ring's producer start time)
+/// goes into every done frame.
+pub fn open(config: &Config, s: &ServiceConfig, producer: u64) -> Result<Service, Failure> {
     let key = KeyPath::key("feed").then("service").then("socket");
     let bad = |m: String| Failure::bad_input(config.error_at(&key, m));
     let path = s.socket.clone();
@@ -169,6 +172,7 @@ pub fn open(config: &Config, s: &ServiceConfig) -> Result<Service, Failure> {
         started: Instant::now(),
         report: ServiceReport::default(),
         latency: common::latency::fixed_histogram(common::latency::HIGHEST_NS),
+        producer,
     })
 }
 
@@ -358,6 +362,7 @@ impl Service {
                         first_held: first_held(hist, journal),
                         newest: hist.newest_held(),
                         epoch: journal.map_or(0, Journaling::epoch),
+                        producer: self.producer,
                     },
                     &mut c.wbuf,
                 );
@@ -442,7 +447,18 @@ fn step(
             if s as usize >= hist.symbol_count() {
                 return true;
             }
-            let ticks: Vec<Tick> = hist.last_ticks(s, *depth as usize).copied().collect();
+            // The last `depth` ticks, after the symbol's latest quote and trade where
+            // those are older (the book state a late joiner needs).
+            let last: Vec<Tick> = hist.last_ticks(s, *depth as usize).copied().collect();
+            let mut ticks: Vec<Tick> = hist
+                .latest(s)
+                .into_iter()
+                .flatten()
+                .filter(|l| !last.iter().any(|t| t.kind == l.kind))
+                .copied()
+                .collect();
+            ticks.sort_unstable_by_key(|t| t.seq);
+            ticks.extend(last);
             for chunk in ticks.chunks(TICKS_PER_FRAME) {
                 push(&Response::Ticks(chunk.to_vec()), out);
             }

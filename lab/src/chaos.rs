@@ -33,7 +33,7 @@ use common::files::{self, Kind};
 use common::journal::Journal;
 use common::os::{process_alive, Signal};
 use common::ring::shm::lock_path;
-use common::summary::{EndReason, EngineSummary, FeedSummary};
+use common::summary::{EndReason, EngineSummary, FeedSummary, JournalReport};
 use common::tick::{ContentDigest, Tick};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -972,6 +972,51 @@ fn history_digest(ticks: &[Tick]) -> String {
     format!("{:016x}", d.value())
 }
 
+/// How a journal scenario's second feed and its engine ended.
+struct OnJournal {
+    f2s: ExitStatus,
+    es: ExitStatus,
+    f2: FeedSummary,
+    e: EngineSummary,
+    j: JournalReport,
+    /// Every feed session accounted exactly.
+    per_session_ok: bool,
+}
+
+/// Waits for `feed2` (started on the journal a killed feed left), stops the engine,
+/// reads their summaries and feed2's journal report, and accounts the row: the engine
+/// must have seen two feed sessions.
+fn end_on_journal(feed2: &mut Proc, engine: &mut Proc, row: &mut Row) -> Result<OnJournal> {
+    let f2s = feed2.exit_within(10.0)?;
+    sleep_ms(500);
+    engine.signal(Signal::Int)?;
+    let es = engine.exit_within(10.0)?;
+    let f2 = feed2.feed_summary()?;
+    let e = engine.engine_summary()?;
+    let j = f2
+        .journal
+        .clone()
+        .context("feed2 wrote no journal report")?;
+    let sessions = &e.sessions;
+    ensure!(
+        sessions.len() == 2,
+        "engine reports {} sessions, expected 2",
+        sessions.len()
+    );
+    row.account(sessions[0].published + f2.published, &e);
+    let per_session_ok = sessions
+        .iter()
+        .all(|s| s.published == s.received + s.missed + s.unread);
+    Ok(OnJournal {
+        f2s,
+        es,
+        f2,
+        e,
+        j,
+        per_session_ok,
+    })
+}
+
 fn journal_restored(env: &Env, row: &mut Row) -> Result<bool> {
     let k = Knobs {
         engine_waits: true,
@@ -988,28 +1033,17 @@ fn journal_restored(env: &Env, row: &mut Row) -> Result<bool> {
     let (kept, torn) = journal_ticks(&journal, 1)?;
     sleep_ms(500);
     let mut feed2 = env.start_with("feed2", k, 1.5, &with, &[])?;
-    let f2s = feed2.exit_within(10.0)?;
-    sleep_ms(500);
-    engine.signal(Signal::Int)?;
-    let es = engine.exit_within(10.0)?;
-    let f2 = feed2.feed_summary()?;
-    let e = engine.engine_summary()?;
-    let j = f2
-        .journal
-        .clone()
-        .context("feed2 wrote no journal report")?;
+    let OnJournal {
+        f2s,
+        es,
+        f2,
+        e,
+        j,
+        per_session_ok,
+    } = end_on_journal(&mut feed2, &mut engine, row)?;
     let (after, _) = journal_ticks(&journal, 1)?;
     let (second, _) = journal_ticks(&journal, 2)?;
     let sessions = &e.sessions;
-    ensure!(
-        sessions.len() == 2,
-        "engine reports {} sessions, expected 2",
-        sessions.len()
-    );
-    row.account(sessions[0].published + f2.published, &e);
-    let per_session_ok = sessions
-        .iter()
-        .all(|s| s.published == s.received + s.missed + s.unread);
     let expected_digest = history_digest(&[kept.clone(), second.clone()].concat());
     row.observed = format!(
         "feed1 published {} before the kill, journaled {} ({} bytes of torn tail); feed2: epoch {}, restored {}, cut {} bytes, published {}, journaled {}; history digest {} (expected {}); epoch 1 unchanged: {}; feed2 {}, engine {}",
@@ -1073,29 +1107,18 @@ fn journal_continued(env: &Env, row: &mut Row) -> Result<bool> {
         Duration::from_secs(5),
     )
     .map_err(|e| anyhow!(e))?;
-    let f2s = feed2.exit_within(10.0)?;
-    sleep_ms(500);
-    engine.signal(Signal::Int)?;
-    let es = engine.exit_within(10.0)?;
-    let f2 = feed2.feed_summary()?;
-    let e = engine.engine_summary()?;
-    let j = f2
-        .journal
-        .clone()
-        .context("feed2 wrote no journal report")?;
+    let OnJournal {
+        f2s,
+        es,
+        f2,
+        e,
+        j,
+        per_session_ok,
+    } = end_on_journal(&mut feed2, &mut engine, row)?;
     let epochs = Journal::open(&journal)?.epochs();
     let (all, _) = journal_ticks(&journal, 1)?;
     let second = &all[kept.len().min(all.len())..];
     let sessions = &e.sessions;
-    ensure!(
-        sessions.len() == 2,
-        "engine reports {} sessions, expected 2",
-        sessions.len()
-    );
-    row.account(sessions[0].published + f2.published, &e);
-    let per_session_ok = sessions
-        .iter()
-        .all(|s| s.published == s.received + s.missed + s.unread);
     let sequence_goes_on = second
         .iter()
         .map(|t| t.seq)

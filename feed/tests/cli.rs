@@ -587,6 +587,7 @@ fn bad_replays_exit_2() {
 #[test]
 fn the_history_service_answers_and_survives_bad_clients() {
     use common::service::{encode_request, request, Request};
+    use common::tick::TickKind;
     use std::io::{Read, Write};
     use std::os::unix::net::UnixStream;
     use std::time::{Duration, Instant};
@@ -620,12 +621,33 @@ fn the_history_service_answers_and_survives_bad_clients() {
         (1..100).collect::<Vec<_>>()
     );
     assert_eq!((a.items, a.first_held), (99, 1));
-    // A snapshot: the last 10 ticks of each of the two symbols.
+    // A snapshot: symbol by symbol, the last 10 ticks, after the symbol's latest quote
+    // and latest trade where those are older.
     let s = request(&socket, &Request::Snapshot { depth: 10 }, t).unwrap();
-    assert_eq!(s.ticks.len(), 20);
+    let n0 = s.ticks.iter().take_while(|t| t.symbol == 0).count();
     assert!(
-        s.ticks[..10].iter().all(|t| t.symbol == 0) && s.ticks[10..].iter().all(|t| t.symbol == 1)
+        s.ticks[n0..].iter().all(|t| t.symbol == 1),
+        "grouped by symbol"
     );
+    for ticks in [&s.ticks[..n0], &s.ticks[n0..]] {
+        assert!((10..=12).contains(&ticks.len()), "{} ticks", ticks.len());
+        let (older, last) = ticks.split_at(ticks.len() - 10);
+        assert!(
+            ticks.windows(2).all(|w| w[0].seq < w[1].seq),
+            "in sequence order"
+        );
+        for o in older {
+            assert!(
+                last.iter().all(|t| t.kind != o.kind),
+                "{:?} is among the last 10",
+                o.kind
+            );
+        }
+        assert!(
+            ticks.iter().any(|t| t.kind == TickKind::Trade),
+            "a trade in every snapshot"
+        );
+    }
     // Garbage: an error frame, then the connection closes.
     let mut g = UnixStream::connect(&socket).unwrap();
     g.set_read_timeout(Some(t)).unwrap();

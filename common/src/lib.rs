@@ -33,6 +33,7 @@
 //! | [`journal`] | the feed's tick journal: segment files of checksummed blocks, torn tails cut, retention | `files`, `tick` |
 //! | [`service`] | the feed's history service protocol: versioned, length-prefixed frames, every malformed class named | `tick` |
 //! | [`transport`] | the trait pair every tick transport implements ([`transport::Sink`], [`transport::Source`]) | `tick` |
+//! | [`routed`] | the routing global allocator: hot threads on a mimalloc arena, everything else on jemalloc, every free home by address | nothing |
 //! | [`allocators`] | the global allocators (system; jemalloc, mimalloc, tcmalloc behind features of those names), their versions and statistics, and the hooks that hand them to feed and engine | `alloc` |
 //! | [`ring`] | the single-producer, many-consumer broadcast ring, on heap memory or in a shared-memory file ([`ring::shm`]) | `sync`, `tick`, `transport`, `clock`, `files`, `os` |
 //! | [`latency`] | per-stage fixed-bound histograms, interval hand-off, `.hlog` writer | `alloc`, `files`, `hop`, `units` |
@@ -67,6 +68,7 @@ pub mod memory;
 pub mod os;
 pub mod pool;
 pub mod ring;
+pub mod routed;
 #[cfg(not(loom))]
 pub mod runargs;
 pub mod service;

@@ -621,6 +621,41 @@ pub mod mimalloc {
     }
 }
 
+#[cfg(all(feature = "jemalloc", feature = "mimalloc"))]
+pub mod hybrid {
+    //! The routing allocator [`Hybrid`] (hot threads on a mimalloc arena, everything
+    //! else on jemalloc; [`crate::routed`]), named `hybrid`.
+    //!
+    //! Keys: jemalloc's (`allocated`, `resident` and the rest, for the cold side, where
+    //! all but the hot threads' memory is), then mimalloc's, each prefixed `mimalloc.`
+    //! (its figures are process-wide and include the hot arena's commit). The routes'
+    //! own counts are [`crate::routed::Routed::stats`].
+
+    use super::Introspect;
+    pub use crate::routed::Hybrid;
+    use std::collections::BTreeMap;
+
+    impl Introspect for Hybrid {
+        const NAME: &'static str = "hybrid";
+        fn version() -> String {
+            format!(
+                "jemalloc {} + mimalloc {}",
+                super::jemalloc::version(),
+                super::mimalloc::version()
+            )
+        }
+        fn stats() -> BTreeMap<String, u64> {
+            let mut m = super::jemalloc::stats();
+            m.extend(
+                super::mimalloc::stats()
+                    .into_iter()
+                    .map(|(k, v)| (format!("mimalloc.{k}"), v)),
+            );
+            m
+        }
+    }
+}
+
 #[cfg(feature = "tcmalloc")]
 pub mod tcmalloc {
     //! Google's tcmalloc ([`TCMalloc`], tcmalloc-better), with its numeric properties.

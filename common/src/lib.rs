@@ -34,7 +34,7 @@
 //! | [`service`] | the feed's history service protocol: versioned, length-prefixed frames, every malformed class named | `tick` |
 //! | [`transport`] | the trait pair every tick transport implements ([`transport::Sink`], [`transport::Source`]) | `tick` |
 //! | [`routed`] | the routing global allocator: hot threads on a mimalloc arena, everything else on jemalloc, every free home by address | nothing |
-//! | [`allocators`] | the global allocators (system; jemalloc, mimalloc, tcmalloc behind features of those names), their versions and statistics, and the hooks that hand them to feed and engine | `alloc` |
+//! | [`allocators`] | the global allocators (system; jemalloc, mimalloc, tcmalloc behind features of those names; the routing hybrid of jemalloc and mimalloc), their versions and statistics, and the hooks that hand them to feed and engine | `alloc`, `routed` |
 //! | [`ring`] | the single-producer, many-consumer broadcast ring, on heap memory or in a shared-memory file ([`ring::shm`]) | `sync`, `tick`, `transport`, `clock`, `files`, `os` |
 //! | [`latency`] | per-stage fixed-bound histograms, interval hand-off, `.hlog` writer | `alloc`, `files`, `hop`, `units` |
 //! | [`config`] | the TOML run configuration, validated, with errors naming file, line, column and key; [`config::edit`]: one configuration derived from another by key path | `cores`, `hop`, `journal`, `ring`, `service`, `tick` |

@@ -87,6 +87,18 @@ pub fn main_with(hooks: AllocatorHooks) -> ExitCode {
     }
 }
 
+/// Runs the engine with the command line `argv` (its first item the program name), for
+/// a process that runs the engine beside other work (the single-process pipeline): bad
+/// arguments are bad input, nothing is reported.
+pub fn run_from<I, T>(argv: I, hooks: AllocatorHooks) -> Result<(), Failure>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let args = cli::Args::try_parse_from(argv).map_err(|e| Failure::bad_input(anyhow!("{e}")))?;
+    run(&args, &hooks)
+}
+
 /// Waits until a live feed's ring can be opened (not the one of `skip_epoch`, a feed
 /// already read). `None` if stopped while waiting.
 pub(crate) fn wait_for_ring(

@@ -59,6 +59,18 @@ pub fn main_with(hooks: AllocatorHooks) -> ExitCode {
     }
 }
 
+/// Runs the feed with the command line `argv` (its first item the program name), for
+/// a process that runs the feed beside other work (the single-process pipeline): bad
+/// arguments are bad input, nothing is reported.
+pub fn run_from<I, T>(argv: I, hooks: AllocatorHooks) -> Result<(), Failure>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let args = cli::Args::try_parse_from(argv).map_err(|e| Failure::bad_input(anyhow!("{e}")))?;
+    run(&args, &hooks)
+}
+
 fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     let Started {
         allowed,

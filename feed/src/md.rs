@@ -159,6 +159,9 @@ pub fn thread(
     shared: &Shared,
 ) -> Report {
     let pinned = pin_or_warn("feed", "md", config.cores.feed_md);
+    // Under the routing allocator (the single-process pipeline) the md thread's
+    // allocations come from the hot arena; elsewhere this changes nothing.
+    common::routed::set_thread_route(common::routed::Route::Hot);
     let waited = if config.ring.lossless && config.ring.wait_for_consumers > 0 {
         wait_for_consumers(config, clock, &publisher, shared.stop)
     } else {

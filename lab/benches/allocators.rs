@@ -37,6 +37,11 @@
 //!   over glibc and over jemalloc, as the binaries' global allocators wrap them: untimed
 //!   (`_counted`, what every thread pays) and timed (`_counted_timed`, a cold thread in the
 //!   timed-allocator mode); the difference is the timer's cost per alloc + free pair.
+//! - `routing_overhead_64B`: the `small_64B_fifo` batch on jemalloc and on mimalloc
+//!   directly, and through `common::routed::Hybrid` (the single-process pipeline's global
+//!   allocator) from a cold thread (`routed_cold`, to jemalloc) and a hot one
+//!   (`routed_hot`, to a mimalloc heap in its exclusive 64 MiB arena): what routing adds
+//!   per alloc + free pair.
 //! - `cross_thread_64B`: producer/consumer: one thread allocates batches of 64 B blocks and
 //!   hands each batch over (spinning on a channel, a few hand-offs per thousand
 //!   allocations), the other frees them. Every free is a remote free. Pipelined: the time
@@ -74,6 +79,7 @@ use bumpalo::Bump;
 use common::alloc::{CountingAlloc, RawBlock};
 use common::allocators;
 use common::cores::{allowed_cores, pin_current};
+use common::routed::{set_thread_route, Hybrid, MiArena, Route};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput};
 use mimalloc::MiMalloc;
@@ -360,6 +366,52 @@ fn timed_overhead(c: &mut Criterion) {
     g.finish();
 }
 
+/// The routing allocator of the single-process pipeline, as its global allocator is.
+static HYBRID: Hybrid = Hybrid::new(MiArena::new(), Jemalloc);
+
+/// What routing costs per call: the `small_64B_fifo` batch directly on jemalloc and on
+/// mimalloc, then through `common::routed::Hybrid` from a cold thread (to jemalloc) and
+/// from a hot one (to its mimalloc heap in the 64 MiB arena): the difference between
+/// `routed_cold` and `jemalloc`, and between `routed_hot` and `mimalloc`, is the
+/// routing (a thread-local read, the address check on free, two counter adds per call).
+fn routing_overhead(c: &mut Criterion) {
+    static RESERVED: OnceLock<()> = OnceLock::new();
+    RESERVED.get_or_init(|| {
+        HYBRID
+            .hot()
+            .reserve(64 << 20)
+            .expect("reserve the hot arena");
+    });
+    let fifo: Vec<usize> = (0..BATCH).collect();
+    let layout = layout(64);
+    let mut g = c.benchmark_group("routing_overhead_64B");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    let mut slots = Vec::with_capacity(BATCH);
+    g.bench_function("jemalloc", |b| {
+        b.iter(|| batch(&Jemalloc, black_box(layout), black_box(&fifo), &mut slots));
+    });
+    let mut slots = Vec::with_capacity(BATCH);
+    g.bench_function("mimalloc", |b| {
+        b.iter(|| batch(&MiMalloc, black_box(layout), black_box(&fifo), &mut slots));
+    });
+    let mut slots = Vec::with_capacity(BATCH);
+    g.bench_function("routed_cold", |b| {
+        b.iter(|| batch(&HYBRID, black_box(layout), black_box(&fifo), &mut slots));
+    });
+    let mut slots = Vec::with_capacity(BATCH);
+    g.bench_function("routed_hot", |b| {
+        let before = set_thread_route(Route::Hot);
+        b.iter(|| batch(&HYBRID, black_box(layout), black_box(&fifo), &mut slots));
+        set_thread_route(before);
+    });
+    g.finish();
+    let s = HYBRID.stats();
+    assert_eq!(
+        s.cold.fallbacks, 0,
+        "every hot allocation came from the arena"
+    );
+}
+
 fn small(c: &mut Criterion) {
     size_class(c, "small", &SMALL);
 }
@@ -513,7 +565,7 @@ fn config() -> Criterion {
 criterion::criterion_group! {
     name = benches;
     config = config();
-    targets = small, medium, large, tick, threads, cross_thread, timed_overhead
+    targets = small, medium, large, tick, threads, cross_thread, timed_overhead, routing_overhead
 }
 
 fn main() {

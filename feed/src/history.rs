@@ -87,10 +87,7 @@ impl SymbolHistory {
     /// (a run's ticks of one symbol are held in sequence order, after the earlier
     /// runs' ones).
     fn since_seq(&self, seq: u64) -> impl Iterator<Item = &Tick> {
-        // Every chunk but the newest is full, so the first tick of this run is at
-        // index `front_evicted + earlier` counted from the front chunk's start.
-        let start = self.front_evicted + self.earlier;
-        let (c0, p0) = (start / CHUNK_TICKS, start % CHUNK_TICKS);
+        let (c0, p0) = self.run_start();
         let (mut lo, mut hi) = (c0, self.chunks.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
@@ -110,9 +107,19 @@ impl SymbolHistory {
             })
     }
 
-    /// The oldest held tick of this run.
+    /// (chunk, index in it) of this run's first held tick: every chunk but the newest
+    /// is full, so it is tick `front_evicted + earlier` counted from the front chunk's
+    /// start.
+    fn run_start(&self) -> (usize, usize) {
+        let start = self.front_evicted + self.earlier;
+        (start / CHUNK_TICKS, start % CHUNK_TICKS)
+    }
+
+    /// The oldest held tick of this run (found by index, not by walking the earlier
+    /// runs' ticks).
     fn first_of_run(&self) -> Option<&Tick> {
-        self.iter().nth(self.earlier)
+        let (c, p) = self.run_start();
+        self.chunks.get(c).and_then(|chunk| chunk.get(p))
     }
 
     fn iter(&self) -> impl Iterator<Item = &Tick> {

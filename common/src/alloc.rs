@@ -27,7 +27,7 @@ use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// Counts of one thread's calls into the global allocator since it started.
@@ -299,11 +299,20 @@ fn stamp() -> u64 {
 /// counter) or counts nanoseconds already.
 pub const TIMED_IN_TSC_TICKS: bool = cfg!(target_arch = "x86_64");
 
+/// Whether timed threads are timed now ([`set_timing`]).
+static TIMING: AtomicBool = AtomicBool::new(true);
+
+/// Switches the timing of every timed thread on or off (on at start): the adaptive
+/// router times the cold roles during the warm-up only.
+pub fn set_timing(on: bool) {
+    TIMING.store(on, Ordering::Relaxed);
+}
+
 /// Runs `f`, timing it into `op` of the calling thread's role if the thread is timed.
 #[inline(always)]
 fn timed<R>(op: usize, f: impl FnOnce() -> R) -> R {
     let slot = TIMED_SLOT.try_with(Cell::get).unwrap_or(UNTIMED);
-    if slot == UNTIMED {
+    if slot == UNTIMED || !TIMING.load(Ordering::Relaxed) {
         return f();
     }
     let t0 = stamp();
@@ -333,6 +342,19 @@ pub fn time_this_thread(role: &'static str) -> bool {
     true
 }
 
+/// Runs `f` with the calling thread's allocator calls untimed: a call whose allocator
+/// is not its role's (the routing allocator's per-type handles) must not count as
+/// its role's evidence. No allocation, no lock.
+#[inline(always)]
+pub fn without_timing<R>(f: impl FnOnce() -> R) -> R {
+    let before = TIMED_SLOT.try_with(|s| s.replace(UNTIMED)).ok();
+    let v = f();
+    if let Some(b) = before {
+        let _ = TIMED_SLOT.try_with(|s| s.set(b));
+    }
+    v
+}
+
 /// Stops timing the calling thread's allocator calls (what it recorded stays).
 pub fn untime_this_thread() {
     let _ = TIMED_SLOT.try_with(|s| s.set(UNTIMED));
@@ -354,20 +376,25 @@ pub struct CallTimes {
     pub p99_9_ns: f64,
     /// The longest call.
     pub max_ns: f64,
+    /// The mean, from the buckets' middles (within 6.25%).
+    #[serde(default)]
+    pub mean_ns: f64,
 }
 
-/// [`CallTimes`] of one histogram, with `ns_per_tick` nanoseconds per tick.
-fn times_of(h: &[AtomicU64; BUCKETS], ns_per_tick: f64) -> CallTimes {
-    let counts: Vec<u64> = h.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+/// [`CallTimes`] of one histogram's bucket counts, with `ns_per_tick` nanoseconds per tick.
+fn times_of(counts: &[u64], ns_per_tick: f64) -> CallTimes {
     let count: u64 = counts.iter().sum();
+    let mid = |b: usize| {
+        let (lo, hi) = bucket_bounds(b);
+        (lo + hi - 1) as f64 / 2.0 * ns_per_tick
+    };
     let at = |q: f64| {
         let rank = ((count as f64 * q).ceil() as u64).max(1);
         let mut seen = 0;
         for (b, &c) in counts.iter().enumerate() {
             seen += c;
             if seen >= rank {
-                let (lo, hi) = bucket_bounds(b);
-                return (lo + hi - 1) as f64 / 2.0 * ns_per_tick;
+                return mid(b);
             }
         }
         0.0
@@ -376,6 +403,12 @@ fn times_of(h: &[AtomicU64; BUCKETS], ns_per_tick: f64) -> CallTimes {
         .iter()
         .rposition(|&c| c > 0)
         .map_or(0.0, |b| bucket_bounds(b).1 as f64 * ns_per_tick);
+    let sum: f64 = counts
+        .iter()
+        .enumerate()
+        .filter(|(_, &c)| c > 0)
+        .map(|(b, &c)| c as f64 * mid(b))
+        .sum();
     CallTimes {
         count,
         p50_ns: at(0.5),
@@ -383,6 +416,103 @@ fn times_of(h: &[AtomicU64; BUCKETS], ns_per_tick: f64) -> CallTimes {
         p99_ns: at(0.99),
         p99_9_ns: at(0.999),
         max_ns: max,
+        mean_ns: if count == 0 { 0.0 } else { sum / count as f64 },
+    }
+}
+
+/// The timed calls' histograms at one moment, per role and operation: two snapshots
+/// give the calls between them ([`TimedSnapshot::since`]). Allocates: cold threads.
+#[derive(Clone, Debug, Default)]
+pub struct TimedSnapshot {
+    roles: Vec<(&'static str, Vec<[u64; BUCKETS]>)>,
+}
+
+impl TimedSnapshot {
+    /// The histograms now.
+    pub fn take() -> TimedSnapshot {
+        let names = *TIMED_NAMES.lock().unwrap_or_else(|e| e.into_inner());
+        let roles = names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| Some((i, (*n)?)))
+            .map(|(i, role)| {
+                let ops = (0..TIMED_OPS.len())
+                    .map(|op| {
+                        let mut h = [0u64; BUCKETS];
+                        for (b, c) in TIMES[i].0[op].iter().enumerate() {
+                            h[b] = c.load(Ordering::Relaxed);
+                        }
+                        h
+                    })
+                    .collect();
+                (role, ops)
+            })
+            .collect();
+        TimedSnapshot { roles }
+    }
+
+    /// The calls after `earlier` up to this snapshot.
+    pub fn since(&self, earlier: &TimedSnapshot) -> TimedSnapshot {
+        let roles = self
+            .roles
+            .iter()
+            .map(|(role, ops)| {
+                let before = earlier.roles.iter().find(|(r, _)| r == role);
+                let ops = ops
+                    .iter()
+                    .enumerate()
+                    .map(|(op, h)| {
+                        let mut d = *h;
+                        if let Some((_, b)) = before {
+                            for (x, y) in d.iter_mut().zip(b[op].iter()) {
+                                *x = x.saturating_sub(*y);
+                            }
+                        }
+                        d
+                    })
+                    .collect();
+                (*role, ops)
+            })
+            .collect();
+        TimedSnapshot { roles }
+    }
+
+    /// Adds `other`'s calls to these.
+    pub fn add(&mut self, other: &TimedSnapshot) {
+        self.add_where(other, |_| true);
+    }
+
+    /// Adds `other`'s calls of `role` alone to these.
+    pub fn add_role(&mut self, other: &TimedSnapshot, role: &str) {
+        self.add_where(other, |r| r == role);
+    }
+
+    fn add_where(&mut self, other: &TimedSnapshot, keep: impl Fn(&str) -> bool) {
+        for (role, ops) in other.roles.iter().filter(|(r, _)| keep(r)) {
+            match self.roles.iter_mut().find(|(r, _)| r == role) {
+                Some((_, mine)) => {
+                    for (m, o) in mine.iter_mut().zip(ops) {
+                        for (x, y) in m.iter_mut().zip(o.iter()) {
+                            *x += y;
+                        }
+                    }
+                }
+                None => self.roles.push((role, ops.clone())),
+            }
+        }
+    }
+
+    /// The times of `role`'s `op` (one of [`TIMED_OPS`]) in these calls, with
+    /// `ns_per_tick` as in [`call_times`].
+    pub fn times(&self, role: &str, op: &str, ns_per_tick: f64) -> CallTimes {
+        let factor = if TIMED_IN_TSC_TICKS { ns_per_tick } else { 1.0 };
+        let Some(op) = TIMED_OPS.iter().position(|o| *o == op) else {
+            return CallTimes::default();
+        };
+        self.roles
+            .iter()
+            .find(|(r, _)| *r == role)
+            .map_or_else(CallTimes::default, |(_, ops)| times_of(&ops[op], factor))
     }
 }
 
@@ -391,17 +521,13 @@ fn times_of(h: &[AtomicU64; BUCKETS], ns_per_tick: f64) -> CallTimes {
 /// `ns_per_raw` where it reads the TSC; ignored where [`TIMED_IN_TSC_TICKS`] is false).
 /// Allocates the map: cold threads.
 pub fn call_times(ns_per_tick: f64) -> BTreeMap<String, BTreeMap<String, CallTimes>> {
-    let factor = if TIMED_IN_TSC_TICKS { ns_per_tick } else { 1.0 };
-    let names = *TIMED_NAMES.lock().unwrap_or_else(|e| e.into_inner());
-    names
+    let snap = TimedSnapshot::take();
+    snap.roles
         .iter()
-        .enumerate()
-        .filter_map(|(i, n)| Some((i, (*n)?)))
-        .map(|(i, role)| {
+        .map(|(role, _)| {
             let ops = TIMED_OPS
                 .iter()
-                .enumerate()
-                .map(|(op, name)| (name.to_string(), times_of(&TIMES[i].0[op], factor)))
+                .map(|op| (op.to_string(), snap.times(role, op, ns_per_tick)))
                 .filter(|(_, t)| t.count > 0)
                 .collect();
             (role.to_string(), ops)

@@ -66,6 +66,18 @@ pub struct AllocatorHooks {
     pub stats: fn() -> BTreeMap<String, u64>,
 }
 
+/// Says on stderr (`PROCESS: note: …`) that the configuration's `[routing]` section,
+/// if `routing_set`, does not apply when `hooks` is not the routing allocator's: a
+/// process with one global allocator has nothing to route. Start-up only.
+pub fn note_unrouted(process: &str, hooks: &AllocatorHooks, routing_set: bool) {
+    if routing_set && hooks.name != "hybrid" {
+        eprintln!(
+            "{process}: note: [routing] applies to the routing allocator only (the `pipeline` binary); this process runs on {} alone",
+            hooks.name
+        );
+    }
+}
+
 /// An allocator whose name, version and statistics this module can read.
 pub trait Introspect {
     /// The name reports use for it.

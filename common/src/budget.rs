@@ -201,8 +201,10 @@ impl ColdThread {
     /// …: process, underscore, thread) of `config` on `cores` ([`enter_cold`] with
     /// `config.cold`; `cores` is `cores.feed_cold()` or `cores.engine_cold()`), saying on
     /// stderr what the kernel refused (`PROCESS: warning: the ROLE thread could not take
-    /// …`). With `cold.time_allocator`, its allocator calls are timed from here on
-    /// ([`crate::alloc::time_this_thread`]).
+    /// …`). Its allocations take the route of `role` under the routing allocator
+    /// ([`crate::routed::enter_role`]). With `cold.time_allocator`, or when the adaptive
+    /// router asked for it ([`crate::routed::request_profiling`]), its allocator calls
+    /// are timed from here on ([`crate::alloc::time_this_thread`]).
     pub fn enter(
         role: &'static str,
         config: &crate::config::Config,
@@ -214,7 +216,9 @@ impl ColdThread {
         if let Some(r) = refused {
             eprintln!("{process}: warning: the {role} thread could not take {r}");
         }
-        if config.cold.time_allocator && !crate::alloc::time_this_thread(role) {
+        crate::routed::enter_role(role);
+        let timed = config.cold.time_allocator || crate::routed::profiling_requested();
+        if timed && !crate::alloc::time_this_thread(role) {
             eprintln!("{process}: warning: the {role} thread's allocator calls are not timed: no role slot left");
         }
         ColdThread {

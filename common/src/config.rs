@@ -93,6 +93,10 @@ pub struct Config {
     /// Process-wide memory settings.
     #[serde(default)]
     pub memory: MemoryConfig,
+    /// Which allocator each thread role uses under the routing allocator (the
+    /// single-process `pipeline` binary only).
+    #[serde(default)]
+    pub routing: RoutingConfig,
     /// The instruments, in symbol-index order.
     pub symbols: Vec<SymbolConfig>,
     /// The file and text this configuration was parsed from, so that a problem found
@@ -565,6 +569,149 @@ pub enum Thp {
     Off,
 }
 
+/// Largest hot arena a configuration may ask for, MiB (64 GiB).
+pub const MAX_ARENA_MIB: u64 = 65_536;
+
+/// `[routing]`: the routing allocator of the single-process `pipeline` binary
+/// ([`crate::routed`]): the hot arena, the route of each thread role and whether the
+/// router adapts. Binaries with one global allocator (the feed, the engine, the
+/// single-allocator pipelines) have nothing to route and say so if it is set.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingConfig {
+    /// The hot arena (mimalloc), reserved and committed at start-up, MiB.
+    pub arena_mib: u64,
+    /// Allocations of a role routed to the arena larger than this go to jemalloc
+    /// (counted as fallbacks); absent: no threshold.
+    pub hot_max_bytes: Option<u64>,
+    /// Profile the cold roles during the warm-up (their allocation calls timed on each
+    /// allocator in turn) and keep the faster allocator for each.
+    pub adaptive: bool,
+    /// The allocator of each thread role.
+    pub roles: RoleRoutes,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> RoutingConfig {
+        RoutingConfig {
+            arena_mib: 256,
+            hot_max_bytes: None,
+            adaptive: false,
+            roles: RoleRoutes::default(),
+        }
+    }
+}
+
+impl RoutingConfig {
+    /// Whether it differs from the default (a binary that cannot route says so).
+    pub fn is_set(&self) -> bool {
+        *self != RoutingConfig::default()
+    }
+}
+
+/// An allocator a role can be routed to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteAlloc {
+    /// The hot arena: mimalloc, a heap per thread in one exclusive arena.
+    Mimalloc,
+    /// jemalloc.
+    Jemalloc,
+}
+
+impl RouteAlloc {
+    /// The route the routing allocator takes for it.
+    pub fn route(self) -> crate::routed::Route {
+        match self {
+            RouteAlloc::Mimalloc => crate::routed::Route::Hot,
+            RouteAlloc::Jemalloc => crate::routed::Route::Cold,
+        }
+    }
+
+    /// The allocator of `route`.
+    pub fn of(route: crate::routed::Route) -> RouteAlloc {
+        match route {
+            crate::routed::Route::Hot => RouteAlloc::Mimalloc,
+            crate::routed::Route::Cold => RouteAlloc::Jemalloc,
+        }
+    }
+
+    /// Its name in the configuration and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            RouteAlloc::Mimalloc => "mimalloc",
+            RouteAlloc::Jemalloc => "jemalloc",
+        }
+    }
+}
+
+/// `[routing.roles]`: the allocator of each thread role ([`crate::routed::ROLES`]);
+/// by default the two hot loops on the arena, everything else on jemalloc.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoleRoutes {
+    /// Threads that name no role.
+    pub other: RouteAlloc,
+    /// The pipeline's main thread.
+    pub pipeline_main: RouteAlloc,
+    /// The feed's main thread (start-up, summary).
+    pub feed_main: RouteAlloc,
+    /// The feed's md thread (hot).
+    pub feed_md: RouteAlloc,
+    /// The feed's history thread (history, journal, snapshots, service).
+    pub feed_history: RouteAlloc,
+    /// The engine's main thread (start-up, summary).
+    pub engine_main: RouteAlloc,
+    /// The engine's hot thread.
+    pub engine_hot: RouteAlloc,
+    /// The engine's report thread (intervals, `.hlog`).
+    pub engine_report: RouteAlloc,
+    /// The engine's order sink.
+    pub engine_orders: RouteAlloc,
+    /// The engine's gap recovery.
+    pub engine_recovery: RouteAlloc,
+    /// The engine's service load generator.
+    pub engine_load: RouteAlloc,
+}
+
+impl Default for RoleRoutes {
+    fn default() -> RoleRoutes {
+        use RouteAlloc::{Jemalloc as J, Mimalloc as M};
+        RoleRoutes {
+            other: J,
+            pipeline_main: J,
+            feed_main: J,
+            feed_md: M,
+            feed_history: J,
+            engine_main: J,
+            engine_hot: M,
+            engine_report: J,
+            engine_orders: J,
+            engine_recovery: J,
+            engine_load: J,
+        }
+    }
+}
+
+impl RoleRoutes {
+    /// Each role's name and allocator, in the order of [`crate::routed::ROLES`].
+    pub fn all(&self) -> [(&'static str, RouteAlloc); 11] {
+        [
+            ("other", self.other),
+            ("pipeline_main", self.pipeline_main),
+            ("feed_main", self.feed_main),
+            ("feed_md", self.feed_md),
+            ("feed_history", self.feed_history),
+            ("engine_main", self.engine_main),
+            ("engine_hot", self.engine_hot),
+            ("engine_report", self.engine_report),
+            ("engine_orders", self.engine_orders),
+            ("engine_recovery", self.engine_recovery),
+            ("engine_load", self.engine_load),
+        ]
+    }
+}
+
 /// Thresholds for memory warnings (`[monitor]` in the configuration).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -823,6 +970,7 @@ impl Config {
             ));
         }
         self.validate_cold()?;
+        self.validate_routing()?;
         let m = &self.monitor;
         if !(m.fragmentation_warn > 0.0 && m.fragmentation_warn <= 1.0) {
             return Err((
@@ -840,6 +988,32 @@ impl Config {
             ));
         }
         self.validate_symbols()
+    }
+
+    fn validate_routing(&self) -> Result<(), (KeyPath, String)> {
+        let r = &self.routing;
+        let k = |s: &str| KeyPath::key("routing").then(s);
+        if !(1..=MAX_ARENA_MIB).contains(&r.arena_mib) {
+            return Err((
+                k("arena_mib"),
+                format!(
+                    "the hot arena must be between 1 and {MAX_ARENA_MIB} MiB, got {}",
+                    r.arena_mib
+                ),
+            ));
+        }
+        if let Some(t) = r.hot_max_bytes {
+            let arena = r.arena_mib << 20;
+            if !(1..=arena).contains(&t) {
+                return Err((
+                    k("hot_max_bytes"),
+                    format!(
+                        "the threshold must be between 1 byte and the arena's size ({arena} bytes), got {t}"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn validate_cold(&self) -> Result<(), (KeyPath, String)> {
@@ -1748,6 +1922,14 @@ volatility_bps = 2.0
             ("load rate zero", e(|e| e.set("engine.history_service", "/tmp/s.sock").set("engine.service_load.requests_per_s", 0)), "32:1: engine.service_load.requests_per_s: must be more than 0"),
             ("load range too long", e(|e| e.set("engine.history_service", "/tmp/s.sock").set("engine.service_load.requests_per_s", 5).set("engine.service_load.range_ticks", 2_000_000)), "33:1: engine.service_load.range_ticks: must be between 1 and 1000000"),
             ("recovery buffer too small", e(|e| e.set("engine.recovery_buffer", 4)), "29:1: engine.recovery_buffer: must be between 16 and 16777216, got 4"),
+            // Routing.
+            ("routing unknown role", e(|e| e.set("routing.roles.feed_journal", "jemalloc")), "29:1: routing.roles.feed_journal: unknown field `feed_journal`, expected one of `other`"),
+            ("routing unknown allocator", e(|e| e.set("routing.roles.engine_report", "tcmalloc")), "29:17: routing.roles.engine_report: unknown variant `tcmalloc`, expected `mimalloc` or `jemalloc`"),
+            ("routing threshold zero", e(|e| e.set("routing.hot_max_bytes", 0)), "29:1: routing.hot_max_bytes: the threshold must be between 1 byte and the arena's size (268435456 bytes), got 0"),
+            ("routing threshold above the arena", e(|e| e.set("routing.arena_mib", 1).set("routing.hot_max_bytes", 2_000_000)), "30:1: routing.hot_max_bytes: the threshold must be between 1 byte and the arena's size (1048576 bytes), got 2000000"),
+            ("routing arena zero", e(|e| e.set("routing.arena_mib", 0)), "29:1: routing.arena_mib: the hot arena must be between 1 and 65536 MiB, got 0"),
+            ("routing arena too large", e(|e| e.set("routing.arena_mib", 1_000_000)), "29:1: routing.arena_mib: the hot arena must be between 1 and 65536 MiB, got 1000000"),
+            ("routing adaptive not a flag", e(|e| e.set("routing.adaptive", "yes")), "29:12: routing.adaptive: invalid type: string \"yes\", expected a boolean"),
             ("two retentions", e(|e| e.set("feed.history.retention_ticks", 5).set("feed.history.retention_bytes", 640)), "30:1: feed.history.retention_bytes: set either"),
         ];
         let wrong: Vec<String> = cases
@@ -1759,6 +1941,22 @@ volatility_bps = 2.0
             .map(|(what, e, expected)| format!("{what}: wanted cfg.toml:{expected}\n   got {e}"))
             .collect();
         assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn routing_roles_are_the_routers_roles_in_its_order() {
+        let names: Vec<&str> = RoleRoutes::default()
+            .all()
+            .iter()
+            .map(|(n, _)| *n)
+            .collect();
+        assert_eq!(names, crate::routed::ROLES);
+        for (name, alloc) in RoleRoutes::default().all() {
+            let hot = crate::routed::HOT_ROLES.contains(&name);
+            assert_eq!(alloc == RouteAlloc::Mimalloc, hot, "{name}");
+            let i = crate::routed::role_index(name).unwrap();
+            assert_eq!(crate::routed::default_route(i), alloc.route(), "{name}");
+        }
     }
 
     #[test]

@@ -31,7 +31,7 @@
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 /// Where a thread's allocations go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -53,33 +53,237 @@ impl Route {
     }
 }
 
+/// The thread roles a routing table names (`[routing.roles]` in the configuration):
+/// each thread says which it is when it starts ([`enter_role`]); a thread that says
+/// nothing is `other`.
+pub const ROLES: [&str; 11] = [
+    "other",
+    "pipeline_main",
+    "feed_main",
+    "feed_md",
+    "feed_history",
+    "engine_main",
+    "engine_hot",
+    "engine_report",
+    "engine_orders",
+    "engine_recovery",
+    "engine_load",
+];
+/// The roles that run a hot loop: never timed, never adapted.
+pub const HOT_ROLES: [&str; 2] = ["feed_md", "engine_hot"];
+/// Slot of the role `other`.
+const OTHER: u8 = 0;
+/// Pseudo-roles whose route never changes: [`set_thread_route`] and the per-type
+/// handles ([`Hot`], [`Cold`]) use them.
+const FIXED_COLD: u8 = ROLES.len() as u8;
+const FIXED_HOT: u8 = FIXED_COLD + 1;
+
+/// The route of each role (and of the two fixed pseudo-roles), read on every
+/// allocation: written at start-up ([`set_role_route`]) and by the adaptive router.
+static ROUTE_OF: [AtomicU8; ROLES.len() + 2] = {
+    let mut t = [const { AtomicU8::new(Route::Cold as u8) }; ROLES.len() + 2];
+    t[FIXED_HOT as usize] = AtomicU8::new(Route::Hot as u8);
+    // The default table: the hot loops on the arena.
+    t[3] = AtomicU8::new(Route::Hot as u8); // feed_md
+    t[6] = AtomicU8::new(Route::Hot as u8); // engine_hot
+    t
+};
+const _: () = assert!(matches!(ROLES[3].as_bytes(), b"feed_md"));
+const _: () = assert!(matches!(ROLES[6].as_bytes(), b"engine_hot"));
+
 thread_local! {
-    static ROUTE: Cell<u8> = const { Cell::new(Route::Cold as u8) };
+    static ROLE: Cell<u8> = const { Cell::new(OTHER) };
 }
 
-/// Routes the calling thread's allocations from now on; returns the route it had.
-/// Memory it allocated before stays where it is.
-pub fn set_thread_route(route: Route) -> Route {
-    ROUTE
-        .try_with(|r| {
-            let before = r.replace(route as u8);
-            if before == Route::Hot as u8 {
-                Route::Hot
-            } else {
-                Route::Cold
-            }
-        })
-        .unwrap_or(Route::Cold)
+/// The slot of the role named `name` in [`ROLES`].
+pub fn role_index(name: &str) -> Option<usize> {
+    ROLES.iter().position(|r| *r == name)
 }
 
-/// The calling thread's route (cold while the thread is being torn down).
-#[inline]
-pub fn thread_route() -> Route {
-    match ROUTE.try_with(Cell::get) {
-        Ok(1) => Route::Hot,
+/// The calling thread is the role `name` (one of [`ROLES`]) from now on: its
+/// allocations take that role's route. Returns `false` (and changes nothing) for a
+/// name that is not a role. Memory it allocated before stays where it is.
+pub fn enter_role(name: &str) -> bool {
+    match role_index(name) {
+        Some(i) => {
+            let _ = ROLE.try_with(|r| r.set(i as u8));
+            true
+        }
+        None => false,
+    }
+}
+
+/// The calling thread's role (`other` while it is torn down, or where it follows a
+/// fixed route).
+pub fn thread_role() -> &'static str {
+    match ROLE.try_with(Cell::get) {
+        Ok(i) if (i as usize) < ROLES.len() => ROLES[i as usize],
+        _ => ROLES[OTHER as usize],
+    }
+}
+
+/// Routes the role in slot `role` of [`ROLES`] from now on (its threads' next
+/// allocations). Live memory does not move: frees still go home by address.
+pub fn set_role_route(role: usize, route: Route) {
+    if role < ROLES.len() {
+        ROUTE_OF[role].store(route as u8, Ordering::Relaxed);
+    }
+}
+
+/// The route the role in slot `role` of [`ROLES`] has before any configuration: the
+/// hot loops ([`HOT_ROLES`]) on the arena, every other role cold.
+pub fn default_route(role: usize) -> Route {
+    match ROLES.get(role) {
+        Some(r) if HOT_ROLES.contains(r) => Route::Hot,
         _ => Route::Cold,
     }
 }
+
+/// The route of the role in slot `role` of [`ROLES`].
+pub fn role_route(role: usize) -> Route {
+    match ROUTE_OF.get(role).map(|r| r.load(Ordering::Relaxed)) {
+        Some(1) => Route::Hot,
+        _ => Route::Cold,
+    }
+}
+
+/// Routes the calling thread's allocations to `route` from now on, whatever its role's
+/// route (a thread of its own route, outside the table); returns the route it had.
+/// Memory it allocated before stays where it is.
+pub fn set_thread_route(route: Route) -> Route {
+    let fixed = match route {
+        Route::Hot => FIXED_HOT,
+        Route::Cold => FIXED_COLD,
+    };
+    ROLE.try_with(|r| r.replace(fixed))
+        .map(route_of_slot)
+        .unwrap_or(Route::Cold)
+}
+
+#[inline(always)]
+fn route_of_slot(slot: u8) -> Route {
+    match ROUTE_OF[(slot as usize).min(ROUTE_OF.len() - 1)].load(Ordering::Relaxed) {
+        1 => Route::Hot,
+        _ => Route::Cold,
+    }
+}
+
+/// The calling thread's route: its role's (cold while the thread is being torn down).
+#[inline]
+pub fn thread_route() -> Route {
+    match ROLE.try_with(Cell::get) {
+        Ok(slot) => route_of_slot(slot),
+        Err(_) => Route::Cold,
+    }
+}
+
+/// Whether cold roles' allocator calls are to be timed for the adaptive router (set
+/// by the single-process pipeline before its threads start; read by
+/// [`crate::budget::ColdThread::enter`]).
+static PROFILING: AtomicBool = AtomicBool::new(false);
+
+/// Asks every cold thread started from now on to time its allocator calls, for the
+/// adaptive router.
+pub fn request_profiling() {
+    PROFILING.store(true, Ordering::Relaxed);
+}
+
+/// Whether [`request_profiling`] was called.
+pub fn profiling_requested() -> bool {
+    PROFILING.load(Ordering::Relaxed)
+}
+
+/// Runs `f` with the calling thread on the fixed `slot` (and its allocator calls
+/// untimed: they are not its role's route), then restores its role.
+#[inline(always)]
+fn on_fixed<R>(slot: u8, f: impl FnOnce() -> R) -> R {
+    let before = ROLE.try_with(|r| r.replace(slot)).ok();
+    let v = crate::alloc::without_timing(f);
+    if let Some(b) = before {
+        let _ = ROLE.try_with(|r| r.set(b));
+    }
+    v
+}
+
+macro_rules! route_handle {
+    ($name:ident, $slot:expr, $what:literal) => {
+        #[doc = concat!("Per-type routing: an `allocator-api2` allocator whose blocks come from the ", $what, " whichever thread allocates them (`Vec<T, ", stringify!($name), ">`).")]
+        ///
+        /// It calls the global allocator with the calling thread on a fixed route for
+        /// the call: under [`Routed`] that picks the allocator; under any other global
+        /// allocator it is that allocator. Frees and growth go home by address, as
+        /// every free does. No allocation of its own, no lock: thread-local writes
+        /// around the call (its route, and the timing of its role, which this call
+        /// is not).
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct $name;
+
+        // SAFETY: every block comes from the global allocator (`std::alloc`) with the
+        // layout asked for and is returned to it with the same layout; a block stays
+        // valid until `deallocate`, and the handle is a unit value, so copies of it
+        // are interchangeable.
+        unsafe impl allocator_api2::alloc::Allocator for $name {
+            fn allocate(
+                &self,
+                layout: Layout,
+            ) -> Result<std::ptr::NonNull<[u8]>, allocator_api2::alloc::AllocError> {
+                if layout.size() == 0 {
+                    let dangling = layout.align() as *mut u8;
+                    // SAFETY: an alignment is never zero.
+                    let p = unsafe { std::ptr::NonNull::new_unchecked(dangling) };
+                    return Ok(std::ptr::NonNull::slice_from_raw_parts(p, 0));
+                }
+                // SAFETY: `layout` has a non-zero size.
+                let p = on_fixed($slot, || unsafe { std::alloc::alloc(layout) });
+                std::ptr::NonNull::new(p)
+                    .map(|p| std::ptr::NonNull::slice_from_raw_parts(p, layout.size()))
+                    .ok_or(allocator_api2::alloc::AllocError)
+            }
+
+            unsafe fn deallocate(&self, ptr: std::ptr::NonNull<u8>, layout: Layout) {
+                if layout.size() != 0 {
+                    // SAFETY: `ptr` came from `allocate` (the global allocator) with
+                    // `layout`, as the caller guarantees.
+                    unsafe { std::alloc::dealloc(ptr.as_ptr(), layout) }
+                }
+            }
+
+            unsafe fn grow(
+                &self,
+                ptr: std::ptr::NonNull<u8>,
+                old: Layout,
+                new: Layout,
+            ) -> Result<std::ptr::NonNull<[u8]>, allocator_api2::alloc::AllocError> {
+                if old.size() == 0 || new.align() != old.align() {
+                    let p = self.allocate(new)?;
+                    // SAFETY: `ptr` is valid for `old.size()` bytes (the caller's
+                    // contract), the new block for `new.size()` ≥ that; they differ.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(ptr.as_ptr(), p.cast().as_ptr(), old.size());
+                        self.deallocate(ptr, old);
+                    }
+                    return Ok(p);
+                }
+                // SAFETY: `ptr` came from the global allocator with `old`; `new` has the
+                // same alignment and a size the caller guarantees valid.
+                let p = on_fixed($slot, || unsafe {
+                    std::alloc::realloc(ptr.as_ptr(), old, new.size())
+                });
+                std::ptr::NonNull::new(p)
+                    .map(|p| std::ptr::NonNull::slice_from_raw_parts(p, new.size()))
+                    .ok_or(allocator_api2::alloc::AllocError)
+            }
+        }
+    };
+}
+
+route_handle!(Cold, FIXED_COLD, "cold allocator (jemalloc in [`Hybrid`])");
+route_handle!(Hot, FIXED_HOT, "hot arena (mimalloc in [`Hybrid`])");
+
+/// A vector whose buffer is the cold allocator's whichever thread grows it.
+pub type ColdVec<T> = allocator_api2::vec::Vec<T, Cold>;
+/// A vector whose buffer is the hot arena's whichever thread grows it.
+pub type HotVec<T> = allocator_api2::vec::Vec<T, Hot>;
 
 /// Largest alignment the hot arena is asked for; larger requests go cold (counted).
 pub const HOT_MAX_ALIGN: usize = 4096;

@@ -521,6 +521,55 @@ pub struct Summary {
     /// The engines' totals, with several.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engines_total: Option<EnginesTotal>,
+    /// The routing allocator's routes and counts (a single-process run on it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<RoutingReport>,
+}
+
+/// What the routing allocator did in one single-process run (`routing.json`): the hot
+/// arena, the route of each thread role (as configured and as run, with the adaptive
+/// router's evidence) and both routes' counts.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RoutingReport {
+    /// The hot arena's size, bytes.
+    pub arena_bytes: u64,
+    /// The size above which a hot-routed role's allocations go to jemalloc.
+    pub hot_max_bytes: Option<u64>,
+    /// Whether the router adapted the cold roles' routes during the warm-up.
+    pub adaptive: bool,
+    /// Each thread role, in the order of [`crate::routed::ROLES`].
+    pub roles: Vec<RoleRouting>,
+    /// Both routes' counts over the whole run.
+    pub counts: crate::routed::RouteStats,
+}
+
+/// One thread role's route.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RoleRouting {
+    /// The role (`feed_history`, …).
+    pub role: String,
+    /// The allocator the configuration names (`mimalloc`: the hot arena; `jemalloc`).
+    pub configured: String,
+    /// The allocator it ran the measured phase on.
+    pub chosen: String,
+    /// Times the router switched its route (the adaptive warm-up's alternation
+    /// included).
+    pub changes: u64,
+    /// The adaptive router's evidence: its allocation calls timed on each allocator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<RouteEvidence>,
+}
+
+/// The adaptive router's evidence for one role: its `alloc` calls (with `realloc`s)
+/// timed during the warm-up, on each allocator in turn, and what it decided.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RouteEvidence {
+    /// Calls on jemalloc.
+    pub jemalloc: CallTimes,
+    /// Calls on the hot arena (mimalloc).
+    pub mimalloc: CallTimes,
+    /// The rule's verdict, in words.
+    pub decision: String,
 }
 
 /// One engine of a run of several on one feed.
@@ -690,6 +739,7 @@ impl Summary {
             manifest,
             engines: Vec::new(),
             engines_total: None,
+            routing: None,
         }
     }
 }

@@ -4,7 +4,10 @@
 //!
 //! One test function: the counts are process-wide, and the arena is reserved once.
 
-use common::routed::{set_thread_route, Hybrid, MiArena, Route, HOT_MAX_ALIGN};
+use common::routed::{
+    enter_role, role_index, set_role_route, set_thread_route, ColdVec, HotVec, Hybrid, MiArena,
+    Route, HOT_MAX_ALIGN,
+};
 use std::alloc::{GlobalAlloc, Layout};
 use tikv_jemallocator::Jemalloc;
 
@@ -185,5 +188,72 @@ fn blocks_go_home_across_threads_and_the_arena_falls_back_when_full() {
         fell as usize,
         256 - hot,
         "every block past the arena fell back"
+    );
+
+    // Roles: a thread takes its role's route, and a route change applies to the
+    // role's next allocations (the block allocated before stays where it is).
+    let (before, after) = std::thread::spawn(|| {
+        assert!(enter_role("engine_report"));
+        let l = Layout::from_size_align(256, 8).unwrap();
+        // SAFETY: non-zero layouts, each freed once with it.
+        unsafe {
+            let a = GLOBAL.alloc(l);
+            set_role_route(role_index("engine_report").unwrap(), Route::Hot);
+            let b = GLOBAL.alloc(l);
+            set_role_route(role_index("engine_report").unwrap(), Route::Cold);
+            GLOBAL.dealloc(a, l);
+            GLOBAL.dealloc(b, l);
+            (a as usize, b as usize)
+        }
+    })
+    .join()
+    .unwrap();
+    assert!(
+        !in_arena(before) && in_arena(after),
+        "{before:#x} {after:#x}"
+    );
+    let md = std::thread::spawn(|| {
+        assert!(enter_role("feed_md"));
+        Box::new(7u64).as_ref() as *const u64 as usize
+    })
+    .join()
+    .unwrap();
+    assert!(in_arena(md), "feed_md is routed to the arena by default");
+
+    // Per-type routing: a `ColdVec` grown on a hot thread stays in jemalloc, a `HotVec`
+    // grown on a cold thread lives in the arena; both keep their contents and are
+    // freed home from the other kind of thread.
+    let (cold, hot) = std::thread::spawn(move || {
+        set_thread_route(Route::Hot);
+        let mut cold: ColdVec<u64> = ColdVec::new_in(common::routed::Cold);
+        cold.extend(0..10_000u64);
+        let plain = Box::new([1u8; 64]);
+        assert!(
+            in_arena(plain.as_ptr() as usize),
+            "the thread itself is hot"
+        );
+        set_thread_route(Route::Cold);
+        let mut hot: HotVec<u64> = HotVec::new_in(common::routed::Hot);
+        hot.extend(0..10_000u64);
+        (cold, hot)
+    })
+    .join()
+    .unwrap();
+    assert!(!in_arena(cold.as_ptr() as usize));
+    assert!(in_arena(hot.as_ptr() as usize));
+    assert!(cold.iter().copied().eq(0..10_000) && hot.iter().copied().eq(0..10_000));
+    let hot_frees = GLOBAL.stats().hot.frees;
+    std::thread::spawn(move || {
+        set_thread_route(Route::Hot);
+        drop(cold);
+        set_thread_route(Route::Cold);
+    })
+    .join()
+    .unwrap();
+    drop(hot);
+    assert_eq!(
+        GLOBAL.stats().hot.frees,
+        hot_frees + 1,
+        "the HotVec went home"
     );
 }

@@ -164,8 +164,9 @@ pub fn thread(
     let FromService { snapshot, recovery } = service;
     let pinned = pin_or_warn("engine", "hot", config.cores.engine_hot);
     // Under the routing allocator (the single-process pipeline) the hot thread's
-    // allocations come from the hot arena; elsewhere this changes nothing.
-    common::routed::set_thread_route(common::routed::Route::Hot);
+    // allocations take the route of its role (by default the hot arena); elsewhere
+    // this changes nothing.
+    common::routed::enter_role("engine_hot");
     // Allocate and touch the hot thread's memory after pinning.
     let mut scratch = match config.engine.scratch {
         ScratchMode::Arena => Scratch::arena(config.engine.arena_bytes),

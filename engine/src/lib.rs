@@ -164,6 +164,7 @@ pub(crate) fn wait_for_ring(
 }
 
 fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
+    common::routed::enter_role("engine_main");
     let Started {
         allowed,
         config,
@@ -174,6 +175,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         &[(ENGINE_SUMMARY, Kind::Json), (ENGINE_HLOG, Kind::Hlog)],
         |c| c.engine.wait,
     )?;
+    common::allocators::note_unrouted("engine", hooks, config.routing.is_set());
     let hlog_path = out.join(ENGINE_HLOG);
     let start_time = SystemTime::now();
     let hlog = Hlog::create(

@@ -7,7 +7,11 @@
 //! eviction empties it, so a steady stream of ticks is a steady stream of allocations
 //! and frees of one size, interleaved across symbols that tick at different rates. It
 //! runs on the history thread only, never on the md thread, and allocates freely.
+//! The chunks are [`ColdVec`]s: in the single-process pipeline they come from the cold
+//! allocator (jemalloc) whatever route the history thread's role has (per-type
+//! routing, [`common::routed::Cold`]); in the feed process, from its global allocator.
 
+use common::routed::{Cold, ColdVec};
 use common::tick::{ContentDigest, Tick, TickKind};
 use std::collections::VecDeque;
 
@@ -40,7 +44,9 @@ pub const CHUNK_TICKS: usize = 256;
 /// partly evicted (`front_evicted`).
 #[derive(Default)]
 struct SymbolHistory {
-    chunks: VecDeque<Vec<Tick>>,
+    /// Per-type routing: the chunks are the cold allocator's (jemalloc under the
+    /// routing allocator) whichever thread grows them.
+    chunks: VecDeque<ColdVec<Tick>>,
     front_evicted: usize,
     len: usize,
     /// Held ticks at the front that earlier feed runs published (restored from the
@@ -58,7 +64,7 @@ impl SymbolHistory {
         match self.chunks.back_mut() {
             Some(chunk) if chunk.len() < CHUNK_TICKS => chunk.push(tick),
             _ => {
-                let mut chunk = Vec::with_capacity(CHUNK_TICKS);
+                let mut chunk = ColdVec::with_capacity_in(CHUNK_TICKS, Cold);
                 chunk.push(tick);
                 self.chunks.push_back(chunk);
             }

@@ -72,6 +72,7 @@ where
 }
 
 fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
+    common::routed::enter_role("feed_main");
     let Started {
         allowed,
         config,
@@ -80,6 +81,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     } = args
         .run
         .start("feed", &[(FEED_SUMMARY, Kind::Json)], |c| c.feed.wait)?;
+    common::allocators::note_unrouted("feed", hooks, config.routing.is_set());
     let clock = Clock::new();
     let replay = match &args.replay {
         Some(dir) => Some(journal::load_replay(&config, dir, args.epoch, args.speed)?),

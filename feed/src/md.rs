@@ -160,8 +160,9 @@ pub fn thread(
 ) -> Report {
     let pinned = pin_or_warn("feed", "md", config.cores.feed_md);
     // Under the routing allocator (the single-process pipeline) the md thread's
-    // allocations come from the hot arena; elsewhere this changes nothing.
-    common::routed::set_thread_route(common::routed::Route::Hot);
+    // allocations take the route of its role (by default the hot arena); elsewhere
+    // this changes nothing.
+    common::routed::enter_role("feed_md");
     let waited = if config.ring.lossless && config.ring.wait_for_consumers > 0 {
         wait_for_consumers(config, clock, &publisher, shared.stop)
     } else {

@@ -7,8 +7,9 @@
 //! one allocator, for comparison.
 //!
 //! Each side runs exactly as its own binary does, from the same configuration file:
-//! the same threads, core plan, summaries, interval lines and `.hlog`, written to
-//! `OUT/feed` and `OUT/engine`. The ring between the md and the hot thread is the
+//! the same threads, core plan, summaries, interval lines and `.hlog`, written into
+//! one output folder as `lab run` lays it out (`feed_summary.json`,
+//! `engine_summary.json`, `engine.hlog`). The ring between the md and the hot thread is the
 //! configuration's `ring.path`, mapped by both sides of the one process. Both sides
 //! share the process's signal handling (SIGINT and SIGTERM stop both), its RSS (each
 //! summary reports the process's) and its allocator statistics.
@@ -17,9 +18,14 @@
 //! their own and waits for them.
 #![deny(unsafe_code)]
 
+mod adapt;
+
 use clap::Parser;
 use common::allocators::AllocatorHooks;
+use common::config::{Config, KeyPath, RouteAlloc};
 use common::failure::Failure;
+use common::routed::RouteStats;
+use common::summary::RoutingReport;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,50 +48,105 @@ pub struct Args {
     /// Run for this many seconds instead of the config's `duration_s`.
     #[arg(long, value_name = "SECS")]
     pub duration: Option<String>,
-    /// Output folder: the feed writes into `OUT/feed`, the engine into `OUT/engine`.
+    /// Output folder, shared by both sides as in `lab run` (`feed_summary.json`,
+    /// `engine_summary.json`, `engine.hlog`, …).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// With the routing allocator: the hot arena's size, reserved at start.
-    #[arg(long, value_name = "MIB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
-    pub hot_arena_mib: u64,
+    /// With the routing allocator: the hot arena's size, reserved at start, instead of
+    /// the configuration's `routing.arena_mib`.
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub hot_arena_mib: Option<u64>,
 }
 
-/// Reserves the routing allocator's hot arena of the given bytes (absent for a
-/// single-allocator variant); returns its address range.
-pub type Reserve<'a> = &'a dyn Fn(usize) -> Result<std::ops::Range<usize>, String>;
+/// What the pipeline needs of a routing global allocator (the `pipeline` binary's;
+/// absent for a single-allocator variant).
+pub trait Router: Sync {
+    /// Reserves the hot arena of `bytes`; its address range.
+    fn reserve(&self, bytes: usize) -> Result<std::ops::Range<usize>, String>;
+    /// Allocations of hot-routed roles above `bytes` go to jemalloc from now on.
+    fn set_hot_max_bytes(&self, bytes: usize);
+    /// Both routes' counts so far.
+    fn stats(&self) -> RouteStats;
+}
 
 /// The entry point of every pipeline binary.
-pub fn main_with(hooks: AllocatorHooks, reserve: Option<Reserve>) -> ExitCode {
+pub fn main_with(hooks: AllocatorHooks, router: Option<&dyn Router>) -> ExitCode {
+    common::routed::enter_role("pipeline_main");
     let args = Args::parse();
-    match run(&args, hooks, reserve) {
+    match run(&args, hooks, router) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => f.report("pipeline"),
     }
 }
 
-fn run(args: &Args, hooks: AllocatorHooks, reserve: Option<Reserve>) -> Result<(), Failure> {
-    if let Some(reserve) = reserve {
-        let bytes = (args.hot_arena_mib as usize) << 20;
-        let range = reserve(bytes).map_err(|e| {
-            Failure::bad_input(anyhow::anyhow!(
-                "--hot-arena-mib {}: {e}",
-                args.hot_arena_mib
-            ))
-        })?;
-        eprintln!(
-            "pipeline: hot arena of {} MiB at {:#x}..{:#x} (mimalloc); every other thread on jemalloc",
-            range.len() >> 20,
-            range.start,
-            range.end
-        );
+/// Reserves the arena, sets the routes from `config.routing` and asks the cold threads
+/// to time their calls when the router adapts.
+fn set_up_routing(args: &Args, config: &Config, router: &dyn Router) -> Result<u64, Failure> {
+    let routing = &config.routing;
+    let (mib, from_flag) = match args.hot_arena_mib {
+        Some(m) => (m, true),
+        None => (routing.arena_mib, false),
+    };
+    let bytes = (mib as usize) << 20;
+    let range = router.reserve(bytes).map_err(|e| {
+        Failure::bad_input(if from_flag {
+            anyhow::anyhow!("--hot-arena-mib {mib}: {e}")
+        } else {
+            anyhow::Error::new(config.error_at(&KeyPath::key("routing").then("arena_mib"), e))
+        })
+    })?;
+    if let Some(t) = routing.hot_max_bytes {
+        router.set_hot_max_bytes(t as usize);
     }
+    for (i, (_, alloc)) in routing.roles.all().iter().enumerate() {
+        common::routed::set_role_route(i, alloc.route());
+    }
+    let on_arena: Vec<&str> = routing
+        .roles
+        .all()
+        .iter()
+        .filter(|(_, a)| *a == RouteAlloc::Mimalloc)
+        .map(|(r, _)| *r)
+        .collect();
+    eprintln!(
+        "pipeline: hot arena of {} MiB at {:#x}..{:#x} (mimalloc) for {}; every other role on jemalloc{}{}",
+        range.len() >> 20,
+        range.start,
+        range.end,
+        if on_arena.is_empty() { "no role".to_string() } else { on_arena.join(", ") },
+        routing
+            .hot_max_bytes
+            .map_or(String::new(), |t| format!("; arena allocations above {t} bytes go to jemalloc")),
+        if routing.adaptive { "; adaptive: the cold roles are profiled during the warm-up" } else { "" },
+    );
+    if routing.adaptive {
+        common::routed::request_profiling();
+    }
+    Ok(range.len() as u64)
+}
+
+fn run(args: &Args, hooks: AllocatorHooks, router: Option<&dyn Router>) -> Result<(), Failure> {
+    let allowed = common::cores::allowed_cores();
+    let config = Config::load(&args.config, &allowed).map_err(Failure::bad_input)?;
+    let arena_bytes = match router {
+        Some(r) => Some(set_up_routing(args, &config, r)?),
+        None => {
+            if args.hot_arena_mib.is_some() {
+                return Err(Failure::bad_input(anyhow::anyhow!(
+                    "--hot-arena-mib: this pipeline runs on {} alone and has no hot arena (the `pipeline` binary routes)",
+                    hooks.name
+                )));
+            }
+            None
+        }
+    };
     let argv = |side: &str| {
         let mut v: Vec<OsString> = vec![
             side.into(),
             "--config".into(),
             args.config.clone().into(),
             "--out".into(),
-            args.out.join(side).into(),
+            args.out.clone().into(),
         ];
         if let Some(d) = &args.duration {
             v.extend(["--duration".into(), d.into()]);
@@ -103,12 +164,33 @@ fn run(args: &Args, hooks: AllocatorHooks, reserve: Option<Reserve>) -> Result<(
         .name("feed-main".into())
         .spawn(move || feed::run_from(feed_argv, hooks))
         .map_err(|e| Failure::runtime(anyhow::anyhow!("cannot start the feed: {e}")))?;
+    let roles = match (router, arena_bytes) {
+        (Some(_), Some(_)) if config.routing.adaptive => {
+            let sides_done = || feed.is_finished() && engine.is_finished();
+            adapt::adapt(&config, &sides_done)
+        }
+        _ => adapt::fixed(&config),
+    };
     let joined = |h: std::thread::JoinHandle<Result<(), Failure>>, side: &str| {
         h.join()
             .unwrap_or_else(|_| Err(Failure::runtime(anyhow::anyhow!("the {side} panicked"))))
     };
     let feed = joined(feed, "feed");
     let engine = joined(engine, "engine");
+    if let (Some(r), Some(arena_bytes)) = (router, arena_bytes) {
+        let report = RoutingReport {
+            arena_bytes,
+            hot_max_bytes: config.routing.hot_max_bytes,
+            adaptive: config.routing.adaptive,
+            roles,
+            counts: r.stats(),
+        };
+        print_counts(&report.counts);
+        if feed.is_ok() && engine.is_ok() {
+            common::files::write_json(&args.out.join(ROUTING_REPORT), &report)
+                .map_err(|e| Failure::runtime(anyhow::anyhow!(e)))?;
+        }
+    }
     match (feed, engine) {
         (Ok(()), Ok(())) => Ok(()),
         (Err(f), other) => {
@@ -119,4 +201,23 @@ fn run(args: &Args, hooks: AllocatorHooks, reserve: Option<Reserve>) -> Result<(
         }
         (Ok(()), Err(e)) => Err(e),
     }
+}
+
+/// The file of the routing report in the output folder.
+pub const ROUTING_REPORT: &str = "routing.json";
+
+fn print_counts(s: &RouteStats) {
+    eprintln!(
+        "pipeline: routes: hot arena {} allocations ({} bytes), {} frees ({} by cold-routed threads), {} moved in; jemalloc {} allocations, {} frees ({} by hot-routed threads), {} fallbacks from hot-routed threads, {} moved in",
+        s.hot.allocs,
+        s.hot.bytes,
+        s.hot.frees,
+        s.hot.foreign_frees,
+        s.hot.moved,
+        s.cold.allocs,
+        s.cold.frees,
+        s.cold.foreign_frees,
+        s.cold.fallbacks,
+        s.cold.moved
+    );
 }

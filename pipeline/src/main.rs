@@ -1,13 +1,15 @@
 //! `pipeline`: the feed and the engine in one process on the routing allocator, the
-//! hybrid in one process: the feed's md thread and the engine's hot thread allocate from
-//! a mimalloc arena reserved at start (`--hot-arena-mib`), every other thread from
-//! jemalloc, and every free goes back to the allocator it came from
-//! ([`common::routed`]).
+//! hybrid in one process: each thread role takes the route `[routing.roles]` gives it
+//! (by default the feed's md thread and the engine's hot thread on a mimalloc arena
+//! reserved at start, `routing.arena_mib`, every other thread on jemalloc), every free
+//! goes back to the allocator it came from ([`common::routed`]), and with
+//! `routing.adaptive = true` the cold roles keep the allocator that served them faster
+//! during the warm-up. Writes `routing.json` beside the summaries.
 #![deny(unsafe_code)]
 
 use common::alloc::CountingAlloc;
 use common::allocators::{hooks, hybrid::Hybrid, Introspect};
-use common::routed::MiArena;
+use common::routed::{MiArena, RouteStats};
 use std::process::ExitCode;
 
 #[global_allocator]
@@ -16,24 +18,21 @@ static GLOBAL: CountingAlloc<Hybrid> = CountingAlloc::new(
     Hybrid::NAME,
 );
 
+/// The global allocator, as the pipeline drives it.
+struct Global;
+
+impl pipeline::Router for Global {
+    fn reserve(&self, bytes: usize) -> Result<std::ops::Range<usize>, String> {
+        GLOBAL.inner().hot().reserve(bytes)
+    }
+    fn set_hot_max_bytes(&self, bytes: usize) {
+        GLOBAL.inner().set_hot_max_bytes(bytes);
+    }
+    fn stats(&self) -> RouteStats {
+        GLOBAL.inner().stats()
+    }
+}
+
 fn main() -> ExitCode {
-    let code = pipeline::main_with(
-        hooks(&GLOBAL),
-        Some(&|bytes| GLOBAL.inner().hot().reserve(bytes)),
-    );
-    let s = GLOBAL.inner().stats();
-    eprintln!(
-        "pipeline: routes: hot arena {} allocations ({} bytes), {} frees ({} by cold threads), {} moved in; jemalloc {} allocations, {} frees ({} by hot threads), {} fallbacks from hot threads, {} moved in",
-        s.hot.allocs,
-        s.hot.bytes,
-        s.hot.frees,
-        s.hot.foreign_frees,
-        s.hot.moved,
-        s.cold.allocs,
-        s.cold.frees,
-        s.cold.foreign_frees,
-        s.cold.fallbacks,
-        s.cold.moved
-    );
-    code
+    pipeline::main_with(hooks(&GLOBAL), Some(&Global))
 }

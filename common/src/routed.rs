@@ -786,8 +786,8 @@ mod tests {
         );
     }
 
-    /// A mock arena: a bump allocator over a static buffer of `CAP` bytes that never
-    /// reuses memory, counting its calls.
+    /// A mock arena: a bump allocator over a buffer of `CAP` bytes (freed with it) that
+    /// never reuses memory, counting its calls.
     struct Bump {
         buf: *mut u8,
         next: AtomicUsize,
@@ -798,9 +798,17 @@ mod tests {
     unsafe impl Sync for Bump {}
     const CAP: usize = 1 << 16;
 
+    impl Drop for Bump {
+        fn drop(&mut self) {
+            // SAFETY: `buf` came from `Box::into_raw` of a `CAP`-byte boxed slice in
+            // `new` and is freed only here.
+            drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.buf, CAP)) });
+        }
+    }
+
     impl Bump {
         fn new() -> Bump {
-            let buf = Box::leak(vec![0u8; CAP].into_boxed_slice()).as_mut_ptr();
+            let buf = Box::into_raw(vec![0u8; CAP].into_boxed_slice()).cast::<u8>();
             Bump {
                 buf,
                 next: AtomicUsize::new(0),

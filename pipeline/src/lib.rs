@@ -1,21 +1,27 @@
 //! The single-process pipeline: the feed (its md and history threads) and the engine
 //! (its hot and cold threads) in one process, so that the hybrid of allocators can be
 //! had without two processes: with the routing allocator ([`common::routed::Hybrid`],
-//! the `pipeline` binary) the feed's md thread and the engine's hot thread allocate
-//! from a mimalloc arena and every other thread from jemalloc; the variants
+//! the `pipeline` binary) each thread role allocates where `[routing.roles]` sends it
+//! (by default the feed's md thread and the engine's hot thread from a mimalloc arena,
+//! every other thread from jemalloc; `routing.adaptive` lets the cold roles keep the
+//! faster allocator, see the `adapt` module); the variants
 //! `pipeline-system`, `pipeline-jemalloc` and `pipeline-mimalloc` run the same threads on
 //! one allocator, for comparison.
 //!
 //! Each side runs exactly as its own binary does, from the same configuration file:
 //! the same threads, core plan, summaries, interval lines and `.hlog`, written into
 //! one output folder as `lab run` lays it out (`feed_summary.json`,
-//! `engine_summary.json`, `engine.hlog`). The ring between the md and the hot thread is the
-//! configuration's `ring.path`, mapped by both sides of the one process. Both sides
-//! share the process's signal handling (SIGINT and SIGTERM stop both), its RSS (each
-//! summary reports the process's) and its allocator statistics.
+//! `engine_summary.json`, `engine.hlog`). The ring between the md and the hot thread lives
+//! in the process's memory (an anonymous mapping, pre-faulted, found by `ring.path` in a
+//! table of the process: [`common::ring::shm::keep_rings_in_process`]); no ring file is
+//! written. Both sides share the process's signal handling (SIGINT and SIGTERM stop
+//! both), its RSS (each summary reports the process's) and its allocator statistics.
+//! With the routing allocator it writes `routing.json` ([`ROUTING_REPORT`]) beside the
+//! summaries: the routes as configured and as run, the adaptive evidence, the counts.
 //!
-//! Start-up only here: it reserves the hot arena, starts the two sides on threads of
-//! their own and waits for them.
+//! Start-up and the adaptive warm-up only here (the main thread, cold): it reserves the
+//! hot arena, sets the routes, starts the two sides on threads of their own, adapts if
+//! asked and waits for them.
 #![deny(unsafe_code)]
 
 mod adapt;
@@ -128,6 +134,9 @@ fn set_up_routing(args: &Args, config: &Config, router: &dyn Router) -> Result<u
 fn run(args: &Args, hooks: AllocatorHooks, router: Option<&dyn Router>) -> Result<(), Failure> {
     let allowed = common::cores::allowed_cores();
     let config = Config::load(&args.config, &allowed).map_err(Failure::bad_input)?;
+    // The md and the hot thread are threads of this process: their ring lives in its
+    // memory, found by `ring.path` in the process's table, not in a file.
+    common::ring::shm::keep_rings_in_process();
     let arena_bytes = match router {
         Some(r) => Some(set_up_routing(args, &config, r)?),
         None => {

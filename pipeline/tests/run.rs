@@ -2,7 +2,8 @@
 //! single-allocator variant on a small configuration, checked as `lab run` is checked:
 //! every tick accounted (none lost at this rate), no global allocation on the hot
 //! thread after warm-up, every stage recorded, the `.hlog` readable by hdrhistogram's
-//! interval-log reader, and (routing) the hot threads' memory in the arena.
+//! interval-log reader, no ring file (the ring is in the process's memory), and
+//! (routing) the hot threads' memory in the arena, the routes and their report.
 
 use serde_json::Value;
 use std::path::Path;
@@ -64,6 +65,13 @@ volatility_bps = 0.1
     path
 }
 
+/// The `ring.path` of the test configuration at `cfg`.
+fn ring_path(cfg: &Path) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(cfg).unwrap();
+    let line = text.lines().find(|l| l.starts_with("path = ")).unwrap();
+    line.trim_start_matches("path = ").trim_matches('"').into()
+}
+
 fn core_count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -89,13 +97,28 @@ fn check(bin: &str, allocator: &str, routing: &str) -> (String, Option<Value>) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), routing);
     let out = dir.path().join("out");
-    let run = Command::new(bin)
+    let ring = ring_path(&cfg);
+    let child = Command::new(bin)
         .arg("--config")
         .arg(&cfg)
         .arg("--out")
         .arg(&out)
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    // The ring lives in the process's memory: no file ever appears at ring.path.
+    let mut ring_seen = false;
+    let pid = child.id();
+    let watch = std::thread::spawn(move || {
+        while Path::new(&format!("/proc/{pid}")).exists() {
+            ring_seen |= ring.exists();
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        ring_seen
+    });
+    let run = child.wait_with_output().unwrap();
+    assert!(!watch.join().unwrap(), "{bin}: a ring file appeared");
     let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
     assert!(run.status.success(), "{bin}: {:?}\n{stderr}", run.status);
     let f = json(&out.join("feed_summary.json"));

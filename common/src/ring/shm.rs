@@ -26,6 +26,13 @@
 //!
 //! A process that truncates the file under a live mapping can still make readers fault
 //! (`SIGBUS`); the file is owner-only so only the same user can do that.
+//!
+//! **In process memory.** After [`keep_rings_in_process`] (the single-process
+//! pipeline), [`create`] maps the ring anonymously (private to the process,
+//! pre-faulted, the same layout and header) and enters it in a table of the process
+//! under its path; [`open`] finds it there and validates it as it validates a file. No
+//! file, lock file or folder is touched; a second live producer at the same path in
+//! the process is [`CreateError::Held`]. Publishing and polling are the same code.
 
 use super::{
     Header, Publisher, Region, RegisterError, Slot, StartAt, Subscriber, HEADER_BYTES,
@@ -40,6 +47,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Why a ring file could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -195,19 +203,20 @@ fn from_file_error(e: FileError, path: &Path) -> CreateError {
 
 /// A ring mapped read-write by its producer, which holds the ring's lock.
 pub struct OwnedRegion {
-    map: MmapRaw,
+    map: Arc<MmapRaw>,
     path: PathBuf,
-    id: FileId,
+    /// The ring file and its lock; none for a ring kept in process memory.
+    file: Option<(FileId, RingLock)>,
     reclaimed: Option<u32>,
-    _lock: RingLock,
 }
 
 /// A ring mapped by a consumer: read-only, or read-write for a lossless ring (the
 /// consumer writes only its own consumer-table entry).
 pub struct MappedRegion {
-    map: MmapRaw,
+    map: Arc<MmapRaw>,
     path: PathBuf,
-    ino: u64,
+    /// The ring file's inode; none for a ring kept in process memory.
+    ino: Option<u64>,
 }
 
 fn header_of(map: &MmapRaw) -> &Header {
@@ -272,9 +281,18 @@ impl MappedRegion {
         &self.path
     }
 
-    /// Whether the path still names the file this region maps (a new producer replaces it).
+    /// Whether the path still names the file this region maps (a new producer replaces
+    /// it). A ring in process memory is current while its producer has not ended it.
     pub fn is_current(&self) -> bool {
-        std::fs::metadata(&self.path).is_ok_and(|m| m.ino() == self.ino)
+        match self.ino {
+            Some(ino) => std::fs::metadata(&self.path).is_ok_and(|m| m.ino() == ino),
+            None => in_process_ring(&self.path).is_some_and(|m| Arc::ptr_eq(&m, &self.map)),
+        }
+    }
+
+    /// Whether the ring is in process memory ([`keep_rings_in_process`]), not a file.
+    pub fn in_process(&self) -> bool {
+        self.ino.is_none()
     }
 }
 
@@ -379,6 +397,9 @@ pub fn create(
     if !(1..1 << 63).contains(&id.first_seq) {
         return Err(CreateError::FirstSeq(id.first_seq));
     }
+    if rings_in_process() {
+        return create_in_process(path, capacity, id);
+    }
     examine_ring(path)?;
     let lock = RingLock::acquire(path)?;
     // Under the lock: no live producer, so a ring there now is a dead one's.
@@ -414,11 +435,93 @@ pub fn create(
     );
     draft.publish().map_err(|e| from_file_error(e, path))?;
     Ok(Publisher::new(OwnedRegion {
+        map: Arc::new(map),
+        path: path.to_path_buf(),
+        file: Some((file_id, lock)),
+        reclaimed,
+    }))
+}
+
+/// Rings created and opened in this process from now on live in process memory (an
+/// anonymous private mapping, pre-faulted), found by their path in a table of this
+/// process instead of in a file: for a producer and consumers that are threads of one
+/// process (the single-process pipeline). Nothing is written to the file system; two
+/// processes with the same `ring.path` then have a ring each. Start-up only: call it
+/// before any ring is created.
+pub fn keep_rings_in_process() {
+    IN_PROCESS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(Vec::new);
+}
+
+/// Rings kept in process memory, by path.
+type InProcessRings = Vec<(PathBuf, Arc<MmapRaw>)>;
+
+/// The rings kept in process memory; `None` until [`keep_rings_in_process`].
+static IN_PROCESS: std::sync::Mutex<Option<InProcessRings>> = std::sync::Mutex::new(None);
+
+fn rings_in_process() -> bool {
+    IN_PROCESS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .is_some()
+}
+
+fn in_process_ring(path: &Path) -> Option<Arc<MmapRaw>> {
+    let table = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
+    table
+        .as_ref()?
+        .iter()
+        .find(|(p, _)| p == path)
+        .map(|(_, m)| Arc::clone(m))
+}
+
+/// [`create`] in process memory: a live producer of this process at `path` is
+/// [`CreateError::Held`]; an ended one's ring is replaced.
+fn create_in_process(
+    path: &Path,
+    capacity: u64,
+    id: ProducerId,
+) -> Result<Publisher<OwnedRegion>, CreateError> {
+    let mut table = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
+    let rings = table.get_or_insert_with(Vec::new);
+    if let Some(i) = rings.iter().position(|(p, _)| p == path) {
+        if header_of(&rings[i].1).producer_state() == Some(super::ProducerState::Running) {
+            return Err(CreateError::Held {
+                path: path.to_path_buf(),
+                pid: Some(std::process::id()),
+            });
+        }
+        rings.swap_remove(i);
+    }
+    let mut map = MmapOptions::new()
+        .len(file_len(capacity) as usize)
+        .populate()
+        .map_anon()
+        .map_err(|error| CreateError::Io {
+            path: path.to_path_buf(),
+            error,
+        })?;
+    // Touch every page so the first publish into it does not fault.
+    for page in map.chunks_mut(4096) {
+        page[0] = 0;
+    }
+    let map = Arc::new(MmapRaw::from(map));
+    header_of(&map).init(
+        capacity,
+        id.lossless,
+        id.clock_source,
+        std::process::id(),
+        id.epoch_ns,
+        id.first_seq,
+    );
+    rings.push((path.to_path_buf(), Arc::clone(&map)));
+    Ok(Publisher::new(OwnedRegion {
         map,
         path: path.to_path_buf(),
-        id: file_id,
-        reclaimed,
-        _lock: lock,
+        file: None,
+        reclaimed: None,
     }))
 }
 
@@ -449,8 +552,18 @@ impl Publisher<OwnedRegion> {
     pub fn end_and_unlink(&self) {
         self.end();
         let region = self.region();
-        if region.id.is_at(&region.path) {
-            let _ = std::fs::remove_file(&region.path);
+        match &region.file {
+            Some((id, _)) => {
+                if id.is_at(&region.path) {
+                    let _ = std::fs::remove_file(&region.path);
+                }
+            }
+            None => {
+                let mut table = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(rings) = table.as_mut() {
+                    rings.retain(|(_, m)| !Arc::ptr_eq(m, &region.map));
+                }
+            }
         }
     }
 }
@@ -536,6 +649,9 @@ pub fn open(
     path: &Path,
     start: StartAt,
 ) -> Result<(Subscriber<MappedRegion>, RingInfo), OpenError> {
+    if rings_in_process() {
+        return open_in_process(path, start);
+    }
     // O_NONBLOCK: opening a FIFO for reading would wait for a writer (the check below
     // refuses it); for a regular file the flag changes nothing.
     let file = match OpenOptions::new()
@@ -611,17 +727,43 @@ pub fn open(
         map
     };
     let region = MappedRegion {
+        map: Arc::new(map),
+        path: path.to_path_buf(),
+        ino: Some(meta.ino()),
+    };
+    subscribe(region, info, start)
+}
+
+/// [`open`] of a ring in process memory ([`keep_rings_in_process`]): validated as a
+/// file is; [`OpenError::Missing`] until its producer has created it.
+fn open_in_process(
+    path: &Path,
+    start: StartAt,
+) -> Result<(Subscriber<MappedRegion>, RingInfo), OpenError> {
+    let map = in_process_ring(path).ok_or_else(|| OpenError::Missing(path.to_path_buf()))?;
+    let info = validate(&map, map.len() as u64).map_err(|reason| OpenError::Invalid {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    let region = MappedRegion {
         map,
         path: path.to_path_buf(),
-        ino: meta.ino(),
+        ino: None,
     };
+    subscribe(region, info, start)
+}
+
+/// A subscriber of `region`, entered in its consumer table if it is lossless.
+fn subscribe(
+    region: MappedRegion,
+    info: RingInfo,
+    start: StartAt,
+) -> Result<(Subscriber<MappedRegion>, RingInfo), OpenError> {
+    let path = region.path.clone();
     let mut sub = Subscriber::new(region, start);
     if info.lossless {
         sub.register(std::process::id(), |pid| !process_alive(pid))
-            .map_err(|error| OpenError::Register {
-                path: path.to_path_buf(),
-                error,
-            })?;
+            .map_err(|error| OpenError::Register { path, error })?;
     }
     Ok((sub, info))
 }

@@ -6,7 +6,7 @@
 //! what the user asked for, marked with [`common::failure::Failure::bad_input`] (see
 //! `main.rs`).
 
-use crate::variant::{Alloc, ScratchMode};
+use crate::variant::{Alloc, PipelineAlloc, ScratchMode};
 use clap::{Args, Parser, Subcommand};
 use common::runargs::parse_secs;
 use std::path::PathBuf;
@@ -24,8 +24,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the engine and the feed on one config, then merge their summaries and print
-    /// the latency table.
+    /// Run the engine and the feed on one config (two processes, or one pipeline process
+    /// with `--single-process`), then merge their summaries and print the latency table.
     Run(RunArgs),
     /// Run a matrix of variants (allocators, scratch strategy, levels) on the same seeded
     /// workload, interleaved and repeated, and write a report with tables and plots.
@@ -100,8 +100,9 @@ pub struct ChaosArgs {
 /// `lab run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The run configuration (TOML). Both processes read the copy recorded in the output
-    /// folder as `config.toml`, with `--scratch`, `--levels` and `--duration` applied.
+    /// The run configuration (TOML). Both processes (or the one pipeline process) read the
+    /// copy recorded in the output folder as `config.toml`, with `--scratch`, `--levels`
+    /// and `--duration` applied.
     #[arg(long, value_name = "FILE", default_value = "configs/default.toml")]
     pub config: PathBuf,
     /// Override the config's `duration_s`, in seconds.
@@ -110,17 +111,31 @@ pub struct RunArgs {
     /// Output folder [default: a new folder results/YYYYmmdd-HHMMSS-STEM, UTC, STEM the config file name without .toml].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Folder holding the `feed` and `engine` binaries [default: the folder of `lab`].
+    /// Folder holding the `feed` and `engine` binaries (and `pipeline*`) [default: the
+    /// folder of `lab`].
     #[arg(long, value_name = "DIR")]
     pub bin_dir: Option<PathBuf>,
     /// Global allocator of the engine: picks the binary (`engine` links mimalloc, the
-    /// others are `engine-<ALLOC>`).
-    #[arg(long, value_name = "ALLOC", value_enum, default_value_t = Alloc::Mimalloc)]
+    /// others are `engine-<ALLOC>`). Two processes only.
+    #[arg(long, value_name = "ALLOC", value_enum, default_value_t = Alloc::Mimalloc,
+          conflicts_with = "single_process")]
     pub engine_alloc: Alloc,
     /// Global allocator of the feed: picks the binary (`feed` links jemalloc, the others
-    /// are `feed-<ALLOC>`).
-    #[arg(long, value_name = "ALLOC", value_enum, default_value_t = Alloc::Jemalloc)]
+    /// are `feed-<ALLOC>`). Two processes only.
+    #[arg(long, value_name = "ALLOC", value_enum, default_value_t = Alloc::Jemalloc,
+          conflicts_with = "single_process")]
     pub feed_alloc: Alloc,
+    /// Run the feed's and the engine's threads in one process: one pipeline binary
+    /// (`--pipeline-alloc`) instead of `engine` and `feed`, with the same configuration
+    /// and output folder, its output prefixed `[pipeline] `. One engine only; the
+    /// allocator is `--pipeline-alloc`'s (`--engine-alloc`/`--feed-alloc` are refused).
+    #[arg(long)]
+    pub single_process: bool,
+    /// With `--single-process`: the pipeline's global allocator, which picks the binary
+    /// (`pipeline` is the routing hybrid, the others are `pipeline-<ALLOC>`).
+    #[arg(long, value_name = "ALLOC", value_enum, default_value_t = PipelineAlloc::Hybrid,
+          requires = "single_process")]
+    pub pipeline_alloc: PipelineAlloc,
     /// The engine's scratch strategy (`engine.scratch`) [default: the config's].
     #[arg(long, value_name = "MODE", value_enum)]
     pub scratch: Option<ScratchMode>,
@@ -168,7 +183,8 @@ pub struct CompareArgs {
     /// Seconds each run publishes, instead of the matrix's and the configs' durations.
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub duration: Option<f64>,
-    /// Folder holding the `feed*` and `engine*` binaries [default: the folder of `lab`].
+    /// Folder holding the `feed*`, `engine*` and `pipeline*` binaries [default: the folder
+    /// of `lab`].
     #[arg(long, value_name = "DIR")]
     pub bin_dir: Option<PathBuf>,
 }
@@ -302,6 +318,7 @@ mod tests {
             (Alloc::Mimalloc, Alloc::Jemalloc)
         );
         assert!(a.scratch.is_none() && a.levels.is_none());
+        assert!(!a.single_process);
         let cli = Cli::try_parse_from([
             "lab",
             "run",
@@ -329,6 +346,45 @@ mod tests {
             (Alloc::Tcmalloc, Alloc::System)
         );
         assert_eq!((a.scratch, a.levels), (Some(ScratchMode::Pool), Some(2)));
+    }
+
+    #[test]
+    fn single_process_flags() {
+        let parse = |extra: &[&str]| {
+            let argv = ["lab", "run"].iter().chain(extra).copied();
+            Cli::try_parse_from(argv).map(|c| match c.command {
+                Command::Run(a) => a,
+                _ => panic!("not run"),
+            })
+        };
+        let a = parse(&["--single-process"]).unwrap();
+        assert!(a.single_process);
+        assert_eq!(a.pipeline_alloc, PipelineAlloc::Hybrid);
+        let a = parse(&["--single-process", "--pipeline-alloc", "jemalloc"]).unwrap();
+        assert_eq!(a.pipeline_alloc, PipelineAlloc::Jemalloc);
+        // --engines is checked when the run starts (more than one is refused there).
+        assert_eq!(
+            parse(&["--single-process", "--engines", "2"])
+                .unwrap()
+                .engines,
+            2
+        );
+        for bad in [
+            &["--pipeline-alloc", "system"][..],
+            &["--single-process", "--engine-alloc", "system"],
+            &["--single-process", "--feed-alloc", "mimalloc"],
+            &["--single-process", "--pipeline-alloc", "tcmalloc"],
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad:?}: {e}");
+        }
+        let e = parse(&["--single-process", "--engine-alloc", "system"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("'--single-process' cannot be used with '--engine-alloc <ALLOC>'"),
+            "{e}"
+        );
     }
 
     #[test]

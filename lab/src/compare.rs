@@ -4,14 +4,15 @@
 //! # What it does
 //!
 //! 1. Reads and validates the matrix, every derived run configuration and every binary
-//!    it needs before anything runs: a bad matrix or configuration is bad input (exit
-//!    code 2), a missing binary a failure (exit code 1).
+//!    it needs before anything runs (`feed*` and `engine*` for two-process variants,
+//!    `pipeline*` for one-process ones, [`Binaries::of`]): a bad matrix or configuration
+//!    is bad input (exit code 2), a missing binary a failure (exit code 1).
 //! 2. Runs the variants interleaved: round 1 runs every variant of every block once, in
 //!    order (A B C … A B C …), then round 2, … up to `repetitions`. Each run is a
 //!    `lab run` ([`run::execute`]) into its own folder
 //!    `runs/b<block>-v<variant>-<slug>/r<round>`, with the children's output kept in
-//!    `feed.log` and `engine.log` there (not relayed), and lab's own notes and the run's
-//!    table in `lab.log`. A progress bar on stderr shows the runs done and an estimate of
+//!    `feed.log` and `engine.log` there (`pipeline.log` for one process; not relayed),
+//!    and lab's own notes and the run's table in `lab.log`. A progress bar on stderr shows the runs done and an estimate of
 //!    the time left (plain lines when stderr is not a terminal).
 //! 3. A run that fails is recorded as failed, with its error, and the comparison goes
 //!    on. SIGINT or SIGTERM stops the run in progress and the comparison; the report then
@@ -71,7 +72,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         .map(|b| {
             b.variants
                 .iter()
-                .map(|v| Binaries::find(&bin_dir, v.engine_alloc, v.feed_alloc))
+                .map(|v| Binaries::of(&bin_dir, v))
                 .collect::<Result<Vec<_>>>()
         })
         .collect::<Result<Vec<_>>>()?;

@@ -34,15 +34,41 @@
 //! estimated time is longer).
 //!
 //! A block's variants are its `[[block.variant]]` entries followed by the product of its
-//! four lists (the product is left out when a block has `[[block.variant]]` entries and
-//! none of the four lists); a variant listed twice runs once, at its first place.
+//! lists (the product is left out when a block has `[[block.variant]]` entries and none
+//! of the lists); a variant listed twice runs once, at its first place.
+//!
+//! # One process
+//!
+//! ```toml
+//! [[block]]
+//! process = "single"           # optional, default "two": the feed and the engine as
+//!                              # one pipeline process instead of two
+//! pipeline_alloc = ["hybrid", "jemalloc"]   # process = "single" only; default ["hybrid"]
+//! scratch = ["arena"]
+//!
+//! [[block.variant]]            # a variant may set its own shape:
+//! process = "two"              # two processes (ranges over engine_alloc and feed_alloc,
+//!                              # which a single block leaves at their defaults)
+//!
+//! [[block.variant]]
+//! process = "single"
+//! pipeline_alloc = "hybrid"    # one value in a variant
+//! set = { routing.adaptive = true }
+//! ```
+//!
+//! `pipeline_alloc` picks the binary: `hybrid` is `pipeline` (the routing allocator), and
+//! `system`, `jemalloc`, `mimalloc` are `pipeline-<alloc>`. A block's `process` is every
+//! variant's unless the variant says otherwise. `engine_alloc` and `feed_alloc` apply to
+//! two processes only and `pipeline_alloc` to one only: either where it does not apply is
+//! an error at that key, as is an unknown `process` or `pipeline_alloc`.
 //!
 //! # Errors
 //!
 //! Every table denies unknown keys. Every error is a [`ConfigError::Invalid`] that
 //! renders as `FILE:LINE:COLUMN: KEY: MESSAGE`, like the run configuration's
 //! (`common::config`), with the position of the offending key: syntax errors, unknown
-//! keys, unknown allocator or scratch names, empty lists, zero repetitions, a
+//! keys, unknown allocator, process or scratch names, keys of the other process shape
+//! (`engine_alloc` with `process = "single"`), empty lists, zero repetitions, a
 //! non-positive duration, and any value that makes a derived run configuration invalid
 //! (a `levels` of 17, a duration shorter than the warm-up), which is reported at the
 //! matrix key that brought it in, with the configuration's own message.
@@ -51,7 +77,7 @@
 //! there).
 
 use crate::run::{Overrides, RunPlan};
-use crate::variant::{Alloc, ScratchMode, Variant};
+use crate::variant::{Alloc, PipelineAlloc, Process, ScratchMode, Variant};
 use common::config::{error_at, parse_toml, ConfigError, KeyPath};
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -61,6 +87,41 @@ use std::time::Duration;
 /// A variant with the matrix keys that brought in its scratch, its levels and its
 /// settings, so an error in the variant's configuration points at the right key.
 type Listed = (Variant, Option<KeyPath>, Option<KeyPath>, Option<KeyPath>);
+
+/// `process = "two" | "single"` in a matrix.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Shape {
+    /// The feed and the engine binaries.
+    #[default]
+    Two,
+    /// One pipeline binary.
+    Single,
+}
+
+/// A variant's process with the allocators of its binaries (the two-process ones at
+/// their defaults for one process).
+type Binary = (Process, Alloc, Alloc);
+
+/// Every engine × feed allocator pair, as two processes.
+fn two(engines: &[Alloc], feeds: &[Alloc]) -> Vec<Binary> {
+    engines
+        .iter()
+        .flat_map(|e| feeds.iter().map(move |f| (Process::Two, *e, *f)))
+        .collect()
+}
+
+/// Every pipeline allocator, as one process (the two-process allocators as
+/// [`Variant::single`] leaves them).
+fn single(allocs: &[PipelineAlloc]) -> Vec<Binary> {
+    allocs
+        .iter()
+        .map(|a| {
+            let v = Variant::single(*a, ScratchMode::default(), 1);
+            (v.process, v.engine_alloc, v.feed_alloc)
+        })
+        .collect()
+}
 
 /// Repetitions when the matrix does not say.
 pub const DEFAULT_REPETITIONS: u32 = 5;
@@ -92,6 +153,8 @@ struct BlockFile {
     name: Option<String>,
     config: Option<PathBuf>,
     duration_s: Option<f64>,
+    process: Option<Shape>,
+    pipeline_alloc: Option<Vec<PipelineAlloc>>,
     engine_alloc: Option<Vec<Alloc>>,
     feed_alloc: Option<Vec<Alloc>>,
     scratch: Option<Vec<ScratchMode>>,
@@ -106,6 +169,8 @@ struct BlockFile {
 #[serde(deny_unknown_fields)]
 struct VariantFile {
     name: Option<String>,
+    process: Option<Shape>,
+    pipeline_alloc: Option<PipelineAlloc>,
     engine_alloc: Option<Alloc>,
     feed_alloc: Option<Alloc>,
     scratch: Option<ScratchMode>,
@@ -268,6 +333,7 @@ impl Matrix {
                 check_duration(d).map_err(|m| fail(bk().then("duration_s"), m))?;
             }
             for (name, len) in [
+                ("pipeline_alloc", b.pipeline_alloc.as_ref().map(Vec::len)),
                 ("engine_alloc", b.engine_alloc.as_ref().map(Vec::len)),
                 ("feed_alloc", b.feed_alloc.as_ref().map(Vec::len)),
                 ("scratch", b.scratch.as_ref().map(Vec::len)),
@@ -280,6 +346,14 @@ impl Matrix {
                     ));
                 }
             }
+            let block_shape = b.process.unwrap_or_default();
+            shape_keys(
+                block_shape,
+                b.pipeline_alloc.is_some(),
+                b.engine_alloc.is_some(),
+                b.feed_alloc.is_some(),
+            )
+            .map_err(|(key, m)| fail(bk().then(key), m))?;
             let (config_key, config_rel) = match (&b.config, &file.config) {
                 (Some(c), _) => (bk().then("config"), c),
                 (None, Some(c)) => (KeyPath::key("config"), c),
@@ -304,6 +378,10 @@ impl Matrix {
             let own_scratch = ScratchMode::from_name(base.config.engine.scratch.name());
             let engines = b.engine_alloc.clone().unwrap_or(vec![Alloc::Mimalloc]);
             let feeds = b.feed_alloc.clone().unwrap_or(vec![Alloc::Jemalloc]);
+            let pipelines = b
+                .pipeline_alloc
+                .clone()
+                .unwrap_or(vec![PipelineAlloc::Hybrid]);
             let scratches: Vec<(ScratchMode, Option<KeyPath>)> = match (&b.scratch, own_scratch) {
                 (Some(list), _) => list
                     .iter()
@@ -327,25 +405,23 @@ impl Matrix {
             // block's lists; then the product of the lists.
             let mut listed: Vec<Listed> = Vec::new();
             let mut product =
-                |e: &[Alloc],
-                 f: &[Alloc],
+                |binaries: &[Binary],
                  s: &[(ScratchMode, Option<KeyPath>)],
                  l: &[(u32, Option<KeyPath>)],
                  extra: &(Vec<(String, String)>, Option<String>, Option<KeyPath>)| {
                     for (levels, lk) in l {
-                        for engine_alloc in e {
-                            for feed_alloc in f {
-                                for (scratch, sk) in s {
-                                    let v = Variant {
-                                        engine_alloc: *engine_alloc,
-                                        feed_alloc: *feed_alloc,
-                                        scratch: *scratch,
-                                        levels: *levels,
-                                        settings: extra.0.clone(),
-                                        name: extra.1.clone(),
-                                    };
-                                    listed.push((v, sk.clone(), lk.clone(), extra.2.clone()));
-                                }
+                        for &(process, engine_alloc, feed_alloc) in binaries {
+                            for (scratch, sk) in s {
+                                let v = Variant {
+                                    process,
+                                    engine_alloc,
+                                    feed_alloc,
+                                    scratch: *scratch,
+                                    levels: *levels,
+                                    settings: extra.0.clone(),
+                                    name: extra.1.clone(),
+                                };
+                                listed.push((v, sk.clone(), lk.clone(), extra.2.clone()));
                             }
                         }
                     }
@@ -371,8 +447,24 @@ impl Matrix {
                         .map(|_| vk().then("set"))
                         .or_else(|| block_set_key.clone()),
                 );
-                let e = v.engine_alloc.map_or_else(|| engines.clone(), |a| vec![a]);
-                let f = v.feed_alloc.map_or_else(|| feeds.clone(), |a| vec![a]);
+                let shape = v.process.unwrap_or(block_shape);
+                shape_keys(
+                    shape,
+                    v.pipeline_alloc.is_some(),
+                    v.engine_alloc.is_some(),
+                    v.feed_alloc.is_some(),
+                )
+                .map_err(|(key, m)| fail(vk().then(key), m))?;
+                let binaries = match shape {
+                    Shape::Two => two(
+                        &v.engine_alloc.map_or_else(|| engines.clone(), |a| vec![a]),
+                        &v.feed_alloc.map_or_else(|| feeds.clone(), |a| vec![a]),
+                    ),
+                    Shape::Single => single(
+                        &v.pipeline_alloc
+                            .map_or_else(|| pipelines.clone(), |a| vec![a]),
+                    ),
+                };
                 let s = v.scratch.map_or_else(
                     || scratches.clone(),
                     |x| vec![(x, Some(vk().then("scratch")))],
@@ -380,16 +472,20 @@ impl Matrix {
                 let l = v
                     .levels
                     .map_or_else(|| levels.clone(), |x| vec![(x, Some(vk().then("levels")))]);
-                product(&e, &f, &s, &l, &extra);
+                product(&binaries, &s, &l, &extra);
             }
-            let has_lists = b.engine_alloc.is_some()
+            let has_lists = b.pipeline_alloc.is_some()
+                || b.engine_alloc.is_some()
                 || b.feed_alloc.is_some()
                 || b.scratch.is_some()
                 || b.levels.is_some();
             if has_lists || b.variant.is_empty() {
+                let binaries = match block_shape {
+                    Shape::Two => two(&engines, &feeds),
+                    Shape::Single => single(&pipelines),
+                };
                 product(
-                    &engines,
-                    &feeds,
+                    &binaries,
                     &scratches,
                     &levels,
                     &(block_settings.clone(), None, block_set_key.clone()),
@@ -504,6 +600,35 @@ fn estimate(blocks: &[Block], repetitions: u32, noise_s: f64, overhead: Duration
         .sum::<f64>()
         + noise_s;
     Duration::from_secs_f64(one_round * f64::from(repetitions))
+}
+
+/// Whether a block or variant of `shape` may set the keys it sets: `pipeline_alloc`
+/// for one process only, `engine_alloc` and `feed_alloc` for two only. The error is the
+/// first offending key and its message.
+fn shape_keys(
+    shape: Shape,
+    pipeline_alloc: bool,
+    engine_alloc: bool,
+    feed_alloc: bool,
+) -> Result<(), (&'static str, String)> {
+    match shape {
+        Shape::Two if pipeline_alloc => Err((
+            "pipeline_alloc",
+            "applies to one process only: set process = \"single\" (the pipeline binaries), or leave pipeline_alloc out".into(),
+        )),
+        Shape::Single => match (engine_alloc, feed_alloc) {
+            (true, _) => Err(("engine_alloc", one_process_only("engine_alloc"))),
+            (_, true) => Err(("feed_alloc", one_process_only("feed_alloc"))),
+            _ => Ok(()),
+        },
+        Shape::Two => Ok(()),
+    }
+}
+
+fn one_process_only(key: &str) -> String {
+    format!(
+        "applies to two processes only, and this is process = \"single\": one process picks its allocator with pipeline_alloc (leave {key} out, or set process = \"two\")"
+    )
 }
 
 fn check_duration(d: f64) -> Result<(), String> {
@@ -839,6 +964,151 @@ levels = [1, 2]
         ] {
             let e = err(text);
             assert!(e.starts_with(expected), "wanted {expected}\n   got {e}");
+        }
+    }
+
+    const SINGLE: &str = r#"config = "default.toml"
+duration_s = 4.0
+repetitions = 2
+
+[[block]]
+name = "one or two"
+pipeline_alloc = ["hybrid", "system"]
+process = "single"
+scratch = ["arena"]
+
+[[block.variant]]
+process = "two"
+name = "two processes"
+
+[[block.variant]]
+pipeline_alloc = "jemalloc"
+set = { cold.slice_us = 0 }
+"#;
+
+    #[test]
+    fn one_process_blocks_and_variants() {
+        let m = parse(SINGLE).unwrap();
+        let b = &m.blocks[0];
+        let slugs: Vec<String> = b.variants.iter().map(Variant::slug).collect();
+        assert_eq!(slugs.len(), 4, "{slugs:?}");
+        assert_eq!(slugs[0], "two-processes");
+        assert!(slugs[1].starts_with("p-jemalloc-arena_L3_s"), "{slugs:?}");
+        assert_eq!(slugs[2..], ["p-hybrid-arena_L3", "p-system-arena_L3"]);
+        // The two-process variant ranges over the (default) allocator lists.
+        let two = &b.variants[0];
+        assert_eq!(two.process, Process::Two);
+        assert_eq!(
+            (two.engine_alloc, two.feed_alloc, two.scratch),
+            (Alloc::Mimalloc, Alloc::Jemalloc, ScratchMode::Arena)
+        );
+        assert!(two.is_hybrid(), "the two-process hybrid");
+        let j = &b.variants[1];
+        assert_eq!(j.process, Process::Single(PipelineAlloc::Jemalloc));
+        assert_eq!(
+            j.label(),
+            "one process, jemalloc + arena, 3 levels, cold.slice_us = 0"
+        );
+        assert_eq!(b.plans[1].config.cold.slice_us, 0);
+        assert!(b.variants[2..]
+            .iter()
+            .all(|v| v.is_single() && !v.is_hybrid()));
+        // A one-process variant equals Variant::single (so a duplicate runs once).
+        assert_eq!(
+            b.variants[2],
+            Variant::single(PipelineAlloc::Hybrid, ScratchMode::Arena, 3)
+        );
+        // A one-process block without a list runs the hybrid.
+        let m = parse("config = \"default.toml\"\n[[block]]\nprocess = \"single\"\n").unwrap();
+        let slugs: Vec<String> = m.blocks[0].variants.iter().map(Variant::slug).collect();
+        assert_eq!(slugs, ["p-hybrid-arena_L3"]);
+        // In a two-process block, a variant may be one process.
+        let m = parse(
+            "config = \"default.toml\"\n[[block]]\nengine_alloc = [\"system\"]\n[[block.variant]]\nprocess = \"single\"\npipeline_alloc = \"mimalloc\"\n",
+        )
+        .unwrap();
+        let slugs: Vec<String> = m.blocks[0].variants.iter().map(Variant::slug).collect();
+        assert_eq!(
+            slugs,
+            ["p-mimalloc-arena_L3", "e-system-arena_f-jemalloc_L3"]
+        );
+    }
+
+    #[test]
+    fn one_process_keys_are_checked_where_they_are() {
+        for (text, expected) in [
+            (
+                SINGLE.replace("[\"hybrid\", \"system\"]", "[\"hybrid\", \"tcmalloc\"]"),
+                "test.toml:7:29: block[0].pipeline_alloc[1]: unknown variant `tcmalloc`, expected one of `hybrid`, `system`, `jemalloc`, `mimalloc`",
+            ),
+            (
+                SINGLE.replace("pipeline_alloc = \"jemalloc\"", "pipeline_alloc = \"jemallok\""),
+                "test.toml:16:18: block[0].variant[1].pipeline_alloc: unknown variant `jemallok`",
+            ),
+            (
+                SINGLE.replace("process = \"single\"", "process = \"triple\""),
+                "test.toml:8:11: block[0].process: unknown variant `triple`, expected `two` or `single`",
+            ),
+            (
+                SINGLE.replace("process = \"single\"\n", ""),
+                "test.toml:7:1: block[0].pipeline_alloc: applies to one process only: set process = \"single\"",
+            ),
+            (
+                SINGLE.replace("scratch = [\"arena\"]", "scratch = [\"arena\"]\nfeed_alloc = [\"system\"]"),
+                "test.toml:10:1: block[0].feed_alloc: applies to two processes only, and this is process = \"single\"",
+            ),
+            (
+                SINGLE.replace("name = \"two processes\"", "name = \"two processes\"\npipeline_alloc = \"system\""),
+                "test.toml:14:1: block[0].variant[0].pipeline_alloc: applies to one process only",
+            ),
+            (
+                SINGLE.replace("pipeline_alloc = \"jemalloc\"", "engine_alloc = \"jemalloc\""),
+                "test.toml:16:1: block[0].variant[1].engine_alloc: applies to two processes only",
+            ),
+            (
+                SINGLE.replace("[\"hybrid\", \"system\"]", "[]"),
+                "test.toml:7:1: block[0].pipeline_alloc: the list is empty",
+            ),
+        ] {
+            let e = err(&text);
+            assert!(e.starts_with(expected), "wanted {expected}\n   got {e}");
+        }
+    }
+
+    #[test]
+    fn the_one_process_matrix_resolves() {
+        let path = configs().join("compare_single.toml");
+        let m = Matrix::load(&path, &MatrixOverrides::default(), CORES)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let b = &m.blocks[0];
+        let slugs: Vec<String> = b.variants.iter().map(Variant::slug).collect();
+        assert_eq!(slugs.len(), 6, "{slugs:?}");
+        assert_eq!(slugs[0], "e-mimalloc-arena_f-jemalloc_L3");
+        assert_eq!(slugs[1], "p-hybrid-arena_L3");
+        assert!(slugs[2].starts_with("p-hybrid-arena_L3_s"), "{slugs:?}");
+        assert_eq!(
+            slugs[3..],
+            [
+                "p-system-arena_L3",
+                "p-jemalloc-arena_L3",
+                "p-mimalloc-arena_L3"
+            ]
+        );
+        assert!(b.variants[0].is_hybrid(), "V1: the two-process hybrid");
+        assert_eq!(b.baseline, Some(0));
+        assert!(b.variants[1..].iter().all(Variant::is_single));
+        assert_eq!(
+            b.variants[2].settings,
+            [("routing.adaptive".to_string(), "true".to_string())]
+        );
+        assert!(b
+            .plans
+            .iter()
+            .all(|p| p.config.engine.scratch.name() == "arena"));
+        assert!(m.repetitions >= DEFAULT_REPETITIONS);
+        assert!(m.estimate(RUN_OVERHEAD) <= Duration::from_secs(600));
+        for metric in ["RSS total", "e2e p99", "hop p50", "allocs/tick"] {
+            assert!(m.metrics.iter().any(|x| x == metric), "{metric}");
         }
     }
 

@@ -1,7 +1,7 @@
-//! `lab run`: starts the engine and then the feed on one configuration, relays their
-//! output, waits for both, merges their summaries into `summary.json` and prints the
-//! final table. [`execute`] is the part `lab compare` shares: one run of one variant
-//! into one folder.
+//! `lab run`: starts the engine and then the feed on one configuration (or, with
+//! `--single-process`, one pipeline process running both), relays their output, waits
+//! for them, merges their summaries into `summary.json` and prints the final table.
+//! [`execute`] is the part `lab compare` shares: one run of one variant into one folder.
 //!
 //! # Guarantees
 //!
@@ -14,7 +14,10 @@
 //!   (comments and layout kept, see [`derive_config`]) and validated like the original (an invalid
 //!   value is bad input, reported as `FILE with FLAGS: KEY: MESSAGE`).
 //! - The allocators are chosen by binary: `--engine-alloc` and `--feed-alloc` pick
-//!   `engine`/`engine-<ALLOC>` and `feed`/`feed-<ALLOC>` (see [`crate::variant`]).
+//!   `engine`/`engine-<ALLOC>` and `feed`/`feed-<ALLOC>` (see [`crate::variant`]). With
+//!   `--single-process`, `--pipeline-alloc` picks `pipeline`/`pipeline-<ALLOC>` ([`Binaries`]):
+//!   one supervised child instead of two, which refuses `--engines` above 1 (bad input;
+//!   `--engine-alloc` and `--feed-alloc` cannot be combined with it, clap refuses them).
 //! - No child is ever left running: each is a [`Supervised`] child, terminated (SIGTERM,
 //!   5 s, SIGKILL) and reaped on every error path. SIGINT and SIGTERM sent to `lab` are
 //!   forwarded to both children as SIGTERM; a second one kills them.
@@ -23,18 +26,24 @@
 //!   than [`FEED_OVERRUN`], or whose engine outlives the feed's end by more than the
 //!   engine's `grace_s` plus [`ENGINE_OVERRUN`].
 //! - Output ([`Output`]): for `lab run`, each line a child writes is relayed whole,
-//!   prefixed `[feed]   ` or `[engine] `: stdout lines to our stdout, stderr lines to our
-//!   stderr. For `lab compare`, each child's stdout and stderr go to `DIR/feed.log` and
-//!   `DIR/engine.log`, and lab's own messages and the final table to `DIR/lab.log`.
+//!   prefixed `[feed]   `, `[engine] ` or `[pipeline] `: stdout lines to our stdout, stderr
+//!   lines to our stderr. For `lab compare`, each child's stdout and stderr go to
+//!   `DIR/feed.log` and `DIR/engine.log` (`DIR/pipeline.log` for one process), and lab's
+//!   own messages and the final table to `DIR/lab.log`.
 //! - The contract with the children: each is started as
 //!   `BIN --config DIR/config.toml --out DIR [--duration SECS]`; the feed writes
 //!   `DIR/feed_summary.json`, the engine `DIR/engine_summary.json` and `DIR/engine.hlog`.
+//!   A pipeline is started the same way and writes all three (and, on the routing
+//!   allocator, `DIR/routing.json`, which `summary.json` includes as `routing`); both its
+//!   summaries report the one process's RSS, threads and allocator (the final table
+//!   shows the threads and names the allocator once, as the process's; `lab compare`
+//!   counts the RSS once, see `crate::report::metrics`).
 
 use crate::child::{describe_exit, Supervised, POLL_EVERY};
 use crate::cli::RunArgs;
 use crate::host::Host;
 use crate::table::{group, percentile_cells, Table, P9999_MIN_SAMPLES, PERCENTILE_COLUMNS};
-use crate::variant::{Alloc, ScratchMode};
+use crate::variant::{Alloc, PipelineAlloc, Process, ScratchMode, Variant};
 use anyhow::{anyhow, bail, Context, Result};
 use common::config::edit::{Edit, EditError};
 use common::config::{Config, ConfigError};
@@ -65,21 +74,28 @@ pub const CONFIG_FILE: &str = "config.toml";
 /// Everything a run writes into its folder (lab's own files and the children's), with
 /// each file's kind: a folder that holds one of these names must hold the project's
 /// own earlier output there, never someone else's file.
-pub const RUN_OUTPUTS: [(&str, Kind); 8] = [
+pub const RUN_OUTPUTS: [(&str, Kind); 10] = [
     (CONFIG_FILE, Kind::Text),
     ("lab.log", Kind::Text),
     ("feed.log", Kind::Text),
     ("engine.log", Kind::Text),
+    ("pipeline.log", Kind::Text),
     ("summary.json", Kind::Json),
     (FEED_SUMMARY, Kind::Json),
     (ENGINE_SUMMARY, Kind::Json),
     (ENGINE_HLOG, Kind::Hlog),
+    (ROUTING_REPORT, Kind::Json),
 ];
+/// What a pipeline on the routing allocator writes beside the summaries (its routes);
+/// kept in the run folder as it is, and copied into `summary.json` (`routing`).
+const ROUTING_REPORT: &str = "routing.json";
 
 /// Prefix of the feed's relayed lines.
 const FEED_PREFIX: &str = "[feed]   ";
 /// Prefix of the engine's relayed lines.
 const ENGINE_PREFIX: &str = "[engine] ";
+/// Prefix of a pipeline's relayed lines (one process: the feed and the engine).
+const PIPELINE_PREFIX: &str = "[pipeline] ";
 /// Most engines on one feed: the ring's consumer table.
 pub const MAX_ENGINES: usize = common::ring::MAX_CONSUMERS;
 /// Names (and folders) of the engines of a run of several.
@@ -171,12 +187,20 @@ pub fn run(args: &RunArgs) -> Result<()> {
         },
     };
     let plan = RunPlan::load(&args.config, &overrides, &allowed)?;
+    if args.single_process && args.engines > 1 {
+        return Err(Failure::bad_input(anyhow!(
+            "--engines {} with --single-process: the pipeline runs one engine beside the feed in its one process; run several engines as separate processes (without --single-process)",
+            args.engines
+        ))
+        .into());
+    }
     let cores = engine_cores(&plan.config, args.engines as usize, &allowed)?;
-    let bins = Binaries::find(
-        &bin_dir(args.bin_dir.as_deref())?,
-        args.engine_alloc,
-        args.feed_alloc,
-    )?;
+    let dir = bin_dir(args.bin_dir.as_deref())?;
+    let bins = if args.single_process {
+        Binaries::find_pipeline(&dir, args.pipeline_alloc)?
+    } else {
+        Binaries::find(&dir, args.engine_alloc, args.feed_alloc)?
+    };
     let out_dir = match &args.out {
         Some(d) => {
             common::runargs::prepare_out_dir(d, &RUN_OUTPUTS).map_err(Failure::bad_input)?;
@@ -209,7 +233,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         noise,
         &cores,
     )?;
-    print!("{}", format_table(&ran.summary, &out_dir));
+    print!("{}", format_table(&ran.summary, &out_dir, bins.process()));
     let _ = io::stdout().flush();
     if let Some(sig) = ran.interrupted_by {
         bail!("the run was interrupted by {sig}; the summary covers it up to then");
@@ -334,23 +358,57 @@ impl RunPlan {
     }
 }
 
-/// The two binaries of one variant.
+/// The binaries of one variant: the feed and the engine, or one pipeline.
 #[derive(Clone, Debug)]
-pub struct Binaries {
-    /// The feed binary.
-    pub feed: PathBuf,
-    /// The engine binary.
-    pub engine: PathBuf,
+pub enum Binaries {
+    /// Two processes.
+    Two {
+        /// The feed binary.
+        feed: PathBuf,
+        /// The engine binary.
+        engine: PathBuf,
+    },
+    /// One process running the feed's and the engine's threads.
+    Single {
+        /// The pipeline binary.
+        pipeline: PathBuf,
+        /// Its global allocator.
+        alloc: PipelineAlloc,
+    },
 }
 
 impl Binaries {
     /// The binaries linking `engine_alloc` and `feed_alloc` in `dir`; an error naming
     /// the first one missing.
     pub fn find(dir: &Path, engine_alloc: Alloc, feed_alloc: Alloc) -> Result<Binaries> {
-        Ok(Binaries {
+        Ok(Binaries::Two {
             feed: find_bin(dir, feed_alloc.feed_bin())?,
             engine: find_bin(dir, engine_alloc.engine_bin())?,
         })
+    }
+
+    /// The pipeline binary linking `alloc` in `dir`; an error naming it if missing.
+    pub fn find_pipeline(dir: &Path, alloc: PipelineAlloc) -> Result<Binaries> {
+        Ok(Binaries::Single {
+            pipeline: find_bin(dir, alloc.bin())?,
+            alloc,
+        })
+    }
+
+    /// The binaries `variant` runs, from `dir`.
+    pub fn of(dir: &Path, variant: &Variant) -> Result<Binaries> {
+        match variant.process {
+            Process::Two => Binaries::find(dir, variant.engine_alloc, variant.feed_alloc),
+            Process::Single(a) => Binaries::find_pipeline(dir, a),
+        }
+    }
+
+    /// The process shape they run.
+    pub fn process(&self) -> Process {
+        match self {
+            Binaries::Two { .. } => Process::Two,
+            Binaries::Single { alloc, .. } => Process::Single(*alloc),
+        }
     }
 }
 
@@ -371,7 +429,8 @@ pub fn bin_dir(flag: Option<&Path>) -> Result<PathBuf> {
 pub enum Output {
     /// Relayed line by line to our stdout and stderr, prefixed (`lab run`).
     Relay,
-    /// Kept in `feed.log`, `engine.log` and `lab.log` in the run folder (`lab compare`).
+    /// Kept in `feed.log`, `engine.log` (or `pipeline.log`) and `lab.log` in the run
+    /// folder (`lab compare`).
     Logs,
 }
 
@@ -398,13 +457,15 @@ impl Notes {
 }
 
 /// Runs `plan` with `bins` into `out_dir` (which must exist): writes `config.toml`,
-/// starts the engine and then the feed, supervises both (forwarding what `signals`
-/// catches), and merges their summaries into `summary.json`.
+/// starts the engine and then the feed (or the one pipeline, [`Binaries::Single`]),
+/// supervises them (forwarding what `signals` catches), and merges their summaries into
+/// `summary.json`.
 ///
 /// With more than one of `engine_cores` (see [`engine_cores`]), one engine runs per
 /// core, each in its own folder `engine-1/`, `engine-2/`, … of `out_dir` (its
 /// configuration with its `cores.engine_hot`, its log, summary and `.hlog`);
-/// `summary.json` is merged with the first and lists every engine and their totals.
+/// `summary.json` is merged with the first and lists every engine and their totals. A
+/// pipeline runs one engine: more than one core is an error.
 #[allow(clippy::too_many_arguments)] // each is a distinct part of the run
 pub fn execute(
     plan: &RunPlan,
@@ -416,6 +477,9 @@ pub fn execute(
     engine_cores: &[usize],
 ) -> Result<Ran> {
     let several = engine_cores.len() > 1;
+    if several && matches!(bins, Binaries::Single { .. }) {
+        bail!("one process runs one engine, not {}", engine_cores.len());
+    }
     let mut notes = Notes(match output {
         Output::Relay => None,
         Output::Logs => Some(files::create_log(
@@ -425,7 +489,7 @@ pub fn execute(
     });
     // Results of an earlier run in the same folder must not pass for this run's (only
     // the project's own are removed: anything else there is refused).
-    for name in [FEED_SUMMARY, ENGINE_SUMMARY, "summary.json"] {
+    for name in [FEED_SUMMARY, ENGINE_SUMMARY, ROUTING_REPORT, "summary.json"] {
         let stale = out_dir.join(name);
         if files::remove_own(&stale, Kind::Json)? {
             notes.say(&format!(
@@ -462,6 +526,29 @@ pub fn execute(
     // (folder, hot core) of each engine.
     let mut engine_dirs = Vec::new();
     let mut engines = Vec::new();
+    let (engine_bin, feed_bin) = match bins {
+        Binaries::Two { feed, engine } => (engine, feed),
+        Binaries::Single { pipeline, alloc } => {
+            let (summary, interrupted_by) = run_pipeline(
+                plan,
+                (pipeline, *alloc),
+                out_dir,
+                output,
+                signals,
+                &mut relays,
+                &mut notes,
+            )?;
+            return finish(
+                summary,
+                noise,
+                out_dir,
+                output,
+                bins.process(),
+                &mut notes,
+                interrupted_by,
+            );
+        }
+    };
     if several {
         for (i, &core) in engine_cores.iter().enumerate() {
             let dir = out_dir.join(ENGINE_NAMES[i]);
@@ -480,7 +567,7 @@ pub fn execute(
             ));
             files::write(&config, Kind::Text, format!("{header}{text}").as_bytes())?;
             engines.push(spawn(
-                child_args(&bins.engine, &config, &dir),
+                child_args(engine_bin, &config, &dir),
                 ENGINE_NAMES[i],
                 ENGINE_PREFIXES[i],
                 output,
@@ -491,7 +578,7 @@ pub fn execute(
         }
     } else {
         engines.push(spawn(
-            child_args(&bins.engine, &config_path, out_dir),
+            child_args(engine_bin, &config_path, out_dir),
             "engine",
             ENGINE_PREFIX,
             output,
@@ -501,7 +588,7 @@ pub fn execute(
         engine_dirs.push((out_dir.to_path_buf(), plan.config.cores.engine_hot));
     }
     let mut feed = spawn(
-        child_args(&bins.feed, &config_path, out_dir),
+        child_args(feed_bin, &config_path, out_dir),
         "feed",
         FEED_PREFIX,
         output,
@@ -524,8 +611,8 @@ pub fn execute(
         plan.source.display(),
         config_path.display(),
         out_dir.display(),
-        bins.engine.display(),
-        bins.feed.display(),
+        engine_bin.display(),
+        feed_bin.display(),
         feed.pid()
     ));
 
@@ -560,15 +647,116 @@ pub fn execute(
         summary.engines_total = Some(EnginesTotal::of(&rows));
         summary.engines = rows;
     }
+    finish(
+        summary,
+        noise,
+        out_dir,
+        output,
+        Process::Two,
+        &mut notes,
+        outcome.interrupted_by,
+    )
+}
+
+/// The end of [`execute`]: the noise floor added to `summary`, which is written to
+/// `summary.json` (and its table to `lab.log` with [`Output::Logs`]).
+fn finish(
+    mut summary: Summary,
+    noise: Option<NoiseFloor>,
+    out_dir: &Path,
+    output: Output,
+    process: Process,
+    notes: &mut Notes,
+    interrupted_by: Option<&'static str>,
+) -> Result<Ran> {
     summary.noise = noise;
     files::write_json(&out_dir.join("summary.json"), &summary)?;
     if output == Output::Logs {
-        notes.say(&format_table(&summary, out_dir));
+        notes.say(&format_table(&summary, out_dir, process));
     }
     Ok(Ran {
         summary,
-        interrupted_by: outcome.interrupted_by,
+        interrupted_by,
     })
+}
+
+/// One process: starts `pipeline` (linking `alloc`) on the configuration as run in
+/// `out_dir`, supervises it as [`execute`] does two processes, and merges the summaries
+/// both its sides wrote (with its `routing.json`, where it wrote one). Returns the
+/// summary and the signal that interrupted the run, if any.
+fn run_pipeline(
+    plan: &RunPlan,
+    (pipeline, alloc): (&Path, PipelineAlloc),
+    out_dir: &Path,
+    output: Output,
+    signals: &mut Signals,
+    relays: &mut Vec<JoinHandle<()>>,
+    notes: &mut Notes,
+) -> Result<(Summary, Option<&'static str>)> {
+    let config_path = out_dir.join(CONFIG_FILE);
+    let mut cmd = Command::new(pipeline);
+    cmd.arg("--config")
+        .arg(&config_path)
+        .arg("--out")
+        .arg(out_dir)
+        .stdin(Stdio::null());
+    if let Some(d) = plan.duration_s {
+        cmd.arg("--duration").arg(d.to_string());
+    }
+    let mut child = spawn(
+        cmd,
+        "pipeline",
+        PIPELINE_PREFIX,
+        output,
+        &out_dir.join("pipeline.log"),
+        relays,
+    )?;
+    notes.say(&format!(
+        "lab: config {} (as run: {}), output {}, one process: pipeline {} pid {} (the feed's and the engine's threads, allocator {alloc})",
+        plan.source.display(),
+        config_path.display(),
+        out_dir.display(),
+        pipeline.display(),
+        child.pid()
+    ));
+    // The pipeline ends when its engine does: after the feed's stream, or at the
+    // engine's own grace after its first tick.
+    let limits = Limits {
+        feed: secs(plan.config.duration_s + plan.config.engine.grace_s)
+            .saturating_add(FEED_OVERRUN),
+        engine_after_feed: ENGINE_OVERRUN,
+    };
+    let outcome = supervise(&mut child, &mut [], signals, &limits, notes);
+    // The child is reaped now; its pipes close, so the relays end.
+    drop(child);
+    for r in relays.drain(..) {
+        let _ = r.join();
+    }
+    if !outcome.failures.is_empty() {
+        bail!("{}", outcome.failures.join("; "));
+    }
+    let feed_summary: FeedSummary = read_json(&out_dir.join(FEED_SUMMARY))?;
+    let engine_summary: EngineSummary = read_json(&out_dir.join(ENGINE_SUMMARY))?;
+    for (side, name) in [
+        ("feed", &feed_summary.manifest.allocator.name),
+        ("engine", &engine_summary.manifest.allocator.name),
+    ] {
+        if name != alloc.name() {
+            notes.say(&format!(
+                "lab: warning: the {side} side of {} reports allocator {name:?}, not {:?}: is it the pipeline binary of this variant?",
+                pipeline.display(),
+                alloc.name()
+            ));
+        }
+    }
+    let mut summary = Summary::merge(feed_summary, engine_summary);
+    // The routing allocator's routes, where the pipeline wrote them (`pipeline` does;
+    // the single-allocator pipelines have none).
+    let routes = out_dir.join(ROUTING_REPORT);
+    if routes.is_file() {
+        summary.routing = Some(read_json(&routes)?);
+    }
+    Ok((summary, outcome.interrupted_by))
 }
 
 /// `x` seconds as a duration, 0 for a negative or NaN `x`, saturating when huge.
@@ -682,7 +870,8 @@ struct Outcome {
 }
 
 /// Waits for the feed and every engine, forwarding signals and enforcing the
-/// backstops; returns with all of them reaped.
+/// backstops; returns with all of them reaped. A pipeline is supervised as `feed` with
+/// no `engines` (its backstop is `limits.feed`).
 fn supervise(
     feed: &mut Supervised,
     engines: &mut [Supervised],
@@ -696,6 +885,12 @@ fn supervise(
     let mut signal_count = 0;
     let mut ended: Vec<Option<std::process::ExitStatus>> = vec![None; engines.len()];
     let mut feed_status = None;
+    // Who the notes name: "feed and engine", or the one pipeline.
+    let children = if engines.is_empty() {
+        feed.name().to_string()
+    } else {
+        format!("{} and engine", feed.name())
+    };
     loop {
         for sig in signals.pending() {
             signal_count += 1;
@@ -706,13 +901,13 @@ fn supervise(
             };
             if signal_count == 1 {
                 notes.say(&format!(
-                    "lab: {name}: asking feed and engine to stop (again to kill them)"
+                    "lab: {name}: asking {children} to stop (again to kill them)"
                 ));
                 outcome.interrupted_by = Some(name);
                 feed.signal_term();
                 engines.iter_mut().for_each(Supervised::signal_term);
             } else {
-                notes.say(&format!("lab: {name} again: killing feed and engine"));
+                notes.say(&format!("lab: {name} again: killing {children}"));
                 feed.signal_kill();
                 engines.iter_mut().for_each(Supervised::signal_kill);
             }
@@ -765,8 +960,10 @@ fn supervise(
             }
             (None, _) if started.elapsed() > limits.feed => {
                 outcome.failures.push(format!(
-                    "feed still running after {:.0} s; stopped both",
-                    limits.feed.as_secs_f64()
+                    "{} still running after {:.0} s; stopped {}",
+                    feed.name(),
+                    limits.feed.as_secs_f64(),
+                    if engines.is_empty() { "it" } else { "both" }
                 ));
                 feed.terminate();
                 for (e, st) in engines.iter_mut().zip(&ended) {
@@ -810,8 +1007,9 @@ pub fn default_out_dir(root: &Path, config: &Path, now: SystemTime) -> PathBuf {
     root.join(format!("{}-{stem}", utc_stamp(now)))
 }
 
-/// The final table of a run whose files are in `out_dir`.
-pub fn format_table(s: &Summary, out_dir: &Path) -> String {
+/// The final table of a run whose files are in `out_dir`, run as `process` (one process
+/// names its allocator and its purges once, as the process's).
+pub fn format_table(s: &Summary, out_dir: &Path, process: Process) -> String {
     let mut t = String::new();
     let w = &mut t;
     let _ = writeln!(w, "\n== lab run: {} ==", out_dir.display());
@@ -902,12 +1100,24 @@ pub fn format_table(s: &Summary, out_dir: &Path) -> String {
             format!("{} {}", a.name, a.version)
         }
     };
-    let _ = writeln!(
-        w,
-        "allocators  feed: {}, engine: {}",
-        alloc(&s.feed.allocator),
-        alloc(&s.engine.allocator)
-    );
+    match process {
+        Process::Two => {
+            let _ = writeln!(
+                w,
+                "allocators  feed: {}, engine: {}",
+                alloc(&s.feed.allocator),
+                alloc(&s.engine.allocator)
+            );
+        }
+        Process::Single(a) => {
+            let _ = writeln!(
+                w,
+                "allocators  one process ({}): {}, for the feed's and the engine's threads",
+                a.bin(),
+                alloc(&s.engine.allocator)
+            );
+        }
+    }
     let _ = writeln!(
         w,
         "history     {} ticks held by the feed, {} copies dropped (history thread behind); {} orders dropped (order thread behind)",
@@ -944,7 +1154,7 @@ pub fn format_table(s: &Summary, out_dir: &Path) -> String {
             "  (CPU time per second of wall time; a stretch is the CPU a cold thread took between two sleeps; {total:.1} ms/s in all)"
         );
     }
-    mechanisms_text(w, s);
+    mechanisms_text(w, s, process.is_single());
     match &s.noise {
         Some(n) => {
             let cores: Vec<String> = n
@@ -1054,9 +1264,21 @@ fn engines_text(w: &mut String, s: &Summary) {
 }
 
 /// The mechanisms of the final table: per thread, interrupts on the hot cores, the
-/// allocators' counters, and the timed allocator calls.
-fn mechanisms_text(w: &mut String, s: &Summary) {
-    if !s.mechanisms.is_empty() {
+/// allocators' counters, and the timed allocator calls. When `single`, both sides
+/// sampled the same process (its every thread, its one allocator): the threads and the
+/// counters are shown once, the engine side's, as the process's.
+fn mechanisms_text(w: &mut String, s: &Summary, single: bool) {
+    let shown: Vec<(&str, &common::mechanisms::Mechanisms)> = if single {
+        s.mechanisms
+            .get("engine")
+            .or_else(|| s.mechanisms.values().next())
+            .map(|m| ("the one process", m))
+            .into_iter()
+            .collect()
+    } else {
+        s.mechanisms.iter().map(|(p, m)| (p.as_str(), m)).collect()
+    };
+    if !shown.is_empty() {
         let mut threads = Table::new([
             "thread (measured window)",
             "cpu/s",
@@ -1067,7 +1289,7 @@ fn mechanisms_text(w: &mut String, s: &Summary) {
             "migrations",
         ])
         .right_from(1);
-        for m in s.mechanisms.values() {
+        for (_, m) in &shown {
             for (name, t) in &m.threads {
                 let per_s = |x: f64| if t.seconds > 0.0 { x / t.seconds } else { 0.0 };
                 threads.row([
@@ -1103,7 +1325,7 @@ fn mechanisms_text(w: &mut String, s: &Summary) {
                 );
             }
         }
-        for (process, m) in &s.mechanisms {
+        for (process, m) in shown {
             let grown: Vec<String> = m
                 .allocator
                 .iter()
@@ -1272,7 +1494,7 @@ mod tests {
 
     #[test]
     fn table_has_every_figure() {
-        let t = format_table(&summary(), Path::new("results/x"));
+        let t = format_table(&summary(), Path::new("results/x"), Process::Two);
         assert!(t.contains("== lab run: results/x =="), "{t}");
         assert!(
             t.contains("offered 1,000 ticks/s, achieved 1,000 ticks/s (100.0%)"),
@@ -1328,7 +1550,7 @@ mod tests {
         s.rate.achieved_per_s = 500.0;
         s.engine.global_allocs_per_tick = 1.5;
         s.latency_ns.remove("engine");
-        let t = format_table(&s, Path::new("o"));
+        let t = format_table(&s, Path::new("o"), Process::Two);
         assert!(t.contains("published == received + missed: NO"), "{t}");
         assert!(
             t.contains("(50.0%)  WARNING: the feed did not keep the offered rate"),
@@ -1339,5 +1561,57 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("\n  engine    (not reported)\n"), "{t}");
+    }
+
+    #[test]
+    fn one_process_names_its_allocator_once() {
+        let mut s = summary();
+        for a in [&mut s.engine.allocator, &mut s.feed.allocator] {
+            *a = AllocatorInfo {
+                name: "hybrid".into(),
+                version: "jemalloc 5 + mimalloc 2".into(),
+            };
+        }
+        let t = format_table(&s, Path::new("o"), Process::Single(PipelineAlloc::Hybrid));
+        assert!(
+            t.contains("allocators  one process (pipeline): hybrid jemalloc 5 + mimalloc 2, for the feed's and the engine's threads"),
+            "{t}"
+        );
+        assert!(!t.contains("feed: hybrid"), "{t}");
+    }
+
+    #[test]
+    fn binaries_follow_the_variant() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["pipeline", "pipeline-jemalloc", "engine", "feed"] {
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
+        let v = Variant::single(PipelineAlloc::Jemalloc, ScratchMode::Arena, 3);
+        match Binaries::of(dir.path(), &v).unwrap() {
+            Binaries::Single { pipeline, alloc } => {
+                assert_eq!(pipeline, dir.path().join("pipeline-jemalloc"));
+                assert_eq!(alloc, PipelineAlloc::Jemalloc);
+            }
+            other => panic!("{other:?}"),
+        }
+        let two = Variant {
+            engine_alloc: Alloc::Mimalloc,
+            feed_alloc: Alloc::Jemalloc,
+            ..Variant::default()
+        };
+        assert_eq!(
+            Binaries::of(dir.path(), &two).unwrap().process(),
+            Process::Two
+        );
+        let e = Binaries::of(
+            dir.path(),
+            &Variant::single(PipelineAlloc::System, ScratchMode::Arena, 3),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("no `pipeline-system` binary") && e.contains("cargo build --release"),
+            "{e}"
+        );
     }
 }

@@ -1,15 +1,18 @@
 //! Integration tests of the `lab` binary, one test binary for all of them.
 //!
 //! - `config`: bad input exits with code 2 and names file, line and key.
-//! - `plumbing`: `lab run` against small fake `feed`/`engine` shell scripts (`--bin-dir`):
-//!   the child contract, relayed output, merged summary, failures and signals. These
-//!   need no real binaries and finish in about a second.
-//! - `end_to_end`: `lab run` with the real feed and engine, built here with cargo
-//!   (binaries of other packages have no `CARGO_BIN_EXE_*`).
-//! - `variants`: `lab run --scratch/--levels/--engine-alloc/--feed-alloc` against the
-//!   fakes: the derived `config.toml`, binary selection, bad values.
-//! - `compare`: bad matrix files (exit 2 naming file, line, column and key), and a tiny
-//!   `lab compare` against the fakes (interleaving, failures recorded, report folder).
+//! - `plumbing`: `lab run` against small fake `feed`/`engine`/`pipeline` shell scripts
+//!   (`--bin-dir`): the child contract, relayed output, merged summary, failures and
+//!   signals. These need no real binaries and finish in about a second.
+//! - `end_to_end`: `lab run` with the real feed and engine (and `--single-process` with
+//!   the real pipeline), built here with cargo (binaries of other packages have no
+//!   `CARGO_BIN_EXE_*`).
+//! - `variants`: `lab run --scratch/--levels/--engine-alloc/--feed-alloc` and
+//!   `--single-process/--pipeline-alloc` against the fakes: the derived `config.toml`,
+//!   binary selection, bad values.
+//! - `compare`: bad matrix files (exit 2 naming file, line, column and key), and tiny
+//!   `lab compare` runs against the fakes (interleaving, failures recorded, report folder,
+//!   one-process variants).
 //! - `bench`: tiny `lab bench transport` and `lab bench jitter` runs that check the JSON
 //!   shape and the counts (never the numbers).
 //!
@@ -280,6 +283,29 @@ if [ "$name" = feed ]; then exit "${FAKE_FEED_EXIT:-0}"; fi
 exit 0
 "#;
 
+    /// Fake pipeline: one process writing both sides' files, each summary naming the
+    /// allocator its binary's name says (`pipeline` is the hybrid).
+    const FAKE_PIPELINE: &str = r#"#!/bin/sh
+args="$*"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --out) out="$2"; shift 2 ;;
+    *) shift ;;
+  esac
+done
+echo "$$" > "$out/pipeline.pid"
+echo "$args" > "$out/pipeline.args"
+if [ "$(basename "$0")" = "$FAKE_FAIL_BIN" ]; then echo "failing on purpose" >&2; exit 4; fi
+alloc=$(basename "$0" | sed -e 's/^pipeline-//' -e 's/^pipeline$/hybrid/')
+echo "pipeline stdout line"
+echo "pipeline stderr line" >&2
+for side in feed engine; do
+  sed -e "s/\"name\": \"[a-z]*\"/\"name\": \"$alloc\"/" "$FAKE_DIR/${side}_summary.json" > "$out/${side}_summary.json"
+done
+echo '#written by hft-alloc-lab (fake pipeline)' > "$out/engine.hlog"
+exit 0
+"#;
+
     pub(super) struct Fake {
         pub(super) dir: tempfile::TempDir,
         pub(super) config: PathBuf,
@@ -298,6 +324,12 @@ exit 0
                 std::fs::write(&path, FAKE.replace("NAME", name)).unwrap();
                 std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
             }
+        }
+        // Every pipeline binary: `pipeline`, `pipeline-system`, …
+        for suffix in ["", "-system", "-jemalloc", "-mimalloc"] {
+            let path = bin.join(format!("pipeline{suffix}"));
+            std::fs::write(&path, FAKE_PIPELINE).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
         let feed = FeedSummary {
             published: 3000,
@@ -583,6 +615,101 @@ mod variants {
     }
 
     #[test]
+    fn single_process_runs_one_pipeline() {
+        let Some(f) = fake() else { return };
+        let ran = run_watched(
+            f.cmd(&["--single-process", "--duration", "1.5"]),
+            Duration::from_secs(60),
+            |_| {},
+        );
+        assert_eq!(ran.code(), Some(0), "{ran:?}");
+        assert!(
+            ran.stdout.contains("[pipeline] pipeline stdout line\n"),
+            "{ran:?}"
+        );
+        assert!(
+            ran.stderr.contains("[pipeline] pipeline stderr line\n"),
+            "{ran:?}"
+        );
+        assert!(ran.stderr.contains("one process: pipeline "), "{ran:?}");
+        assert!(ran.stderr.contains("/bin/pipeline pid"), "{ran:?}");
+        // One child, with the contract of the two: the recorded config, the folder, the
+        // duration.
+        assert!(!f.out.join("feed.pid").exists() && !f.out.join("engine.pid").exists());
+        let args = std::fs::read_to_string(f.out.join("pipeline.args")).unwrap();
+        let expected = format!(
+            "--config {} --out {} --duration 1.5",
+            f.out.join("config.toml").display(),
+            f.out.display()
+        );
+        assert_eq!(args.trim(), expected);
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(f.out.join("summary.json")).unwrap()).unwrap();
+        assert_eq!(v["ticks"]["published"], 3000);
+        assert_eq!(v["feed"]["allocator"]["name"], "hybrid");
+        assert_eq!(v["engine"]["allocator"]["name"], "hybrid");
+        assert!(
+            ran.stdout.contains(
+                "allocators  one process (pipeline): hybrid 2, for the feed's and the engine's threads"
+            ),
+            "{ran:?}"
+        );
+        assert!(!ran.stderr.contains("warning"), "{ran:?}");
+        // --pipeline-alloc picks the binary.
+        let ran = run_watched(
+            f.cmd(&["--single-process", "--pipeline-alloc", "jemalloc"]),
+            Duration::from_secs(60),
+            |_| {},
+        );
+        assert_eq!(ran.code(), Some(0), "{ran:?}");
+        assert!(ran.stderr.contains("/bin/pipeline-jemalloc pid"), "{ran:?}");
+        assert!(
+            ran.stdout
+                .contains("allocators  one process (pipeline-jemalloc): jemalloc 2"),
+            "{ran:?}"
+        );
+        // A missing pipeline binary is named, with how to build it.
+        std::fs::remove_file(f.dir.path().join("bin/pipeline-system")).unwrap();
+        let ran = run_watched(
+            f.cmd(&["--single-process", "--pipeline-alloc", "system"]),
+            Duration::from_secs(30),
+            |_| {},
+        );
+        assert_eq!(ran.code(), Some(1), "{ran:?}");
+        assert!(
+            ran.stderr.contains("no `pipeline-system` binary")
+                && ran.stderr.contains("cargo build --release"),
+            "{ran:?}"
+        );
+    }
+
+    #[test]
+    fn single_process_refuses_what_does_not_apply() {
+        let Some(f) = fake() else { return };
+        let ran = run_watched(
+            f.cmd(&["--single-process", "--engines", "2"]),
+            Duration::from_secs(30),
+            |_| {},
+        );
+        assert_eq!(ran.code(), Some(2), "{ran:?}");
+        assert!(
+            ran.stderr
+                .contains("error: --engines 2 with --single-process: the pipeline runs one engine"),
+            "{ran:?}"
+        );
+        assert!(!f.out.exists(), "nothing is created for bad input");
+        for bad in [
+            &["--single-process", "--engine-alloc", "system"][..],
+            &["--single-process", "--feed-alloc", "system"],
+            &["--pipeline-alloc", "system"],
+        ] {
+            let ran = run_watched(f.cmd(bad), Duration::from_secs(30), |_| {});
+            assert_eq!(ran.code(), Some(2), "{bad:?}: {ran:?}");
+            assert!(!f.out.exists(), "{bad:?}: nothing is created for bad input");
+        }
+    }
+
+    #[test]
     fn bad_levels_exit_2_naming_the_key() {
         let Some(f) = fake() else { return };
         let ran = run_watched(f.cmd(&["--levels", "17"]), Duration::from_secs(30), |_| {});
@@ -815,6 +942,81 @@ mod compare {
                 "{report}"
             );
         }
+    }
+}
+
+mod compare_one_process {
+    //! `lab compare` with one-process variants, against the fakes.
+    use super::plumbing::fake;
+    use super::*;
+
+    #[test]
+    fn one_process_variants_run_the_pipeline_binaries() {
+        let Some(f) = fake() else { return };
+        let matrix = f.dir.path().join("m.toml");
+        std::fs::write(
+            &matrix,
+            format!(
+                "config = \"{}\"\nrepetitions = 2\nduration_s = 1.5\nmetrics = [\"e2e p99\", \"RSS total\", \"feed RSS\"]\n\n[[block]]\nname = \"shapes\"\nprocess = \"single\"\npipeline_alloc = [\"hybrid\", \"mimalloc\"]\nscratch = [\"arena\"]\nbaseline = 1\n\n[[block.variant]]\nprocess = \"two\"\n",
+                f.config.display()
+            ),
+        )
+        .unwrap();
+        let out = f.dir.path().join("report");
+        let mut cmd = lab(&[
+            "compare",
+            "--matrix",
+            matrix.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--bin-dir",
+            f.dir.path().join("bin").to_str().unwrap(),
+        ]);
+        cmd.env("FAKE_DIR", f.dir.path());
+        let ran = run_watched(cmd, Duration::from_secs(120), |_| {});
+        assert_eq!(ran.code(), Some(0), "{ran:?}");
+        let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+        for dir in [
+            "runs/b1-v01-e-mimalloc-arena_f-jemalloc_L3/r2",
+            "runs/b1-v02-p-hybrid-arena_L3/r2",
+            "runs/b1-v03-p-mimalloc-arena_L3/r2",
+        ] {
+            assert!(report.contains(&format!("`{dir}`")), "{dir}: {report}");
+        }
+        let one = out.join("runs/b1-v02-p-hybrid-arena_L3/r1");
+        for file in ["summary.json", "pipeline.log", "lab.log", "config.toml"] {
+            assert!(
+                one.join(file).is_file(),
+                "{file} missing in {}",
+                one.display()
+            );
+        }
+        assert!(!one.join("feed.log").exists() && !one.join("engine.log").exists());
+        let log = std::fs::read_to_string(one.join("pipeline.log")).unwrap();
+        assert!(log.contains("pipeline stdout line"), "{log}");
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(one.join("summary.json")).unwrap()).unwrap();
+        assert_eq!(v["engine"]["allocator"]["name"], "hybrid");
+        let v3: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(out.join("runs/b1-v03-p-mimalloc-arena_L3/r1/summary.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(v3["feed"]["allocator"]["name"], "mimalloc");
+        assert!(
+            report.contains("one process, hybrid routing + arena, 3 levels"),
+            "{report}"
+        );
+        assert!(report.contains("1 process: pipeline-mimalloc"), "{report}");
+        // The fakes report no RSS: every RSS verdict is n/a, and a one-process variant's
+        // feed RSS is n/a whatever it reports.
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("verdicts.json")).unwrap()).unwrap();
+        let verdicts = v["verdicts"].as_array().unwrap();
+        assert_eq!(verdicts.len(), 2 * 3, "{v}");
+        assert!(verdicts
+            .iter()
+            .filter(|x| x["metric"] != "e2e p99")
+            .all(|x| x["verdict"] == "n/a"));
     }
 }
 
@@ -1088,6 +1290,62 @@ mod end_to_end {
             "not timed without the flag"
         );
         assert!(ran.stdout.contains("thread (measured window)"), "{ran:?}");
+    }
+
+    /// `--single-process`: the real pipeline (the routing hybrid) as one child, 2 s.
+    #[test]
+    fn the_pipeline_runs_as_one_process() {
+        let Some(small) = Small::new("-single") else {
+            return;
+        };
+        let ran = small.run(&["--single-process", "--noise", "0", "--duration", "2"]);
+        assert_eq!(ran.code(), Some(0), "{ran:?}");
+        let v = small.summary();
+        let n = |x: &serde_json::Value| x.as_u64().unwrap_or_else(|| panic!("not a count: {x}"));
+        let ticks = &v["ticks"];
+        assert!(n(&ticks["published"]) > 0, "{v:#}");
+        assert_eq!(
+            n(&ticks["published"]),
+            n(&ticks["received"]) + n(&ticks["missed"]),
+            "{ticks}"
+        );
+        for stage in ["feed_lag", "hop", "engine", "e2e"] {
+            assert!(n(&v["latency_ns"][stage]["count"]) > 0, "{stage}");
+        }
+        for side in ["feed", "engine"] {
+            assert_eq!(v[side]["allocator"]["name"], "hybrid", "{}", v[side]);
+        }
+        assert_eq!(v["engine"]["global_allocs_per_tick"].as_f64(), Some(0.0));
+        // Both sides are the one process: the same RSS figure's process.
+        assert!(n(&v["engine"]["detail"]["memory"]["peak_rss_bytes"]) > 0);
+        for f in [
+            "feed_summary.json",
+            "engine_summary.json",
+            "engine.hlog",
+            "config.toml",
+        ] {
+            assert!(small.out.join(f).is_file(), "{f}");
+        }
+        assert!(ran.stdout.contains("[pipeline] "), "{ran:?}");
+        assert!(!ran.stdout.contains("[feed]"), "{ran:?}");
+        assert!(
+            ran.stdout
+                .contains("allocators  one process (pipeline): hybrid"),
+            "{ran:?}"
+        );
+        assert!(
+            ran.stdout.contains("published == received + missed: yes"),
+            "{ran:?}"
+        );
+        assert!(!ran.stderr.contains("lab: warning"), "{ran:?}");
+        // The routing hybrid's routes are in the summary too.
+        assert!(small.out.join("routing.json").is_file());
+        assert!(
+            v["routing"]["roles"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty()),
+            "{v:#}"
+        );
     }
 
     /// `--time-allocator`: the cold threads' allocator calls are timed per role, the

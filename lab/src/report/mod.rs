@@ -25,6 +25,12 @@
 //!   role (variants with the same engine allocator, scratch and levels) the lowest
 //!   feed_lag p99, peak RSS and peak fragmentation, naming the trade-off when they
 //!   disagree.
+//! - One-process variants (a pipeline binary) have no allocator per role: the engine and
+//!   feed recommendations and the pool break-even take two-process variants only, and a
+//!   block with one-process variants gets a process-shape recommendation instead (every
+//!   variant at a levels value, by the lowest e2e p99, on a stable verdict). Their
+//!   memory is counted once: `RSS total` ([`metrics`]), with the per-process RSS and
+//!   returned-bytes metrics n/a for them.
 //! - The hybrid (feed jemalloc, engine mimalloc + arena) reaches the brief's target when
 //!   its median e2e p99 is at least [`stats::TARGET_PCT`]% below the baseline's with a
 //!   stable *better* verdict.

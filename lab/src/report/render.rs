@@ -1,6 +1,11 @@
 //! The Markdown of `lab compare`'s report (`report.md`): the figures of [`super::stats`]
 //! as tables, recommendations and verdict sentences. Every figure shown comes from
 //! there; this module only formats and arranges them.
+//!
+//! One-process variants: the key numbers and the appendix show their RSS once, as `RSS
+//! total`, and mark the per-process RSS cells `in total` (both sides are the one
+//! process); their fragmentation, the one allocator's, reads `(1 proc.)`. Their
+//! allocator is in the engine column, the feed column reads `same process`.
 
 use super::stats::*;
 use super::verdict::{Comparison, Verdict};
@@ -9,7 +14,7 @@ use crate::host::Host;
 use crate::table::{
     group, percentile_cells, percentile_cells_missing, Table, P9999_MIN_SAMPLES, PERCENTILE_COLUMNS,
 };
-use crate::variant::Alloc;
+use crate::variant::{Alloc, Process, Variant};
 use common::latency::{Percentiles, Stage, STAGES};
 use common::summary::Summary;
 use common::units::fmt_bytes;
@@ -141,19 +146,20 @@ fn below_above(a: f64, b: f64) -> String {
 }
 
 /// "**side** (V3): 1.2µs (runs …); x% below the next best …; y% below the baseline …"
-/// for the stage `stage` of a ranking.
+/// for the stage `stage` of a ranking, each variant called by `name`.
 fn ranked_text(
     stats: &[VariantStats],
     ranking: &Ranking,
     baseline: Option<usize>,
     stage: &str,
+    name: fn(&Variant) -> String,
 ) -> String {
     let mut t = String::new();
     let (best, b) = ranking[0];
     let _ = write!(
         t,
         "**{}** ({}): {} (runs {})",
-        stats[best].variant.engine_side(),
+        name(&stats[best].variant),
         vid(best),
         ns(b.median),
         spread_text(&b)
@@ -163,7 +169,7 @@ fn ranked_text(
             t,
             "; {} the next best, {} ({}): {} (runs {}), {}",
             below_above(b.median, n.median),
-            stats[next].variant.engine_side(),
+            name(&stats[next].variant),
             vid(next),
             ns(n.median),
             spread_text(&n),
@@ -204,13 +210,25 @@ pub fn engine_text(stats: &[VariantStats], rec: &EngineRec) -> String {
         "- **Engine** (feed {}, {}): the lowest median e2e p99 is {}.",
         rec.feed_alloc,
         levels_text(rec.levels),
-        ranked_text(stats, &rec.by_e2e_p99, rec.baseline, "e2e")
+        ranked_text(
+            stats,
+            &rec.by_e2e_p99,
+            rec.baseline,
+            "e2e",
+            Variant::engine_side
+        )
     );
     if rec.by_engine_p99.len() >= 2 {
         let _ = write!(
             t,
             " By the engine stage alone (received → decision), the lowest median p99 is {}.",
-            ranked_text(stats, &rec.by_engine_p99, rec.baseline, "engine")
+            ranked_text(
+                stats,
+                &rec.by_engine_p99,
+                rec.baseline,
+                "engine",
+                Variant::engine_side
+            )
         );
     }
     let (best, _) = rec.by_e2e_p99[0];
@@ -227,6 +245,50 @@ pub fn engine_text(stats: &[VariantStats], rec: &EngineRec) -> String {
                 t,
                 " Recommendation: **{}**, detectably lower e2e p99 than the next best (a stable verdict).",
                 stats[w].variant.engine_side()
+            );
+        }
+        None => {
+            let _ = write!(
+                t,
+                " No recommendation on e2e p99: the lowest median is not detectably lower than the next best with a stable verdict."
+            );
+        }
+    }
+    t
+}
+
+/// The process-shape recommendation as one markdown list item: by e2e p99, then by the
+/// hop alone (published → received: the ring between the md and the hot thread, which
+/// one process maps once instead of twice), then the lowest median's memory.
+pub fn shape_text(stats: &[VariantStats], rec: &ShapeRec) -> String {
+    let mut t = String::new();
+    let _ = write!(
+        t,
+        "- **One process or two** ({}): the lowest median e2e p99 is {}.",
+        levels_text(rec.levels),
+        ranked_text(stats, &rec.by_e2e_p99, rec.baseline, "e2e", Variant::label)
+    );
+    if rec.by_hop_p99.len() >= 2 {
+        let _ = write!(
+            t,
+            " By the hop alone (published → received), the lowest median p99 is {}.",
+            ranked_text(stats, &rec.by_hop_p99, rec.baseline, "hop", Variant::label)
+        );
+    }
+    let (best, _) = rec.by_e2e_p99[0];
+    let s = &stats[best];
+    let _ = write!(
+        t,
+        " The lowest median's hot thread makes {} global allocations per tick; RSS total {}.",
+        per_tick(s.allocs_per_tick),
+        opt_bytes(s.rss_total)
+    );
+    match rec.pick(stats) {
+        Some(w) => {
+            let _ = write!(
+                t,
+                " Recommendation: **{}**, detectably lower e2e p99 than the next best (a stable verdict).",
+                stats[w].variant.label()
             );
         }
         None => {
@@ -431,7 +493,7 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
     {
         let _ = writeln!(
             w,
-            "- **Warning**: the runs' binaries come from {} (`lab` from `{}`): build every `feed*` and `engine*` binary from the current code (`cargo build --release -p feed -p engine --bins`) before comparing.",
+            "- **Warning**: the runs' binaries come from {} (`lab` from `{}`): build every `feed*`, `engine*` and `pipeline*` binary from the current code (`cargo build --release -p feed -p engine -p pipeline --bins`) before comparing.",
             revs.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", "),
             common::manifest::GIT_REV
         );
@@ -461,6 +523,7 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
         let tcmalloc = blocks
             .iter()
             .flat_map(|b| &b.variants)
+            .filter(|v| !v.is_single())
             .any(|v| v.engine_alloc == Alloc::Tcmalloc || v.feed_alloc == Alloc::Tcmalloc);
         let rseq_off = m
             .allocator_env
@@ -549,7 +612,7 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
     );
     let _ = writeln!(
         w,
-        "- allocs/tick: global allocations per tick on the engine's hot thread after warm-up. RSS: peak resident set of each process. Fragmentation: peak `1 − allocated/resident` from the allocator's own statistics (n/a where the allocator does not report both). These three are the worst repetition."
+        "- allocs/tick: global allocations per tick on the engine's hot thread after warm-up. RSS: peak resident set of each process; RSS total: both processes' peaks added up, or the one process's peak for a one-process variant (`p-…`), whose engine and feed RSS cells read *in total* (both sides are that process) and whose per-process metrics (engine/feed RSS, engine/feed returned) are n/a. Fragmentation: peak `1 − allocated/resident` from the allocator's own statistics (n/a where the allocator does not report both; for one process, the one allocator's, marked `(1 proc.)`). These are the worst repetition."
     );
     let _ = writeln!(
         w,
@@ -646,19 +709,23 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
         let _ = writeln!(w, "\n### Recommendations\n");
         let engine = engine_recs(stats, b.baseline);
         let feed = feed_recs(stats);
+        let shape = shape_recs(stats, b.baseline);
         for r in &engine {
             let _ = writeln!(w, "{}", engine_text(stats, r));
         }
         for r in &feed {
             let _ = writeln!(w, "{}", feed_text(stats, r));
         }
+        for r in &shape {
+            let _ = writeln!(w, "{}", shape_text(stats, r));
+        }
         for v in hybrid_verdicts(stats, b.baseline) {
             let _ = writeln!(w, "{}", verdict_text("Hybrid", stats, &v));
         }
-        if engine.is_empty() && feed.is_empty() {
+        if engine.is_empty() && feed.is_empty() && shape.is_empty() {
             let _ = writeln!(
                 w,
-                "- n/a: no two variants of this block differ in one role only with finished runs."
+                "- n/a: no two variants of this block differ in one role only, or in the process shape, with finished runs."
             );
         }
 
@@ -744,7 +811,7 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
     }
 
     let _ = writeln!(w, "\n## Appendix: every run\n");
-    w.push_str(&appendix(runs).markdown());
+    w.push_str(&appendix(blocks, runs).markdown());
     t
 }
 
@@ -989,6 +1056,7 @@ fn key_numbers(stats: &[VariantStats], named: Option<usize>) -> Table {
         "allocs/tick",
         "engine RSS",
         "feed RSS",
+        "RSS total",
         "engine frag.",
         "feed frag.",
         "gaps / missed",
@@ -1011,11 +1079,20 @@ fn key_numbers(stats: &[VariantStats], named: Option<usize>) -> Table {
         } else {
             ""
         };
+        let (engine, feed) = match v.process {
+            Process::Two => (v.engine_alloc.to_string(), v.feed_alloc.to_string()),
+            Process::Single(a) => (format!("1 process: {}", a.bin()), "same process".into()),
+        };
+        let memory = memory_cells(
+            v.process,
+            [s.engine_rss, s.feed_rss],
+            [s.engine_frag, s.feed_frag],
+        );
         table.row([
             format!("{}{role}", vid(i)),
-            v.engine_alloc.to_string(),
+            engine,
             v.scratch.to_string(),
-            v.feed_alloc.to_string(),
+            feed,
             v.levels.to_string(),
             format!("{}/{}", s.ok, s.ok + s.failed),
             cell(s.p50("e2e")),
@@ -1027,14 +1104,41 @@ fn key_numbers(stats: &[VariantStats], named: Option<usize>) -> Table {
             cell_r(s.p99("engine")),
             ratio(s.p99("engine"), base.and_then(|b| b.p99("engine"))),
             per_tick(s.allocs_per_tick),
-            opt_bytes(s.engine_rss),
-            opt_bytes(s.feed_rss),
-            opt_pct(s.engine_frag),
-            opt_pct(s.feed_frag),
+            memory[0].clone(),
+            memory[1].clone(),
+            opt_bytes(s.rss_total),
+            memory[2].clone(),
+            memory[3].clone(),
             format!("{} / {}", s.gaps, s.missed),
         ]);
     }
     table
+}
+
+/// The engine RSS, feed RSS, engine frag. and feed frag. cells of a variant run as
+/// `process`: as they are for two processes; for one, the RSS cells point at the total
+/// (both sides are the one process) and the fragmentation is the one allocator's (the
+/// worse of the two sides' peaks), marked.
+fn memory_cells(process: Process, rss: [Option<u64>; 2], frag: [Option<f64>; 2]) -> [String; 4] {
+    match process {
+        Process::Two => [
+            opt_bytes(rss[0]),
+            opt_bytes(rss[1]),
+            opt_pct(frag[0]),
+            opt_pct(frag[1]),
+        ],
+        Process::Single(_) => {
+            let worst = match frag {
+                [Some(a), Some(b)] => Some(a.max(b)),
+                [a, b] => a.or(b),
+            };
+            let f = worst.map_or_else(
+                || "n/a".into(),
+                |f| format!("{} (1 proc.)", opt_pct(Some(f))),
+            );
+            ["in total".into(), "in total".into(), f.clone(), f]
+        }
+    }
 }
 
 /// A pool break-even table: per levels value, each scratch mode's engine-stage p50 and
@@ -1153,8 +1257,9 @@ fn runs_table(stats: &[VariantStats], block: usize, runs: &[RunRecord]) -> Table
 }
 
 /// Every run, one row each, in run order: its e2e percentiles, the other stages' p50
-/// or p99, allocations, memory, tick counts and rate.
-fn appendix(runs: &[RunRecord]) -> Table {
+/// or p99, allocations, memory (one-process runs as in the key numbers), tick counts and
+/// rate.
+fn appendix(blocks: &[BlockInfo], runs: &[RunRecord]) -> Table {
     let e2e = PERCENTILE_COLUMNS[1..].iter().map(|c| format!("e2e {c}"));
     let header = ["run folder", "block", "#", "rep", "status"]
         .map(String::from)
@@ -1169,6 +1274,7 @@ fn appendix(runs: &[RunRecord]) -> Table {
                 "allocs/tick",
                 "engine RSS",
                 "feed RSS",
+                "RSS total",
                 "engine frag.",
                 "feed frag.",
                 "published",
@@ -1203,14 +1309,20 @@ fn appendix(runs: &[RunRecord]) -> Table {
                 .get(stage)
                 .map_or_else(|| "n/a".into(), |p| fmt_ns(f(p)))
         };
-        let mem = |m: &common::memory::MemoryReport| {
-            (
-                opt_bytes(Some(m.peak_rss_bytes).filter(|b| *b > 0)),
-                opt_pct(m.peak_fragmentation),
-            )
-        };
-        let (er, ef) = mem(&s.engine.detail.memory);
-        let (fr, ff) = mem(&s.feed.detail.memory);
+        let process = blocks
+            .get(r.block)
+            .and_then(|b| b.variants.get(r.variant))
+            .map_or(Process::Two, |v| v.process);
+        let (e, f) = (&s.engine.detail.memory, &s.feed.detail.memory);
+        let rss = |m: &common::memory::MemoryReport| Some(m.peak_rss_bytes).filter(|b| *b > 0);
+        let [er, fr, ef, ff] = memory_cells(
+            process,
+            [rss(e), rss(f)],
+            [e.peak_fragmentation, f.peak_fragmentation],
+        );
+        let total = super::metrics::metric("RSS total")
+            .and_then(|m| m.value(s, process))
+            .map(|b| b as u64);
         table.row(
             head.into_iter()
                 .chain(["ok".to_string()])
@@ -1223,6 +1335,7 @@ fn appendix(runs: &[RunRecord]) -> Table {
                     per_tick(Some(s.engine.global_allocs_per_tick)),
                     er,
                     fr,
+                    opt_bytes(total),
                     ef,
                     ff,
                     s.ticks.published.to_string(),
@@ -1514,6 +1627,104 @@ mod tests {
         let t = breakeven_text("heap", &wins(&[(2, 1.0, false)], Ahead::Not));
         assert!(t.contains("does not stay ahead"), "{t}");
         assert!(breakeven_text("heap", &wins(&[], Ahead::Not)).contains("at no levels value"));
+    }
+
+    #[test]
+    fn one_process_variants_count_their_memory_once() {
+        use crate::variant::PipelineAlloc;
+        let variants = vec![
+            variant(Mimalloc, Arena, Jemalloc, 3),
+            Variant::single(PipelineAlloc::Hybrid, Arena, 3),
+            Variant::single(PipelineAlloc::Jemalloc, Arena, 3),
+        ];
+        let p99s = [six(1050, 50), six(750, 50), six(900, 30)];
+        let mut runs = Vec::new();
+        for rep in 0..6u32 {
+            for (vi, p) in p99s.iter().enumerate() {
+                let mut s = summary(p[rep as usize], 100, 1 << 20, Some(0.1));
+                s.engine.detail.memory.peak_rss_bytes = 2 << 20;
+                s.engine.detail.memory.peak_fragmentation = Some(0.2);
+                runs.push(RunRecord {
+                    block: 0,
+                    variant: vi,
+                    rep: rep + 1,
+                    dir: format!("runs/r{}/b1-v{}", rep + 1, vi + 1),
+                    result: Ok(s),
+                });
+            }
+        }
+        let blocks = [BlockInfo {
+            name: "one process or two".into(),
+            config: "configs/default.toml".into(),
+            duration_s: 5.0,
+            warmup_s: 1.0,
+            seed: 42,
+            variants,
+            baseline: Some(0),
+        }];
+        let meta = Meta {
+            repetitions: 6,
+            metrics: ["e2e p99", "RSS total", "feed RSS"]
+                .map(String::from)
+                .to_vec(),
+            ..Meta::default()
+        };
+        let md = render(&meta, &blocks, &runs);
+        // Key numbers: two processes add their peaks up; one process counts its own
+        // once, and its per-process cells point at the total.
+        let v1 = md_row(&md, "V1 hybrid");
+        assert_eq!(v1[1..4], ["mimalloc", "arena", "jemalloc"]);
+        assert_eq!(v1[15..20], ["2.0MiB", "1.0MiB", "3.0MiB", "20.0%", "10.0%"]);
+        let v2 = md_row(&md, "V2");
+        assert_eq!(v2[1..4], ["1 process: pipeline", "arena", "same process"]);
+        assert_eq!(
+            v2[15..20],
+            [
+                "in total",
+                "in total",
+                "2.0MiB",
+                "20.0% (1 proc.)",
+                "20.0% (1 proc.)"
+            ]
+        );
+        // Verdicts: RSS total judged in both shapes, feed RSS n/a for one process.
+        let verdicts = &md[md.find("### Verdicts against V1").unwrap()..];
+        let row = md_row(verdicts, "V2");
+        assert_eq!(row[0], "V2");
+        assert!(row[1].contains("**better**"), "{row:?}");
+        assert_eq!(row[2], "0.67× **better**", "2 MiB against 3 MiB");
+        assert_eq!(row[3], "n/a");
+        // The roles need two processes each; the shapes are compared instead.
+        assert!(!md.contains("- **Engine**"), "{md}");
+        assert!(!md.contains("- **Feed**"), "{md}");
+        assert!(
+            md.contains("- **One process or two** (3 levels): the lowest median e2e p99 is **one process, hybrid routing + arena, 3 levels** (V2)"),
+            "{md}"
+        );
+        assert!(
+            md.contains("Recommendation: **one process, hybrid routing + arena, 3 levels**"),
+            "{md}"
+        );
+        assert!(md.contains("RSS total 2.0MiB"), "{md}");
+        // The appendix marks them as the key numbers do.
+        let run = md_row(&md, "`runs/r1/b1-v2`");
+        assert!(
+            run.contains(&"in total") && run.contains(&"2.0MiB"),
+            "{run:?}"
+        );
+        assert_eq!(
+            md_row(&md, "`runs/r1/b1-v1`")
+                .iter()
+                .filter(|c| **c == "3.0MiB")
+                .count(),
+            1
+        );
+        // The block's baseline is the two-process hybrid itself: no target verdict.
+        assert!(!md.contains("The brief's target"), "{md}");
+        for table in md.split("\n\n").filter(|b| b.starts_with('|')) {
+            let cells: Vec<usize> = table.lines().map(|l| l.matches('|').count()).collect();
+            assert!(cells.iter().all(|c| *c == cells[0]), "{table}");
+        }
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! The statistics of `lab compare`'s report: every figure computed from the run
 //! records, by the rules in [the module docs](super). Pure and deterministic: the same
 //! records give the same figures, in the same order.
+//!
+//! The role comparisons (engine, feed, pool break-even) take two-process variants only:
+//! a one-process variant has no allocator per role. Where a block has one-process
+//! variants, [`shape_recs`] ranks every variant of a levels value instead.
 
 use super::metrics;
 use super::verdict::{self, Comparison, Rule};
@@ -98,6 +102,9 @@ pub struct VariantStats {
     pub engine_rss: Option<u64>,
     /// Feed peak RSS, bytes.
     pub feed_rss: Option<u64>,
+    /// Peak RSS of the run's processes (the `RSS total` metric: both peaks added up for
+    /// two processes, the one process's once), bytes, worst run.
+    pub rss_total: Option<u64>,
     /// Engine peak fragmentation (worst run; `None` where the allocator does not say).
     pub engine_frag: Option<f64>,
     /// Feed peak fragmentation.
@@ -154,13 +161,19 @@ impl VariantStats {
                 .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b))))
         };
         VariantStats {
-            variant,
             ok: summaries.len(),
             failed,
             stages,
             allocs_per_tick: worst_f64(|s| Some(s.engine.global_allocs_per_tick)),
             engine_rss: worst_u64(|s| s.engine.detail.memory.peak_rss_bytes),
             feed_rss: worst_u64(|s| s.feed.detail.memory.peak_rss_bytes),
+            rss_total: metrics::metric("RSS total").and_then(|m| {
+                summaries
+                    .iter()
+                    .filter_map(|s| m.value(s, variant.process))
+                    .map(|b| b as u64)
+                    .max()
+            }),
             engine_frag: worst_f64(|s| s.engine.detail.memory.peak_fragmentation),
             feed_frag: worst_f64(|s| s.feed.detail.memory.peak_fragmentation),
             gaps: summaries.iter().map(|s| s.ticks.gaps).sum(),
@@ -174,8 +187,15 @@ impl VariantStats {
                 .filter_map(|s| s.engine.detail.pool.as_ref().map(|p| p.fallbacks))
                 .max(),
             values: metrics::all()
-                .map(|m| (m.name, summaries.iter().filter_map(|s| (m.of)(s)).collect()))
+                .map(|m| {
+                    let values = summaries
+                        .iter()
+                        .filter_map(|s| m.value(s, variant.process))
+                        .collect();
+                    (m.name, values)
+                })
                 .collect(),
+            variant,
         }
     }
 
@@ -319,10 +339,11 @@ pub fn stands_out(stats: &[VariantStats], ranking: &Ranking, metric: &str) -> Op
 }
 
 /// One [`EngineRec`] per (feed allocator, levels) group in which at least two engine
-/// settings (allocator × scratch) finished runs.
+/// settings (allocator × scratch) of two-process variants finished runs.
 pub fn engine_recs(stats: &[VariantStats], named: Option<usize>) -> Vec<EngineRec> {
     let groups: BTreeSet<(Alloc, u32)> = stats
         .iter()
+        .filter(|s| !s.variant.is_single())
         .map(|s| (s.variant.feed_alloc, s.variant.levels))
         .collect();
     let mut out = Vec::new();
@@ -330,7 +351,10 @@ pub fn engine_recs(stats: &[VariantStats], named: Option<usize>) -> Vec<EngineRe
         let idx: Vec<usize> = (0..stats.len())
             .filter(|&i| {
                 let v = &stats[i].variant;
-                v.feed_alloc == feed_alloc && v.levels == levels && stats[i].ok > 0
+                !v.is_single()
+                    && v.feed_alloc == feed_alloc
+                    && v.levels == levels
+                    && stats[i].ok > 0
             })
             .collect();
         let ranked = rank(stats, &idx, |s| s.p99("e2e"));
@@ -403,10 +427,11 @@ impl FeedRec {
 }
 
 /// One [`FeedRec`] per (engine allocator, scratch, levels) group in which at least two
-/// feed allocators finished runs.
+/// feed allocators of two-process variants finished runs.
 pub fn feed_recs(stats: &[VariantStats]) -> Vec<FeedRec> {
     let groups: BTreeSet<(Alloc, ScratchMode, u32)> = stats
         .iter()
+        .filter(|s| !s.variant.is_single())
         .map(|s| (s.variant.engine_alloc, s.variant.scratch, s.variant.levels))
         .collect();
     let mut out = Vec::new();
@@ -414,7 +439,7 @@ pub fn feed_recs(stats: &[VariantStats]) -> Vec<FeedRec> {
         let idx: Vec<usize> = (0..stats.len())
             .filter(|&i| {
                 let v = &stats[i].variant;
-                (v.engine_alloc, v.scratch, v.levels) == engine && stats[i].ok > 0
+                !v.is_single() && (v.engine_alloc, v.scratch, v.levels) == engine && stats[i].ok > 0
             })
             .collect();
         if idx.len() < 2 {
@@ -436,6 +461,55 @@ pub fn feed_recs(stats: &[VariantStats]) -> Vec<FeedRec> {
             by_lag_p99,
             by_rss,
             by_frag,
+        });
+    }
+    out
+}
+
+/// The process-shape comparison: every variant at one levels value, in a block where
+/// at least one of them is one process.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShapeRec {
+    /// The shared levels.
+    pub levels: u32,
+    /// The variants by median e2e p99, lowest first.
+    pub by_e2e_p99: Ranking,
+    /// The same variants by median hop p99 (published → received), lowest first.
+    pub by_hop_p99: Ranking,
+    /// The block's baseline at these levels, if it has one.
+    pub baseline: Option<usize>,
+}
+
+impl ShapeRec {
+    /// The recommendation on e2e p99: the lowest median if it stands out from the next
+    /// best with a stable verdict ([`stands_out`]).
+    pub fn pick(&self, stats: &[VariantStats]) -> Option<usize> {
+        stands_out(stats, &self.by_e2e_p99, "e2e p99")
+    }
+}
+
+/// One [`ShapeRec`] per levels value at which at least two variants, one of them one
+/// process, finished runs.
+pub fn shape_recs(stats: &[VariantStats], named: Option<usize>) -> Vec<ShapeRec> {
+    let levels: BTreeSet<u32> = stats
+        .iter()
+        .filter(|s| s.variant.is_single())
+        .map(|s| s.variant.levels)
+        .collect();
+    let mut out = Vec::new();
+    for l in levels {
+        let idx: Vec<usize> = (0..stats.len())
+            .filter(|&i| stats[i].variant.levels == l && stats[i].ok > 0)
+            .collect();
+        let ranked = rank(stats, &idx, |s| s.p99("e2e"));
+        if ranked.len() < 2 || !ranked.iter().any(|&(i, _)| stats[i].variant.is_single()) {
+            continue;
+        }
+        out.push(ShapeRec {
+            levels: l,
+            baseline: baseline_for(stats, named, &stats[idx[0]].variant),
+            by_e2e_p99: ranked,
+            by_hop_p99: rank(stats, &idx, |s| s.p99("hop")),
         });
     }
     out
@@ -506,11 +580,14 @@ pub struct BreakEvenRow {
     pub pool: Option<usize>,
 }
 
-/// Pool break-even tables, one per (engine, feed) allocator pair, when the block sweeps
-/// at least two levels values with pool and another scratch mode.
+/// Pool break-even tables, one per (engine, feed) allocator pair of two-process
+/// variants, when the block sweeps at least two levels values with pool and another
+/// scratch mode.
 pub fn pool_breakeven(stats: &[VariantStats]) -> Vec<((Alloc, Alloc), Vec<BreakEvenRow>)> {
+    let two = |s: &&VariantStats| !s.variant.is_single();
     let pairs: BTreeSet<(Alloc, Alloc)> = stats
         .iter()
+        .filter(two)
         .map(|s| (s.variant.engine_alloc, s.variant.feed_alloc))
         .collect();
     let mut out = Vec::new();
@@ -518,11 +595,15 @@ pub fn pool_breakeven(stats: &[VariantStats]) -> Vec<((Alloc, Alloc), Vec<BreakE
         let find = |levels: u32, scratch: ScratchMode| {
             stats.iter().position(|s| {
                 let v = &s.variant;
-                (v.engine_alloc, v.feed_alloc) == pair && v.levels == levels && v.scratch == scratch
+                !v.is_single()
+                    && (v.engine_alloc, v.feed_alloc) == pair
+                    && v.levels == levels
+                    && v.scratch == scratch
             })
         };
         let levels: BTreeSet<u32> = stats
             .iter()
+            .filter(two)
             .filter(|s| (s.variant.engine_alloc, s.variant.feed_alloc) == pair)
             .map(|s| s.variant.levels)
             .collect();

@@ -193,12 +193,16 @@ pub fn profiling_requested() -> bool {
     PROFILING.load(Ordering::Relaxed)
 }
 
-/// Runs `f` with the calling thread on the fixed `slot` (and its allocator calls
-/// untimed: they are not its role's route), then restores its role.
+/// Runs `f` with the calling thread on the fixed `slot`, then restores its role. Where
+/// that route is not the role's, the call is left untimed: it is not the role's
+/// allocator, so it must not count as the role's evidence (the adaptive router's).
 #[inline(always)]
 fn on_fixed<R>(slot: u8, f: impl FnOnce() -> R) -> R {
     let before = ROLE.try_with(|r| r.replace(slot)).ok();
-    let v = crate::alloc::without_timing(f);
+    let v = match before {
+        Some(b) if route_of_slot(b) != route_of_slot(slot) => crate::alloc::without_timing(f),
+        _ => f(),
+    };
     if let Some(b) = before {
         let _ = ROLE.try_with(|r| r.set(b));
     }
@@ -213,8 +217,8 @@ macro_rules! route_handle {
         /// the call: under [`Routed`] that picks the allocator; under any other global
         /// allocator it is that allocator. Frees and growth go home by address, as
         /// every free does. No allocation of its own, no lock: thread-local writes
-        /// around the call (its route, and the timing of its role, which this call
-        /// is not).
+        /// around the call (its route; and, where that is not the role's route, the
+        /// timing of its role, which the call does not stand for).
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         pub struct $name;
 

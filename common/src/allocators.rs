@@ -668,6 +668,28 @@ pub mod hybrid {
     }
 }
 
+#[cfg(feature = "dhat")]
+pub mod dhat {
+    //! dhat-rs's profiling allocator (the system allocator with every allocation
+    //! recorded with its backtrace, under a lock), named `dhat`: the global allocator of
+    //! `pipeline-dhat`, which `lab profile` runs. No statistics of its own here (its
+    //! figures are the profile it writes when its profiler ends).
+
+    use super::Introspect;
+    pub use ::dhat::Alloc;
+    use std::collections::BTreeMap;
+
+    impl Introspect for Alloc {
+        const NAME: &'static str = "dhat";
+        fn version() -> String {
+            "dhat-rs 0.3 (over the system allocator)".to_string()
+        }
+        fn stats() -> BTreeMap<String, u64> {
+            BTreeMap::new()
+        }
+    }
+}
+
 #[cfg(feature = "tcmalloc")]
 pub mod tcmalloc {
     //! Google's tcmalloc ([`TCMalloc`], tcmalloc-better), with its numeric properties.

@@ -30,6 +30,10 @@ pub enum Command {
     /// Run a matrix of variants (allocators, scratch strategy, levels) on the same seeded
     /// workload, interleaved and repeated, and write a report with tables and plots.
     Compare(CompareArgs),
+    /// Profile where each component allocates: one pipeline run on dhat-rs's profiling
+    /// allocator, then per thread role its allocations and bytes, the top call sites,
+    /// flame graphs and the suggestions the figures support.
+    Profile(crate::profile::ProfileArgs),
     /// Run the fault scenarios (killed, restarted, stalled and duplicate processes,
     /// signals, lossless mode) end to end and print a table with the tick accounting;
     /// fails if any scenario fails.

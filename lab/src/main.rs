@@ -26,6 +26,7 @@ mod host;
 mod matrix;
 mod noise;
 mod plot;
+mod profile;
 mod report;
 mod run;
 mod table;
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
         cli::Command::Compare(args) => compare::compare(args),
         cli::Command::Chaos(args) => chaos::chaos(args),
         cli::Command::History(args) => history::history(args),
+        cli::Command::Profile(args) => profile::profile(args),
         cli::Command::Bench {
             which: cli::BenchCommand::Transport(args),
         } => bench::transport(args),

@@ -91,6 +91,10 @@ pub enum PipelineAlloc {
     Jemalloc,
     /// mimalloc for every thread (`pipeline-mimalloc`).
     Mimalloc,
+    /// dhat-rs's heap profiler over the system allocator for every thread
+    /// (`pipeline-dhat`, what `lab profile` runs): every allocation recorded with its
+    /// backtrace under a lock, so its latencies are not the pipeline's.
+    Dhat,
 }
 
 impl PipelineAlloc {
@@ -102,6 +106,7 @@ impl PipelineAlloc {
             PipelineAlloc::System => "system",
             PipelineAlloc::Jemalloc => "jemalloc",
             PipelineAlloc::Mimalloc => "mimalloc",
+            PipelineAlloc::Dhat => "dhat",
         }
     }
 
@@ -112,6 +117,7 @@ impl PipelineAlloc {
             PipelineAlloc::System => "pipeline-system",
             PipelineAlloc::Jemalloc => "pipeline-jemalloc",
             PipelineAlloc::Mimalloc => "pipeline-mimalloc",
+            PipelineAlloc::Dhat => "pipeline-dhat",
         }
     }
 

@@ -1468,6 +1468,122 @@ mod end_to_end {
         let open = open_to_others(&root);
         assert!(open.is_empty(), "readable by others: {open:#?}");
     }
+
+    /// `lab profile` on the small run with the debug `pipeline-dhat` (full debug info),
+    /// in `heap` and in `arena` scratch: the report folder has the per-role table, the
+    /// call sites with source locations, flame graphs that parse as SVG, and the
+    /// suggestions the figures support; in `heap` mode the hot thread's allocations per
+    /// tick are attributed to its sites (a per-tick suggestion names them), in `arena`
+    /// mode it has none per tick.
+    #[test]
+    fn profile_attributes_allocations_to_roles_and_sites() {
+        let Some(small) = Small::new("-profile") else {
+            return;
+        };
+        let n = |x: &serde_json::Value| x.as_u64().unwrap_or_else(|| panic!("not a count: {x}"));
+        let mut per_tick = Vec::new();
+        for scratch in ["heap", "arena"] {
+            let out = small.out.with_file_name(format!("profile-{scratch}"));
+            let mut cmd = Command::new(small.bins.join("lab"));
+            cmd.args(["profile", "--config", small.config.to_str().unwrap()])
+                .args(["--scratch", scratch, "--out", out.to_str().unwrap()])
+                .args(["--bin-dir", small.bins.to_str().unwrap()]);
+            let ran = run_watched(cmd, Duration::from_secs(180), |_| {});
+            let _ = std::fs::remove_file(&small.ring);
+            assert_eq!(ran.code(), Some(0), "{scratch}: {ran:?}");
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(out.join("profile.json")).unwrap()).unwrap();
+            let ticks = n(&v["ticks"]);
+            assert!(ticks > 0, "{v:#}");
+            let roles = v["profile"]["roles"].as_array().unwrap();
+            for role in [
+                "engine_hot",
+                "feed_history",
+                "engine_report",
+                "feed_main",
+                "engine_main",
+            ] {
+                assert!(
+                    roles.iter().any(|r| r["role"] == role),
+                    "{scratch}: no {role}: {v:#}"
+                );
+            }
+            let sites = v["profile"]["sites"].as_array().unwrap();
+            let hot: Vec<&serde_json::Value> =
+                sites.iter().filter(|s| s["role"] == "engine_hot").collect();
+            let hot_allocs: u64 = hot.iter().map(|s| n(&s["allocs"])).sum();
+            per_tick.push(hot_allocs as f64 / ticks as f64);
+            // Sites carry source locations in the project's code.
+            assert!(
+                sites.iter().any(|s| s["role"] == "feed_history"
+                    && s["func"].as_str().unwrap().starts_with("feed::history::")
+                    && s["loc"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("feed/src/history.rs:")),
+                "{scratch}: the history's chunks: {v:#}"
+            );
+            let suggestions = v["suggestions"].as_array().unwrap();
+            let hot_rule = suggestions
+                .iter()
+                .any(|s| s["rule"] == "per_tick" && s["role"] == "engine_hot");
+            assert_eq!(hot_rule, scratch == "heap", "{scratch}: {suggestions:?}");
+            if scratch == "heap" {
+                assert!(
+                    hot.iter()
+                        .any(|s| s["loc"].as_str().unwrap().starts_with("engine/src/")),
+                    "{hot:?}"
+                );
+            }
+            let report = std::fs::read_to_string(out.join("profile.md")).unwrap();
+            for part in [
+                "## Per thread role",
+                "## Top call sites by count",
+                "## Top call sites by bytes",
+                "## Suggestions",
+                "## Flame graphs",
+            ] {
+                assert!(report.contains(part), "{part}: {report}");
+            }
+            let opts = roxmltree::ParsingOptions {
+                allow_dtd: true,
+                ..roxmltree::ParsingOptions::default()
+            };
+            for svg in [
+                "flame-allocations.svg",
+                "flame-bytes.svg",
+                "flame-engine_hot.svg",
+            ] {
+                let text = std::fs::read_to_string(out.join(svg)).unwrap();
+                let doc = roxmltree::Document::parse_with_options(&text, opts)
+                    .unwrap_or_else(|e| panic!("{svg}: {e}"));
+                assert_eq!(doc.root_element().tag_name().name(), "svg", "{svg}");
+            }
+            // A second profile into the same folder is refused.
+            let mut again = Command::new(small.bins.join("lab"));
+            again
+                .args(["profile", "--config", small.config.to_str().unwrap()])
+                .args([
+                    "--out",
+                    out.to_str().unwrap(),
+                    "--bin-dir",
+                    small.bins.to_str().unwrap(),
+                ]);
+            let ran = run_watched(again, Duration::from_secs(60), |_| {});
+            assert_eq!(ran.code(), Some(2), "{ran:?}");
+            assert!(ran.stderr.contains("holds a profile already"), "{ran:?}");
+        }
+        assert!(
+            per_tick[0] >= 3.0,
+            "heap: {} per tick on the hot thread",
+            per_tick[0]
+        );
+        assert!(
+            per_tick[1] < 0.01,
+            "arena: {} per tick on the hot thread",
+            per_tick[1]
+        );
+    }
 }
 
 mod bench {

@@ -77,9 +77,29 @@ pub trait Router: Sync {
 
 /// The entry point of every pipeline binary.
 pub fn main_with(hooks: AllocatorHooks, router: Option<&dyn Router>) -> ExitCode {
+    main_guarded(hooks, router, &|_| Ok(Box::new(())))
+}
+
+/// Something a binary keeps alive for the whole run and drops after both sides have
+/// ended (`pipeline-dhat`'s profiler, which writes its profile when dropped).
+pub type Guard = Box<dyn std::any::Any>;
+
+/// [`main_with`], with `guard` made from the arguments before anything starts and
+/// dropped after both sides have ended.
+pub fn main_guarded(
+    hooks: AllocatorHooks,
+    router: Option<&dyn Router>,
+    guard: &dyn Fn(&Args) -> Result<Guard, Failure>,
+) -> ExitCode {
     common::routed::enter_role("pipeline_main");
     let args = Args::parse();
-    match run(&args, hooks, router) {
+    let kept = match guard(&args) {
+        Ok(g) => g,
+        Err(f) => return f.report("pipeline"),
+    };
+    let ran = run(&args, hooks, router);
+    drop(kept);
+    match ran {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => f.report("pipeline"),
     }

@@ -277,13 +277,23 @@ fn a_single_allocator_variant_runs_the_same_pipeline() {
     );
 }
 
+/// The routing pipeline under an address-space limit of 16 GiB (util-linux `prlimit`),
+/// so that a 64 GiB arena cannot be reserved on any machine, however much memory it has.
+fn limited() -> Command {
+    let mut c = Command::new("prlimit");
+    c.arg(format!("--as={}", 16u64 << 30))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_pipeline"));
+    c
+}
+
 /// Runs the routing pipeline on the test configuration with `routing` (or the flag
 /// `--hot-arena-mib` of `flag`); it must exit 2 before starting anything, with one
 /// message that contains `wanted`.
 fn refused(routing: &str, flag: Option<&str>, wanted: &str) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), routing);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pipeline"));
+    let mut cmd = limited();
     cmd.arg("--config")
         .arg(&cfg)
         .arg("--out")
@@ -337,7 +347,7 @@ fn an_arena_the_machine_cannot_reserve_exits_2() {
         .unwrap()
         .replace("arena_mib = 64", "arena_mib = 65536");
     std::fs::write(&cfg, big).unwrap();
-    let run = Command::new(env!("CARGO_BIN_EXE_pipeline"))
+    let run = limited()
         .arg("--config")
         .arg(&cfg)
         .arg("--out")

@@ -417,22 +417,12 @@ pub fn create(
         // SAFETY: the file was just created by this process under a private temporary
         // name with mode 0600; nothing else maps or truncates it.
         let mut map = unsafe { MmapOptions::new().populate().map_mut(&*file)? };
-        // Touch every page so the first publish into it does not fault.
-        for page in map.chunks_mut(4096) {
-            page[0] = 0;
-        }
+        prefault(&mut map);
         let file_id = FileId::of(&file.metadata()?);
         Ok::<_, io::Error>((MmapRaw::from(map), file_id))
     })()
     .map_err(io_err)?;
-    header_of(&map).init(
-        capacity,
-        id.lossless,
-        id.clock_source,
-        std::process::id(),
-        id.epoch_ns,
-        id.first_seq,
-    );
+    init_header(&map, capacity, id);
     draft.publish().map_err(|e| from_file_error(e, path))?;
     Ok(Publisher::new(OwnedRegion {
         map: Arc::new(map),
@@ -440,6 +430,26 @@ pub fn create(
         file: Some((file_id, lock)),
         reclaimed,
     }))
+}
+
+/// Touches every page of a new ring's mapping so the first publish into it does not
+/// fault.
+fn prefault(map: &mut memmap2::MmapMut) {
+    for page in map.chunks_mut(4096) {
+        page[0] = 0;
+    }
+}
+
+/// Writes a new ring's header: its capacity and this producer's identity.
+fn init_header(map: &MmapRaw, capacity: u64, id: ProducerId) {
+    header_of(map).init(
+        capacity,
+        id.lossless,
+        id.clock_source,
+        std::process::id(),
+        id.epoch_ns,
+        id.first_seq,
+    );
 }
 
 /// Rings created and opened in this process from now on live in process memory (an
@@ -503,19 +513,9 @@ fn create_in_process(
             path: path.to_path_buf(),
             error,
         })?;
-    // Touch every page so the first publish into it does not fault.
-    for page in map.chunks_mut(4096) {
-        page[0] = 0;
-    }
+    prefault(&mut map);
     let map = Arc::new(MmapRaw::from(map));
-    header_of(&map).init(
-        capacity,
-        id.lossless,
-        id.clock_source,
-        std::process::id(),
-        id.epoch_ns,
-        id.first_seq,
-    );
+    init_header(&map, capacity, id);
     rings.push((path.to_path_buf(), Arc::clone(&map)));
     Ok(Publisher::new(OwnedRegion {
         map,

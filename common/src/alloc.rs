@@ -477,18 +477,9 @@ impl TimedSnapshot {
         TimedSnapshot { roles }
     }
 
-    /// Adds `other`'s calls to these.
-    pub fn add(&mut self, other: &TimedSnapshot) {
-        self.add_where(other, |_| true);
-    }
-
-    /// Adds `other`'s calls of `role` alone to these.
+    /// Adds `other`'s calls of `role` to these.
     pub fn add_role(&mut self, other: &TimedSnapshot, role: &str) {
-        self.add_where(other, |r| r == role);
-    }
-
-    fn add_where(&mut self, other: &TimedSnapshot, keep: impl Fn(&str) -> bool) {
-        for (role, ops) in other.roles.iter().filter(|(r, _)| keep(r)) {
+        for (role, ops) in other.roles.iter().filter(|(r, _)| *r == role) {
             match self.roles.iter_mut().find(|(r, _)| r == role) {
                 Some((_, mine)) => {
                     for (m, o) in mine.iter_mut().zip(ops) {

@@ -628,14 +628,6 @@ impl RouteAlloc {
         }
     }
 
-    /// The allocator of `route`.
-    pub fn of(route: crate::routed::Route) -> RouteAlloc {
-        match route {
-            crate::routed::Route::Hot => RouteAlloc::Mimalloc,
-            crate::routed::Route::Cold => RouteAlloc::Jemalloc,
-        }
-    }
-
     /// Its name in the configuration and reports.
     pub fn name(self) -> &'static str {
         match self {

@@ -113,15 +113,6 @@ pub fn enter_role(name: &str) -> bool {
     }
 }
 
-/// The calling thread's role (`other` while it is torn down, or where it follows a
-/// fixed route).
-pub fn thread_role() -> &'static str {
-    match ROLE.try_with(Cell::get) {
-        Ok(i) if (i as usize) < ROLES.len() => ROLES[i as usize],
-        _ => ROLES[OTHER as usize],
-    }
-}
-
 /// Routes the role in slot `role` of [`ROLES`] from now on (its threads' next
 /// allocations). Live memory does not move: frees still go home by address.
 pub fn set_role_route(role: usize, route: Route) {

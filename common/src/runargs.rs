@@ -19,6 +19,10 @@ pub const FEED_SUMMARY: &str = "feed_summary.json";
 pub const ENGINE_SUMMARY: &str = "engine_summary.json";
 /// The engine's HdrHistogram interval log, in its `--out` folder.
 pub const ENGINE_HLOG: &str = "engine.hlog";
+/// The routing report the `pipeline` binary writes into its `--out` folder.
+pub const ROUTING_REPORT: &str = "routing.json";
+/// The heap profile `pipeline-dhat` writes into its `--out` folder.
+pub const DHAT_PROFILE: &str = "dhat-heap.json";
 
 /// `--config`, `--duration`, `--out`: the contract `lab run` relies on.
 #[derive(Clone, Debug, clap::Args)]

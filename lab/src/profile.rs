@@ -35,8 +35,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// The profile `pipeline-dhat` writes into its output folder.
-pub const PROFILE: &str = "dhat-heap.json";
+// The profile `pipeline-dhat` writes into its output folder.
+use common::runargs::DHAT_PROFILE as PROFILE;
 
 /// Thread entry functions and the role of the thread they run, most specific first.
 /// A frame whose function is one of these, or starts with one followed by `::`, names
@@ -602,10 +602,7 @@ pub fn profile(args: &ProfileArgs) -> Result<()> {
     eprintln!(
         "lab: profiling {} with {} (every allocation recorded: slow, its latencies are not the pipeline's)",
         args.config.display(),
-        match &bins {
-            Binaries::Single { pipeline, .. } => pipeline.display().to_string(),
-            Binaries::Two { engine, .. } => engine.display().to_string(),
-        }
+        dir.join(PipelineAlloc::Dhat.bin()).display()
     );
     let allowed_all_hot = allowed.len() <= 2;
     let ran = execute(

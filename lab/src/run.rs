@@ -50,7 +50,7 @@ use common::config::{Config, ConfigError};
 use common::failure::Failure;
 use common::files::{self, Kind};
 use common::latency::STAGES;
-use common::runargs::{ENGINE_HLOG, ENGINE_SUMMARY, FEED_SUMMARY};
+use common::runargs::{ENGINE_HLOG, ENGINE_SUMMARY, FEED_SUMMARY, ROUTING_REPORT};
 use common::summary::{EngineRow, EngineSummary, EnginesTotal, FeedSummary, NoiseFloor, Summary};
 use common::units::{fmt_ns, utc_stamp};
 use serde::de::DeserializeOwned;
@@ -86,9 +86,6 @@ pub const RUN_OUTPUTS: [(&str, Kind); 10] = [
     (ENGINE_HLOG, Kind::Hlog),
     (ROUTING_REPORT, Kind::Json),
 ];
-/// What a pipeline on the routing allocator writes beside the summaries (its routes);
-/// kept in the run folder as it is, and copied into `summary.json` (`routing`).
-const ROUTING_REPORT: &str = "routing.json";
 
 /// Prefix of the feed's relayed lines.
 const FEED_PREFIX: &str = "[feed]   ";
@@ -510,18 +507,7 @@ pub fn execute(
     )?;
 
     // A child reading `config` and writing into `out`.
-    let child_args = |bin: &Path, config: &Path, out: &Path| {
-        let mut c = Command::new(bin);
-        c.arg("--config")
-            .arg(config)
-            .arg("--out")
-            .arg(out)
-            .stdin(Stdio::null());
-        if let Some(d) = plan.duration_s {
-            c.arg("--duration").arg(d.to_string());
-        }
-        c
-    };
+    let child_args = |bin: &Path, config: &Path, out: &Path| child_command(plan, bin, config, out);
     let mut relays = Vec::new();
     // (folder, hot core) of each engine.
     let mut engine_dirs = Vec::new();
@@ -694,17 +680,8 @@ fn run_pipeline(
     notes: &mut Notes,
 ) -> Result<(Summary, Option<&'static str>)> {
     let config_path = out_dir.join(CONFIG_FILE);
-    let mut cmd = Command::new(pipeline);
-    cmd.arg("--config")
-        .arg(&config_path)
-        .arg("--out")
-        .arg(out_dir)
-        .stdin(Stdio::null());
-    if let Some(d) = plan.duration_s {
-        cmd.arg("--duration").arg(d.to_string());
-    }
     let mut child = spawn(
-        cmd,
+        child_command(plan, pipeline, &config_path, out_dir),
         "pipeline",
         PIPELINE_PREFIX,
         output,
@@ -757,6 +734,21 @@ fn run_pipeline(
         summary.routing = Some(read_json(&routes)?);
     }
     Ok((summary, outcome.interrupted_by))
+}
+
+/// A child `bin` of `plan` reading `config` and writing into `out` (and running for
+/// the plan's `--duration`, if it has one).
+fn child_command(plan: &RunPlan, bin: &Path, config: &Path, out: &Path) -> Command {
+    let mut c = Command::new(bin);
+    c.arg("--config")
+        .arg(config)
+        .arg("--out")
+        .arg(out)
+        .stdin(Stdio::null());
+    if let Some(d) = plan.duration_s {
+        c.arg("--duration").arg(d.to_string());
+    }
+    c
 }
 
 /// `x` seconds as a duration, 0 for a negative or NaN `x`, saturating when huge.

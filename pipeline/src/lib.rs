@@ -16,7 +16,7 @@
 //! table of the process: [`common::ring::shm::keep_rings_in_process`]); no ring file is
 //! written. Both sides share the process's signal handling (SIGINT and SIGTERM stop
 //! both), its RSS (each summary reports the process's) and its allocator statistics.
-//! With the routing allocator it writes `routing.json` ([`ROUTING_REPORT`]) beside the
+//! With the routing allocator it writes `routing.json` ([`common::runargs::ROUTING_REPORT`]) beside the
 //! summaries: the routes as configured and as run, the adaptive evidence, the counts.
 //!
 //! Start-up and the adaptive warm-up only here (the main thread, cold): it reserves the
@@ -31,6 +31,7 @@ use common::allocators::AllocatorHooks;
 use common::config::{Config, KeyPath, RouteAlloc};
 use common::failure::Failure;
 use common::routed::RouteStats;
+use common::runargs::ROUTING_REPORT;
 use common::summary::RoutingReport;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -231,9 +232,6 @@ fn run(args: &Args, hooks: AllocatorHooks, router: Option<&dyn Router>) -> Resul
         (Ok(()), Err(e)) => Err(e),
     }
 }
-
-/// The file of the routing report in the output folder.
-pub const ROUTING_REPORT: &str = "routing.json";
 
 fn print_counts(s: &RouteStats) {
     eprintln!(

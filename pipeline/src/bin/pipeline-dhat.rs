@@ -15,9 +15,6 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: CountingAlloc<Alloc> = CountingAlloc::new(Alloc, Alloc::NAME);
 
-/// The profile's file in the output folder.
-const PROFILE: &str = "dhat-heap.json";
-
 /// The running profiler; dropping it writes the profile, then makes it owner-only.
 struct Profiled {
     profiler: Option<dhat::Profiler>,
@@ -36,7 +33,7 @@ impl Drop for Profiled {
 
 fn main() -> ExitCode {
     pipeline::main_guarded(hooks(&GLOBAL), None, &|args| {
-        let path = args.out.join(PROFILE);
+        let path = args.out.join(common::runargs::DHAT_PROFILE);
         if path.exists() {
             return Err(Failure::bad_input(anyhow::anyhow!(
                 "{} exists: profile into a new folder",

@@ -188,7 +188,7 @@ pub struct CompareArgs {
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub duration: Option<f64>,
     /// Folder holding the `feed*`, `engine*` and `pipeline*` binaries [default: the folder
-    /// of `lab`].
+    /// of `lab`]; a variant's own `bin_dir` in the matrix wins over it.
     #[arg(long, value_name = "DIR")]
     pub bin_dir: Option<PathBuf>,
 }

@@ -25,7 +25,14 @@
 //! scratch = "heap"
 //! name = "all system"          # optional: its name in the report
 //! set = { cold.slice_us = 0 }  # optional: its own settings (after the block's)
+//! bin_dir = "../before/release" # optional: the folder of its binaries, relative to
+//!                              # this file's folder (default: `lab compare --bin-dir`,
+//!                              # else lab's own folder)
 //! ```
+//!
+//! `bin_dir` compares builds: the same variant run from the binaries of the code before
+//! a change (another checkout's `target/release`) and from the current ones, interleaved
+//! and judged like any other pair of variants. The report names each variant's commit.
 //!
 //! At the top level, besides `config`, `duration_s` and `repetitions` (default 5, at
 //! least 2): `metrics = ["e2e p99", …]` (the metrics the report judges, names in
@@ -87,6 +94,15 @@ use std::time::Duration;
 /// A variant with the matrix keys that brought in its scratch, its levels and its
 /// settings, so an error in the variant's configuration points at the right key.
 type Listed = (Variant, Option<KeyPath>, Option<KeyPath>, Option<KeyPath>);
+
+/// What a `[[block.variant]]` adds to the block's lists: its settings, its name, the key
+/// that brought its settings in, and the folder of its binaries.
+type Extra = (
+    Vec<(String, String)>,
+    Option<String>,
+    Option<KeyPath>,
+    Option<PathBuf>,
+);
 
 /// `process = "two" | "single"` in a matrix.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -176,6 +192,7 @@ struct VariantFile {
     scratch: Option<ScratchMode>,
     levels: Option<u32>,
     set: Option<toml::Table>,
+    bin_dir: Option<PathBuf>,
 }
 
 /// `set = { cold.slice_us = 0, cores.feed_cold = [1] }` as (key path, TOML value) pairs,
@@ -404,28 +421,28 @@ impl Matrix {
             // [[block.variant]] fixes the keys it sets, the others range over the
             // block's lists; then the product of the lists.
             let mut listed: Vec<Listed> = Vec::new();
-            let mut product =
-                |binaries: &[Binary],
-                 s: &[(ScratchMode, Option<KeyPath>)],
-                 l: &[(u32, Option<KeyPath>)],
-                 extra: &(Vec<(String, String)>, Option<String>, Option<KeyPath>)| {
-                    for (levels, lk) in l {
-                        for &(process, engine_alloc, feed_alloc) in binaries {
-                            for (scratch, sk) in s {
-                                let v = Variant {
-                                    process,
-                                    engine_alloc,
-                                    feed_alloc,
-                                    scratch: *scratch,
-                                    levels: *levels,
-                                    settings: extra.0.clone(),
-                                    name: extra.1.clone(),
-                                };
-                                listed.push((v, sk.clone(), lk.clone(), extra.2.clone()));
-                            }
+            let mut product = |binaries: &[Binary],
+                               s: &[(ScratchMode, Option<KeyPath>)],
+                               l: &[(u32, Option<KeyPath>)],
+                               extra: &Extra| {
+                for (levels, lk) in l {
+                    for &(process, engine_alloc, feed_alloc) in binaries {
+                        for (scratch, sk) in s {
+                            let v = Variant {
+                                process,
+                                engine_alloc,
+                                feed_alloc,
+                                scratch: *scratch,
+                                levels: *levels,
+                                settings: extra.0.clone(),
+                                name: extra.1.clone(),
+                                bin_dir: extra.3.clone(),
+                            };
+                            listed.push((v, sk.clone(), lk.clone(), extra.2.clone()));
                         }
                     }
-                };
+                }
+            };
             // The block's `set` applies to all its variants; a variant's own `set` comes
             // after it, so it wins on a key both name.
             let mut block_settings = Vec::new();
@@ -439,6 +456,22 @@ impl Matrix {
                 if let Some(set) = &v.set {
                     flatten("", set, &mut settings);
                 }
+                let bin_dir = match &v.bin_dir {
+                    None => None,
+                    Some(rel) => {
+                        let dir = folder.join(rel);
+                        if !dir.is_dir() {
+                            return Err(fail(
+                                vk().then("bin_dir"),
+                                format!(
+                                    "{} is not a folder: give the folder of a build's binaries (target/release of another checkout)",
+                                    dir.display()
+                                ),
+                            ));
+                        }
+                        Some(dir)
+                    }
+                };
                 let extra = (
                     settings,
                     v.name.clone(),
@@ -446,6 +479,7 @@ impl Matrix {
                         .as_ref()
                         .map(|_| vk().then("set"))
                         .or_else(|| block_set_key.clone()),
+                    bin_dir,
                 );
                 let shape = v.process.unwrap_or(block_shape);
                 shape_keys(
@@ -488,7 +522,7 @@ impl Matrix {
                     &binaries,
                     &scratches,
                     &levels,
-                    &(block_settings.clone(), None, block_set_key.clone()),
+                    &(block_settings.clone(), None, block_set_key.clone(), None),
                 );
             }
             let mut seen = HashSet::new();
@@ -789,6 +823,28 @@ levels = [1, 2]
                 "{name}: too few for a verdict"
             );
         }
+        // The before/after matrix needs the "before" build scripts/results makes: with
+        // it in place of any folder it resolves, and without it the error is at its key.
+        let path = configs().join("profile_before_after.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let m = Matrix::parse(
+            text.replace("../target/before/release", "."),
+            &path,
+            &MatrixOverrides::default(),
+            CORES,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(m.blocks[0].variants.len(), 2);
+        assert!(m.blocks[0].variants[0].bin_dir.is_some());
+        let e = Matrix::parse(
+            text.replace("../target/before/release", "no-such-build"),
+            &path,
+            &MatrixOverrides::default(),
+            CORES,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("block[0].variant[0].bin_dir: "), "{e}");
         // The default matrix is the one sized for the 10-minute budget.
         let m = Matrix::load(
             &configs().join("compare.toml"),
@@ -915,6 +971,36 @@ levels = [1, 2]
             e.contains("cold.pause_us: must be between 1 and 100000, got 0"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_variant_may_run_the_binaries_of_another_build() {
+        let m = parse(
+            "config = \"default.toml\"\n\n[[block]]\n\n[[block.variant]]\nname = \"before\"\nbin_dir = \".\"\n\n[[block.variant]]\nname = \"after\"\n",
+        )
+        .unwrap();
+        let b = &m.blocks[0];
+        assert_eq!(b.variants.len(), 2);
+        // Relative to the matrix file's folder.
+        assert_eq!(
+            b.variants[0].bin_dir.as_deref(),
+            Some(&*configs().join("."))
+        );
+        assert_eq!(b.variants[1].bin_dir, None);
+        // Otherwise the same variant: the same configuration.
+        assert_eq!(
+            (b.variants[0].engine_alloc, b.variants[0].scratch),
+            (b.variants[1].engine_alloc, b.variants[1].scratch)
+        );
+        let e = err("config = \"default.toml\"\n\n[[block]]\n\n[[block.variant]]\nbin_dir = \"no-such-build\"\n");
+        assert!(
+            e.starts_with("test.toml:6:1: block[0].variant[0].bin_dir: "),
+            "{e}"
+        );
+        assert!(e.contains("no-such-build is not a folder"), "{e}");
+        // A block has no bin_dir of its own.
+        let e = err("config = \"default.toml\"\n\n[[block]]\nbin_dir = \".\"\n");
+        assert!(e.contains("bin_dir"), "{e}");
     }
 
     #[test]

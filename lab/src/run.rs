@@ -392,8 +392,10 @@ impl Binaries {
         })
     }
 
-    /// The binaries `variant` runs, from `dir`.
+    /// The binaries `variant` runs: from its own `bin_dir` when the matrix gives it one,
+    /// else from `dir`.
     pub fn of(dir: &Path, variant: &Variant) -> Result<Binaries> {
+        let dir = variant.bin_dir.as_deref().unwrap_or(dir);
         match variant.process {
             Process::Two => Binaries::find(dir, variant.engine_alloc, variant.feed_alloc),
             Process::Single(a) => Binaries::find_pipeline(dir, a),

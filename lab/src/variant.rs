@@ -217,6 +217,9 @@ pub struct Variant {
     pub settings: Vec<(String, String)>,
     /// The name the matrix gives it, if any.
     pub name: Option<String>,
+    /// The folder of its binaries when the matrix gives it one (`bin_dir`): a build of
+    /// other code, for a before/after comparison of a change; `None`, the comparison's.
+    pub bin_dir: Option<std::path::PathBuf>,
 }
 
 impl Variant {
@@ -286,6 +289,9 @@ impl Variant {
         for (k, v) in &self.settings {
             s.push_str(&format!(", {k} = {v}"));
         }
+        if let Some(d) = &self.bin_dir {
+            s.push_str(&format!(", binaries from {}", d.display()));
+        }
         s
     }
 
@@ -313,9 +319,13 @@ impl Variant {
             ),
             Process::Single(a) => format!("p-{a}-{}_L{}", self.scratch, self.levels),
         };
-        if !self.settings.is_empty() {
+        if !self.settings.is_empty() || self.bin_dir.is_some() {
             let mut h = 0xcbf2_9ce4_8422_2325u64;
-            for b in format!("{:?}", self.settings).bytes() {
+            let digested = match &self.bin_dir {
+                None => format!("{:?}", self.settings),
+                Some(d) => format!("{:?}{:?}", self.settings, d),
+            };
+            for b in digested.bytes() {
                 h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
             }
             s.push_str(&format!("_s{:08x}", h as u32));
@@ -423,6 +433,19 @@ mod tests {
             "engine mimalloc + arena, feed jemalloc, 3 levels"
         );
         assert_eq!(two.slug(), "e-mimalloc-arena_f-jemalloc_L3");
+        // Binaries of another build: in the label, a digest in the slug.
+        let before = Variant {
+            bin_dir: Some("/tmp/before/release".into()),
+            ..two.clone()
+        };
+        assert_eq!(
+            before.label(),
+            "engine mimalloc + arena, feed jemalloc, 3 levels, binaries from /tmp/before/release"
+        );
+        assert!(before
+            .slug()
+            .starts_with("e-mimalloc-arena_f-jemalloc_L3_s"));
+        assert_ne!(before, two);
         assert_ne!(
             two,
             Variant {

@@ -240,7 +240,7 @@ static MECHANISM_METRICS: [Metric; 10] = [
 ];
 
 /// Memory, allocations and the cold threads.
-static OTHER_METRICS: [Metric; 12] = [
+static OTHER_METRICS: [Metric; 13] = [
     Metric {
         name: "service p50",
         what: "median time of the feed's history service from a request received to its answer's last byte written",
@@ -273,6 +273,18 @@ static OTHER_METRICS: [Metric; 12] = [
             let f = &s.feed.detail;
             let c = f.alloc_profile.get("feed_history")?;
             (f.elapsed_s > 0.0).then(|| c.calls() as f64 / f.elapsed_s)
+        },
+        one_process: OneProcess::Same,
+    },
+    Metric {
+        name: "report allocs",
+        what: "allocator calls per second of the engine's report thread (allocations, frees, reallocations), over the seconds the thread was measured",
+        unit: Unit::PerS,
+        of: |s| {
+            let e = &s.engine.detail;
+            let c = e.alloc_profile.get("engine_report")?;
+            let seconds = e.cold_threads.get("engine_report")?.seconds;
+            (seconds > 0.0).then(|| c.calls() as f64 / seconds)
         },
         one_process: OneProcess::Same,
     },

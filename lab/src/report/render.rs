@@ -473,8 +473,53 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
     if let Some(why) = &meta.interrupted {
         let _ = writeln!(w, "- **Incomplete**: {why}.");
     }
+    // Variants the matrix gives binaries of their own (`bin_dir`) are builds of other
+    // code on purpose: each is named with its commit, and only the others are held to
+    // lab's.
+    let own_build = |r: &RunRecord| {
+        blocks
+            .get(r.block)
+            .and_then(|b| b.variants.get(r.variant))
+            .and_then(|v| v.bin_dir.as_ref())
+    };
+    for (bi, b) in blocks.iter().enumerate() {
+        for (vi, v) in b.variants.iter().enumerate() {
+            let Some(dir) = &v.bin_dir else { continue };
+            let mut built: Vec<&str> = runs
+                .iter()
+                .filter(|r| r.block == bi && r.variant == vi)
+                .filter_map(|r| r.result.as_ref().ok())
+                .flat_map(|s| {
+                    [
+                        s.manifest.git_rev.as_str(),
+                        s.feed.detail.manifest.git_rev.as_str(),
+                    ]
+                })
+                .filter(|r| !r.is_empty())
+                .collect();
+            built.sort_unstable();
+            built.dedup();
+            let _ = writeln!(
+                w,
+                "- Block {}, V{}: binaries from `{}`, built from {}.",
+                bi + 1,
+                vi + 1,
+                dir.display(),
+                if built.is_empty() {
+                    "a commit no run reported".to_string()
+                } else {
+                    built
+                        .iter()
+                        .map(|r| format!("`{r}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            );
+        }
+    }
     let mut revs: Vec<&str> = runs
         .iter()
+        .filter(|r| own_build(r).is_none())
         .filter_map(|r| r.result.as_ref().ok())
         .flat_map(|s| {
             [
@@ -1757,7 +1802,7 @@ mod tests {
                 });
             }
         }
-        let blocks = [BlockInfo {
+        let mut blocks = [BlockInfo {
             name: "engine allocator × scratch".into(),
             config: "configs/default.toml".into(),
             duration_s: 5.0,
@@ -1883,6 +1928,20 @@ mod tests {
         let md = render(&meta, &blocks, &runs);
         assert!(
             md.contains("**Warning**: the runs' binaries come from `0123456789ab`"),
+            "{md}"
+        );
+        // Unless the matrix gave that variant binaries of its own: then it is named
+        // with its commit, and the warning is about the others only.
+        let (b, v) = (runs[0].block, runs[0].variant);
+        blocks[b].variants[v].bin_dir = Some("/tmp/before/release".into());
+        let md = render(&meta, &blocks, &runs);
+        assert!(!md.contains("binaries come from"), "{md}");
+        assert!(
+            md.contains(&format!(
+                "- Block {}, V{}: binaries from `/tmp/before/release`, built from `0123456789ab`",
+                b + 1,
+                v + 1
+            )),
             "{md}"
         );
     }

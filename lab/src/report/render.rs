@@ -453,7 +453,18 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
     let mut t = String::new();
     let w = &mut t;
     let failed = runs.iter().filter(|r| r.result.is_err()).count();
-    let first = runs.iter().find_map(|r| r.result.as_ref().ok());
+    // The machine line's commit is the current build's where a run of it finished
+    // (variants with binaries of their own come from other commits, named below).
+    let first = runs
+        .iter()
+        .filter(|r| {
+            blocks
+                .get(r.block)
+                .and_then(|b| b.variants.get(r.variant))
+                .is_none_or(|v| v.bin_dir.is_none())
+        })
+        .chain(runs)
+        .find_map(|r| r.result.as_ref().ok());
     let _ = writeln!(w, "# Allocation trade-offs: `lab compare` report\n");
     let _ = writeln!(
         w,

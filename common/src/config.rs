@@ -16,6 +16,7 @@
 //! Loading reads a file and allocates; it is start-up work, never on a hot path.
 
 pub mod edit;
+pub mod net;
 
 use crate::cores::WaitStrategy;
 use crate::hop::ChannelKind;
@@ -97,6 +98,10 @@ pub struct Config {
     /// single-process `pipeline` binary only).
     #[serde(default)]
     pub routing: RoutingConfig,
+    /// The feed's stream over Aeron, beside the ring (absent: the ring only). Read by
+    /// the feed and the relay built with the `aeron` feature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<net::NetConfig>,
     /// The instruments, in symbol-index order.
     pub symbols: Vec<SymbolConfig>,
     /// The file and text this configuration was parsed from, so that a problem found
@@ -963,6 +968,9 @@ impl Config {
         }
         self.validate_cold()?;
         self.validate_routing()?;
+        if let Some(n) = &self.net {
+            n.validate(allowed_cores)?;
+        }
         let m = &self.monitor;
         if !(m.fragmentation_warn > 0.0 && m.fragmentation_warn <= 1.0) {
             return Err((
@@ -1661,12 +1669,20 @@ fn span_of(text: &str, key: &KeyPath) -> Option<usize> {
     for seg in &key.0 {
         match seg {
             Seg::Key(k) => {
-                let (key, it) = match item {
-                    None => table.get_key_value(k)?,
-                    Some(it) => {
-                        table = it.as_table_like()?;
-                        table.get_key_value(k)?
-                    }
+                // A key that is not written (a required key left out) is located at
+                // the deepest enclosing table that is.
+                let found = match item {
+                    None => table.get_key_value(k),
+                    Some(it) => match it.as_table_like() {
+                        Some(t) => {
+                            table = t;
+                            table.get_key_value(k)
+                        }
+                        None => return best,
+                    },
+                };
+                let Some((key, it)) = found else {
+                    return best;
                 };
                 best = key.span().map(|s| s.start).or(best);
                 item = Some(it);

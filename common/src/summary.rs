@@ -30,6 +30,42 @@ pub enum EndReason {
     ProducerGone,
 }
 
+/// What the feed's Aeron publication sent and refused, by cause (`[net]`). A refused
+/// tick is in the ring but not on the network: the relays count it missing.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NetSendReport {
+    /// The channel URI.
+    pub channel: String,
+    /// The Aeron stream id.
+    pub stream_id: i32,
+    /// What was sent and refused.
+    pub stats: NetSendStats,
+}
+
+/// Counts of the feed's Aeron publication.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NetSendStats {
+    /// Ticks offered and accepted.
+    pub sent: u64,
+    /// Ticks refused: no subscriber connected.
+    pub not_connected: u64,
+    /// Ticks refused: back-pressure (the slowest receiver is a term behind).
+    pub back_pressured: u64,
+    /// Ticks refused: an admin action (a term rotation) was in progress.
+    pub admin_action: u64,
+    /// Ticks refused: the publication is closed or failed.
+    pub failed: u64,
+    /// Control messages (heartbeats, the end) refused, whatever the cause.
+    pub control_refused: u64,
+}
+
+impl NetSendStats {
+    /// Ticks refused, all causes.
+    pub fn refused(&self) -> u64 {
+        self.not_connected + self.back_pressured + self.admin_action + self.failed
+    }
+}
+
 /// One feed the engine read from: the first, and a new one after each restart of the
 /// feed (`engine.on_producer_gone = "wait"`). For each, every tick the feed published
 /// is received, counted missed, or counted unread (published after the engine stopped).
@@ -294,6 +330,9 @@ pub struct FeedSummary {
     /// The history service (`feed.service`), where configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceReport>,
+    /// The Aeron publication beside the ring (`[net]`): what it sent and refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<NetSendReport>,
     /// What each cold thread cost (`feed_history`): CPU per second, stretches.
     #[serde(default)]
     pub cold_threads: BTreeMap<String, ColdBudget>,

@@ -74,6 +74,38 @@ pub trait Source {
     fn poll(&mut self) -> Poll;
 }
 
+/// Two sinks as one: `first` numbers each tick (the ring), `second` (a network
+/// publication beside it) sends it with that number. A tick `first` refuses is refused;
+/// one only `second` refuses is sent (`first` has it) and counted by `second` itself.
+/// Heartbeats go to both. Adds nothing per tick beyond the two sends and a copy of the
+/// tick on the stack.
+pub struct Tee<'a, A: Sink, B: Sink> {
+    /// The numbering sink.
+    pub first: &'a mut A,
+    /// The sink beside it.
+    pub second: &'a mut B,
+}
+
+impl<A: Sink, B: Sink> Sink for Tee<'_, A, B> {
+    #[inline]
+    fn send(&mut self, tick: &Tick) -> Option<u64> {
+        let seq = self.first.send(tick)?;
+        let mut numbered = *tick;
+        numbered.seq = seq;
+        let _ = self.second.send(&numbered);
+        Some(seq)
+    }
+    #[inline]
+    fn heartbeat(&mut self, now_raw: u64) {
+        self.first.heartbeat(now_raw);
+        self.second.heartbeat(now_raw);
+    }
+    fn end(&mut self) {
+        self.first.end();
+        self.second.end();
+    }
+}
+
 impl<S: Sink + ?Sized> Sink for &mut S {
     #[inline]
     fn send(&mut self, tick: &Tick) -> Option<u64> {
@@ -92,5 +124,67 @@ impl<S: Source + ?Sized> Source for &mut S {
     #[inline]
     fn poll(&mut self) -> Poll {
         (**self).poll()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sink that numbers from 1 and refuses every `refuse_every`-th tick.
+    #[derive(Default)]
+    struct Counting {
+        next: u64,
+        seen: Vec<u64>,
+        heartbeats: u32,
+        refuse_every: u64,
+    }
+
+    impl Sink for Counting {
+        fn send(&mut self, tick: &Tick) -> Option<u64> {
+            self.next += 1;
+            if self.refuse_every > 0 && self.next.is_multiple_of(self.refuse_every) {
+                return None;
+            }
+            self.seen
+                .push(if tick.seq == 0 { self.next } else { tick.seq });
+            Some(self.next)
+        }
+        fn heartbeat(&mut self, _now_raw: u64) {
+            self.heartbeats += 1;
+        }
+    }
+
+    #[test]
+    fn tee_numbers_with_the_first_and_sends_both() {
+        let mut ring = Counting::default();
+        let mut net = Counting {
+            refuse_every: 2,
+            ..Counting::default()
+        };
+        let mut tee = Tee {
+            first: &mut ring,
+            second: &mut net,
+        };
+        let sent: Vec<Option<u64>> = (0..4).map(|_| tee.send(&Tick::default())).collect();
+        tee.heartbeat(7);
+        // The ring's numbers come back, whether or not the second sink took the tick.
+        assert_eq!(sent, [Some(1), Some(2), Some(3), Some(4)]);
+        assert_eq!(ring.seen, [1, 2, 3, 4]);
+        // The second sink saw the ring's numbers; it refused its 2nd and 4th.
+        assert_eq!(net.seen, [1, 3]);
+        assert_eq!((ring.heartbeats, net.heartbeats), (1, 1));
+        // A tick the first sink refuses goes nowhere.
+        let mut ring = Counting {
+            refuse_every: 1,
+            ..Counting::default()
+        };
+        let mut net = Counting::default();
+        let mut tee = Tee {
+            first: &mut ring,
+            second: &mut net,
+        };
+        assert_eq!(tee.send(&Tick::default()), None);
+        assert!(net.seen.is_empty());
     }
 }

@@ -21,6 +21,7 @@ pub mod gen;
 pub mod history;
 pub mod journal;
 pub mod md;
+pub mod net;
 pub mod schedule;
 pub mod service;
 
@@ -49,6 +50,76 @@ use std::sync::Arc;
 pub use common::allocators::AllocatorHooks;
 
 use common::runargs::{Started, FEED_SUMMARY};
+
+/// The md thread ([`md::thread`]) with the network publication beside the ring when
+/// the feed has one: its client and publication are added here, on the md thread (Aeron's
+/// handles stay on the thread that made them). Returns what the publication counted.
+#[cfg(feature = "aeron")]
+fn md_thread(
+    config: &Config,
+    clock: &Clock,
+    publisher: common::ring::Publisher<shm::OwnedRegion>,
+    net: Option<&net::Net>,
+    tx: hop::HopTx<Tick>,
+    shared: &md::Shared,
+) -> Result<(md::Report, Option<common::summary::NetSendStats>), Failure> {
+    let Some(n) = net else {
+        return Ok((
+            md::thread::<net::Sink>(config, clock, publisher, None, tx, shared),
+            None,
+        ));
+    };
+    let mut connected = match n.connect() {
+        Ok(c) => c,
+        Err(e) => {
+            publisher.end_and_unlink();
+            return Err(e);
+        }
+    };
+    let report = md::thread(
+        config,
+        clock,
+        publisher,
+        Some(&mut connected.sink),
+        tx,
+        shared,
+    );
+    Ok((report, Some(connected.sink.stats())))
+}
+
+/// Without the `aeron` feature: the ring only.
+#[cfg(not(feature = "aeron"))]
+fn md_thread(
+    config: &Config,
+    clock: &Clock,
+    publisher: common::ring::Publisher<shm::OwnedRegion>,
+    _net: Option<&net::Net>,
+    tx: hop::HopTx<Tick>,
+    shared: &md::Shared,
+) -> Result<(md::Report, Option<common::summary::NetSendStats>), Failure> {
+    Ok((
+        md::thread::<net::Sink>(config, clock, publisher, None, tx, shared),
+        None,
+    ))
+}
+
+/// What the network publication sent and refused (`[net]`), for the summary.
+#[cfg(feature = "aeron")]
+fn net_report(
+    net: Option<&net::Net>,
+    stats: Option<common::summary::NetSendStats>,
+) -> Option<common::summary::NetSendReport> {
+    Some(net?.report(stats?))
+}
+
+/// Without the `aeron` feature there is never a network publication.
+#[cfg(not(feature = "aeron"))]
+fn net_report(
+    _net: Option<&net::Net>,
+    _stats: Option<common::summary::NetSendStats>,
+) -> Option<common::summary::NetSendReport> {
+    None
+}
 
 /// Entry point of every feed binary: parses the command line, runs, reports.
 pub fn main_with(hooks: AllocatorHooks) -> ExitCode {
@@ -97,6 +168,8 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         .as_ref()
         .map_or(1, |(_, restored)| restored.next_seq);
     let producer = ProducerId::now(clock.source(), config.ring.lossless).starting_at(first_seq);
+    // The network side first: a configuration it refuses leaves no ring behind.
+    let net = net::open(&config, producer.epoch_ns)?;
     let mut publisher =
         shm::create(&config.ring.path, config.ring.capacity, producer).map_err(|e| match e {
             // Someone else's file at ring.path: bad input, located at the key.
@@ -178,7 +251,11 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
             .context("cannot start the history thread")
             .map_err(Failure::runtime)?
     };
+    // Shared with the md thread, which adds its publication; kept here until the end,
+    // so that the media driver outlives the feed's last messages.
+    let net = net.map(Arc::new);
     let md = {
+        let net = net.clone();
         let config = config.clone();
         let clock = clock.clone();
         let counters = Arc::clone(&counters);
@@ -195,14 +272,15 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
                     profile: &profile,
                     replay: replay.as_ref(),
                 };
-                md::thread(&config, &clock, publisher, tx, &shared)
+                md_thread(&config, &clock, publisher, net.as_deref(), tx, &shared)
             })
             .context("cannot start the md thread")
             .map_err(Failure::runtime)?
     };
-    let md = md
+    let (md, net_stats) = md
         .join()
-        .map_err(|_| Failure::runtime(anyhow!("md thread panicked")))?;
+        .map_err(|_| Failure::runtime(anyhow!("md thread panicked")))??;
+    let net_report = net_report(net.as_deref(), net_stats);
     let HistoryEnd {
         stats: hist,
         digest: hist_digest,
@@ -257,6 +335,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         reclaimed_ring_of_pid: reclaimed,
         journal: journal_report,
         service: service_report,
+        net: net_report,
         cold_threads: [("feed_history".to_string(), history_budget)].into(),
         mechanisms,
         alloc_call_ns: if config.cold.time_allocator {

@@ -15,8 +15,9 @@
 //! monomorphised, so the transport interface adds nothing per tick.
 //!
 //! [`thread`] is the md thread around the loop: it pins itself, waits (lossless mode)
-//! for the configured number of engines to register, runs the loop on the ring, and
-//! ends the stream and removes the ring file.
+//! for the configured number of engines to register, runs the loop on the ring (and on
+//! the network publication beside it, `[net]`: see [`crate::net`]), and ends the
+//! stream and removes the ring file.
 
 use crate::{gen, schedule};
 use common::alloc::{thread_counts, AllocCounts, AllocProfile};
@@ -28,7 +29,7 @@ use common::ring::shm::OwnedRegion;
 use common::ring::{LosslessStats, Publisher};
 use common::summary::EndReason;
 use common::tick::Tick;
-use common::transport::Sink;
+use common::transport::{Sink, Tee};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Slot of the md thread in the feed's allocation profile.
@@ -151,10 +152,11 @@ pub struct Report {
 /// The md thread: pins itself to `cores.feed_md`, waits (lossless mode) for
 /// `ring.wait_for_consumers` engines, runs [`run`] on the ring, then ends the stream and
 /// removes the ring file.
-pub fn thread(
+pub fn thread<N: Sink>(
     config: &Config,
     clock: &Clock,
     mut publisher: Publisher<OwnedRegion>,
+    net: Option<&mut N>,
     mut history: HopTx<Tick>,
     shared: &Shared,
 ) -> Report {
@@ -169,7 +171,24 @@ pub fn thread(
         true
     };
     let counts = if waited {
-        run(config, clock, &mut publisher, &mut history, shared)
+        match net {
+            // The network publication beside the ring: the ring numbers each tick.
+            Some(n) => {
+                let counts = run(
+                    config,
+                    clock,
+                    &mut Tee {
+                        first: &mut publisher,
+                        second: &mut *n,
+                    },
+                    &mut history,
+                    shared,
+                );
+                n.end();
+                counts
+            }
+            None => run(config, clock, &mut publisher, &mut history, shared),
+        }
     } else {
         let now = clock.raw();
         Loop {

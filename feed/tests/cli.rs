@@ -727,3 +727,26 @@ fn a_service_socket_path_at_someone_elses_file_exits_2_and_leaves_it() {
         assert_eq!(common::files::snapshot(path).unwrap(), before);
     }
 }
+
+/// A feed built without the `aeron` feature refuses `[net]`: exit 2, one message located
+/// at the section, and no ring file made.
+#[cfg(not(feature = "aeron"))]
+#[test]
+fn net_without_the_aeron_feature_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = dir.path().join("r.ring");
+    let t = format!(
+        "{}\n[net]\nendpoint = \"127.0.0.1:40456\"\n",
+        text(good(&ring))
+    );
+    let (code, err) = run_feed(dir.path(), &t);
+    assert_eq!(code, Some(2), "{err}");
+    let line = t.lines().position(|l| l == "[net]").unwrap() + 1;
+    assert!(
+        err.contains(&format!(
+            "bad.toml:{line}:2: net: this feed is built without Aeron"
+        )),
+        "{err}"
+    );
+    assert!(!ring.exists());
+}

@@ -1,0 +1,349 @@
+//! The Aeron glue (feature `aeron`): the process's media driver, the feed's publication
+//! as a [`Sink`] beside the ring, and the relay's subscription as a message source.
+//!
+//! # Guarantees
+//!
+//! - [`Driver::start`] (start-up, any thread) launches an embedded media driver in
+//!   `net.driver.dir` with the configured threading mode, idle strategy and cores, or
+//!   checks that the directory of an external driver holds one. The embedded driver's
+//!   folder is created owner-only and marked as the project's ([`OWNER_MARK`]); a folder
+//!   there that is not the project's is refused and left as it is. The driver removes
+//!   its folder when it stops.
+//! - [`NetSink::send`] (the feed's md thread, per tick) encodes the tick into a stack
+//!   array and offers it to an exclusive publication: Aeron's `offer` copies it into the
+//!   publication's shared log buffer; the driver's threads send it. No allocation, lock
+//!   or system call. A refused offer (no subscriber yet, back-pressure, an admin action)
+//!   is counted by cause and the tick is not sent: the receivers see a gap and the
+//!   counts say why. Heartbeats and the end go the same way.
+//! - [`NetSource::poll`] (the relay's receive thread) takes at most one message per call
+//!   from the subscription and decodes it; nothing allocates per message.
+
+use crate::wire::{self, Control, ControlKind, Message, WireError};
+use common::config::net::{DriverIdle, DriverThreading, NetConfig};
+use common::files::{self, Kind};
+use common::summary::NetSendStats;
+use common::tick::Tick;
+use common::transport::Sink;
+use rusteron_client::{
+    Aeron, AeronContext, AeronExclusivePublication, AeronOfferError, AeronSubscription, Handlers,
+    IntoCString,
+};
+use rusteron_media_driver::bindings::aeron_threading_mode_enum;
+use rusteron_media_driver::{AeronDriver, AeronDriverContext, AeronIdleStrategyKind};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The file that marks an embedded driver's folder as the project's.
+pub const OWNER_MARK: &str = "hft-owner";
+/// How long start-up waits for a publication or a subscription to be added.
+const ADD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An error of the Aeron layer, with Aeron's own message.
+fn aeron_error(what: &str, e: impl std::fmt::Debug) -> String {
+    format!("{what}: {e:?}")
+}
+
+/// The process's media driver: embedded (stopped and its folder removed on drop) or
+/// another process's.
+pub struct Driver {
+    dir: PathBuf,
+    embedded: Option<AeronDriver>,
+}
+
+impl Driver {
+    /// Starts the driver `config.driver` describes (see the module's guarantees).
+    pub fn start(config: &NetConfig) -> Result<Driver, String> {
+        let d = &config.driver;
+        if !d.embedded {
+            return Ok(Driver {
+                dir: d.dir.clone(),
+                embedded: None,
+            });
+        }
+        prepare_dir(&d.dir)?;
+        let ctx = AeronDriverContext::new().map_err(|e| aeron_error("driver context", e))?;
+        let dir = d.dir.display().to_string().into_c_string();
+        let set = |what: &str, r: Result<i32, rusteron_media_driver::AeronCError>| {
+            r.map(drop).map_err(|e| aeron_error(what, e))
+        };
+        set("driver directory", ctx.set_dir(&dir))?;
+        set("driver directory", ctx.set_dir_delete_on_start(false))?;
+        set("driver directory", ctx.set_dir_delete_on_shutdown(true))?;
+        set(
+            "threading mode",
+            ctx.set_threading_mode(match d.threading {
+                DriverThreading::Shared => aeron_threading_mode_enum::AERON_THREADING_MODE_SHARED,
+                DriverThreading::SharedNetwork => {
+                    aeron_threading_mode_enum::AERON_THREADING_MODE_SHARED_NETWORK
+                }
+                DriverThreading::Dedicated => {
+                    aeron_threading_mode_enum::AERON_THREADING_MODE_DEDICATED
+                }
+            }),
+        )?;
+        let idle = match d.idle {
+            DriverIdle::Backoff => AeronIdleStrategyKind::Backoff,
+            DriverIdle::Spin => AeronIdleStrategyKind::BusySpin,
+            DriverIdle::Yield => AeronIdleStrategyKind::Yielding,
+            DriverIdle::Sleep => AeronIdleStrategyKind::Sleeping,
+        };
+        set("idle strategy", ctx.set_shared_idle_strategy_kind(idle))?;
+        set(
+            "idle strategy",
+            ctx.set_sharednetwork_idle_strategy_kind(idle),
+        )?;
+        set("idle strategy", ctx.set_conductor_idle_strategy_kind(idle))?;
+        set("idle strategy", ctx.set_sender_idle_strategy_kind(idle))?;
+        set("idle strategy", ctx.set_receiver_idle_strategy_kind(idle))?;
+        set("MTU", ctx.set_mtu_length(config.mtu as usize))?;
+        set(
+            "term length",
+            ctx.set_term_buffer_length(config.term_length as usize),
+        )?;
+        // Latency-sensitive streams: the log buffers are touched at creation, not on the
+        // first send.
+        set("term buffers", ctx.set_term_buffer_sparse_file(false))?;
+        if let Some(&first) = d.cores.first() {
+            let core =
+                |i: usize| *d.cores.get(i).unwrap_or(d.cores.last().unwrap_or(&first)) as i32;
+            set("driver cores", ctx.set_conductor_cpu_affinity(core(0)))?;
+            set("driver cores", ctx.set_sender_cpu_affinity(core(1)))?;
+            set("driver cores", ctx.set_receiver_cpu_affinity(core(2)))?;
+            ctx.set_thread_affinity_on_start();
+        }
+        let driver = AeronDriver::new(&ctx).map_err(|e| aeron_error("media driver", e))?;
+        driver
+            .start(false)
+            .map_err(|e| aeron_error("media driver start", e))?;
+        Ok(Driver {
+            dir: d.dir.clone(),
+            embedded: Some(driver),
+        })
+    }
+
+    /// The driver's folder, for clients.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether it runs in this process.
+    pub fn is_embedded(&self) -> bool {
+        self.embedded.is_some()
+    }
+
+    /// A client of this driver.
+    pub fn client(&self) -> Result<Client, String> {
+        Client::connect(&self.dir)
+    }
+}
+
+/// Creates the embedded driver's folder owner-only with the project's mark, or takes
+/// one the project made before (a run that was killed); anything else is refused.
+fn prepare_dir(dir: &Path) -> Result<(), String> {
+    let mark = dir.join(OWNER_MARK);
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            files::create_dir_all(dir).map_err(|e| e.to_string())?;
+            files::write(
+                &mark,
+                Kind::Text,
+                format!(
+                    "{}the folder of an embedded Aeron media driver\n",
+                    Kind::Text.header("Aeron media driver folder")
+                )
+                .as_bytes(),
+            )
+            .map_err(|e| e.to_string())
+        }
+        Err(e) => Err(format!("{}: {e}", dir.display())),
+        Ok(m) if m.is_dir() => match files::examine(&mark, Kind::Text) {
+            Ok(files::Existing::Own(_)) => Ok(()),
+            _ => Err(format!(
+                "{} exists and is not a media driver folder of this project (no {OWNER_MARK} mark): choose another net.driver.dir, or remove it",
+                dir.display()
+            )),
+        },
+        Ok(_) => Err(format!(
+            "{} exists and is not a folder: choose another net.driver.dir",
+            dir.display()
+        )),
+    }
+}
+
+/// An Aeron client of one driver.
+pub struct Client {
+    aeron: Aeron,
+    _ctx: AeronContext,
+}
+
+impl Client {
+    /// Connects to the driver in `dir`.
+    pub fn connect(dir: &Path) -> Result<Client, String> {
+        let ctx = AeronContext::new().map_err(|e| aeron_error("client context", e))?;
+        ctx.set_dir(&dir.display().to_string().into_c_string())
+            .map_err(|e| aeron_error("client directory", e))?;
+        ctx.set_pre_touch_mapped_memory(true)
+            .map_err(|e| aeron_error("client", e))?;
+        let aeron = Aeron::new(&ctx).map_err(|e| aeron_error("Aeron client", e))?;
+        aeron
+            .start()
+            .map_err(|e| aeron_error("Aeron client start", e))?;
+        Ok(Client { aeron, _ctx: ctx })
+    }
+
+    /// The feed's publication of `config`'s channel and stream.
+    pub fn publish(&self, config: &NetConfig, producer: u64) -> Result<NetSink, String> {
+        let channel = config.channel().into_c_string();
+        let publication = self
+            .aeron
+            .async_add_exclusive_publication(&channel, config.stream_id)
+            .map_err(|e| aeron_error("add publication", e))?
+            .poll_blocking(ADD_TIMEOUT)
+            .map_err(|e| aeron_error(&format!("add publication {}", config.channel()), e))?;
+        Ok(NetSink {
+            publication,
+            producer,
+            last_seq: 0,
+            stats: NetSendStats::default(),
+        })
+    }
+
+    /// A subscription to `config`'s channel and stream.
+    pub fn subscribe(&self, config: &NetConfig) -> Result<NetSource, String> {
+        let channel = config.channel().into_c_string();
+        let subscription = self
+            .aeron
+            .async_add_subscription(&channel, config.stream_id, Handlers::NONE, Handlers::NONE)
+            .map_err(|e| aeron_error("add subscription", e))?
+            .poll_blocking(ADD_TIMEOUT)
+            .map_err(|e| aeron_error(&format!("add subscription {}", config.channel()), e))?;
+        Ok(NetSource { subscription })
+    }
+}
+
+/// The feed's Aeron publication as a [`Sink`]: the tick goes out with the sequence
+/// number the ring gave it (the caller sets it), so receivers see gaps.
+pub struct NetSink {
+    publication: AeronExclusivePublication,
+    producer: u64,
+    last_seq: u64,
+    stats: NetSendStats,
+}
+
+impl NetSink {
+    /// What it sent and refused so far.
+    pub fn stats(&self) -> NetSendStats {
+        self.stats
+    }
+
+    /// Whether a subscriber is connected.
+    pub fn is_connected(&self) -> bool {
+        self.publication.is_connected()
+    }
+
+    fn control(&mut self, kind: ControlKind, now_raw: u64) {
+        let msg = wire::encode_control(&Control {
+            kind,
+            last_seq: self.last_seq,
+            producer: self.producer,
+            sent_raw: now_raw,
+        });
+        if self.publication.offer(&msg).is_err() {
+            self.stats.control_refused += 1;
+        }
+    }
+}
+
+impl Sink for NetSink {
+    #[inline]
+    fn send(&mut self, tick: &Tick) -> Option<u64> {
+        let msg = wire::encode_tick(tick);
+        self.last_seq = tick.seq;
+        match self.publication.offer(&msg) {
+            Ok(_) => {
+                self.stats.sent += 1;
+                Some(tick.seq)
+            }
+            Err(e) => {
+                match e {
+                    AeronOfferError::NotConnected => self.stats.not_connected += 1,
+                    AeronOfferError::BackPressured => self.stats.back_pressured += 1,
+                    AeronOfferError::AdminAction => self.stats.admin_action += 1,
+                    _ => self.stats.failed += 1,
+                }
+                None
+            }
+        }
+    }
+
+    #[inline]
+    fn heartbeat(&mut self, now_raw: u64) {
+        self.control(ControlKind::Heartbeat, now_raw);
+    }
+
+    fn end(&mut self) {
+        // The end must arrive: retried for a while (back-pressure clears as the
+        // receivers catch up); refused at last, it is counted and the receivers notice
+        // the feed's silence instead.
+        let msg = wire::encode_control(&Control {
+            kind: ControlKind::End,
+            last_seq: self.last_seq,
+            producer: self.producer,
+            sent_raw: 0,
+        });
+        let deadline = std::time::Instant::now() + Duration::from_millis(500);
+        loop {
+            match self.publication.offer(&msg) {
+                Ok(_) => return,
+                Err(e) if e.is_retryable() && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_micros(100))
+                }
+                Err(_) => {
+                    self.stats.control_refused += 1;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The relay's subscription: one message per [`NetSource::poll`].
+pub struct NetSource {
+    subscription: AeronSubscription,
+}
+
+/// One receive attempt on a [`NetSource`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Received {
+    /// A message.
+    Message(Message),
+    /// Bytes that are not one of ours.
+    Foreign(WireError),
+    /// Nothing new.
+    Empty,
+}
+
+impl NetSource {
+    /// Takes at most one message. Never blocks.
+    #[inline]
+    pub fn poll(&mut self) -> Result<Received, String> {
+        let mut got = Received::Empty;
+        self.subscription
+            .poll_fn(
+                |buf, _header| {
+                    got = match wire::decode(buf) {
+                        Ok(m) => Received::Message(m),
+                        Err(e) => Received::Foreign(e),
+                    };
+                },
+                1,
+            )
+            .map_err(|e| aeron_error("subscription poll", e))?;
+        Ok(got)
+    }
+
+    /// Whether a publisher's image is connected.
+    pub fn is_connected(&self) -> bool {
+        self.subscription.is_connected()
+    }
+}

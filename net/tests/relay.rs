@@ -1,0 +1,276 @@
+//! The feed → Aeron → relay → ring → engine path end to end, on this host (feature
+//! `aeron`): a feed publishing over UDP on the loopback (and over `aeron:ipc`), a relay
+//! republishing into its own ring, an engine reading that ring. Every process is a real
+//! binary with its own embedded media driver.
+//!
+//! Needs the `feed` and `engine` binaries built with the feature beside the relay's:
+//! `cargo build -p feed -p engine -p net --features feed/aeron,net/aeron --bins`.
+#![cfg(feature = "aeron")]
+
+use common::config::edit::Edit;
+use common::config::DEFAULT_TOML;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A binary of another package of the workspace, beside the relay's.
+fn sibling(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_BIN_EXE_relay"))
+        .parent()
+        .unwrap()
+        .join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: build it with `cargo build -p feed -p engine -p net --features feed/aeron,net/aeron --bins`",
+        p.display()
+    );
+    p
+}
+
+/// A free UDP port on the loopback.
+fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The default configuration for 2 s with `ring` and, when given, `[net]` (`channel`
+/// is `udp:PORT` or `ipc`) with the driver folder `driver` (`embedded`: launched by the
+/// process, else another process's).
+fn config(dir: &Path, name: &str, ring: &Path, net: Option<(&str, &Path, bool)>) -> PathBuf {
+    let mut e = Edit::new(DEFAULT_TOML)
+        .set("duration_s", 2.0)
+        .set("warmup_s", 0.5)
+        .set("ring.path", ring)
+        .set("ring.capacity", 1 << 16)
+        .set("engine.wait", "block")
+        .set("feed.wait", "block");
+    if let Some((channel, driver, embedded)) = net {
+        e = match channel.strip_prefix("udp:") {
+            Some(port) => e
+                .set("net.transport", "udp")
+                .set("net.endpoint", format!("127.0.0.1:{port}")),
+            None => e.set("net.transport", "ipc"),
+        }
+        .set("net.driver.dir", driver)
+        .set("net.driver.embedded", embedded);
+    }
+    let text = e.finish().unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn start(bin: &Path, cfg: &Path, out: &Path) -> Child {
+    Command::new(bin)
+        .arg("--config")
+        .arg(cfg)
+        .arg("--out")
+        .arg(out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for `child` (at most 60 s) and returns its exit code and stderr.
+fn finish(mut child: Child, what: &str) -> (i32, String) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            use std::io::Read;
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            return (status.code().unwrap_or(-1), err);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what} did not finish in 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Feed → relay → engine over `channel`: every tick the feed published is relayed or
+/// counted missing, and the engine accounts for every tick of the relay's ring.
+fn path_over(channel: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let feed_ring = d.join("feed.ring");
+    let host_ring = d.join("host.ring");
+    // Over UDP each process has its own driver, as on two hosts; over IPC the feed uses
+    // the relay's (one host, one driver: IPC is shared memory within a driver).
+    let ipc = channel == "ipc";
+    let relay_driver = d.join("aeron-relay");
+    let feed_driver = if ipc {
+        relay_driver.clone()
+    } else {
+        d.join("aeron-feed")
+    };
+    let feed_cfg_of = || {
+        config(
+            d,
+            "feed.toml",
+            &feed_ring,
+            Some((channel, &feed_driver, !ipc)),
+        )
+    };
+    let relay_cfg = config(
+        d,
+        "relay.toml",
+        &host_ring,
+        Some((channel, &relay_driver, true)),
+    );
+    let engine_cfg = config(d, "engine.toml", &host_ring, None);
+    let mut relay = start(
+        Path::new(env!("CARGO_BIN_EXE_relay")),
+        &relay_cfg,
+        &d.join("relay"),
+    );
+    // The relay's ring exists before the engine looks for it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !host_ring.exists() {
+        if Instant::now() > deadline || relay.try_wait().unwrap().is_some() {
+            let _ = relay.kill();
+            let (code, err) = finish(relay, "relay");
+            panic!("the relay made no ring (exit {code}): {err}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let engine = start(&sibling("engine"), &engine_cfg, &d.join("engine"));
+    std::thread::sleep(Duration::from_millis(300));
+    // Written now: a feed on the relay's driver needs its folder to exist.
+    let feed_cfg = feed_cfg_of();
+    let feed = start(&sibling("feed"), &feed_cfg, &d.join("feed"));
+    let (feed_code, feed_err) = finish(feed, "feed");
+    assert_eq!(feed_code, 0, "feed: {feed_err}");
+    let (relay_code, relay_err) = finish(relay, "relay");
+    assert_eq!(relay_code, 0, "relay: {relay_err}");
+    let (engine_code, engine_err) = finish(engine, "engine");
+    assert_eq!(engine_code, 0, "engine: {engine_err}");
+
+    let feed = json(&d.join("feed/feed_summary.json"));
+    let relay = json(&d.join("relay/relay_summary.json"));
+    let engine = json(&d.join("engine/engine_summary.json"));
+    let published = feed["published"].as_u64().unwrap();
+    assert!(published > 1000, "{feed}");
+    let net = &feed["net"]["stats"];
+    let refused = ["not_connected", "back_pressured", "admin_action", "failed"]
+        .iter()
+        .map(|k| net[k].as_u64().unwrap())
+        .sum::<u64>();
+    assert_eq!(net["sent"].as_u64().unwrap() + refused, published, "{net}");
+
+    let sessions = relay["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 1, "{relay}");
+    let s = &sessions[0];
+    assert!(s["ended"].as_bool().unwrap(), "{relay}");
+    assert_eq!(s["published"].as_u64().unwrap(), published, "{relay}");
+    assert_eq!(s["unaccounted"].as_i64().unwrap(), 0, "{relay}");
+    let relayed = s["relayed"].as_u64().unwrap();
+    let missing = s["missing"].as_u64().unwrap();
+    assert_eq!(relayed + missing, published, "{relay}");
+    // What the feed could not offer is what the relay misses; on the loopback Aeron
+    // loses nothing else.
+    assert_eq!(missing, refused, "{relay}\n{net}");
+    assert_eq!(relay["foreign"].as_u64().unwrap(), 0);
+    assert_eq!(relay["end_reason"], "end_of_stream", "{relay}");
+    assert!(relay["net_ns"]["count"].as_u64().unwrap() > 0, "{relay}");
+    // The receive loop allocates nothing per tick.
+    assert_eq!(
+        relay["loop_allocs"]["allocs"].as_u64().unwrap(),
+        0,
+        "{relay}"
+    );
+
+    // The engine reads the relay's ring like a feed's: the ring's producer is the
+    // relay, which published every tick it relayed, and the engine received each, or
+    // counted it missed or unread.
+    let sessions = engine["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 1, "{engine}");
+    let e = &sessions[0];
+    assert_eq!(e["published"].as_u64().unwrap(), relayed, "{engine}");
+    let seen = ["received", "missed", "unread"]
+        .iter()
+        .map(|k| e[k].as_u64().unwrap())
+        .sum::<u64>();
+    assert_eq!(seen, relayed, "{engine}");
+    assert!(e["received"].as_u64().unwrap() > 0, "{engine}");
+    for dir in ["aeron-feed", "aeron-relay"] {
+        assert!(!d.join(dir).exists(), "{dir} left behind");
+    }
+    assert!(!feed_ring.exists() && !host_ring.exists());
+}
+
+#[test]
+fn feed_to_engine_over_udp_through_the_relay() {
+    path_over(&format!("udp:{}", free_port()));
+}
+
+#[test]
+fn feed_to_engine_over_ipc_through_the_relay() {
+    path_over("ipc");
+}
+
+/// Bad input to the relay: exit 2 and one located message; nothing left behind.
+#[test]
+fn bad_relay_input_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let ring = d.join("host.ring");
+    // No [net]: nothing to subscribe to.
+    let no_net = config(d, "no-net.toml", &ring, None);
+    // A driver folder that exists and is not one of the project's.
+    let foreign = d.join("someone-elses");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("data"), "keep").unwrap();
+    let taken = config(d, "taken.toml", &ring, Some(("udp:40999", &foreign, true)));
+    for (cfg, want) in [
+        (&no_net, "net: the relay needs a [net] section"),
+        (&taken, "net.driver: "),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_relay"))
+            .arg("--config")
+            .arg(cfg)
+            .arg("--out")
+            .arg(d.join("out"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        let errors: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+        assert_eq!(errors.len(), 1, "one message: {err}");
+        assert!(errors[0].contains(want), "{err}");
+        assert!(!ring.exists());
+    }
+    assert!(
+        std::fs::read_to_string(foreign.join("data")).unwrap() == "keep",
+        "the foreign folder was touched"
+    );
+    let err = String::from_utf8_lossy(
+        &Command::new(env!("CARGO_BIN_EXE_relay"))
+            .arg("--config")
+            .arg(&taken)
+            .output()
+            .unwrap()
+            .stderr,
+    )
+    .to_string();
+    assert!(
+        err.contains("is not a media driver folder of this project"),
+        "{err}"
+    );
+}

@@ -57,6 +57,10 @@ pub struct NetSendStats {
     pub failed: u64,
     /// Control messages (heartbeats, the end) refused, whatever the cause.
     pub control_refused: u64,
+    /// Bytes of the stream the slowest receiver had not consumed when the feed stopped
+    /// waiting for it at the end (0: every receiver had everything).
+    #[serde(default)]
+    pub unconsumed_at_end: u64,
 }
 
 impl NetSendStats {

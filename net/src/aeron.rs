@@ -61,6 +61,21 @@ impl Driver {
             });
         }
         prepare_dir(&d.dir)?;
+        if d.loss_rate > 0.0 {
+            // Aeron reads its interceptors and the loss generator's arguments from the
+            // environment when the context is made: set here, at start-up, before this
+            // process starts any thread that reads the environment. Only data frames
+            // (type 1, mask bit 0x2) are dropped, so set-up and status messages get
+            // through and every loss is one Aeron can retransmit.
+            std::env::set_var("AERON_UDP_CHANNEL_INCOMING_INTERCEPTORS", "loss");
+            std::env::set_var(
+                "AERON_UDP_CHANNEL_TRANSPORT_BINDINGS_LOSS_ARGS",
+                format!(
+                    "rate={}|seed={}|recv-msg-mask=0x2",
+                    d.loss_rate, d.loss_seed
+                ),
+            );
+        }
         let ctx = AeronDriverContext::new().map_err(|e| aeron_error("driver context", e))?;
         let dir = d.dir.display().to_string().into_c_string();
         let set = |what: &str, r: Result<i32, rusteron_media_driver::AeronCError>| {
@@ -184,11 +199,33 @@ impl Client {
             .map_err(|e| aeron_error("client directory", e))?;
         ctx.set_pre_touch_mapped_memory(true)
             .map_err(|e| aeron_error("client", e))?;
+        // Aeron's default handler exits the process (a driver that shut down, for
+        // example the relay's after its feed ended): report instead, on Aeron's conductor
+        // thread, and let the process end in order.
+        ctx.set_error_handler(Some(|code: i32, msg: &str| {
+            eprintln!("aeron: error {code}: {msg}")
+        }))
+        .map_err(|e| aeron_error("client error handler", e))?;
         let aeron = Aeron::new(&ctx).map_err(|e| aeron_error("Aeron client", e))?;
         aeron
             .start()
             .map_err(|e| aeron_error("Aeron client start", e))?;
         Ok(Client { aeron, _ctx: ctx })
+    }
+
+    /// The media driver's system counters (type 0: NAKs sent and received, retransmits,
+    /// loss gap fills, errors, …) by label. Reads the driver's counters file; cold, at
+    /// the end of a run.
+    pub fn driver_counters(&self) -> std::collections::BTreeMap<String, i64> {
+        let mut out = std::collections::BTreeMap::new();
+        self.aeron
+            .counters_reader()
+            .foreach_counter_fn(|value, _id, type_id, _key, label| {
+                if type_id == 0 {
+                    out.insert(label.to_string(), value);
+                }
+            });
+        out
     }
 
     /// The feed's publication of `config`'s channel and stream.
@@ -204,6 +241,7 @@ impl Client {
             publication,
             producer,
             last_seq: 0,
+            window: 0,
             stats: NetSendStats::default(),
         })
     }
@@ -227,8 +265,15 @@ pub struct NetSink {
     publication: AeronExclusivePublication,
     producer: u64,
     last_seq: u64,
+    /// The largest lead of the publication's limit over its position seen: the flow
+    /// control window when every receiver has consumed everything.
+    window: i64,
     stats: NetSendStats,
 }
+
+/// How long the end waits for the receivers to consume the stream (Aeron retransmits
+/// lost frames only while this process's driver runs).
+const LINGER: Duration = Duration::from_secs(3);
 
 impl NetSink {
     /// What it sent and refused so far.
@@ -241,7 +286,14 @@ impl NetSink {
         self.publication.is_connected()
     }
 
+    /// The publication limit's lead over the position (bytes): the window once the
+    /// receivers have consumed everything, less while they lag.
+    fn lead(&self) -> i64 {
+        self.publication.position_limit() - self.publication.position()
+    }
+
     fn control(&mut self, kind: ControlKind, now_raw: u64) {
+        self.window = self.window.max(self.lead());
         let msg = wire::encode_control(&Control {
             kind,
             last_seq: self.last_seq,
@@ -291,10 +343,10 @@ impl Sink for NetSink {
             producer: self.producer,
             sent_raw: 0,
         });
-        let deadline = std::time::Instant::now() + Duration::from_millis(500);
+        let deadline = std::time::Instant::now() + LINGER;
         loop {
             match self.publication.offer(&msg) {
-                Ok(_) => return,
+                Ok(_) => break,
                 Err(e) if e.is_retryable() && std::time::Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_micros(100))
                 }
@@ -303,6 +355,22 @@ impl Sink for NetSink {
                     return;
                 }
             }
+        }
+        // Linger until the receivers have consumed the whole stream (the limit leads the
+        // position by the whole window again), so that the driver is still there to
+        // retransmit what they lost; a receiver that never catches up is given up on
+        // after LINGER, and what it had not consumed is counted.
+        while self.publication.is_connected() {
+            let lead = self.lead();
+            self.window = self.window.max(lead);
+            if self.window > 0 && lead >= self.window {
+                return;
+            }
+            if std::time::Instant::now() >= deadline {
+                self.stats.unconsumed_at_end = (self.window - lead).max(0) as u64;
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 }

@@ -95,6 +95,10 @@ pub struct RelaySummary {
     pub foreign: u64,
     /// The network hop, feed publish → relay receive, nanoseconds (every tick relayed).
     pub net_ns: Percentiles,
+    /// The relay's media driver's system counters at the end (`NAKs sent`: the gaps it
+    /// asked the feed's driver to retransmit, which Aeron recovered; `Loss gap fills`:
+    /// what it gave up on), by label.
+    pub driver_counters: BTreeMap<String, i64>,
     /// Global allocator calls of the receive loop (0: nothing allocated).
     pub loop_allocs: AllocCounts,
     /// Whether the receive loop ran on `cores.feed_md`.
@@ -260,6 +264,7 @@ pub fn run(args: &RunArgs, hooks: &AllocatorHooks) -> Result<(), Failure> {
         sessions,
         foreign,
         net_ns: Percentiles::of(&ns),
+        driver_counters: client.driver_counters(),
         loop_allocs,
         pinned,
         end_reason,
@@ -285,9 +290,14 @@ pub fn run(args: &RunArgs, hooks: &AllocatorHooks) -> Result<(), Failure> {
             if s.ended { "" } else { ", no end message" }
         );
     }
+    let counter = |k: &str| summary.driver_counters.get(k).copied().unwrap_or(0);
     eprintln!(
-        "relay: net hop p50 {} ns, p99 {} ns; {:?}",
-        summary.net_ns.p50, summary.net_ns.p99, summary.end_reason
+        "relay: net hop p50 {} ns, p99 {} ns; driver: NAKs sent {}, loss gap fills {}; {:?}",
+        summary.net_ns.p50,
+        summary.net_ns.p99,
+        counter("NAKs sent"),
+        counter("Loss gap fills"),
+        summary.end_reason
     );
     common::files::write_json(&out.join(RELAY_SUMMARY), &summary).map_err(Failure::runtime)?;
     drop(source);

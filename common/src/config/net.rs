@@ -88,6 +88,13 @@ pub struct DriverConfig {
     /// Cores its threads are pinned to (conductor, sender, receiver in that order, the
     /// last one repeated); empty: not pinned.
     pub cores: Vec<usize>,
+    /// Fault injection: the fraction of incoming data frames the driver drops (Aeron's
+    /// `loss` UDP-channel interceptor), 0 (none) to below 1. UDP only; Aeron's
+    /// retransmission recovers what it can, the relay counts the rest.
+    pub loss_rate: f64,
+    /// The loss generator's seed (the same seed drops the same frames of the same
+    /// stream).
+    pub loss_seed: u64,
 }
 
 impl Default for DriverConfig {
@@ -98,6 +105,8 @@ impl Default for DriverConfig {
             threading: DriverThreading::default(),
             idle: DriverIdle::default(),
             cores: Vec::new(),
+            loss_rate: 0.0,
+            loss_seed: 42,
         }
     }
 }
@@ -277,6 +286,18 @@ impl NetConfig {
                 ),
             ));
         }
+        if !(d.loss_rate.is_finite() && (0.0..1.0).contains(&d.loss_rate)) {
+            return Err((
+                k("loss_rate"),
+                format!("must be a fraction from 0 to below 1, got {}", d.loss_rate),
+            ));
+        }
+        if d.loss_rate > 0.0 && (self.transport == NetTransport::Ipc || !d.embedded) {
+            return Err((
+                k("loss_rate"),
+                "applies to an embedded driver on transport = \"udp\" only (the loss generator drops UDP frames)".into(),
+            ));
+        }
         if !d.embedded && !d.cores.is_empty() {
             return Err((
                 k("cores"),
@@ -418,6 +439,14 @@ mod tests {
                 "4:10: net.driver.cores[0]: core 7 is not allowed",
             ),
             ("[net]\nendpoint = \"10.0.0.1:4000\"\nspeed = 1\n", "3:1: net.speed: unknown field"),
+            (
+                "[net]\nendpoint = \"10.0.0.1:4000\"\n[net.driver]\nloss_rate = 1.0\n",
+                "4:1: net.driver.loss_rate: must be a fraction from 0 to below 1, got 1",
+            ),
+            (
+                "[net]\ntransport = \"ipc\"\n[net.driver]\nloss_rate = 0.1\n",
+                "4:1: net.driver.loss_rate: applies to an embedded driver on transport = \"udp\" only",
+            ),
             ("[net]\ntransport = \"tcp\"\n", "2:13: net.transport: unknown variant"),
             (
                 "[net]\nendpoint = \"10.0.0.1:4000\"\n[net.driver]\nthreading = \"many\"\n",

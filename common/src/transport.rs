@@ -66,6 +66,12 @@ pub trait Sink {
     /// Ends the stream: receivers see [`Poll::Ended`] once they have everything. By
     /// default nothing (dropping the sink ends it).
     fn end(&mut self) {}
+
+    /// Whether a receiver is there to take what is sent (a network publication with a
+    /// subscriber). By default true (the ring takes every tick whoever reads it).
+    fn connected(&self) -> bool {
+        true
+    }
 }
 
 /// The receiving end of a tick transport, polled without blocking.

@@ -170,6 +170,18 @@ pub fn thread<N: Sink>(
     } else {
         true
     };
+    // A network publication with `net.connect_timeout_ms`: wait (heartbeats going out)
+    // for a subscriber, so that the first ticks reach one.
+    let waited = waited
+        && match (&net, &config.net) {
+            (Some(n), Some(c)) if c.connect_timeout_ms > 0 => {
+                wait_for_subscriber(&**n, c.connect_timeout_ms, shared.stop, || {
+                    publisher.heartbeat(clock.raw())
+                });
+                !shared.stop.load(Ordering::Relaxed)
+            }
+            _ => true,
+        };
     let counts = if waited {
         match net {
             // The network publication beside the ring: the ring numbers each tick.
@@ -208,6 +220,26 @@ pub fn thread<N: Sink>(
         counts,
         pinned,
         lossless: publisher.lossless_stats().copied(),
+    }
+}
+
+/// Waits up to `timeout_ms` (sleeping 1 ms, calling `alive` each time: the ring's
+/// heartbeat, so that its readers see a live feed) until `sink` has a subscriber, or a
+/// signal; a feed that gets none starts anyway and its unsent ticks are counted.
+fn wait_for_subscriber<N: Sink>(
+    sink: &N,
+    timeout_ms: u64,
+    stop: &AtomicBool,
+    mut alive: impl FnMut(),
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
+    while !sink.connected() && !stop.load(Ordering::Relaxed) {
+        alive();
+        if std::time::Instant::now() >= deadline {
+            eprintln!("feed: net: no subscriber after {timeout_ms} ms, publishing anyway");
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 

@@ -197,9 +197,11 @@ pub struct CompareArgs {
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// One-way latency (count, p50 … max) and throughput of the cache-line floor, our
-    /// ring (two threads, two processes), crossbeam-channel (two threads) and iceoryx2
-    /// (two processes, with `--features peers`) on the same two cores, in one run: a
-    /// side-by-side table with ratios to the floor, and JSON with `--json`.
+    /// ring (two threads, two processes), crossbeam-channel (two threads), iceoryx2
+    /// (two processes, with `--features peers`) and Aeron (IPC and UDP on the loopback,
+    /// two threads and an embedded driver, with `--features aeron`) on the same two
+    /// cores, in one run: a side-by-side table with ratios to the floor, and JSON with
+    /// `--json`.
     #[command(visible_alias = "hop")]
     Transport(TransportArgs),
     /// The machine's noise floor: a busy loop on one pinned core reading the clock,

@@ -1639,6 +1639,17 @@ mod bench {
             );
             assert!(ran.stdout.contains("not built (enable --features peers)"));
         }
+        let aeron = v["machine"]["aeron_built"].as_bool().unwrap();
+        if aeron {
+            rows.extend(["aeron_ipc_threads", "aeron_udp_threads"]);
+        } else {
+            for row in ["aeron_ipc_threads", "aeron_udp_threads"] {
+                assert_eq!(
+                    v[row]["skipped"], "not built (enable --features aeron)",
+                    "{v:#}"
+                );
+            }
+        }
         for row in rows {
             assert_eq!(v[row]["count"], 500, "{row}: {v:#}");
             for key in ["p50", "p90", "p99", "p99_9", "p99_99", "max"] {
@@ -1661,6 +1672,9 @@ mod bench {
         if peers {
             flows.push("iceoryx2_processes_1p1c");
         }
+        if aeron {
+            flows.extend(["aeron_ipc_threads_1p1c", "aeron_udp_threads_1p1c"]);
+        }
         for row in flows {
             let t = &v["throughput"][row];
             assert_eq!(t["published"], 5000, "{row}: {t:#}");
@@ -1670,7 +1684,17 @@ mod bench {
             let received = t["received"][0].as_u64().unwrap();
             assert_eq!(received + t["lost"].as_u64().unwrap(), 5000, "{row}: {t:#}");
         }
-        for row in ["crossbeam_threads_1p1c", "ring_threads_lossless_1p1c"] {
+        let retrying: &[&str] = if aeron {
+            &[
+                "crossbeam_threads_1p1c",
+                "ring_threads_lossless_1p1c",
+                "aeron_ipc_threads_1p1c",
+                "aeron_udp_threads_1p1c",
+            ]
+        } else {
+            &["crossbeam_threads_1p1c", "ring_threads_lossless_1p1c"]
+        };
+        for row in retrying.iter().copied() {
             assert_eq!(
                 v["throughput"][row]["lost"], 0,
                 "{row}: back-pressure loses nothing"

@@ -23,7 +23,7 @@ use common::config::net::{DriverIdle, DriverThreading, NetConfig};
 use common::files::{self, Kind};
 use common::summary::NetSendStats;
 use common::tick::Tick;
-use common::transport::Sink;
+use common::transport::{Poll, Sink, Source};
 use rusteron_client::{
     Aeron, AeronContext, AeronExclusivePublication, AeronOfferError, AeronSubscription, Handlers,
     IntoCString,
@@ -333,6 +333,10 @@ impl Sink for NetSink {
         self.control(ControlKind::Heartbeat, now_raw);
     }
 
+    fn connected(&self) -> bool {
+        self.publication.is_connected()
+    }
+
     fn end(&mut self) {
         // The end must arrive: retried for a while (back-pressure clears as the
         // receivers catch up); refused at last, it is counted and the receivers notice
@@ -413,5 +417,56 @@ impl NetSource {
     /// Whether a publisher's image is connected.
     pub fn is_connected(&self) -> bool {
         self.subscription.is_connected()
+    }
+}
+
+/// The subscription as a transport [`Source`] (for the benchmarks): a tick is a tick,
+/// the feed's end ends the stream, a heartbeat is nothing new, a foreign message is
+/// corrupt and a failed poll fails the transport.
+impl Source for NetSource {
+    #[inline]
+    fn poll(&mut self) -> Poll {
+        match NetSource::poll(self) {
+            Ok(Received::Message(Message::Tick(t))) => Poll::Tick(t),
+            Ok(Received::Message(Message::Control(c))) if c.kind == ControlKind::End => Poll::Ended,
+            Ok(Received::Message(Message::Control(_))) | Ok(Received::Empty) => Poll::Empty,
+            Ok(Received::Foreign(_)) => Poll::Corrupt { seq: 0 },
+            Err(_) => Poll::Failed("aeron subscription poll failed"),
+        }
+    }
+}
+
+/// A [`NetSink`] that retries an offer Aeron refuses for a while (back-pressure, an
+/// admin action, no subscriber yet), as an Aeron publisher that must not drop does: the
+/// benchmarks' lossless publisher. A fatal refusal (a closed publication) is refused.
+pub struct RetryingSink(pub NetSink);
+
+impl Sink for RetryingSink {
+    #[inline]
+    fn send(&mut self, tick: &Tick) -> Option<u64> {
+        let msg = wire::encode_tick(tick);
+        self.0.last_seq = tick.seq;
+        loop {
+            match self.0.publication.offer(&msg) {
+                Ok(_) => {
+                    self.0.stats.sent += 1;
+                    return Some(tick.seq);
+                }
+                Err(e) if e.is_retryable() => std::hint::spin_loop(),
+                Err(_) => {
+                    self.0.stats.failed += 1;
+                    return None;
+                }
+            }
+        }
+    }
+    fn heartbeat(&mut self, now_raw: u64) {
+        self.0.heartbeat(now_raw)
+    }
+    fn end(&mut self) {
+        self.0.end()
+    }
+    fn connected(&self) -> bool {
+        self.0.connected()
     }
 }

@@ -64,6 +64,9 @@ fn config_with(
         // Three processes and their drivers share two cores here: a stall of a second
         // is not a dead feed.
         .set("engine.producer_timeout_ms", 5000)
+        // The engine stays for the relay's end of stream, however long retransmissions
+        // under loss take (the relay ends its ring when the feed's end arrives).
+        .set("engine.grace_s", 30.0)
         .set("feed.wait", "block");
     if let Some((channel, driver, embedded)) = net {
         e = match channel.strip_prefix("udp:") {
@@ -73,7 +76,8 @@ fn config_with(
             None => e.set("net.transport", "ipc"),
         }
         .set("net.driver.dir", driver)
-        .set("net.driver.embedded", embedded);
+        .set("net.driver.embedded", embedded)
+        .set("net.connect_timeout_ms", 5000);
         if loss > 0.0 {
             e = e.set("net.driver.loss_rate", loss);
         }
@@ -210,8 +214,9 @@ fn path_over(channel: &str, loss: f64) -> Value {
     let missing = s["missing"].as_u64().unwrap();
     assert_eq!(relayed + missing, published, "{relay}");
     // What the feed could not offer is what the relay misses; on the loopback Aeron
-    // loses nothing else.
+    // loses nothing else. The feed waited for the relay: none refused as unconnected.
     assert_eq!(missing, refused, "{relay}\n{net}");
+    assert_eq!(net["not_connected"].as_u64().unwrap(), 0, "{net}");
     assert_eq!(relay["foreign"].as_u64().unwrap(), 0);
     assert_eq!(relay["end_reason"], "end_of_stream", "{relay}");
     assert!(relay["net_ns"]["count"].as_u64().unwrap() > 0, "{relay}");
@@ -312,4 +317,82 @@ fn bad_relay_input_is_refused() {
         err.contains("is not a media driver folder of this project"),
         "{err}"
     );
+}
+
+/// A feed killed mid-stream: the relay notices its silence within
+/// `engine.producer_timeout_ms`, ends its ring (so the engine ends too, in order), and
+/// still accounts for every sequence number the feed named before it died.
+#[test]
+fn a_killed_feed_is_noticed_and_accounted_for() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let feed_ring = d.join("feed.ring");
+    let host_ring = d.join("host.ring");
+    let channel = format!("udp:{}", free_port());
+    let long = |name: &str, ring: &Path, driver: &str| {
+        let p = config(d, name, ring, Some((&channel, &d.join(driver), true)));
+        let text = Edit::new(&std::fs::read_to_string(&p).unwrap())
+            .set("duration_s", 30.0)
+            .set("engine.producer_timeout_ms", 1000)
+            .finish()
+            .unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let relay_cfg = long("relay.toml", &host_ring, "aeron-relay");
+    let feed_cfg = long("feed.toml", &feed_ring, "aeron-feed");
+    let engine_cfg = config(d, "engine.toml", &host_ring, None);
+    let text = Edit::new(&std::fs::read_to_string(&engine_cfg).unwrap())
+        .set("duration_s", 30.0)
+        .set("engine.producer_timeout_ms", 1000)
+        .finish()
+        .unwrap();
+    std::fs::write(&engine_cfg, text).unwrap();
+    let relay = start(
+        Path::new(env!("CARGO_BIN_EXE_relay")),
+        &relay_cfg,
+        &d.join("relay"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !host_ring.exists() {
+        assert!(Instant::now() < deadline, "the relay made no ring");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let engine = start(&sibling("engine"), &engine_cfg, &d.join("engine"));
+    let mut feed = start(&sibling("feed"), &feed_cfg, &d.join("feed"));
+    std::thread::sleep(Duration::from_secs(2));
+    feed.kill().unwrap();
+    let killed = Instant::now();
+    feed.wait().unwrap();
+    let (relay_code, relay_err) = finish(relay, "relay");
+    let noticed = killed.elapsed();
+    assert_eq!(relay_code, 0, "relay: {relay_err}");
+    // The feed's silence is noticed after the producer timeout, not much later (the
+    // relay's heartbeat loop looks once a millisecond).
+    assert!(
+        noticed < Duration::from_secs(10),
+        "noticed after {noticed:?}"
+    );
+    let (engine_code, engine_err) = finish(engine, "engine");
+    assert_eq!(engine_code, 0, "engine: {engine_err}");
+    let relay = json(&d.join("relay/relay_summary.json"));
+    assert_eq!(relay["end_reason"], "producer_gone", "{relay}");
+    let s = &relay["sessions"][0];
+    assert!(!s["ended"].as_bool().unwrap(), "{relay}");
+    assert!(s["published"].as_u64().unwrap() > 0, "{relay}");
+    assert_eq!(s["unaccounted"].as_i64().unwrap(), 0, "{relay}");
+    assert_eq!(
+        s["relayed"].as_u64().unwrap() + s["missing"].as_u64().unwrap(),
+        s["published"].as_u64().unwrap(),
+        "{relay}"
+    );
+    // The relay ended its ring in order: the engine read every tick it relayed.
+    let e = &json(&d.join("engine/engine_summary.json"))["sessions"][0];
+    let seen = ["received", "missed", "unread"]
+        .iter()
+        .map(|k| e[k].as_u64().unwrap())
+        .sum::<u64>();
+    assert_eq!(seen, s["relayed"].as_u64().unwrap(), "{e}");
+    assert!(!d.join("aeron-relay").exists() && !host_ring.exists());
 }

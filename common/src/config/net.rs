@@ -138,6 +138,11 @@ pub struct NetConfig {
     /// receiver before `offer` refuses (back-pressure).
     #[serde(default = "default_term_length")]
     pub term_length: u64,
+    /// How long the feed waits for a subscriber before its first tick, ms (0: it
+    /// starts at once, and the ticks it sends before one connects are counted as
+    /// refused, `not_connected`). At most 60000.
+    #[serde(default)]
+    pub connect_timeout_ms: u64,
     /// The media driver.
     #[serde(default)]
     pub driver: DriverConfig,
@@ -227,6 +232,12 @@ impl NetConfig {
                     parse_interface(i).map_err(|m| (k("interface"), m))?;
                 }
             }
+        }
+        if self.connect_timeout_ms > 60_000 {
+            return Err((
+                k("connect_timeout_ms"),
+                format!("must be at most 60000, got {}", self.connect_timeout_ms),
+            ));
         }
         if self.stream_id == 0 {
             return Err((k("stream_id"), "must not be 0".into()));
@@ -426,6 +437,10 @@ mod tests {
             ("[net]\ntransport = \"ipc\"\nendpoint = \"10.0.0.1:4000\"\n", "3:1: net.endpoint: applies to transport = \"udp\" only"),
             ("[net]\nendpoint = \"10.0.0.1:4000\"\ninterface = \"eth0\"\n", "3:1: net.interface: \"eth0\" is not an IPv4 address"),
             ("[net]\nendpoint = \"10.0.0.1:4000\"\nstream_id = 0\n", "3:1: net.stream_id: must not be 0"),
+            (
+                "[net]\nendpoint = \"10.0.0.1:4000\"\nconnect_timeout_ms = 60001\n",
+                "3:1: net.connect_timeout_ms: must be at most 60000, got 60001",
+            ),
             (
                 "[net]\nendpoint = \"10.0.0.1:4000\"\n[net.driver]\ndir = \"/no/such/folder/aeron\"\n",
                 "4:1: net.driver.dir: /no/such/folder/aeron is not a folder path in an existing folder",

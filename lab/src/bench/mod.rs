@@ -44,6 +44,8 @@
 //! [`ring`], [`channel`], `iceoryx` (feature `peers`) and, for the `*_processes` rows,
 //! the producer child of [`process`]; this file picks the transport of a producer child.
 
+#[cfg(feature = "aeron")]
+mod aeron;
 mod channel;
 pub mod harness;
 #[cfg(feature = "peers")]
@@ -253,6 +255,7 @@ mod fixtures {
                 messages: 1001,
                 capacity: 4096,
                 peers_built: PEERS_BUILT,
+                aeron_built: false,
             },
             latency: vec![
                 ("cacheline", Outcome::Done(latency(40))),

@@ -19,17 +19,19 @@ use serde::Serialize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Latency rows, in table and JSON order; the first is the floor.
-pub const LATENCY_ROWS: [&str; 5] = [
+pub const LATENCY_ROWS: [&str; 7] = [
     "cacheline",
     "ring_threads",
     "ring_processes",
     "crossbeam_threads",
     "iceoryx2_processes",
+    "aeron_ipc_threads",
+    "aeron_udp_threads",
 ];
 
 /// Throughput rows, in table and JSON order, with the latency row whose `msgs_per_s`
 /// each one gives.
-pub const THROUGHPUT_ROWS: [(&str, Option<&str>); 8] = [
+pub const THROUGHPUT_ROWS: [(&str, Option<&str>); 10] = [
     ("ring_threads_1p1c", Some("ring_threads")),
     ("ring_threads_1p2c", None),
     ("ring_threads_lossless_1p1c", None),
@@ -38,6 +40,8 @@ pub const THROUGHPUT_ROWS: [(&str, Option<&str>); 8] = [
     ("crossbeam_threads_1p1c", Some("crossbeam_threads")),
     ("iceoryx2_processes_1p1c", Some("iceoryx2_processes")),
     ("iceoryx2_processes_1p2c", None),
+    ("aeron_ipc_threads_1p1c", Some("aeron_ipc_threads")),
+    ("aeron_udp_threads_1p1c", Some("aeron_udp_threads")),
 ];
 
 /// What a row shows when the `peers` feature was not built.
@@ -46,6 +50,13 @@ pub const NOT_BUILT: &str = "not built (enable --features peers)";
 
 /// Whether this build has the iceoryx2 rows.
 pub const PEERS_BUILT: bool = cfg!(feature = "peers");
+
+/// Whether this build has the Aeron rows.
+pub const AERON_BUILT: bool = cfg!(feature = "aeron");
+
+/// What an Aeron row shows when the `aeron` feature was not built.
+#[cfg_attr(feature = "aeron", allow(dead_code))]
+pub const AERON_NOT_BUILT: &str = "not built (enable --features aeron)";
 
 /// A throughput row: the flat-out run and, if that lost messages, runs at lower offered
 /// rates until one loses nothing (at most [`SEARCH_FRACTIONS`]`.len()` of them).
@@ -163,6 +174,8 @@ pub struct Machine {
     pub capacity: u64,
     /// Whether this build has the iceoryx2 rows ([`PEERS_BUILT`]).
     pub peers_built: bool,
+    /// Whether this build has the Aeron rows ([`AERON_BUILT`]).
+    pub aeron_built: bool,
 }
 
 /// The cores of a run.
@@ -196,6 +209,8 @@ pub fn measure(s: &Setup) -> Report {
             "ring_threads" => Outcome::from_result(ring::latency_threads(s)),
             "ring_processes" => Outcome::from_result(ring::latency_processes(s)),
             "crossbeam_threads" => Outcome::from_result(channel::latency(s)),
+            "aeron_ipc_threads" => aeron_latency(s, true),
+            "aeron_udp_threads" => aeron_latency(s, false),
             _ => iceoryx2_latency(s),
         };
         latency.push((name, row));
@@ -220,6 +235,8 @@ pub fn measure(s: &Setup) -> Report {
             ("crossbeam_threads_1p1c", _) => measured(search(|p| channel::throughput(s, p))),
             ("iceoryx2_processes_1p1c", _) => iceoryx2_throughput(s, None),
             ("iceoryx2_processes_1p2c", Some(c)) => iceoryx2_throughput(s, Some(c)),
+            ("aeron_ipc_threads_1p1c", _) => aeron_throughput(s, true),
+            ("aeron_udp_threads_1p1c", _) => aeron_throughput(s, false),
             _ => no_rx2(),
         };
         throughput.push((*name, row));
@@ -253,6 +270,7 @@ pub fn measure(s: &Setup) -> Report {
         messages: s.messages,
         capacity: s.capacity,
         peers_built: PEERS_BUILT,
+        aeron_built: AERON_BUILT,
     };
     Report {
         machine,
@@ -279,6 +297,37 @@ fn iceoryx2_throughput(s: &Setup, rx2: Option<usize>) -> Outcome<ThroughputRow> 
 #[cfg(not(feature = "peers"))]
 fn iceoryx2_throughput(_: &Setup, _: Option<usize>) -> Outcome<ThroughputRow> {
     Outcome::Skipped(NOT_BUILT.to_string())
+}
+
+#[cfg(feature = "aeron")]
+fn aeron_channel(ipc: bool) -> super::aeron::Channel {
+    if ipc {
+        super::aeron::Channel::Ipc
+    } else {
+        super::aeron::Channel::Udp
+    }
+}
+
+#[cfg(feature = "aeron")]
+fn aeron_latency(s: &Setup, ipc: bool) -> Outcome<Latency> {
+    Outcome::from_result(super::aeron::latency(s, aeron_channel(ipc)))
+}
+
+#[cfg(not(feature = "aeron"))]
+fn aeron_latency(_: &Setup, _ipc: bool) -> Outcome<Latency> {
+    Outcome::Skipped(AERON_NOT_BUILT.to_string())
+}
+
+#[cfg(feature = "aeron")]
+fn aeron_throughput(s: &Setup, ipc: bool) -> Outcome<ThroughputRow> {
+    measured(search(|p| {
+        super::aeron::throughput(s, aeron_channel(ipc), p)
+    }))
+}
+
+#[cfg(not(feature = "aeron"))]
+fn aeron_throughput(_: &Setup, _ipc: bool) -> Outcome<ThroughputRow> {
+    Outcome::Skipped(AERON_NOT_BUILT.to_string())
 }
 
 /// Cache-line ping-pong: the round trips in raw units, halved in the conversion.

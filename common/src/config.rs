@@ -24,6 +24,7 @@ use crate::journal::{Fsync, OnRestart};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// The text of the shipped `configs/default.toml`, built in: the base from which
@@ -270,15 +271,29 @@ pub struct JournalConfig {
     pub on_restart: OnRestart,
 }
 
-/// `[feed.service]`: the history service on a Unix domain socket ([`crate::service`]),
-/// answered by the history thread from memory.
+/// `[feed.service]`: the history service on a Unix domain socket ([`crate::service`])
+/// and, with `listen`, on a TCP address as well, answered by the history thread from
+/// memory.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceConfig {
     /// The socket's path (created 0600, with a marker file `<socket>.owner` beside it;
     /// anything else there is refused and left as it is).
     pub socket: PathBuf,
-    /// Clients served at once; one more gets an error frame and is closed.
+    /// `feed.service.listen`: a TCP address (`IP:PORT`, an IP address of this host and
+    /// a port; 0: any free one, the one bound is in the feed's summary) on which the
+    /// service is reachable too, with the same frames, answers and limits (clients of
+    /// both kinds count toward `max_clients`), for engines in other network
+    /// namespaces or hosts; none: Unix socket only. TCP has none of the socket's
+    /// owner-only protection: listen on a private interface only.
+    #[serde(
+        default,
+        deserialize_with = "listen_address",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub listen: Option<SocketAddr>,
+    /// Clients served at once (Unix and TCP together); one more gets an error frame and
+    /// is closed.
     #[serde(default = "default_max_clients")]
     pub max_clients: usize,
     /// A client that leaves a frame half sent, or reads nothing of its response, this
@@ -289,6 +304,17 @@ pub struct ServiceConfig {
     /// closed.
     #[serde(default = "default_max_requests_per_s")]
     pub max_requests_per_s: u32,
+}
+
+/// `feed.service.listen`: `IP:PORT` (a host name is not resolved: the address bound is
+/// the one written).
+fn listen_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(d)?;
+    text.trim().parse().map(Some).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "{text:?} is not IP:PORT, an IP address and a port (10.77.0.1:7070, [fd00::1]:7070; port 0: any free one); host names are not resolved"
+        ))
+    })
 }
 
 fn default_max_clients() -> usize {
@@ -1775,6 +1801,31 @@ volatility_bps = 2.0
     }
 
     #[test]
+    fn service_listen_is_an_optional_socket_address() {
+        let with = |listen: Option<&str>| {
+            let mut e = Edit::new(GOOD).set("feed.service.socket", "/tmp/s.sock");
+            if let Some(l) = listen {
+                e = e.set("feed.service.listen", l);
+            }
+            let c = Config::parse(&e.finish().unwrap(), Path::new("cfg.toml"), CORES).unwrap();
+            c.feed.service.unwrap().listen
+        };
+        assert_eq!(with(None), None);
+        assert_eq!(
+            with(Some("10.77.0.1:7070")),
+            Some("10.77.0.1:7070".parse().unwrap())
+        );
+        assert_eq!(
+            with(Some(" 127.0.0.1:0")),
+            Some("127.0.0.1:0".parse().unwrap())
+        );
+        assert_eq!(
+            with(Some("[::1]:7070")),
+            Some("[::1]:7070".parse().unwrap())
+        );
+    }
+
+    #[test]
     fn rate_profiles_integrate_to_what_they_offer() {
         let mut c = Config::parse(GOOD, Path::new("cfg.toml"), CORES).unwrap();
         let s = &mut c.symbols[0];
@@ -1938,6 +1989,9 @@ volatility_bps = 2.0
             ("routing arena zero", e(|e| e.set("routing.arena_mib", 0)), "29:1: routing.arena_mib: the hot arena must be between 1 and 65536 MiB, got 0"),
             ("routing arena too large", e(|e| e.set("routing.arena_mib", 1_000_000)), "29:1: routing.arena_mib: the hot arena must be between 1 and 65536 MiB, got 1000000"),
             ("routing adaptive not a flag", e(|e| e.set("routing.adaptive", "yes")), "29:12: routing.adaptive: invalid type: string \"yes\", expected a boolean"),
+            ("service listen not an address", e(|e| e.set("feed.service.socket", "/tmp/s.sock").set("feed.service.listen", "localhost:7070")), "30:10: feed.service.listen: \"localhost:7070\" is not IP:PORT"),
+            ("service listen without a port", e(|e| e.set("feed.service.socket", "/tmp/s.sock").set("feed.service.listen", "10.77.0.1")), "30:10: feed.service.listen: \"10.77.0.1\" is not IP:PORT"),
+            ("service listen not a string", e(|e| e.set("feed.service.socket", "/tmp/s.sock").set("feed.service.listen", 7070)), "30:10: feed.service.listen: invalid type: integer `7070`, expected a string"),
             ("two retentions", e(|e| e.set("feed.history.retention_ticks", 5).set("feed.history.retention_bytes", 640)), "30:1: feed.history.retention_bytes: set either"),
         ];
         let wrong: Vec<String> = cases

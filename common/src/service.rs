@@ -1,6 +1,11 @@
 //! The feed's history service protocol: length-prefixed, versioned frames over a Unix
-//! domain socket (`feed.service.socket`), requests from a client, responses from the
-//! feed's history thread.
+//! domain socket (`feed.service.socket`) and, where `feed.service.listen` is set, over
+//! TCP as well (the same frames, the same answers), requests from a client, responses
+//! from the feed's history thread. An [`Endpoint`] names either; [`request_at`] asks one.
+//!
+//! The Unix socket is owner-only (mode 0600); TCP has no such protection: anyone who
+//! can reach the address can ask for the history, so the feed should listen on a
+//! private interface only (a host-internal bridge, a private network).
 //!
 //! # Frames
 //!
@@ -24,6 +29,13 @@
 //! Everything here allocates: for cold threads and tools, never a hot thread.
 
 use crate::tick::{Tick, TICK_WORDS};
+use std::fmt;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
 
 /// The protocol version this build speaks.
 pub const VERSION: u8 = 2;
@@ -448,7 +460,7 @@ pub fn decode_response(buf: &[u8]) -> Result<Option<(Response, usize)>, String> 
     Ok(Some((r, 4 + len)))
 }
 
-/// What one request brought back ([`request`]).
+/// What one request brought back ([`request_at`]).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Answer {
     /// Every tick, in the order sent.
@@ -467,19 +479,112 @@ pub struct Answer {
     pub producer: u64,
 }
 
-/// Sends `r` to the service at `socket` and reads its whole answer (blocking, each read
-/// waiting at most `timeout`). An error frame, a frame this build cannot read or a
-/// closed connection is an error naming it. For tools and cold threads.
-pub fn request(
-    socket: &std::path::Path,
-    r: &Request,
-    timeout: std::time::Duration,
-) -> Result<Answer, String> {
-    use std::io::{Read, Write};
-    let mut s = std::os::unix::net::UnixStream::connect(socket)
-        .map_err(|e| format!("cannot connect to {}: {e}", socket.display()))?;
-    s.set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
+/// Where a history service listens: the feed's Unix socket (`feed.service.socket`) or
+/// its TCP address (`feed.service.listen`).
+///
+/// Written (and parsed, [`FromStr`]) as `tcp://IP:PORT` (or plain `IP:PORT`:
+/// `10.0.0.1:7070`, `[::1]:7070`; an IP address, never a host name) or as a socket
+/// path with a `/` in it (`/tmp/feed.sock`, `./feed.sock`; `unix://` before it is
+/// allowed). [`Display`](fmt::Display) writes `tcp://IP:PORT` or the path (with `./`
+/// before a relative path without a `/`), which parses back to the same socket.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// A Unix domain socket's path.
+    Unix(PathBuf),
+    /// A TCP address.
+    Tcp(SocketAddr),
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Tcp(a) => write!(f, "tcp://{a}"),
+            Endpoint::Unix(p) => {
+                let shown = p.display().to_string();
+                if shown.contains('/') {
+                    f.write_str(&shown)
+                } else {
+                    write!(f, "./{shown}")
+                }
+            }
+        }
+    }
+}
+
+impl FromStr for Endpoint {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Endpoint, String> {
+        let text = s.trim();
+        if let Some(addr) = text.strip_prefix("tcp://") {
+            return addr.parse().map(Endpoint::Tcp).map_err(|_| {
+                format!(
+                    "{s:?} is not tcp://IP:PORT: an IP address and a port (tcp://10.0.0.1:7070, tcp://[::1]:7070); host names are not resolved"
+                )
+            });
+        }
+        if let Some(path) = text.strip_prefix("unix://") {
+            if path.is_empty() {
+                return Err(format!("{s:?} names no socket path after unix://"));
+            }
+            return Ok(Endpoint::Unix(PathBuf::from(path)));
+        }
+        if let Ok(addr) = text.parse::<SocketAddr>() {
+            return Ok(Endpoint::Tcp(addr));
+        }
+        if text.contains('/') && !text.contains("://") {
+            return Ok(Endpoint::Unix(PathBuf::from(text)));
+        }
+        Err(format!(
+            "{s:?} is neither a TCP address (IP:PORT or tcp://IP:PORT: 10.0.0.1:7070; host names are not resolved) nor a Unix socket path (one with a '/' in it: /tmp/feed.sock, ./feed.sock)"
+        ))
+    }
+}
+
+impl From<&Path> for Endpoint {
+    fn from(p: &Path) -> Endpoint {
+        Endpoint::Unix(p.to_path_buf())
+    }
+}
+
+impl From<SocketAddr> for Endpoint {
+    fn from(a: SocketAddr) -> Endpoint {
+        Endpoint::Tcp(a)
+    }
+}
+
+/// Sends `r` to the service at `socket` and reads its whole answer: [`request_at`] of
+/// [`Endpoint::Unix`].
+pub fn request(socket: &Path, r: &Request, timeout: Duration) -> Result<Answer, String> {
+    request_at(&Endpoint::Unix(socket.to_path_buf()), r, timeout)
+}
+
+/// Sends `r` to the service at `endpoint` and reads its whole answer (blocking: the TCP
+/// connection is given at most `timeout` to open, and each read and write waits at
+/// most `timeout`; TCP with `TCP_NODELAY`). An error frame, a frame this build cannot
+/// read or a closed connection is an error naming it. For tools and cold threads.
+pub fn request_at(endpoint: &Endpoint, r: &Request, timeout: Duration) -> Result<Answer, String> {
+    let cannot = |e: std::io::Error| format!("cannot connect to {endpoint}: {e}");
+    let setup = |e: std::io::Error| format!("cannot set up the connection to {endpoint}: {e}");
+    match endpoint {
+        Endpoint::Unix(path) => {
+            let s = UnixStream::connect(path).map_err(cannot)?;
+            s.set_read_timeout(Some(timeout)).map_err(setup)?;
+            s.set_write_timeout(Some(timeout)).map_err(setup)?;
+            exchange(s, r)
+        }
+        Endpoint::Tcp(addr) => {
+            let s = TcpStream::connect_timeout(addr, timeout).map_err(cannot)?;
+            s.set_nodelay(true).map_err(setup)?;
+            s.set_read_timeout(Some(timeout)).map_err(setup)?;
+            s.set_write_timeout(Some(timeout)).map_err(setup)?;
+            exchange(s, r)
+        }
+    }
+}
+
+/// Sends `r` on `s` and reads frames until its done frame (or an error frame).
+fn exchange<S: Read + Write>(mut s: S, r: &Request) -> Result<Answer, String> {
     let mut out = Vec::new();
     encode_request(r, &mut out);
     s.write_all(&out)
@@ -687,5 +792,121 @@ mod tests {
         encode_response(&Response::Ticks(vec![tick]), &mut bad);
         bad[4 + 2 + 4 + 26] = 9; // the tick's kind byte
         assert!(decode_response(&bad).is_err());
+    }
+
+    #[test]
+    fn endpoints_parse_and_display() {
+        let tcp = |a: &str| Endpoint::Tcp(a.parse().unwrap());
+        let unix = |p: &str| Endpoint::Unix(PathBuf::from(p));
+        for (text, want, shown) in [
+            (
+                "tcp://10.0.0.1:7070",
+                tcp("10.0.0.1:7070"),
+                "tcp://10.0.0.1:7070",
+            ),
+            ("10.0.0.1:7070", tcp("10.0.0.1:7070"), "tcp://10.0.0.1:7070"),
+            (" 127.0.0.1:0 ", tcp("127.0.0.1:0"), "tcp://127.0.0.1:0"),
+            ("[::1]:7070", tcp("[::1]:7070"), "tcp://[::1]:7070"),
+            ("tcp://[fe80::1]:1", tcp("[fe80::1]:1"), "tcp://[fe80::1]:1"),
+            ("/tmp/feed.sock", unix("/tmp/feed.sock"), "/tmp/feed.sock"),
+            ("./feed.sock", unix("./feed.sock"), "./feed.sock"),
+            ("run/feed.sock", unix("run/feed.sock"), "run/feed.sock"),
+            ("unix:///tmp/f.sock", unix("/tmp/f.sock"), "/tmp/f.sock"),
+            ("unix://f.sock", unix("f.sock"), "./f.sock"),
+        ] {
+            let e: Endpoint = text.parse().unwrap_or_else(|m| panic!("{text}: {m}"));
+            assert_eq!(e, want, "{text}");
+            assert_eq!(e.to_string(), shown, "{text}");
+            // Written and read again: the same socket, written the same way.
+            let again: Endpoint = shown.parse().unwrap();
+            assert_eq!(again.to_string(), shown, "{shown} parses back");
+            if !text.starts_with("unix://f") {
+                assert_eq!(again, want, "{shown} parses back");
+            }
+        }
+        assert_eq!(
+            Endpoint::from(Path::new("f.sock")).to_string().parse(),
+            Ok(unix("./f.sock"))
+        );
+    }
+
+    #[test]
+    fn malformed_endpoints_are_refused_with_what_is_wanted() {
+        for (text, says) in [
+            ("", "neither a TCP address"),
+            ("feed.sock", "neither a TCP address"),
+            ("localhost:7070", "neither a TCP address"),
+            ("10.0.0.1", "neither a TCP address"),
+            ("10.0.0.1:70000", "neither a TCP address"),
+            ("udp://10.0.0.1:7070", "neither a TCP address"),
+            ("tcp://", "is not tcp://IP:PORT"),
+            ("tcp://localhost:7070", "host names are not resolved"),
+            ("tcp://10.0.0.1", "is not tcp://IP:PORT"),
+            ("tcp:///tmp/feed.sock", "is not tcp://IP:PORT"),
+            ("unix://", "names no socket path"),
+        ] {
+            let e = text.parse::<Endpoint>().expect_err(text);
+            assert!(e.contains(says), "{text:?}: {e}");
+            assert!(e.contains(&format!("{text:?}")), "{text:?}: names it: {e}");
+        }
+    }
+
+    /// `request_at` over TCP: the request as sent, the answer read whole across
+    /// several writes; a refused connection is an error naming the endpoint.
+    #[test]
+    fn request_at_speaks_the_frames_over_tcp() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let at = Endpoint::Tcp(listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 64];
+            let r = loop {
+                if let Ok(Decoded::Request(r, _)) = decode_request(&buf, 2) {
+                    break r;
+                }
+                let n = s.read(&mut chunk).unwrap();
+                assert!(n > 0, "the client closed before its request");
+                buf.extend_from_slice(&chunk[..n]);
+            };
+            let mut out = Vec::new();
+            let ticks: Vec<Tick> = (1..=3)
+                .map(|seq| Tick {
+                    seq,
+                    ..Tick::default()
+                })
+                .collect();
+            encode_response(&Response::Ticks(ticks), &mut out);
+            encode_response(
+                &Response::Done {
+                    request: r.kind(),
+                    items: 3,
+                    first_held: 1,
+                    newest: 3,
+                    epoch: 0,
+                    producer: 42,
+                },
+                &mut out,
+            );
+            for piece in out.chunks(50) {
+                s.write_all(piece).unwrap();
+                s.flush().unwrap();
+            }
+            r
+        });
+        let t = Duration::from_secs(5);
+        let a = request_at(&at, &Request::Range { from: 1, to: 4 }, t).unwrap();
+        assert_eq!(server.join().unwrap(), Request::Range { from: 1, to: 4 });
+        assert_eq!(
+            a.ticks.iter().map(|t| t.seq).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        assert_eq!((a.items, a.first_held, a.newest, a.producer), (3, 1, 3, 42));
+        // Nobody listens there any more.
+        let e = request_at(&at, &Request::Snapshot { depth: 1 }, t).unwrap_err();
+        assert!(e.starts_with(&format!("cannot connect to {at}")), "{e}");
+        let gone = Endpoint::Unix(PathBuf::from("/nonexistent/feed.sock"));
+        let e = request_at(&gone, &Request::Snapshot { depth: 1 }, t).unwrap_err();
+        assert!(e.contains("/nonexistent/feed.sock"), "{e}");
     }
 }

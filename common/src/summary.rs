@@ -213,6 +213,10 @@ pub struct LoadReport {
 pub struct ServiceReport {
     /// The socket.
     pub socket: String,
+    /// The TCP address the service listened on (`feed.service.listen`, with the port
+    /// the system chose where it was 0); empty: none.
+    #[serde(default)]
+    pub listen: String,
     /// Connections accepted.
     pub accepted: u64,
     /// Connections refused because `max_clients` were connected.

@@ -1,8 +1,9 @@
-//! The history service ([`common::service`]): a Unix domain socket beside the ring,
-//! served by the history thread from its memory between two drains of the md → history
-//! queue, so the md thread never sees a client. A range older than the memory holds is
-//! read back from the journal ([`common::journal::JournalWriter::read_range`]), one
-//! frame's worth per step.
+//! The history service ([`common::service`]): a Unix domain socket beside the ring and,
+//! where `feed.service.listen` is set, a TCP address too (for engines in other network
+//! namespaces or on other hosts), served by the history thread from its memory between
+//! two drains of the md → history queue, so the md thread never sees a client. A range
+//! older than the memory holds is read back from the journal
+//! ([`common::journal::JournalWriter::read_range`]), one frame's worth per step.
 //!
 //! # Guarantees
 //!
@@ -10,11 +11,15 @@
 //!   [`Service::poll`] accepts, reads, answers and writes what the sockets take without
 //!   waiting, and the history thread's slice check runs between frames. Its own queue
 //!   from the md thread never blocks the md thread (a full queue drops and counts).
-//! - **Limits.** At most `max_clients` at once (one more gets an error frame and is
-//!   closed); at most `max_requests_per_s` requests per client per second (one more:
-//!   an error frame, closed); at most 256 KiB of unsent response per client (a response
-//!   is produced only as the client reads it); a client that leaves a frame half sent,
-//!   or reads nothing of its response, for `client_timeout_ms` is closed.
+//! - **TCP is served like the socket.** A TCP client is accepted in the same poll, gets
+//!   the same frames and the same answers, and is held to the same limits; accepted
+//!   connections have `TCP_NODELAY`, so each frame leaves when written.
+//! - **Limits.** At most `max_clients` at once, Unix and TCP together (one more gets an
+//!   error frame and is closed); at most `max_requests_per_s` requests per client per
+//!   second (one more: an error frame, closed); at most 256 KiB of unsent response per
+//!   client (a response is produced only as the client reads it); a client that leaves
+//!   a frame half sent, or reads nothing of its response, for `client_timeout_ms` is
+//!   closed.
 //! - **Malformed frames** get an error frame naming their class and the connection
 //!   closes; the feed goes on.
 //! - **The socket follows the files rule.** It is created only where nothing is, or
@@ -22,6 +27,14 @@
 //!   `<socket>.owner` (the mark of a socket a killed feed left); anything else is
 //!   refused (exit 2, located at `feed.service.socket`) and left as it is. Mode 0600;
 //!   the feed removes the socket and its marker when it ends.
+//! - **TCP has no owner-only protection.** Anyone who can reach the address may ask for
+//!   the history (it is read-only, and held to the limits above): bind it to a private
+//!   interface. An address that is not this host's (or a port this user may not bind)
+//!   is refused as bad input (exit 2, located at `feed.service.listen`); an address in
+//!   use is a runtime error (exit 1) naming it. Either way the TCP address is bound
+//!   before the socket is made, so a refused address leaves no file behind. The
+//!   address bound (the port the system chose, for port 0) is in the summary
+//!   (`service.listen`) and in the line the feed prints at start.
 //!
 //! Everything here allocates and makes system calls: the history thread only.
 
@@ -38,6 +51,7 @@ use common::service::{
 use common::summary::ServiceReport;
 use common::tick::Tick;
 use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
@@ -46,6 +60,11 @@ use std::time::{Duration, Instant};
 /// Unsent bytes per client above which no more of its response is produced.
 const WRITE_AHEAD: usize = 256 << 10;
 
+/// Connections accepted per listener per poll at most: a flood of connections (TCP
+/// can bring one from anywhere on its network) is taken in turns with the history
+/// thread's other work.
+const ACCEPTS_PER_POLL: usize = 256;
+
 /// What a client asked for and how far the answer has come.
 enum Job {
     Snapshot { depth: u32, next_symbol: u16 },
@@ -53,8 +72,52 @@ enum Job {
     Bars { symbol: u16, from: u64, to: u64 },
 }
 
+/// A client's connection, of either kind.
+enum Stream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.write(buf),
+            Stream::Tcp(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.flush(),
+            Stream::Tcp(s) => s.flush(),
+        }
+    }
+}
+
+impl Stream {
+    /// Made ready to serve: non-blocking (and, for TCP, `TCP_NODELAY`).
+    fn prepare(&self) -> std::io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.set_nonblocking(true),
+            Stream::Tcp(s) => {
+                s.set_nodelay(true)?;
+                s.set_nonblocking(true)
+            }
+        }
+    }
+}
+
 struct Client {
-    stream: UnixStream,
+    stream: Stream,
     rbuf: Vec<u8>,
     wbuf: Vec<u8>,
     wpos: usize,
@@ -68,9 +131,11 @@ struct Client {
     finishing: Option<Instant>,
 }
 
-/// The service: its socket and clients, and what it did.
+/// The service: its socket, its TCP listener, their clients, and what it did.
 pub struct Service {
     listener: UnixListener,
+    /// The TCP listener (`feed.service.listen`) and the address it is bound to.
+    tcp: Option<(TcpListener, SocketAddr)>,
     path: PathBuf,
     marker: PathBuf,
     id: FileId,
@@ -84,9 +149,10 @@ pub struct Service {
     producer: u64,
 }
 
-/// Binds the socket of `s` under the files rule; bad input (someone else's file there)
-/// is located at `feed.service.socket`. `producer` (the ring's producer start time)
-/// goes into every done frame.
+/// Binds the socket of `s` under the files rule, and its TCP address where it has one;
+/// bad input (someone else's file there, an address not of this host) is located at
+/// `feed.service.socket` or `feed.service.listen`. `producer` (the ring's producer
+/// start time) goes into every done frame.
 pub fn open(config: &Config, s: &ServiceConfig, producer: u64) -> Result<Service, Failure> {
     let key = KeyPath::key("feed").then("service").then("socket");
     let bad = |m: String| Failure::bad_input(config.error_at(&key, m));
@@ -146,6 +212,11 @@ pub fn open(config: &Config, s: &ServiceConfig, producer: u64) -> Result<Service
             marker.display()
         )));
     }
+    // Before the socket is made: a refused address leaves no file behind.
+    let tcp = match s.listen {
+        Some(addr) => Some(listen_tcp(config, addr)?),
+        None => None,
+    };
     let listener = UnixListener::bind(&path)
         .map_err(|e| Failure::runtime(anyhow::anyhow!("cannot bind {}: {e}", path.display())))?;
     let setup = (|| -> std::io::Result<FileId> {
@@ -161,9 +232,13 @@ pub fn open(config: &Config, s: &ServiceConfig, producer: u64) -> Result<Service
         std::process::id()
     );
     files::write(&marker, Kind::Text, text.as_bytes()).map_err(Failure::classify)?;
-    eprintln!("feed: history service on {}", path.display());
+    match &tcp {
+        Some((_, addr)) => eprintln!("feed: history service on {} and tcp {addr}", path.display()),
+        None => eprintln!("feed: history service on {}", path.display()),
+    }
     Ok(Service {
         listener,
+        tcp,
         path,
         marker,
         id,
@@ -174,6 +249,32 @@ pub fn open(config: &Config, s: &ServiceConfig, producer: u64) -> Result<Service
         latency: common::latency::fixed_histogram(common::latency::HIGHEST_NS),
         producer,
     })
+}
+
+/// A non-blocking listener on `addr` and the address it is bound to. An address this
+/// host does not have, or a port this user may not bind, is bad input located at
+/// `feed.service.listen`; anything else (the address in use) a runtime error naming it.
+fn listen_tcp(config: &Config, addr: SocketAddr) -> Result<(TcpListener, SocketAddr), Failure> {
+    let key = KeyPath::key("feed").then("service").then("listen");
+    let listener = TcpListener::bind(addr).map_err(|e| match e.kind() {
+        ErrorKind::AddrNotAvailable => Failure::bad_input(config.error_at(
+            &key,
+            format!("cannot listen on {addr}, not an address of this host: {e}"),
+        )),
+        ErrorKind::PermissionDenied => Failure::bad_input(config.error_at(
+            &key,
+            format!("cannot listen on {addr}, a port this user may not bind: {e}"),
+        )),
+        _ => Failure::runtime(anyhow::anyhow!(
+            "cannot listen on tcp {addr} (feed.service.listen): {e}"
+        )),
+    })?;
+    let bound = (|| -> std::io::Result<SocketAddr> {
+        listener.set_nonblocking(true)?;
+        listener.local_addr()
+    })()
+    .map_err(|e| Failure::runtime(anyhow::anyhow!("cannot set up tcp {addr}: {e}")))?;
+    Ok((listener, bound))
 }
 
 impl Drop for Service {
@@ -195,44 +296,26 @@ impl Service {
     /// Hands the core back between frames when the slice is over.
     pub fn poll(&mut self, hist: &History, journal: Option<&Journaling>, cold: &mut ColdThread) {
         let now = Instant::now();
-        loop {
-            match self.listener.accept() {
-                Ok((stream, _)) => {
-                    self.report.accepted += 1;
-                    if stream.set_nonblocking(true).is_err() {
-                        continue;
-                    }
-                    let mut c = Client {
-                        stream,
-                        rbuf: Vec::new(),
-                        wbuf: Vec::new(),
-                        wpos: 0,
-                        job: None,
-                        last_progress: now,
-                        rate: (0, 0),
-                        closing: false,
-                        finishing: None,
-                    };
-                    if self.clients.len() >= self.settings.max_clients {
-                        self.report.refused_busy += 1;
-                        let message =
-                            format!("the feed serves {} clients already", self.clients.len());
-                        push(
-                            &Response::Error {
-                                code: ERR_BUSY,
-                                message,
-                            },
-                            &mut c.wbuf,
-                        );
-                        // Best effort: a client that cannot take the frame is closed.
-                        let _ = c.stream.write(&c.wbuf);
-                        continue;
-                    }
-                    self.clients.push(c);
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+        for _ in 0..ACCEPTS_PER_POLL {
+            let stream = match self.listener.accept() {
+                Ok((s, _)) => Stream::Unix(s),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(_) => break,
+            };
+            self.admit(stream, now);
+        }
+        if let Some((tcp, addr)) = self.tcp.take() {
+            for _ in 0..ACCEPTS_PER_POLL {
+                let stream = match tcp.accept() {
+                    Ok((s, _)) => Stream::Tcp(s),
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    // WouldBlock: none waiting. Anything else (a connection reset while
+                    // it waited, out of descriptors): the next poll tries again.
+                    Err(_) => break,
+                };
+                self.admit(stream, now);
             }
+            self.tcp = Some((tcp, addr));
         }
         let timeout = Duration::from_millis(self.settings.client_timeout_ms);
         let second = self.started.elapsed().as_secs();
@@ -246,6 +329,40 @@ impl Service {
             }
             cold.yield_if_due();
         }
+    }
+
+    /// Takes a newly accepted connection as a client, or tells it the feed is busy.
+    fn admit(&mut self, stream: Stream, now: Instant) {
+        self.report.accepted += 1;
+        if stream.prepare().is_err() {
+            return;
+        }
+        let mut c = Client {
+            stream,
+            rbuf: Vec::new(),
+            wbuf: Vec::new(),
+            wpos: 0,
+            job: None,
+            last_progress: now,
+            rate: (0, 0),
+            closing: false,
+            finishing: None,
+        };
+        if self.clients.len() >= self.settings.max_clients {
+            self.report.refused_busy += 1;
+            let message = format!("the feed serves {} clients already", self.clients.len());
+            push(
+                &Response::Error {
+                    code: ERR_BUSY,
+                    message,
+                },
+                &mut c.wbuf,
+            );
+            // Best effort: a client that cannot take the frame is closed.
+            let _ = c.stream.write(&c.wbuf);
+            return;
+        }
+        self.clients.push(c);
     }
 
     /// Serves client `i`; whether to keep it.
@@ -418,6 +535,10 @@ impl Service {
             r.latency_max_us = self.latency.max() as f64 / 1e3;
         }
         r.socket = self.path.display().to_string();
+        r.listen = self
+            .tcp
+            .as_ref()
+            .map_or(String::new(), |(_, a)| a.to_string());
         r
     }
 }

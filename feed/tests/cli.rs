@@ -728,6 +728,209 @@ fn a_service_socket_path_at_someone_elses_file_exits_2_and_leaves_it() {
     }
 }
 
+/// A port on 127.0.0.1 nobody listens on (bound to port 0 and let go).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// The feed's summary in `out`.
+fn summary(out: &Path) -> common::summary::FeedSummary {
+    serde_json::from_slice(&std::fs::read(out.join("feed_summary.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn the_history_service_answers_over_tcp_as_on_its_socket() {
+    use common::service::{request, request_at, Endpoint, Request};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("feed.sock");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let cfg = dir.path().join("tcp.toml");
+    let config = text(
+        good(&dir.path().join("tcp.ring"))
+            .set("duration_s", 2.0)
+            .set("feed.wait", "block")
+            .set("feed.service.socket", &socket)
+            .set("feed.service.listen", listen.as_str()),
+    );
+    std::fs::write(&cfg, config).unwrap();
+    let child = feed(&cfg, &dir.path().join("out"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !socket.exists() {
+        assert!(started.elapsed() < Duration::from_secs(10), "no socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Duration::from_secs(5);
+    let tcp: Endpoint = format!("tcp://{listen}").parse().unwrap();
+    assert_eq!(tcp, Endpoint::Tcp(listen.parse().unwrap()));
+    // A range over TCP: every sequence number from 1 to 199, in order, the same ticks
+    // the socket returns for it.
+    let range = Request::Range { from: 1, to: 200 };
+    let a = request_at(&tcp, &range, t).unwrap();
+    assert_eq!(
+        a.ticks.iter().map(|t| t.seq).collect::<Vec<_>>(),
+        (1..200).collect::<Vec<_>>()
+    );
+    assert_eq!((a.items, a.first_held), (199, 1));
+    let u = request(&socket, &range, t).unwrap();
+    assert_eq!(u.ticks, a.ticks, "the socket's answer is the same");
+    assert_eq!(
+        (u.items, u.first_held, u.epoch),
+        (a.items, a.first_held, a.epoch)
+    );
+    assert_eq!(u.producer, a.producer, "the same feed answered");
+    assert_ne!(a.producer, 0);
+    // A snapshot over TCP: symbol by symbol, each in sequence order, ending at most at
+    // the newest tick held, from the same feed.
+    let s = request_at(&tcp, &Request::Snapshot { depth: 10 }, t).unwrap();
+    let n0 = s.ticks.iter().take_while(|t| t.symbol == 0).count();
+    assert!(n0 >= 10, "{n0} ticks of symbol 0");
+    assert!(
+        s.ticks[n0..].iter().all(|t| t.symbol == 1),
+        "grouped by symbol"
+    );
+    for ticks in [&s.ticks[..n0], &s.ticks[n0..]] {
+        assert!((10..=12).contains(&ticks.len()), "{} ticks", ticks.len());
+        assert!(
+            ticks.windows(2).all(|w| w[0].seq < w[1].seq),
+            "in sequence order"
+        );
+        assert!(ticks.iter().all(|t| t.seq <= s.newest));
+    }
+    assert_eq!(s.producer, a.producer);
+    assert!(!s.bars.is_empty(), "the recent bars too");
+    // The snapshot's ticks are the ticks of those sequence numbers, as the socket has
+    // them.
+    let lo = s.ticks.iter().map(|t| t.seq).min().unwrap();
+    let hi = s.ticks.iter().map(|t| t.seq).max().unwrap();
+    let back = request(
+        &socket,
+        &Request::Range {
+            from: lo,
+            to: hi + 1,
+        },
+        t,
+    )
+    .unwrap();
+    for tick in &s.ticks {
+        assert!(back.ticks.contains(tick), "{tick:?} as the socket has it");
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "history service on {} and tcp {listen}",
+            socket.display()
+        )),
+        "{err}"
+    );
+    let sum = summary(&dir.path().join("out"));
+    let svc = sum.service.unwrap();
+    assert_eq!(svc.listen, listen);
+    assert_eq!(
+        (svc.accepted, svc.requests, svc.answered, svc.errors),
+        (4, 4, 4, 0),
+        "two requests on each kind of connection, all answered: {svc:?}"
+    );
+    assert_eq!(sum.md_allocs.calls(), 0, "the md thread allocated");
+    assert!(!socket.exists(), "the socket is removed at the end");
+}
+
+/// Port 0: the system chooses one, and the summary names it.
+#[test]
+fn a_service_listening_on_port_0_reports_the_port_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("p0.sock");
+    let t = text(
+        good(&dir.path().join("p0.ring"))
+            .set("duration_s", 0.3)
+            .set("warmup_s", 0.05)
+            .set("feed.service.socket", &socket)
+            .set("feed.service.listen", "127.0.0.1:0"),
+    );
+    let (code, err) = run_feed(dir.path(), &t);
+    assert_eq!(code, Some(0), "{err}");
+    let listen = summary(&dir.path().join("out")).service.unwrap().listen;
+    let addr: std::net::SocketAddr = listen.parse().unwrap();
+    assert_eq!(addr.ip().to_string(), "127.0.0.1");
+    assert_ne!(addr.port(), 0, "{listen}");
+    assert!(err.contains(&format!("and tcp {listen}")), "{err}");
+}
+
+/// A `feed.service.listen` that is not `IP:PORT`, or not an address of this host:
+/// exit 2, one message at the key's line and column, and no socket made.
+#[test]
+fn a_bad_service_listen_address_exits_2_at_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("bad.sock");
+    for (listen, says) in [
+        ("not-an-address", "\"not-an-address\" is not IP:PORT"),
+        ("feed.example:7070", "is not IP:PORT"),
+        ("10.77.0.1", "is not IP:PORT"),
+        ("127.0.0.1:99999", "is not IP:PORT"),
+        // TEST-NET-1 (RFC 5737): no host has it.
+        ("192.0.2.1:7070", "cannot listen on 192.0.2.1:7070"),
+    ] {
+        let t = text(
+            good(&dir.path().join("bad.ring"))
+                .set("duration_s", 0.5)
+                .set("feed.service.socket", &socket)
+                .set("feed.service.listen", listen),
+        );
+        let line = t.lines().position(|l| l.starts_with("listen = ")).unwrap() + 1;
+        // Parse errors point at the value; those found at bind time at the key.
+        let column = if listen.starts_with("192.") { 1 } else { 10 };
+        let (code, err) = run_feed(dir.path(), &t);
+        assert_eq!(code, Some(2), "{listen}: {err}");
+        let at = format!("bad.toml:{line}:{column}: feed.service.listen: ");
+        assert!(err.contains(&at) && err.contains(says), "{listen}: {err}");
+        let errors: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+        assert_eq!(errors.len(), 1, "{listen}: one error line: {err}");
+        assert!(
+            errors[0].contains(&at),
+            "{listen}: one line says it all: {err}"
+        );
+        assert!(!err.contains("panicked"), "{listen}: {err}");
+        assert!(!socket.exists(), "{listen}: no socket made");
+    }
+}
+
+/// A `feed.service.listen` address another listener holds: a runtime error (exit 1)
+/// naming it, and no socket made.
+#[test]
+fn a_service_listen_address_in_use_exits_1_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("busy.sock");
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = held.local_addr().unwrap().to_string();
+    let t = text(
+        good(&dir.path().join("busy.ring"))
+            .set("duration_s", 0.5)
+            .set("feed.service.socket", &socket)
+            .set("feed.service.listen", listen.as_str()),
+    );
+    let (code, err) = run_feed(dir.path(), &t);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot listen on tcp {listen} (feed.service.listen)"
+        )),
+        "{err}"
+    );
+    assert!(!socket.exists(), "no socket made");
+    assert!(
+        !dir.path().join("busy.sock.owner").exists(),
+        "no marker made"
+    );
+}
+
 /// A feed built without the `aeron` feature refuses `[net]`: exit 2, one message located
 /// at the section, and no ring file made.
 #[cfg(not(feature = "aeron"))]

@@ -43,8 +43,9 @@
 //! | [`mechanisms`] | per-thread page faults, context switches and CPU time, interrupts per core and the allocator's counters over a measured window | `allocators` |
 //! | [`manifest`] | the run manifest: machine, allocator, git revision, configuration | `allocators`, `config`, `os` |
 //! | [`summary`] | what a run measured: the feed's, the engine's and the merged summary | `alloc`, `budget`, `latency`, `manifest`, `mechanisms`, `memory`, `pool`, `routed` |
+//! | [`recovery`] | gap recovery from the feed's history service: the hot side's buffer and ranges, the cold thread that fetches them, applied through [`recovery::Apply`] | `budget`, `hop`, `service`, `summary`, `tick` |
 //! | [`failure`] | the one failure type of the binaries, with its exit code (2 bad input, 1 runtime) | `files`, `ring` |
-//! | [`runargs`] | the `--config`/`--duration`/`--out` arguments of feed and engine, and the start-up they share | `config`, `cores`, `failure`, `files`, `os` |
+//! | [`runargs`] | the `--config`/`--duration`/`--out` arguments of feed and engine, and the start-up they share, and the ring's creation | `config`, `cores`, `failure`, `files`, `os`, `ring` |
 #![deny(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
@@ -67,6 +68,8 @@ pub mod mechanisms;
 pub mod memory;
 pub mod os;
 pub mod pool;
+#[cfg(not(loom))]
+pub mod recovery;
 pub mod ring;
 pub mod routed;
 #[cfg(not(loom))]

@@ -9,6 +9,8 @@ use crate::config::{Config, ConfigError};
 use crate::cores::WaitStrategy;
 use crate::failure::Failure;
 use crate::files::{self, FileError, Kind};
+use crate::ring::shm::{self, CreateError, OwnedRegion, ProducerId};
+use crate::ring::Publisher;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -201,6 +203,22 @@ pub fn prepare_out_dir(dir: &Path, outputs: &[(&str, Kind)]) -> Result<(), RunEr
         files::examine(&dir.join(name), *kind).map_err(RunError::Output)?;
     }
     Ok(())
+}
+
+/// Creates the ring of `config` (`ring.path`, `ring.capacity`) for `producer`, the way
+/// every producer does: someone else's file at `ring.path` is bad input located at that
+/// key (and left as it is); anything else that fails is a runtime failure.
+pub fn create_ring(
+    config: &Config,
+    producer: ProducerId,
+) -> Result<Publisher<OwnedRegion>, Failure> {
+    shm::create(&config.ring.path, config.ring.capacity, producer).map_err(|e| match e {
+        CreateError::Foreign { .. } => Failure::bad_input(config.error_at(
+            &crate::config::KeyPath::key("ring").then("path"),
+            e.to_string(),
+        )),
+        other => Failure::runtime(other),
+    })
 }
 
 #[cfg(test)]

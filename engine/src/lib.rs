@@ -308,7 +308,11 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
                     &clock,
                 );
                 let patience = Duration::from_millis(config.engine.producer_timeout_ms);
-                let r = recovery::thread(socket, patience, req_rx, tick_tx, cold);
+                let name = socket.display().to_string();
+                let fetch = |r: &common::service::Request| {
+                    common::service::request(&socket, r, Duration::from_secs(2))
+                };
+                let r = recovery::thread(&name, fetch, patience, req_rx, tick_tx, cold);
                 profile.publish(ROLE_RECOVERY);
                 r
             })

@@ -30,14 +30,14 @@ use clap::Parser;
 use common::alloc::AllocProfile;
 use common::budget::{ColdBudget, ColdThread};
 use common::clock::{Clock, ClockSource};
-use common::config::{Config, KeyPath};
+use common::config::Config;
 use common::failure::Failure;
 use common::files::{self, Kind};
 use common::hop::{self, HopRx, TryRecvError};
 use common::manifest::Manifest;
 use common::mechanisms::{Mechanisms, Snapshot, Window};
 use common::memory::{MemoryReport, MemorySample, Monitor};
-use common::ring::shm::{self, CreateError, ProducerId};
+use common::ring::shm::{self, ProducerId};
 use common::summary::{EvictionReport, FeedSummary, JournalReport, LosslessReport, ServiceReport};
 use common::tick::Tick;
 use common::units::fmt_bytes;
@@ -170,14 +170,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     let producer = ProducerId::now(clock.source(), config.ring.lossless).starting_at(first_seq);
     // The network side first: a configuration it refuses leaves no ring behind.
     let net = net::open(&config, producer.epoch_ns)?;
-    let mut publisher =
-        shm::create(&config.ring.path, config.ring.capacity, producer).map_err(|e| match e {
-            // Someone else's file at ring.path: bad input, located at the key.
-            CreateError::Foreign { .. } => Failure::bad_input(
-                config.error_at(&KeyPath::key("ring").then("path"), e.to_string()),
-            ),
-            other => Failure::runtime(other),
-        })?;
+    let mut publisher = common::runargs::create_ring(&config, producer)?;
     let reclaimed = publisher.region().reclaimed();
     if let Some(pid) = reclaimed {
         eprintln!("feed: reclaimed the ring left by pid {pid}, which no longer holds it");

@@ -496,20 +496,7 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
     for (bi, b) in blocks.iter().enumerate() {
         for (vi, v) in b.variants.iter().enumerate() {
             let Some(dir) = &v.bin_dir else { continue };
-            let mut built: Vec<&str> = runs
-                .iter()
-                .filter(|r| r.block == bi && r.variant == vi)
-                .filter_map(|r| r.result.as_ref().ok())
-                .flat_map(|s| {
-                    [
-                        s.manifest.git_rev.as_str(),
-                        s.feed.detail.manifest.git_rev.as_str(),
-                    ]
-                })
-                .filter(|r| !r.is_empty())
-                .collect();
-            built.sort_unstable();
-            built.dedup();
+            let built = revs_of(runs.iter().filter(|r| r.block == bi && r.variant == vi));
             let _ = writeln!(
                 w,
                 "- Block {}, V{}: binaries from `{}`, built from {}.",
@@ -528,20 +515,7 @@ pub fn render(meta: &Meta, blocks: &[BlockInfo], runs: &[RunRecord]) -> String {
             );
         }
     }
-    let mut revs: Vec<&str> = runs
-        .iter()
-        .filter(|r| own_build(r).is_none())
-        .filter_map(|r| r.result.as_ref().ok())
-        .flat_map(|s| {
-            [
-                s.manifest.git_rev.as_str(),
-                s.feed.detail.manifest.git_rev.as_str(),
-            ]
-        })
-        .filter(|r| !r.is_empty())
-        .collect();
-    revs.sort_unstable();
-    revs.dedup();
+    let revs = revs_of(runs.iter().filter(|r| own_build(r).is_none()));
     if revs.len() > 1
         || revs
             .first()
@@ -1464,6 +1438,24 @@ pub fn breakeven_text(other: &str, w: &PoolWins) -> String {
 /// `s` on one line, for a table cell.
 fn one_line(s: &str) -> String {
     s.replace(['\n', '|'], " ")
+}
+
+/// The commits the finished runs' binaries (engine or pipeline, and feed) were built
+/// from, sorted, each once.
+fn revs_of<'a>(runs: impl Iterator<Item = &'a RunRecord>) -> Vec<&'a str> {
+    let mut revs: Vec<&str> = runs
+        .filter_map(|r| r.result.as_ref().ok())
+        .flat_map(|s| {
+            [
+                s.manifest.git_rev.as_str(),
+                s.feed.detail.manifest.git_rev.as_str(),
+            ]
+        })
+        .filter(|r| !r.is_empty())
+        .collect();
+    revs.sort_unstable();
+    revs.dedup();
+    revs
 }
 
 #[cfg(test)]

@@ -67,7 +67,7 @@ impl Net {
     /// What the publication sent and refused.
     pub fn report(&self, stats: common::summary::NetSendStats) -> NetSendReport {
         NetSendReport {
-            channel: self.config.channel(),
+            channel: self.config.publication_channel(),
             stream_id: self.config.stream_id,
             stats,
         }
@@ -85,7 +85,7 @@ pub fn open(config: &Config, producer: u64) -> Result<Option<Net>, Failure> {
         .map_err(|m| Failure::bad_input(config.error_at(&KeyPath::key("net").then("driver"), m)))?;
     eprintln!(
         "feed: also publishing on {} stream {} (driver {}, {})",
-        n.channel(),
+        n.publication_channel(),
         n.stream_id,
         driver.dir().display(),
         if driver.is_embedded() {

@@ -110,6 +110,10 @@ impl Driver {
         set("idle strategy", ctx.set_conductor_idle_strategy_kind(idle))?;
         set("idle strategy", ctx.set_sender_idle_strategy_kind(idle))?;
         set("idle strategy", ctx.set_receiver_idle_strategy_kind(idle))?;
+        set(
+            "NAK backoff",
+            ctx.set_nak_multicast_max_backoff_ns(d.nak_backoff_us * 1000),
+        )?;
         set("MTU", ctx.set_mtu_length(config.mtu as usize))?;
         set(
             "term length",
@@ -230,13 +234,18 @@ impl Client {
 
     /// The feed's publication of `config`'s channel and stream.
     pub fn publish(&self, config: &NetConfig, producer: u64) -> Result<NetSink, String> {
-        let channel = config.channel().into_c_string();
+        let channel = config.publication_channel().into_c_string();
         let publication = self
             .aeron
             .async_add_exclusive_publication(&channel, config.stream_id)
             .map_err(|e| aeron_error("add publication", e))?
             .poll_blocking(ADD_TIMEOUT)
-            .map_err(|e| aeron_error(&format!("add publication {}", config.channel()), e))?;
+            .map_err(|e| {
+                aeron_error(
+                    &format!("add publication {}", config.publication_channel()),
+                    e,
+                )
+            })?;
         Ok(NetSink {
             publication,
             producer,
@@ -274,6 +283,10 @@ pub struct NetSink {
 /// How long the end waits for the receivers to consume the stream (Aeron retransmits
 /// lost frames only while this process's driver runs).
 const LINGER: Duration = Duration::from_secs(3);
+/// The feed's end lingers at least this long: a receiver that lost the last frames
+/// learns of them only from the driver's heartbeats (every 100 ms while the stream is
+/// idle), and asks for them again; the driver must still be there to send them.
+const LINGER_FLOOR: Duration = Duration::from_millis(500);
 
 impl NetSink {
     /// What it sent and refused so far.
@@ -347,7 +360,8 @@ impl Sink for NetSink {
             producer: self.producer,
             sent_raw: 0,
         });
-        let deadline = std::time::Instant::now() + LINGER;
+        let offered = std::time::Instant::now();
+        let deadline = offered + LINGER;
         loop {
             match self.publication.offer(&msg) {
                 Ok(_) => break,
@@ -361,13 +375,13 @@ impl Sink for NetSink {
             }
         }
         // Linger until the receivers have consumed the whole stream (the limit leads the
-        // position by the whole window again), so that the driver is still there to
-        // retransmit what they lost; a receiver that never catches up is given up on
+        // position by the whole window again), and at least LINGER_FLOOR, so that the
+        // driver is still there to retransmit what they lost; a receiver that never catches up is given up on
         // after LINGER, and what it had not consumed is counted.
         while self.publication.is_connected() {
             let lead = self.lead();
             self.window = self.window.max(lead);
-            if self.window > 0 && lead >= self.window {
+            if self.window > 0 && lead >= self.window && offered.elapsed() >= LINGER_FLOOR {
                 return;
             }
             if std::time::Instant::now() >= deadline {

@@ -6,6 +6,7 @@
 //! - `aeron` (feature `aeron`): the media driver, the feed's publication as a
 //!   [`common::transport::Sink`] beside the ring, the relay's subscription.
 //! - `relay` (feature `aeron`): the relay process (binary `relay`, mimalloc).
+//! - [`summary`]: what the relay reports (`relay_summary.json`), in every build.
 //!
 //! Without the feature the crate is the pure parts only, so that the workspace's
 //! default build needs no C toolchain for Aeron. The modules say which thread runs what
@@ -17,4 +18,5 @@ pub mod aeron;
 #[cfg(feature = "aeron")]
 pub mod relay;
 pub mod seq;
+pub mod summary;
 pub mod wire;

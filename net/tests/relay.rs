@@ -124,6 +124,28 @@ fn finish(mut child: Child, what: &str) -> (i32, String) {
     }
 }
 
+/// Waits for the three processes of a path, each to exit 0; their summaries (in `d`'s
+/// `feed/`, `relay/`, `engine/`) and the relay's stderr.
+fn finish_path(
+    d: &Path,
+    feed: Child,
+    relay: Child,
+    engine: Child,
+) -> (Value, Value, Value, String) {
+    let (feed_code, feed_err) = finish(feed, "feed");
+    assert_eq!(feed_code, 0, "feed: {feed_err}");
+    let (relay_code, relay_err) = finish(relay, "relay");
+    assert_eq!(relay_code, 0, "relay: {relay_err}");
+    let (engine_code, engine_err) = finish(engine, "engine");
+    assert_eq!(engine_code, 0, "engine: {engine_err}");
+    (
+        json(&d.join("feed/feed_summary.json")),
+        json(&d.join("relay/relay_summary.json")),
+        json(&d.join("engine/engine_summary.json")),
+        relay_err,
+    )
+}
+
 fn json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -183,16 +205,7 @@ fn path_over(channel: &str, loss: f64) -> Value {
     // Written now: a feed on the relay's driver needs its folder to exist.
     let feed_cfg = feed_cfg_of();
     let feed = start(&sibling("feed"), &feed_cfg, &d.join("feed"));
-    let (feed_code, feed_err) = finish(feed, "feed");
-    assert_eq!(feed_code, 0, "feed: {feed_err}");
-    let (relay_code, relay_err) = finish(relay, "relay");
-    assert_eq!(relay_code, 0, "relay: {relay_err}");
-    let (engine_code, engine_err) = finish(engine, "engine");
-    assert_eq!(engine_code, 0, "engine: {engine_err}");
-
-    let feed = json(&d.join("feed/feed_summary.json"));
-    let relay = json(&d.join("relay/relay_summary.json"));
-    let engine = json(&d.join("engine/engine_summary.json"));
+    let (feed, relay, engine, _) = finish_path(d, feed, relay, engine);
     let published = feed["published"].as_u64().unwrap();
     assert!(published > 1000, "{feed}");
     let net = &feed["net"]["stats"];
@@ -395,4 +408,108 @@ fn a_killed_feed_is_noticed_and_accounted_for() {
         .sum::<u64>();
     assert_eq!(seen, s["relayed"].as_u64().unwrap(), "{e}");
     assert!(!d.join("aeron-relay").exists() && !host_ring.exists());
+}
+
+/// A free TCP port on the loopback.
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `path` with `edit` applied to its text.
+fn edit_file(path: &Path, edit: impl FnOnce(Edit) -> Edit) {
+    let text = std::fs::read_to_string(path).unwrap();
+    std::fs::write(path, edit(Edit::new(&text)).finish().unwrap()).unwrap();
+}
+
+/// A relay started a second after the feed (as a restarted one would be): the ticks it
+/// never heard are filled from the feed's history service over TCP (`net.history`) and
+/// put into the ring before the live ones; every sequence number is accounted for and
+/// the receive loop allocates nothing while it holds the live ticks.
+#[test]
+fn a_relay_started_mid_stream_catches_up_from_the_history_service_over_tcp() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let (feed_ring, host_ring) = (d.join("feed.ring"), d.join("host.ring"));
+    let channel = format!("udp:{}", free_port());
+    let service = format!("127.0.0.1:{}", free_tcp_port());
+    let feed_cfg = config(
+        d,
+        "feed.toml",
+        &feed_ring,
+        Some((&channel, &d.join("aeron-feed"), true)),
+    );
+    edit_file(&feed_cfg, |e| {
+        e.set("duration_s", 3.0)
+            // No waiting for a subscriber: the relay comes later.
+            .set("net.connect_timeout_ms", 0)
+            .set("feed.service.socket", d.join("feed.sock"))
+            .set("feed.service.listen", &service)
+    });
+    let relay_cfg = config(
+        d,
+        "relay.toml",
+        &host_ring,
+        Some((&channel, &d.join("aeron-relay"), true)),
+    );
+    edit_file(&relay_cfg, |e| e.set("net.history", &service));
+    let engine_cfg = config(d, "engine.toml", &host_ring, None);
+    let feed = start(&sibling("feed"), &feed_cfg, &d.join("feed"));
+    std::thread::sleep(Duration::from_millis(1000));
+    let relay = start(
+        Path::new(env!("CARGO_BIN_EXE_relay")),
+        &relay_cfg,
+        &d.join("relay"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !host_ring.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let engine = start(&sibling("engine"), &engine_cfg, &d.join("engine"));
+    let (feed, relay, engine, relay_err) = finish_path(d, feed, relay, engine);
+    let published = feed["published"].as_u64().unwrap();
+    let s = &relay["sessions"][0];
+    assert_eq!(relay["sessions"].as_array().unwrap().len(), 1, "{relay}");
+    assert_eq!(s["published"].as_u64().unwrap(), published, "{relay}");
+    let (relayed, recovered) = (
+        s["relayed"].as_u64().unwrap(),
+        s["recovered"].as_u64().unwrap(),
+    );
+    // A second of the stream at about 100,000 ticks/s came before the relay.
+    assert!(recovered > 10_000, "{relay}");
+    assert_eq!(
+        s["unrecovered"].as_u64().unwrap(),
+        0,
+        "{relay}\n{relay_err}"
+    );
+    assert_eq!(relayed + recovered, published, "{relay}");
+    assert_eq!(s["unaccounted"].as_i64().unwrap(), 0, "{relay}");
+    assert_eq!(relay["history"].as_str(), Some(service.as_str()), "{relay}");
+    let rec = &relay["recovery"];
+    assert!(rec["requests"].as_u64().unwrap() >= 1, "{relay}");
+    assert_eq!(rec["recovered"].as_u64().unwrap(), recovered, "{relay}");
+    assert_eq!(
+        relay["loop_allocs"]["allocs"].as_u64().unwrap(),
+        0,
+        "{relay}"
+    );
+    // The engine read a ring of the whole stream, in order: the relay's count.
+    let e = &engine["sessions"][0];
+    assert_eq!(e["published"].as_u64().unwrap(), published, "{engine}");
+    let seen = ["received", "missed", "unread"]
+        .iter()
+        .map(|k| e[k].as_u64().unwrap())
+        .sum::<u64>();
+    assert_eq!(seen, published, "{engine}");
+    // The feed's service answered over TCP.
+    assert_eq!(
+        feed["service"]["listen"].as_str(),
+        Some(service.as_str()),
+        "{feed}"
+    );
+    assert!(feed["service"]["requests"].as_u64().unwrap() >= 1, "{feed}");
 }

@@ -71,6 +71,21 @@ pub enum DriverIdle {
     Sleep,
 }
 
+/// `net.flow_control`: what paces a multicast publication.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowControl {
+    /// Aeron's default: the fastest receiver; a receiver that falls a window behind
+    /// loses what it cannot catch up (the relay counts it).
+    #[default]
+    Max,
+    /// The slowest receiver: the feed's offers are refused (counted as back-pressure)
+    /// while any receiver lags a whole window, and its end lingers for every receiver.
+    /// A receiver silent for `net.receiver_timeout_ms` (a dead host) stops counting, so
+    /// it stalls the stream no longer than that.
+    Min,
+}
+
 /// `[net.driver]`: the process's Aeron media driver.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -95,6 +110,11 @@ pub struct DriverConfig {
     /// The loss generator's seed (the same seed drops the same frames of the same
     /// stream).
     pub loss_seed: u64,
+    /// Multicast receivers: the longest random wait before asking for a lost frame
+    /// again (a NAK), microseconds, 1 to 1,000,000. Aeron's default, 10,000 µs, keeps
+    /// many receivers from asking at once; a receiver fills one gap at a time, so under
+    /// heavy loss a shorter wait keeps it from falling behind the stream.
+    pub nak_backoff_us: u64,
 }
 
 impl Default for DriverConfig {
@@ -107,6 +127,7 @@ impl Default for DriverConfig {
             cores: Vec::new(),
             loss_rate: 0.0,
             loss_seed: 42,
+            nak_backoff_us: 10_000,
         }
     }
 }
@@ -124,6 +145,15 @@ pub struct NetConfig {
     /// UDP only: whether `endpoint` is a multicast group (224.0.0.0/4).
     #[serde(default)]
     pub multicast: bool,
+    /// Multicast only: what paces the feed's publication ([`FlowControl`]).
+    #[serde(default)]
+    pub flow_control: FlowControl,
+    /// With `flow_control = "min"`: how long a receiver may be silent before it no
+    /// longer paces the stream, ms (10 to 60000). Below the engines' and relays'
+    /// `engine.producer_timeout_ms`, so that a dead receiver does not make the others
+    /// think the feed is gone.
+    #[serde(default = "default_receiver_timeout_ms")]
+    pub receiver_timeout_ms: u64,
     /// UDP only: the local interface address (`ADDRESS` or `ADDRESS/PREFIX`) to send and
     /// receive on; absent: Aeron's default.
     pub interface: Option<String>,
@@ -143,9 +173,26 @@ pub struct NetConfig {
     /// refused, `not_connected`). At most 60000.
     #[serde(default)]
     pub connect_timeout_ms: u64,
+    /// The relay only: the feed's history service over TCP (`ADDRESS:PORT`, the feed's
+    /// `feed.service.listen`), from which the gaps in the stream (what Aeron could not
+    /// recover, what the feed could not offer, what a restarted relay missed) are filled;
+    /// absent: gaps stay unrecovered.
+    pub history: Option<std::net::SocketAddr>,
+    /// The relay only: live ticks held, in order, while a gap is filled (allocated at
+    /// start); ticks past it join the next range to fill. Between 16 and 2²⁴.
+    #[serde(default = "default_recovery_buffer")]
+    pub recovery_buffer: usize,
     /// The media driver.
     #[serde(default)]
     pub driver: DriverConfig,
+}
+
+fn default_receiver_timeout_ms() -> u64 {
+    500
+}
+
+fn default_recovery_buffer() -> usize {
+    65_536
 }
 
 fn default_stream_id() -> i32 {
@@ -183,6 +230,17 @@ impl NetConfig {
                 ));
                 s
             }
+        }
+    }
+
+    /// The channel of the feed's publication: [`NetConfig::channel`] with its flow
+    /// control (`fc=min,t:…ms` where `flow_control = "min"`).
+    pub fn publication_channel(&self) -> String {
+        match self.flow_control {
+            FlowControl::Min => {
+                format!("{}|fc=min,t:{}ms", self.channel(), self.receiver_timeout_ms)
+            }
+            FlowControl::Max => self.channel(),
         }
     }
 
@@ -232,6 +290,30 @@ impl NetConfig {
                     parse_interface(i).map_err(|m| (k("interface"), m))?;
                 }
             }
+        }
+        if self.flow_control == FlowControl::Min && !self.multicast {
+            return Err((
+                k("flow_control"),
+                "applies to a multicast channel only (multicast = true)".into(),
+            ));
+        }
+        if !(10..=60_000).contains(&self.receiver_timeout_ms) {
+            return Err((
+                k("receiver_timeout_ms"),
+                format!(
+                    "must be between 10 and 60000, got {}",
+                    self.receiver_timeout_ms
+                ),
+            ));
+        }
+        if !(16..=1 << 24).contains(&self.recovery_buffer) {
+            return Err((
+                k("recovery_buffer"),
+                format!(
+                    "must be between 16 and 16777216, got {}",
+                    self.recovery_buffer
+                ),
+            ));
         }
         if self.connect_timeout_ms > 60_000 {
             return Err((
@@ -307,6 +389,15 @@ impl NetConfig {
             return Err((
                 k("loss_rate"),
                 "applies to an embedded driver on transport = \"udp\" only (the loss generator drops UDP frames)".into(),
+            ));
+        }
+        if !(1..=1_000_000).contains(&d.nak_backoff_us) {
+            return Err((
+                k("nak_backoff_us"),
+                format!(
+                    "must be between 1 and 1000000 microseconds, got {}",
+                    d.nak_backoff_us
+                ),
             ));
         }
         if !d.embedded && !d.cores.is_empty() {
@@ -461,6 +552,14 @@ mod tests {
             (
                 "[net]\ntransport = \"ipc\"\n[net.driver]\nloss_rate = 0.1\n",
                 "4:1: net.driver.loss_rate: applies to an embedded driver on transport = \"udp\" only",
+            ),
+            (
+                "[net]\nendpoint = \"10.0.0.1:4000\"\nflow_control = \"min\"\n",
+                "3:1: net.flow_control: applies to a multicast channel only",
+            ),
+            (
+                "[net]\nendpoint = \"10.0.0.1:4000\"\n[net.driver]\nnak_backoff_us = 0\n",
+                "4:1: net.driver.nak_backoff_us: must be between 1 and 1000000 microseconds, got 0",
             ),
             ("[net]\ntransport = \"tcp\"\n", "2:13: net.transport: unknown variant"),
             (

@@ -65,11 +65,15 @@ fn config(channel: Channel) -> Result<NetConfig> {
         },
         endpoint,
         multicast: false,
+        flow_control: Default::default(),
+        receiver_timeout_ms: 500,
         interface: None,
         stream_id: 1001,
         mtu: 1408,
         term_length: 16 << 20,
         connect_timeout_ms: 5000,
+        history: None,
+        recovery_buffer: 65_536,
         driver: DriverConfig {
             dir,
             ..DriverConfig::default()

@@ -1875,9 +1875,10 @@ volatility_bps = 2.0
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "toml") {
                 let text = std::fs::read_to_string(&path).unwrap();
-                // `lab compare` matrices (with `[[block]]`s) live here too.
+                // `lab compare` matrices (with `[[block]]`s) and `lab cluster` files
+                // (with `[[hosts]]`) live here too.
                 let table: toml::Table = toml::from_str(&text).unwrap();
-                if table.contains_key("block") {
+                if table.contains_key("block") || table.contains_key("hosts") {
                     continue;
                 }
                 // Ring folders may not exist on every machine; check the rest.

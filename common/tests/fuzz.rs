@@ -63,7 +63,8 @@ mod config {
             paths.sort();
             for path in paths {
                 let text = std::fs::read_to_string(&path).unwrap();
-                if !text.contains("[[block]]") {
+                // Not run configurations: `lab compare` matrices and `lab cluster` files.
+                if !text.contains("[[block]]") && !text.contains("[[hosts]]") {
                     seeds.push((path, text));
                 }
             }

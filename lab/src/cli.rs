@@ -38,6 +38,12 @@ pub enum Command {
     /// signals, lossless mode) end to end and print a table with the tick accounting;
     /// fails if any scenario fails.
     Chaos(ChaosArgs),
+    /// Run a feed host and engine hosts in network namespaces on this machine (root):
+    /// the feed's Aeron multicast stream, a relay per host into its ring, the engines;
+    /// gaps filled from the feed's history service over TCP; faults (loss, a killed
+    /// relay, a killed feed); one table with every host's and engine's accounting and
+    /// latencies. Needs the binaries built with the aeron feature.
+    Cluster(crate::cluster::ClusterArgs),
     /// Print the ticks (or 1-second bars) a feed journaled (`feed.journal`), as CSV or
     /// JSON lines; read-only.
     History(HistoryArgs),

@@ -2,7 +2,8 @@
 //! allocator and scratch-strategy variants side by side with a report (`lab compare`),
 //! benchmarks the ring against the cache-line floor and its peers (`lab bench transport`)
 //! and measures the machine's noise floor (`lab bench jitter`), and runs the fault
-//! scenarios end to end (`lab chaos`), and prints what a feed journaled (`lab history`).
+//! scenarios end to end (`lab chaos`), runs a feed host and engine hosts in network
+//! namespaces over Aeron (`lab cluster`), and prints what a feed journaled (`lab history`).
 //!
 //! `lab` has no hot path of the pipeline: it starts and supervises the binaries. Its own
 //! timed loops are the benchmarks' senders and receivers, in `bench/harness.rs` (and the
@@ -19,6 +20,7 @@ mod bench;
 mod chaos;
 mod child;
 mod cli;
+mod cluster;
 mod compare;
 mod history;
 mod hlog;
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         cli::Command::Run(args) => run::run(args),
         cli::Command::Compare(args) => compare::compare(args),
         cli::Command::Chaos(args) => chaos::chaos(args),
+        cli::Command::Cluster(args) => cluster::cluster(args),
         cli::Command::History(args) => history::history(args),
         cli::Command::Profile(args) => profile::profile(args),
         cli::Command::Bench {

@@ -124,8 +124,20 @@ fn cluster(dir: &Path, args: &[&str], during: impl FnOnce(u32)) -> Ran {
     }
 }
 
-/// Nothing of run `pid` is left: no namespace, no folder in /dev/shm.
-fn assert_torn_down(r: &Ran) {
+/// Nothing of run `pid` is left: no namespace, no folder in /dev/shm, no process
+/// started with a configuration of the run's folder `dir`.
+fn assert_torn_down(r: &Ran, dir: &Path) {
+    let mine = dir.display().to_string();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            assert!(
+                !cmdline.contains(&mine),
+                "a process of the run is left: {cmdline}\n{}",
+                r.text()
+            );
+        }
+    }
     let listed = Command::new("ip").args(["netns", "list"]).output().unwrap();
     let listed = String::from_utf8_lossy(&listed.stdout);
     let prefix = format!("hft{}-", r.pid);
@@ -165,7 +177,7 @@ fn two_engine_hosts_every_tick_accounted_and_nothing_left() {
     let dir = tempfile::tempdir().unwrap();
     let r = cluster(dir.path(), &["--duration", "2"], |_| {});
     assert_accounted(&r);
-    assert_torn_down(&r);
+    assert_torn_down(&r, dir.path());
     let feed = r.row("feed", "feed");
     let published = feed["published"].as_u64().unwrap();
     assert!(published > 10_000, "{feed}");
@@ -242,7 +254,7 @@ fn under_simulated_loss_aeron_retransmits_and_no_tick_is_unaccounted() {
         let dir = tempfile::tempdir().unwrap();
         let r = cluster(dir.path(), &["--duration", "2", "--loss", loss], |_| {});
         assert_accounted(&r);
-        assert_torn_down(&r);
+        assert_torn_down(&r, dir.path());
         assert_eq!(
             r.summary.as_ref().unwrap()["loss_rate"].as_f64(),
             Some(loss.parse().unwrap())
@@ -267,7 +279,7 @@ fn a_killed_relay_restarted_catches_up_from_the_history_service() {
         |_| {},
     );
     assert_accounted(&r);
-    assert_torn_down(&r);
+    assert_torn_down(&r, dir.path());
     let published = r.row("feed", "feed")["published"].as_u64().unwrap();
     assert_eq!(r.row("east", "relay")["end"], "killed");
     let second = r.row("east", "relay-2");
@@ -292,7 +304,7 @@ fn a_killed_feed_is_noticed_by_every_host() {
     let dir = tempfile::tempdir().unwrap();
     let r = cluster(dir.path(), &["--duration", "3", "--kill-feed", "1"], |_| {});
     assert_accounted(&r);
-    assert_torn_down(&r);
+    assert_torn_down(&r, dir.path());
     let s = r.summary.as_ref().unwrap();
     let noticed = s["feed_death_noticed_ms"].as_array().unwrap();
     assert_eq!(noticed.len(), 2, "{}", r.text());
@@ -320,7 +332,7 @@ fn ctrl_c_tears_everything_down() {
         "{}",
         r.text()
     );
-    assert_torn_down(&r);
+    assert_torn_down(&r, dir.path());
 }
 
 #[test]

@@ -51,6 +51,26 @@ fn feed(cfg: &Path, out: &Path) -> Command {
     c
 }
 
+/// Starts the feed on `cfg` (stderr piped) and waits until its history service's
+/// `socket` exists and half a second of ticks is in its history.
+fn serving_feed(cfg: &Path, out: &Path, socket: &Path) -> std::process::Child {
+    let child = feed(cfg, out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !socket.exists() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "no socket"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    child
+}
+
 /// Runs the feed on `text` (written to `dir/bad.toml`) with `--out dir/out` and returns
 /// (exit code, stderr).
 fn run_feed(dir: &Path, text: &str) -> (Option<i32>, String) {
@@ -590,7 +610,7 @@ fn the_history_service_answers_and_survives_bad_clients() {
     use common::tick::TickKind;
     use std::io::{Read, Write};
     use std::os::unix::net::UnixStream;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("feed.sock");
     let cfg = dir.path().join("svc.toml");
@@ -602,17 +622,7 @@ fn the_history_service_answers_and_survives_bad_clients() {
             .set("feed.service.client_timeout_ms", 300),
     );
     std::fs::write(&cfg, config).unwrap();
-    let child = feed(&cfg, &dir.path().join("out"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while !socket.exists() {
-        assert!(started.elapsed() < Duration::from_secs(10), "no socket");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(500));
+    let child = serving_feed(&cfg, &dir.path().join("out"), &socket);
     let t = Duration::from_secs(5);
     // A range: every sequence number from 1 to 99, in order.
     let a = request(&socket, &Request::Range { from: 1, to: 100 }, t).unwrap();
@@ -742,7 +752,7 @@ fn summary(out: &Path) -> common::summary::FeedSummary {
 #[test]
 fn the_history_service_answers_over_tcp_as_on_its_socket() {
     use common::service::{request, request_at, Endpoint, Request};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("feed.sock");
     let listen = format!("127.0.0.1:{}", free_port());
@@ -755,17 +765,7 @@ fn the_history_service_answers_over_tcp_as_on_its_socket() {
             .set("feed.service.listen", listen.as_str()),
     );
     std::fs::write(&cfg, config).unwrap();
-    let child = feed(&cfg, &dir.path().join("out"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while !socket.exists() {
-        assert!(started.elapsed() < Duration::from_secs(10), "no socket");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(500));
+    let child = serving_feed(&cfg, &dir.path().join("out"), &socket);
     let t = Duration::from_secs(5);
     let tcp: Endpoint = format!("tcp://{listen}").parse().unwrap();
     assert_eq!(tcp, Endpoint::Tcp(listen.parse().unwrap()));

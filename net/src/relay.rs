@@ -89,18 +89,20 @@ struct RingOut<'c> {
 }
 
 impl RingOut<'_> {
+    /// Publishes `tick` restamped; the stamp.
     #[inline]
-    fn put(&mut self, tick: &Tick) {
+    fn put(&mut self, tick: &Tick) -> u64 {
         let mut t = *tick;
         t.published_raw = self.clock.raw();
         self.publisher.publish(&t);
+        t.published_raw
     }
 }
 
 impl Apply for RingOut<'_> {
     #[inline]
     fn apply(&mut self, tick: &Tick) {
-        self.put(tick);
+        let _ = self.put(tick);
     }
 }
 
@@ -289,9 +291,11 @@ pub fn run(args: &RunArgs, hooks: &AllocatorHooks) -> Result<(), Failure> {
                         r.pump(&mut ring, now);
                     }
                     _ => {
-                        ring.put(&tick);
+                        // The ring's stamp ends the relay's own part: no further
+                        // clock read.
+                        let stamped = ring.put(&tick);
                         heard.relayed += 1;
-                        own.saturating_record(clock.raw().saturating_sub(now));
+                        own.saturating_record(stamped.saturating_sub(now));
                     }
                 }
             }

@@ -79,8 +79,8 @@ pub struct RelaySummary {
     /// The network hop, feed publish → relay receive, nanoseconds (every tick that
     /// arrived over Aeron and was relayed).
     pub net_ns: Percentiles,
-    /// The relay's own cost: receive → in the local ring, nanoseconds (ticks relayed
-    /// at once, not those held while a gap was filled).
+    /// The relay's own cost: receive → the tick's stamp as it enters the local ring,
+    /// nanoseconds (ticks relayed at once, not those held while a gap was filled).
     #[serde(default)]
     pub relay_ns: Percentiles,
     /// Gap filling (with `net.history`): ranges, ticks recovered and not, the hold

@@ -452,6 +452,26 @@ pub struct EngineSummary {
     pub manifest: Manifest,
 }
 
+impl EngineSummary {
+    /// The ticks the engine counted as missed: with gap recovery on, each is recovered
+    /// or unrecovered; without, the gaps' count.
+    pub fn missed_accounted(&self) -> u64 {
+        match self.recovery {
+            Some(_) => self.recovered + self.unrecovered,
+            None => self.missed,
+        }
+    }
+
+    /// `published − received − missed − unread` for a producer that published
+    /// `published` ticks: 0 when the engine accounted for every one.
+    pub fn unaccounted(&self, published: u64) -> i64 {
+        published as i64
+            - self.received as i64
+            - self.missed_accounted() as i64
+            - self.unread as i64
+    }
+}
+
 /// Tick accounting of a run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TickCounts {

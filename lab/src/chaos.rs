@@ -108,12 +108,7 @@ impl Row {
         self.received = e.received;
         self.missed = e.missed;
         self.unread = e.unread;
-        // With recovery, every missed tick must be recovered or unrecovered.
-        let missed = match e.recovery {
-            Some(_) => e.recovered + e.unrecovered,
-            None => e.missed,
-        };
-        self.unaccounted = published as i64 - e.received as i64 - missed as i64 - e.unread as i64;
+        self.unaccounted = e.unaccounted(published);
     }
 }
 

@@ -1069,13 +1069,8 @@ fn drive(
         match crate::run::read_json::<EngineSummary>(&p.dir.join("engine_summary.json")) {
             Ok(e) => {
                 let published: u64 = e.sessions.iter().map(|s| s.published).sum();
-                // With recovery on, every missed tick is recovered or not; without, missed.
-                let missed = match e.recovery {
-                    Some(_) => e.recovered + e.unrecovered,
-                    None => e.missed,
-                };
-                let unaccounted =
-                    published as i64 - e.received as i64 - missed as i64 - e.unread as i64;
+                let missed = e.missed_accounted();
+                let unaccounted = e.unaccounted(published);
                 if unaccounted != 0 {
                     summary.problems.push(format!(
                         "{host}/{name}: {unaccounted} ticks unaccounted for"

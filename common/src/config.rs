@@ -365,10 +365,35 @@ impl Scratch {
     }
 }
 
+/// `engine.source`: where the engine's ticks come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EngineSource {
+    /// The host's ring (`ring.path`), written by the feed or by a relay.
+    #[default]
+    Ring,
+    /// The feed's Aeron stream (`[net]`), subscribed to by the engine itself, with no
+    /// relay and no ring: to compare with a relay-fed ring (the engine binary needs the
+    /// `aeron` feature).
+    Aeron,
+}
+
+impl EngineSource {
+    /// Lowercase name as in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineSource::Ring => "ring",
+            EngineSource::Aeron => "aeron",
+        }
+    }
+}
+
 /// `[engine]`: hot path and strategy settings.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineConfig {
+    /// Where the ticks come from: the ring, or the feed's Aeron stream.
+    pub source: EngineSource,
     /// What the hot thread does when the ring is empty.
     pub wait: WaitStrategy,
     /// Scratch memory strategy.
@@ -467,6 +492,7 @@ pub enum OnProducerGone {
 impl Default for EngineConfig {
     fn default() -> EngineConfig {
         EngineConfig {
+            source: EngineSource::Ring,
             wait: WaitStrategy::Spin,
             scratch: Scratch::Arena,
             arena_bytes: 64 * 1024,
@@ -1314,6 +1340,18 @@ impl Config {
         range("order_channel", e.order_channel as u64, 16, 1 << 24)?;
         range("producer_timeout_ms", e.producer_timeout_ms, 10, 3_600_000)?;
         range("recovery_buffer", e.recovery_buffer as u64, 16, 1 << 24)?;
+        if e.source == EngineSource::Aeron && self.net.is_none() {
+            return Err((
+                key("source"),
+                "\"aeron\" needs a [net] section: the feed's channel to subscribe to".into(),
+            ));
+        }
+        if e.source == EngineSource::Aeron && e.service_load.is_some() {
+            return Err((
+                key("source"),
+                "\"aeron\" cannot be combined with engine.service_load, which reads the feed's ring".into(),
+            ));
+        }
         if e.recover && e.history_service.is_none() {
             return Err((
                 key("recover"),
@@ -1978,6 +2016,8 @@ volatility_bps = 2.0
             ("unknown scratch", e(|e| e.set("engine.scratch", "pool2")), "29:11: engine.scratch: unknown variant `pool2`"),
             ("pool of nothing", e(|e| e.set("engine.scratch", Scratch::Pool).set("engine.pool_blocks", 0)), "30:1: engine.pool_blocks: must be between 1 and 1000000, got 0"),
             ("recovery without a service", e(|e| e.set("engine.recover", true)), "29:1: engine.recover: needs engine.history_service"),
+            ("aeron without a channel", e(|e| e.set("engine.source", "aeron")), "29:1: engine.source: \"aeron\" needs a [net] section"),
+            ("unknown source", e(|e| e.set("engine.source", "udp")), "29:10: engine.source: unknown variant `udp`"),
             ("load without a service", e(|e| e.set("engine.service_load.requests_per_s", 10)), "29:1: engine.service_load.requests_per_s: needs engine.history_service"),
             ("load rate zero", e(|e| e.set("engine.history_service", "/tmp/s.sock").set("engine.service_load.requests_per_s", 0)), "32:1: engine.service_load.requests_per_s: must be more than 0"),
             ("load range too long", e(|e| e.set("engine.history_service", "/tmp/s.sock").set("engine.service_load.requests_per_s", 5).set("engine.service_load.range_ticks", 2_000_000)), "33:1: engine.service_load.range_ticks: must be between 1 and 1000000"),

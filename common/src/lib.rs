@@ -32,7 +32,7 @@
 //! | [`files`] | the files and folders the project writes: owner-only, atomic, marked, never over a file of someone else's | `os` |
 //! | [`journal`] | the feed's tick journal: segment files of checksummed blocks, torn tails cut, retention | `files`, `tick` |
 //! | [`service`] | the feed's history service protocol: versioned, length-prefixed frames, every malformed class named | `tick` |
-//! | [`transport`] | the trait pair every tick transport implements ([`transport::Sink`], [`transport::Source`]) | `tick` |
+//! | [`transport`] | the trait pair every tick transport implements ([`transport::Sink`], [`transport::Source`]), and [`transport::FeedSource`], a source that knows its feed run | `tick` |
 //! | [`routed`] | the routing global allocator: hot threads on a mimalloc arena, everything else on jemalloc, every free home by address; thread roles and their routes; per-type handles | `alloc` |
 //! | [`allocators`] | the global allocators (system; jemalloc, mimalloc, tcmalloc behind features of those names; the routing hybrid of jemalloc and mimalloc), their versions and statistics, and the hooks that hand them to feed and engine | `alloc`, `routed` |
 //! | [`ring`] | the single-producer, many-consumer broadcast ring, on heap memory or in a shared-memory file ([`ring::shm`]) | `sync`, `tick`, `transport`, `clock`, `files`, `os` |

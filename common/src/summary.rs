@@ -359,6 +359,30 @@ pub struct FeedSummary {
     pub manifest: Manifest,
 }
 
+/// What an engine that read the feed's Aeron stream itself reports of it
+/// (`engine.source = "aeron"`): what it skipped beyond the sessions' counts, and its media
+/// driver's system counters.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AeronReadReport {
+    /// The channel subscribed to.
+    pub channel: String,
+    /// Its stream id.
+    pub stream_id: i32,
+    /// Ticks heard before a feed run's first control message: not counted as published
+    /// (the engine joins a run at its first control message).
+    pub before_join: u64,
+    /// Ticks heard twice or out of order (skipped).
+    pub duplicates: u64,
+    /// Messages that were not the project's (skipped).
+    pub foreign: u64,
+    /// Feed runs joined.
+    pub runs: u64,
+    /// The engine's media driver's system counters at the end (`NAKs sent`: the
+    /// retransmissions it asked for, which Aeron recovered), when it ran in the engine.
+    #[serde(default)]
+    pub driver_counters: BTreeMap<String, i64>,
+}
+
 /// What the engine reports at the end of a run.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct EngineSummary {
@@ -389,6 +413,9 @@ pub struct EngineSummary {
     /// The service load the engine made (`engine.service_load`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_load: Option<LoadReport>,
+    /// The feed's Aeron stream, read with no relay (`engine.source = "aeron"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aeron: Option<AeronReadReport>,
     /// Ticks received after the warm-up (the ones in the latency figures).
     pub measured_ticks: u64,
     /// Scratch strategy.

@@ -80,6 +80,54 @@ pub trait Source {
     fn poll(&mut self) -> Poll;
 }
 
+/// How far a feed's producer has got ([`FeedSource::producer_progress`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Highest sequence number published (or named by the producer's last message).
+    pub published: u64,
+    /// The producer's last sign of life (its raw clock), or 0.
+    pub heartbeat_raw: u64,
+}
+
+/// Who produces a feed ([`FeedSource::producer`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProducerIdentity {
+    /// Process id (0 where the transport does not carry it).
+    pub pid: u32,
+    /// Start time, nanoseconds since the Unix epoch: unique per producer start.
+    pub epoch_ns: u64,
+}
+
+/// A [`Source`] that knows the feed run behind it: what a consumer that accounts for
+/// every tick of a run (the engine's hot loop) reads besides the ticks. The ring
+/// implements it from its header ([`crate::ring::Subscriber`]); a network subscription
+/// from the sequence numbers and control messages it heard. Every method is cheap and
+/// free of allocation, locks and system calls; all but [`Source::poll`] are for
+/// housekeeping (about once a millisecond) and the end of a session.
+pub trait FeedSource: Source {
+    /// A sign of life to a producer that waits for its consumers (a lossless ring); by
+    /// default nothing.
+    #[inline]
+    fn heartbeat(&self, now_raw: u64) {
+        let _ = now_raw;
+    }
+    /// How far the producer has got: neither field changing for a while means it is
+    /// gone.
+    fn producer_progress(&self) -> Progress;
+    /// The sequence number this consumer reads next.
+    fn next_seq(&self) -> u64;
+    /// The first sequence number of the run this consumer counts from: it has seen
+    /// `producer_progress().published - (first_seq() - 1)` ticks published.
+    fn first_seq(&self) -> u64;
+    /// The producer's identity.
+    fn producer(&self) -> ProducerIdentity;
+    /// Whether the producer stopped waiting for this consumer (a lossless ring's
+    /// eviction); by default false.
+    fn evicted(&self) -> bool {
+        false
+    }
+}
+
 /// Two sinks as one: `first` numbers each tick (the ring), `second` (a network
 /// publication beside it) sends it with that number. A tick `first` refuses is refused;
 /// one only `second` refuses is sent (`first` has it) and counted by `second` itself.

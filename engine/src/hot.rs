@@ -39,9 +39,10 @@ use common::cores::{pin_or_warn, Waiter};
 use common::latency::{Interval, IntervalRecorder, Rotate, Stage};
 use common::pool::{Pool, PoolStats};
 use common::ring::shm::MappedRegion;
-use common::ring::{Poll, Progress, Region, Registration, Subscriber};
+use common::ring::Subscriber;
 use common::summary::{EndReason, FeedSession};
 use common::tick::Tick;
+use common::transport::{FeedSource, Poll, Progress};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Scratch memory of one tick.
@@ -149,18 +150,21 @@ pub type RecoveryHops = (
 
 /// The hot thread: pins itself to `cores.engine_hot`, then allocates and touches its
 /// scratch memory (per `engine.scratch`) and the decider's state, and runs [`run`] on
-/// `sub` with the configuration's settings. With `engine.on_producer_gone = "wait"` it
-/// waits for the next feed (sleeping: there are no ticks then) and goes on reading its
-/// ring.
-pub fn thread(
+/// `sub` (the feed's ring, or an Aeron subscription) with the configuration's settings.
+/// With `engine.on_producer_gone = "wait"` it calls `reopen` when the feed is gone or
+/// has ended (see [`OnGone::Reopen`]; for the ring, [`reopen_ring`]). Hands back what
+/// it counted and the source.
+#[allow(clippy::too_many_arguments)] // each is a distinct piece of hot-thread state
+pub fn thread<S: FeedSource>(
     config: &Config,
     clock: &Clock,
-    mut sub: Subscriber<MappedRegion>,
+    mut sub: S,
+    reopen: &mut dyn FnMut(&FeedSession, &mut S) -> Reopened,
     mut recorder: IntervalRecorder,
     orders_tx: common::hop::HopTx<OrderMsg>,
     stop: &AtomicBool,
     service: FromService,
-) -> Finished {
+) -> (Finished, S) {
     let FromService { snapshot, recovery } = service;
     let pinned = pin_or_warn("engine", "hot", config.cores.engine_hot);
     // Under the routing allocator (the single-process pipeline) the hot thread's
@@ -186,11 +190,9 @@ pub fn thread(
         producer_timeout_raw: ms(config.engine.producer_timeout_ms as f64),
         housekeeping_raw: ms(1.0),
     };
-    let source = clock.source();
-    let mut reopen = |closed: &FeedSession| reopen(config, stop, source, closed);
     let on_gone = match config.engine.on_producer_gone {
         OnProducerGone::Exit => OnGone::Stop,
-        OnProducerGone::Wait => OnGone::Reopen(&mut reopen),
+        OnProducerGone::Wait => OnGone::Reopen(reopen),
     };
     let result = run(
         &mut sub,
@@ -204,7 +206,7 @@ pub fn thread(
         on_gone,
         recovery.as_mut(),
     );
-    Finished {
+    let finished = Finished {
         recovery: recovery.map(|r| r.report(clock.ns_per_raw())),
         result,
         symbols_full,
@@ -212,6 +214,22 @@ pub fn thread(
         arena_bytes: scratch.arena_bytes(),
         pool: scratch.pool_stats(),
         decider,
+    };
+    (finished, sub)
+}
+
+/// [`OnGone::Reopen`] for the ring: says the feed is gone, waits for a new feed's ring (stamped
+/// with the same clock `source`) and reads it, warming from a snapshot of the new feed where
+/// `engine.history_service` is set.
+pub fn reopen_ring<'a>(
+    config: &'a Config,
+    stop: &'a AtomicBool,
+    source: ClockSource,
+) -> impl FnMut(&FeedSession, &mut Subscriber<MappedRegion>) -> Reopened + 'a {
+    move |closed, sub| {
+        let (next, snapshot) = reopen(config, stop, source, closed)?;
+        *sub = next;
+        Ok(snapshot)
     }
 }
 
@@ -246,27 +264,7 @@ fn reopen(
                 "engine: resynchronised on a new feed (pid {}): its sequence starts again at 1; the discontinuity is a new session in the summary",
                 info.producer_pid
             );
-            let snapshot = config.engine.history_service.as_ref().and_then(|socket| {
-                match crate::fetch_snapshot(socket, config.engine.window) {
-                    Ok(s) => {
-                        eprintln!(
-                            "engine: warmed from {}: {} ticks of the new feed, covering its ring through seq {}",
-                            socket.display(),
-                            s.ticks.len(),
-                            s.covered_through
-                        );
-                        Some(s)
-                    }
-                    Err(e) => {
-                        eprintln!(
-                            "engine: warning: no snapshot of the new feed from {}: {e}; warming from the ring",
-                            socket.display()
-                        );
-                        None
-                    }
-                }
-            });
-            Ok((sub, snapshot))
+            Ok((sub, new_feed_snapshot(config)))
         }
         Ok(Some((_, info))) => {
             eprintln!(
@@ -279,6 +277,30 @@ fn reopen(
         Err(f) => {
             eprintln!("engine: error: {:#}", f.error());
             Err(EndReason::ProducerGone)
+        }
+    }
+}
+
+/// A snapshot of a new feed's history, where `engine.history_service` is set (blocking:
+/// called while there are no ticks to handle).
+pub fn new_feed_snapshot(config: &Config) -> Option<Snapshot> {
+    let socket = config.engine.history_service.as_ref()?;
+    match crate::fetch_snapshot(socket, config.engine.window) {
+        Ok(s) => {
+            eprintln!(
+                "engine: warmed from {}: {} ticks of the new feed, covering it through seq {}",
+                socket.display(),
+                s.ticks.len(),
+                s.covered_through
+            );
+            Some(s)
+        }
+        Err(e) => {
+            eprintln!(
+                "engine: warning: no snapshot of the new feed from {}: {e}; warming from its ticks",
+                socket.display()
+            );
+            None
         }
     }
 }
@@ -327,17 +349,19 @@ pub struct HotResult {
     pub unrecovered: u64,
 }
 
-/// A new feed's ring and its snapshot, or why the engine stops.
-pub type Reopened<R> = Result<(Subscriber<R>, Option<Snapshot>), EndReason>;
+/// A new feed's snapshot (if there is one) once the source reads the new feed, or why
+/// the engine stops.
+pub type Reopened = Result<Option<Snapshot>, EndReason>;
 
 /// What the loop does when the feed is gone or has ended.
-pub enum OnGone<'a, R: Region> {
+pub enum OnGone<'a, S> {
     /// Stop with that reason.
     Stop,
-    /// Close the session and read the ring `reopen` returns (it waits for a new feed),
-    /// warming the books from its snapshot if there is one; an `Err` stops the loop
-    /// with that reason.
-    Reopen(&'a mut dyn FnMut(&FeedSession) -> Reopened<R>),
+    /// Close the session and let `reopen` wait for a new feed and point the source at
+    /// it (a new ring; the same subscription, counting from the new run), warming the
+    /// books from the snapshot it returns if there is one; an `Err` stops the loop with
+    /// that reason.
+    Reopen(&'a mut dyn FnMut(&FeedSession, &mut S) -> Reopened),
 }
 
 /// Per-interval counters.
@@ -383,8 +407,8 @@ struct Loop<'a> {
 /// Runs until the stream ends, the stop flag is set, the run's time is up or the
 /// producer is gone. Sends every interval (the last one too) to the cold thread.
 #[allow(clippy::too_many_arguments)] // each is a distinct piece of hot-thread state
-pub fn run<R: Region>(
-    sub: &mut Subscriber<R>,
+pub fn run<S: FeedSource>(
+    sub: &mut S,
     clock: &Clock,
     settings: HotSettings,
     waiter: &mut Waiter,
@@ -392,7 +416,7 @@ pub fn run<R: Region>(
     scratch: &mut Scratch,
     recorder: &mut IntervalRecorder,
     stop: &AtomicBool,
-    mut on_gone: OnGone<'_, R>,
+    mut on_gone: OnGone<'_, S>,
     recovery: Option<&mut Recovery>,
 ) -> HotResult {
     let now = clock.raw();
@@ -499,9 +523,8 @@ pub fn run<R: Region>(
         };
         l.close_session(gone, sub, decider);
         let closed = l.r.sessions.last().cloned().unwrap_or_default();
-        match reopen(&closed) {
-            Ok((next, snapshot)) => {
-                *sub = next;
+        match reopen(&closed, sub) {
+            Ok(snapshot) => {
                 decider.new_session();
                 if let Some(s) = snapshot {
                     decider.warm(&s.ticks, s.covered_through);
@@ -523,7 +546,7 @@ impl Loop<'_> {
     /// A gap `from..to` (or a corrupt tick): with recovery on, asks for it and goes
     /// stale.
     #[inline]
-    fn recover<R: Region>(&mut self, decider: &Decider, from: u64, to: u64, sub: &Subscriber<R>) {
+    fn recover<S: FeedSource>(&mut self, decider: &Decider, from: u64, to: u64, sub: &S) {
         if let Some(rec) = self.rec.as_deref_mut() {
             let producer = sub.producer().epoch_ns;
             rec.on_gap(decider, (from, to), producer, self.clock.raw());
@@ -586,7 +609,7 @@ impl Loop<'_> {
 
     /// Once a millisecond or so; returns why to stop, if it is time.
     #[cold]
-    fn housekeeping<R: Region>(&mut self, now: u64, sub: &Subscriber<R>) -> Option<EndReason> {
+    fn housekeeping<S: FeedSource>(&mut self, now: u64, sub: &S) -> Option<EndReason> {
         let received = self.r.received + self.iv.ticks;
         if self.first_raw == 0 && received > 0 {
             self.first_raw = now;
@@ -667,12 +690,7 @@ impl Loop<'_> {
     }
 
     /// Records the session with the feed of `sub`, which the loop is leaving.
-    fn close_session<R: Region>(
-        &mut self,
-        end: EndReason,
-        sub: &Subscriber<R>,
-        decider: &mut Decider,
-    ) {
+    fn close_session<S: FeedSource>(&mut self, end: EndReason, sub: &S, decider: &mut Decider) {
         if self.session_closed {
             return;
         }
@@ -713,16 +731,16 @@ impl Loop<'_> {
             unrecovered: unrecovered - unrec0,
             unread,
             end,
-            evicted: sub.registration() == Registration::Evicted,
+            evicted: sub.evicted(),
         });
         self.session_base = (received, missed, gaps);
     }
 
     /// Sends the last interval (waiting for a spare set: the loop is over) and totals up.
-    fn finish<R: Region>(
+    fn finish<S: FeedSource>(
         mut self,
         reason: EndReason,
-        sub: &Subscriber<R>,
+        sub: &S,
         decider: &mut Decider,
     ) -> HotResult {
         // Recovery first, so that its ticks are in the last interval's counts.

@@ -33,6 +33,7 @@ pub mod book;
 pub mod cli;
 pub mod decider;
 pub mod hot;
+mod input;
 pub mod load;
 pub mod order;
 pub mod recovery;
@@ -189,18 +190,17 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
     )
     .map_err(Failure::classify)?;
 
-    let Some((sub, info)) = wait_for_ring(&config, &stop, None)? else {
+    let Some(input::Opened {
+        input,
+        held: _driver_until_the_end,
+        clock,
+        reading,
+    }) = input::open(&config, &stop)?
+    else {
         eprintln!("engine: stopped while waiting for the feed");
         return Ok(());
     };
-    let source = ClockSource::from_u32(info.clock_source).ok_or_else(|| {
-        Failure::bad_input(anyhow!(
-            "ring {} names an unknown clock source {}",
-            config.ring.path.display(),
-            info.clock_source
-        ))
-    })?;
-    let clock = Clock::with_source(source);
+    let source = clock.source();
     let (snapshot, warm_error) = match &config.engine.history_service {
         Some(socket) => match fetch_snapshot(socket, config.engine.window) {
             Ok(s) => {
@@ -226,16 +226,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         .as_ref()
         .map_or((0, 0), |s| (s.ticks.len() as u64, s.covered_through));
     eprintln!(
-        "engine: reading {} (feed pid {}, {} slots, {}, clock {}), scratch {}, {} levels",
-        config.ring.path.display(),
-        info.producer_pid,
-        info.capacity,
-        if info.lossless {
-            "lossless: registered, the feed waits for this engine"
-        } else {
-            "lossy"
-        },
-        source.name(),
+        "engine: reading {reading}, scratch {}, {} levels",
         config.engine.scratch.name(),
         config.engine.levels
     );
@@ -363,13 +354,12 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         std::thread::Builder::new()
             .name("engine-hot".into())
             .spawn(move || {
-                let out = hot::thread(
+                let out = input.run_hot(
                     &config,
                     &clock,
-                    sub,
+                    &stop,
                     recorder,
                     orders_tx,
-                    &stop,
                     hot::FromService {
                         snapshot: snapshot.as_ref(),
                         recovery: recovery_hops,
@@ -381,17 +371,28 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
             .context("cannot start the hot thread")
             .map_err(Failure::runtime)?
     };
-    let hot::Finished {
-        result,
-        symbols_full,
-        pinned,
-        arena_bytes,
-        pool,
-        decider,
-        recovery: recovery_report,
-    } = hot
+    let (
+        hot::Finished {
+            result,
+            symbols_full,
+            pinned,
+            arena_bytes,
+            pool,
+            decider,
+            recovery: recovery_report,
+        },
+        aeron,
+    ) = match hot
         .join()
-        .map_err(|_| Failure::runtime(anyhow!("hot thread panicked")))?;
+        .map_err(|_| Failure::runtime(anyhow!("hot thread panicked")))?
+        .map_err(|e| Failure::runtime(anyhow!(e)))?
+    {
+        Some(out) => out,
+        None => {
+            eprintln!("engine: stopped while waiting for the feed");
+            return Ok(());
+        }
+    };
     load_done.store(true, Ordering::Relaxed);
     let load = match load_thread {
         Some(h) => Some(
@@ -454,6 +455,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         unrecovered: result.unrecovered,
         recovery,
         service_load: load.as_ref().map(|(r, _)| r.clone()),
+        aeron,
         measured_ticks: result.measured,
         scratch: config.engine.scratch.name().into(),
         global_allocs_per_tick: if result.measured > 0 {

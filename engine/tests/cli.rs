@@ -203,6 +203,32 @@ fn bad_config_exits_2() {
     assert!(stderr.contains(&wanted), "{wanted}: {stderr}");
 }
 
+/// `engine.source = "aeron"` in an engine built without Aeron: exit 2 naming the key and
+/// how to build one that has it. (Built with the feature, the Aeron source is tested end
+/// to end in `net/tests/relay.rs`.)
+#[cfg(not(feature = "aeron"))]
+#[test]
+fn an_aeron_source_without_the_feature_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &dir.path().join("r.ring"));
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text = Edit::new(&text)
+        .set("engine.source", "aeron")
+        .set("net.transport", "ipc")
+        .set("net.driver.dir", dir.path().join("aeron"))
+        .finish()
+        .unwrap();
+    std::fs::write(&cfg, &text).unwrap();
+    let (code, stderr) = run_watched(&mut engine(&cfg, &dir.path().join("out")));
+    assert_eq!(code, Some(2), "{stderr}");
+    let wanted = format!(
+        "c.toml:{}:1: engine.source: \"aeron\": this engine binary was built without Aeron",
+        line_of(&text, "source = ")
+    );
+    assert!(stderr.contains(&wanted), "{wanted}: {stderr}");
+    assert!(!dir.path().join("aeron").exists(), "{stderr}");
+}
+
 /// The engine shares the feed's flags (`common::runargs`, catalogued in
 /// `feed/tests/cli.rs`); these prove its exit-code path for them.
 #[test]

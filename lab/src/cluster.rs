@@ -635,7 +635,7 @@ pub fn cluster(args: &ClusterArgs) -> Result<()> {
         let p = bins.join(name);
         ensure!(
             p.is_file(),
-            "no `{name}` binary in {}: build them with the aeron feature (`cargo build --release -p feed -p engine -p net --features feed/aeron,net/aeron --bins`), or pass --bin-dir",
+            "no `{name}` binary in {}: build them with the aeron feature (`cargo build --release -p feed -p engine -p net --features feed/aeron,net/aeron,engine/aeron --bins`), or pass --bin-dir",
             bins.display()
         );
         Ok(p)

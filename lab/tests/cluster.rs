@@ -5,7 +5,7 @@
 //! a run: no namespace of lab's, no folder in /dev/shm, no process.
 //!
 //! Needs the binaries built with the feature beside lab's:
-//! `cargo build -p feed -p engine -p net --features feed/aeron,net/aeron --bins`.
+//! `cargo build -p feed -p engine -p net --features feed/aeron,net/aeron,engine/aeron --bins`.
 //! No test asserts a latency.
 #![cfg(feature = "aeron")]
 
@@ -27,7 +27,7 @@ fn bin_dir() -> PathBuf {
     for b in ["feed", "engine", "relay"] {
         assert!(
             dir.join(b).is_file(),
-            "{} is missing: build with `cargo build -p feed -p engine -p net --features feed/aeron,net/aeron --bins`",
+            "{} is missing: build with `cargo build -p feed -p engine -p net --features feed/aeron,net/aeron,engine/aeron --bins`",
             dir.join(b).display()
         );
     }

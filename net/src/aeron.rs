@@ -17,13 +17,17 @@
 //!   counts say why. Heartbeats and the end go the same way.
 //! - [`NetSource::poll`] (the relay's receive thread) takes at most one message per call
 //!   from the subscription and decodes it; nothing allocates per message.
+//! - [`DirectFeed`] (the engine's hot thread, `engine.source = "aeron"`) is the
+//!   subscription as a [`FeedSource`]: [`NetSource::poll`] and [`crate::direct::Direct`]'s
+//!   bookkeeping, nothing more per message.
 
+use crate::direct::{Direct, DirectCounts};
 use crate::wire::{self, Control, ControlKind, Message, WireError};
 use common::config::net::{DriverIdle, DriverThreading, NetConfig};
 use common::files::{self, Kind};
 use common::summary::NetSendStats;
 use common::tick::Tick;
-use common::transport::{Poll, Sink, Source};
+use common::transport::{FeedSource, Poll, ProducerIdentity, Progress, Sink, Source};
 use rusteron_client::{
     Aeron, AeronContext, AeronExclusivePublication, AeronOfferError, AeronSubscription, Handlers,
     IntoCString,
@@ -31,6 +35,7 @@ use rusteron_client::{
 use rusteron_media_driver::bindings::aeron_threading_mode_enum;
 use rusteron_media_driver::{AeronDriver, AeronDriverContext, AeronIdleStrategyKind};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// The file that marks an embedded driver's folder as the project's.
@@ -482,5 +487,89 @@ impl Sink for RetryingSink {
     }
     fn connected(&self) -> bool {
         self.0.connected()
+    }
+}
+
+/// The feed's stream read by an engine directly, as a [`FeedSource`] (see
+/// [`crate::direct`]): one message per poll.
+pub struct DirectFeed {
+    source: NetSource,
+    state: Direct,
+}
+
+impl DirectFeed {
+    /// Reads `source` from its next control message on.
+    pub fn new(source: NetSource) -> DirectFeed {
+        DirectFeed {
+            source,
+            state: Direct::default(),
+        }
+    }
+
+    /// What was skipped of the stream so far.
+    pub fn counts(&self) -> DirectCounts {
+        self.state.counts()
+    }
+
+    /// Whether a feed's publication is connected.
+    pub fn is_connected(&self) -> bool {
+        self.source.is_connected()
+    }
+
+    /// Waits for a feed run to read (at the start; or after the run read so far is gone
+    /// or has ended: another one), sleeping a millisecond between empty polls (there are
+    /// no ticks to handle), until its control message arrives, and counts from it. False
+    /// if `stop` is set first or the subscription fails.
+    pub fn wait_for_run(&mut self, stop: &AtomicBool) -> bool {
+        if self.state.next_run() {
+            return true;
+        }
+        while !stop.load(Ordering::Relaxed) {
+            match self.source.poll() {
+                Ok(Received::Message(m)) => {
+                    self.state.on_message(m);
+                    if self.state.joined() {
+                        return true;
+                    }
+                }
+                Ok(Received::Foreign(_)) => {
+                    self.state.on_foreign();
+                }
+                Ok(Received::Empty) => std::thread::sleep(Duration::from_millis(1)),
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+}
+
+impl Source for DirectFeed {
+    #[inline]
+    fn poll(&mut self) -> Poll {
+        if let Some(p) = self.state.pending() {
+            return p;
+        }
+        match self.source.poll() {
+            Ok(Received::Message(m)) => self.state.on_message(m),
+            Ok(Received::Empty) => Poll::Empty,
+            Ok(Received::Foreign(_)) => self.state.on_foreign(),
+            Err(_) => Poll::Failed("aeron subscription poll failed"),
+        }
+    }
+}
+
+impl FeedSource for DirectFeed {
+    #[inline]
+    fn producer_progress(&self) -> Progress {
+        self.state.progress()
+    }
+    fn next_seq(&self) -> u64 {
+        self.state.next_seq()
+    }
+    fn first_seq(&self) -> u64 {
+        self.state.first_seq()
+    }
+    fn producer(&self) -> ProducerIdentity {
+        self.state.producer()
     }
 }

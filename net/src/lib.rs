@@ -3,6 +3,8 @@
 //!
 //! - [`wire`]: the messages on the feed's Aeron stream (a tick, a heartbeat, the end).
 //! - [`seq`]: the relay's account of the stream's sequence numbers (relayed, missing).
+//! - [`direct`]: an engine's reading of the stream without a relay (`engine.source =
+//!   "aeron"`): the messages said as ring polls.
 //! - `aeron` (feature `aeron`): the media driver, the feed's publication as a
 //!   [`common::transport::Sink`] beside the ring, the relay's subscription.
 //! - `relay` (feature `aeron`): the relay process (binary `relay`, mimalloc).
@@ -15,6 +17,7 @@
 
 #[cfg(feature = "aeron")]
 pub mod aeron;
+pub mod direct;
 #[cfg(feature = "aeron")]
 pub mod relay;
 pub mod seq;

@@ -1,10 +1,11 @@
 //! The feed → Aeron → relay → ring → engine path end to end, on this host (feature
 //! `aeron`): a feed publishing over UDP on the loopback (and over `aeron:ipc`), a relay
-//! republishing into its own ring, an engine reading that ring. Every process is a real
-//! binary with its own embedded media driver.
+//! republishing into its own ring, an engine reading that ring; and the feed → Aeron →
+//! engine path with no relay (`engine.source = "aeron"`). Every process is a real binary
+//! with its own embedded media driver (over IPC, one driver for the host).
 //!
 //! Needs the `feed` and `engine` binaries built with the feature beside the relay's:
-//! `cargo build -p feed -p engine -p net --features feed/aeron,net/aeron --bins`.
+//! `cargo build -p feed -p engine -p net --features feed/aeron,net/aeron,engine/aeron --bins`.
 #![cfg(feature = "aeron")]
 
 use common::config::edit::Edit;
@@ -25,7 +26,7 @@ fn sibling(name: &str) -> PathBuf {
         .join(name);
     assert!(
         p.is_file(),
-        "{} is missing: build it with `cargo build -p feed -p engine -p net --features feed/aeron,net/aeron --bins`",
+        "{} is missing: build it with `cargo build -p feed -p engine -p net --features feed/aeron,net/aeron,engine/aeron --bins`",
         p.display()
     );
     p
@@ -146,6 +147,19 @@ fn finish_path(
     )
 }
 
+/// The ticks a feed's summary says it published (more than a thousand) and the offers
+/// its publication refused, whatever the cause.
+fn published_and_refused(feed: &Value) -> (u64, u64) {
+    let published = feed["published"].as_u64().unwrap();
+    assert!(published > 1000, "{feed}");
+    let net = &feed["net"]["stats"];
+    let refused = ["not_connected", "back_pressured", "admin_action", "failed"]
+        .iter()
+        .map(|k| net[k].as_u64().unwrap())
+        .sum::<u64>();
+    (published, refused)
+}
+
 fn json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -206,13 +220,8 @@ fn path_over(channel: &str, loss: f64) -> Value {
     let feed_cfg = feed_cfg_of();
     let feed = start(&sibling("feed"), &feed_cfg, &d.join("feed"));
     let (feed, relay, engine, _) = finish_path(d, feed, relay, engine);
-    let published = feed["published"].as_u64().unwrap();
-    assert!(published > 1000, "{feed}");
+    let (published, refused) = published_and_refused(&feed);
     let net = &feed["net"]["stats"];
-    let refused = ["not_connected", "back_pressured", "admin_action", "failed"]
-        .iter()
-        .map(|k| net[k].as_u64().unwrap())
-        .sum::<u64>();
     assert_eq!(net["sent"].as_u64().unwrap() + refused, published, "{net}");
     // The feed stayed until the relay had consumed its whole stream.
     assert_eq!(net["unconsumed_at_end"].as_u64().unwrap(), 0, "{net}");
@@ -512,4 +521,132 @@ fn a_relay_started_mid_stream_catches_up_from_the_history_service_over_tcp() {
         "{feed}"
     );
     assert!(feed["service"]["requests"].as_u64().unwrap() >= 1, "{feed}");
+}
+
+/// Feed → engine over `channel` with no relay (`engine.source = "aeron"`), the
+/// engine's driver dropping `loss` of the data frames (over UDP; over IPC the engine
+/// uses the feed's driver): the engine accounts for every tick the feed published,
+/// allocates nothing on its hot thread after the warm-up, and reports the stream.
+/// Returns the engine's summary.
+fn direct_over(channel: &str, loss: f64) -> Value {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let ipc = channel == "ipc";
+    let feed_driver = d.join("aeron-feed");
+    let engine_driver = if ipc {
+        feed_driver.clone()
+    } else {
+        d.join("aeron-engine")
+    };
+    let feed_cfg = config(
+        d,
+        "feed.toml",
+        &d.join("feed.ring"),
+        Some((channel, &feed_driver, true)),
+    );
+    let engine_cfg = config_with(
+        d,
+        "engine.toml",
+        &d.join("unused.ring"),
+        Some((channel, &engine_driver, !ipc)),
+        loss,
+    );
+    edit_file(&engine_cfg, |e| e.set("engine.source", "aeron"));
+    let (feed, engine) = if ipc {
+        // The engine is a client of the feed's driver: the feed first.
+        let feed = start(&sibling("feed"), &feed_cfg, &d.join("feed"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !feed_driver.join("cnc.dat").exists() {
+            assert!(Instant::now() < deadline, "the feed started no driver");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        (
+            feed,
+            start(&sibling("engine"), &engine_cfg, &d.join("engine")),
+        )
+    } else {
+        let engine = start(&sibling("engine"), &engine_cfg, &d.join("engine"));
+        std::thread::sleep(Duration::from_millis(300));
+        (start(&sibling("feed"), &feed_cfg, &d.join("feed")), engine)
+    };
+    let (feed_code, feed_err) = finish(feed, "feed");
+    assert_eq!(feed_code, 0, "feed: {feed_err}");
+    let (engine_code, engine_err) = finish(engine, "engine");
+    assert_eq!(engine_code, 0, "engine: {engine_err}");
+    let feed = json(&d.join("feed/feed_summary.json"));
+    let engine = json(&d.join("engine/engine_summary.json"));
+    let (published, refused) = published_and_refused(&feed);
+    let net = &feed["net"]["stats"];
+    assert_eq!(engine["end_reason"], "end_of_stream", "{engine}");
+    let sessions = engine["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 1, "{engine}");
+    let s = &sessions[0];
+    let a = &engine["aeron"];
+    assert_eq!(a["runs"].as_u64().unwrap(), 1, "{a}");
+    assert_eq!(a["foreign"].as_u64().unwrap(), 0, "{a}");
+    // Joined at the feed's first heartbeat, before its first tick (the feed waited for
+    // the engine to connect): every tick the feed published is this session's.
+    assert_eq!(a["before_join"].as_u64().unwrap(), 0, "{a}");
+    assert_eq!(s["published"].as_u64().unwrap(), published, "{engine}");
+    assert_eq!(
+        s["producer_pid"].as_u64().unwrap(),
+        0,
+        "the stream carries no pid"
+    );
+    let seen = ["received", "missed", "unread"]
+        .iter()
+        .map(|k| s[k].as_u64().unwrap())
+        .sum::<u64>();
+    assert_eq!(seen, published, "{engine}");
+    // What the engine missed is what the feed could not offer: Aeron recovered the rest.
+    assert_eq!(s["missed"].as_u64().unwrap(), refused, "{engine}\n{net}");
+    assert_eq!(s["unread"].as_u64().unwrap(), 0, "{engine}");
+    assert!(engine["measured_ticks"].as_u64().unwrap() > 0, "{engine}");
+    assert_eq!(
+        engine["hot_allocs"]["allocs"].as_u64().unwrap(),
+        0,
+        "the hot thread allocated: {engine}"
+    );
+    for dir in ["aeron-feed", "aeron-engine"] {
+        assert!(!d.join(dir).exists(), "{dir} left behind");
+    }
+    engine
+}
+
+#[test]
+fn an_engine_reads_the_feed_over_udp_with_no_relay() {
+    let engine = direct_over(&format!("udp:{}", free_port()), 0.0);
+    // Its own driver: its counters are in the summary.
+    assert!(
+        engine["aeron"]["driver_counters"]["Bytes received"]
+            .as_i64()
+            .unwrap()
+            > 0,
+        "{engine}"
+    );
+}
+
+#[test]
+fn an_engine_reads_the_feed_over_ipc_on_the_feeds_driver() {
+    let engine = direct_over("ipc", 0.0);
+    // Another process's driver: no counters of its own.
+    assert!(
+        engine["aeron"]["driver_counters"]
+            .as_object()
+            .unwrap()
+            .is_empty(),
+        "{engine}"
+    );
+}
+
+/// 10% of the data frames dropped at the engine's driver: Aeron asks for each again
+/// and gets it, and the engine misses nothing the feed sent.
+#[test]
+fn an_engine_reading_the_stream_itself_has_aeron_recover_lost_frames() {
+    let engine = direct_over(&format!("udp:{}", free_port()), 0.1);
+    let naks = engine["aeron"]["driver_counters"]["NAKs sent"]
+        .as_i64()
+        .unwrap();
+    assert!(naks > 0, "no NAKs sent: {engine}");
 }

@@ -41,12 +41,12 @@ pub mod shm;
 
 use crate::sync::{fence, AtomicU32, AtomicU64, Ordering};
 use crate::tick::{Tick, TICK_LAYOUT_FINGERPRINT, TICK_WORDS};
-use crate::transport::{Sink, Source};
+use crate::transport::{FeedSource, Sink, Source};
 use std::sync::Arc;
 
 /// What [`Subscriber::poll`] returns: the transport interface's [`crate::transport::Poll`]
 /// (a ring never returns `Failed`).
-pub use crate::transport::Poll;
+pub use crate::transport::{Poll, ProducerIdentity, Progress};
 
 /// First word of every ring header.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"HFTRING\0");
@@ -684,24 +684,6 @@ impl<R: Region> Publisher<R> {
     }
 }
 
-/// How far a ring's producer has got ([`Subscriber::producer_progress`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Progress {
-    /// Highest sequence number published.
-    pub published: u64,
-    /// The producer's last sign of life (its raw clock), or 0.
-    pub heartbeat_raw: u64,
-}
-
-/// Who produces a ring ([`Subscriber::producer`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ProducerIdentity {
-    /// Process id.
-    pub pid: u32,
-    /// Start time, nanoseconds since the Unix epoch: unique per producer start.
-    pub epoch_ns: u64,
-}
-
 /// Where a new subscriber starts reading.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StartAt {
@@ -1010,6 +992,30 @@ impl<R: Region> Source for Subscriber<R> {
     #[inline]
     fn poll(&mut self) -> Poll {
         Subscriber::poll(self)
+    }
+}
+
+/// What the engine's hot loop reads of a ring besides its ticks: the inherent methods.
+impl<R: Region> FeedSource for Subscriber<R> {
+    #[inline]
+    fn heartbeat(&self, now_raw: u64) {
+        Subscriber::heartbeat(self, now_raw)
+    }
+    #[inline]
+    fn producer_progress(&self) -> Progress {
+        Subscriber::producer_progress(self)
+    }
+    fn next_seq(&self) -> u64 {
+        Subscriber::next_seq(self)
+    }
+    fn first_seq(&self) -> u64 {
+        Subscriber::first_seq(self)
+    }
+    fn producer(&self) -> ProducerIdentity {
+        Subscriber::producer(self)
+    }
+    fn evicted(&self) -> bool {
+        self.registration() == Registration::Evicted
     }
 }
 

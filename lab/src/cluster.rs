@@ -108,6 +108,11 @@ struct HostFile {
     /// Engines on its ring, 1 to 4.
     #[serde(default = "one")]
     engines: u32,
+    /// Engines that subscribe to the feed's stream themselves, with no relay and no
+    /// ring (`engine.source = "aeron"`, each with its own media driver), 0 to 4: to
+    /// compare with the relay-fed engines beside them.
+    #[serde(default)]
+    direct_engines: u32,
 }
 
 fn default_subnet() -> String {
@@ -173,6 +178,7 @@ struct Host {
     name: String,
     ip: Ipv4Addr,
     engines: u32,
+    direct_engines: u32,
 }
 
 /// A validated cluster run.
@@ -288,11 +294,18 @@ fn load(path: &Path, args: &ClusterArgs) -> Result<Plan, ConfigError> {
                 format!("must be between 1 and 4, got {}", h.engines),
             ));
         }
+        if h.direct_engines > 4 {
+            return Err(fail(
+                k("direct_engines"),
+                format!("must be between 0 and 4, got {}", h.direct_engines),
+            ));
+        }
         let [a, b, c] = prefix;
         hosts.push(Host {
             name: h.name.clone(),
             ip: Ipv4Addr::new(a, b, c, i as u8 + 2),
             engines: h.engines,
+            direct_engines: h.direct_engines,
         });
     }
     let duration_s = match (args.duration, file.duration_s) {
@@ -497,9 +510,18 @@ fn start(
 /// Derived configurations of one run.
 struct Configs {
     feed: String,
-    /// Per host: the relay's (with its driver folder's incarnation as `{n}`) and the
-    /// engines'.
-    hosts: Vec<(String, String)>,
+    /// Per host.
+    hosts: Vec<HostConfigs>,
+}
+
+/// The configurations of one engine host's processes.
+struct HostConfigs {
+    /// The relay's, with its driver folder's incarnation as `{n}`.
+    relay: String,
+    /// The engines' on the host's ring.
+    engine: String,
+    /// The direct engines', with the engine's number as `{n}` in its driver folder.
+    direct: String,
 }
 
 /// The configurations of every process; with `relay_restarts`, the first host's engines
@@ -553,7 +575,21 @@ fn derive(plan: &Plan, shm: &Path, relay_restarts: bool) -> Result<Configs, (Key
             engine = engine.set("engine.on_producer_gone", "wait");
         }
         let engine = engine.finish().map_err(err)?;
-        hosts.push((relay.finish().map_err(err)?, engine));
+        let direct = net(
+            common_edit(Edit::new(&plan.base), &h.name),
+            &format!("{}-direct", h.name),
+            h.ip,
+        )
+        .set("engine.source", "aeron")
+        .set("net.driver.loss_rate", plan.loss_rate)
+        .set("net.driver.nak_backoff_us", plan.nak_backoff_us)
+        .finish()
+        .map_err(err)?;
+        hosts.push(HostConfigs {
+            relay: relay.finish().map_err(err)?,
+            engine,
+            direct,
+        });
     }
     Ok(Configs { feed, hosts })
 }
@@ -563,7 +599,8 @@ fn derive(plan: &Plan, shm: &Path, relay_restarts: bool) -> Result<Configs, (Key
 pub struct Row {
     /// The host.
     pub host: String,
-    /// `feed`, `relay`, `relay-2` (restarted), `engine-N`.
+    /// `feed`, `relay`, `relay-2` (restarted), `engine-N` (on the host's ring),
+    /// `direct-N` (on the feed's stream, no relay).
     pub process: String,
     /// The feed: ticks published; a relay: the newest sequence number the feed named;
     /// an engine: ticks its ring published.
@@ -578,13 +615,14 @@ pub struct Row {
     pub unrecovered: u64,
     /// What no count explains (0 when every tick is accounted for).
     pub unaccounted: i64,
-    /// Relays: feed publish → relay receive; engines: their ring's hop.
+    /// Relays and direct engines: feed publish → receive (the network); engines:
+    /// their ring's hop.
     pub hop_ns: Percentiles,
     /// Relays: receive → local ring; engines: their per-tick work.
     pub work_ns: Percentiles,
     /// Engines: the open-loop schedule → the engine done with the tick.
     pub e2e_ns: Percentiles,
-    /// Relays: NAKs their driver sent (losses Aeron recovered).
+    /// Relays and direct engines: NAKs their driver sent (losses Aeron recovered).
     pub naks: i64,
     /// How it ended, and its exit.
     pub end: String,
@@ -685,9 +723,10 @@ pub fn cluster(args: &ClusterArgs) -> Result<()> {
         Ok(())
     };
     let checked = check(&configs.feed, "feed").and_then(|()| {
-        configs.hosts.iter().try_for_each(|(r, e)| {
-            check(r, "relay")?;
-            check(e, "engine")
+        configs.hosts.iter().try_for_each(|h| {
+            check(&h.relay, "relay")?;
+            check(&h.engine, "engine")?;
+            check(&h.direct, "direct engine")
         })
     });
     if let Err(e) = checked {
@@ -757,8 +796,9 @@ fn sleep_until(since: Instant, at: f64, stop: &AtomicBool) {
     }
 }
 
-/// Waits (at most 10 s) for a relay to say it is subscribed.
-fn wait_ready(p: &mut Proc) -> Result<()> {
+/// Waits (at most 10 s) for a relay or a direct engine (`what`) to say it is
+/// subscribed (its stderr names the stream).
+fn wait_ready(p: &mut Proc, what: &str) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if p.stderr().contains(" stream ") {
@@ -766,7 +806,7 @@ fn wait_ready(p: &mut Proc) -> Result<()> {
         }
         if let Some(s) = p.sup.try_wait()? {
             bail!(
-                "the relay in {} exited ({s}) before subscribing: {}",
+                "the {what} in {} exited ({s}) before subscribing: {}",
                 p.dir.display(),
                 p.stderr().trim()
             );
@@ -774,7 +814,7 @@ fn wait_ready(p: &mut Proc) -> Result<()> {
         std::thread::sleep(crate::child::POLL_EVERY);
     }
     bail!(
-        "the relay in {} did not subscribe within 10 s",
+        "the {what} in {} did not subscribe within 10 s",
         p.dir.display()
     )
 }
@@ -811,20 +851,20 @@ fn drive(
     // Relays and engines outlive the feed: they end when it does.
     let long = plan.duration_s + 30.0;
     let mut relays: Vec<(String, Proc)> = Vec::new();
-    for (h, (relay, _)) in plan.hosts.iter().zip(&configs.hosts) {
+    for (h, c) in plan.hosts.iter().zip(&configs.hosts) {
         let mut p = start(
             "relay",
             &topo.namespace(&h.name),
             relay_bin,
             &out.join(&h.name).join("relay"),
-            &relay.replace("{n}", "1"),
+            &c.relay.replace("{n}", "1"),
             long,
         )?;
-        wait_ready(&mut p)?;
+        wait_ready(&mut p, "relay")?;
         relays.push(("relay".into(), p));
     }
     let mut engines: Vec<(usize, String, Proc)> = Vec::new();
-    for (i, (h, (_, engine))) in plan.hosts.iter().zip(&configs.hosts).enumerate() {
+    for (i, (h, c)) in plan.hosts.iter().zip(&configs.hosts).enumerate() {
         for n in 1..=h.engines {
             let name = format!("engine-{n}");
             let p = start(
@@ -832,9 +872,23 @@ fn drive(
                 &topo.namespace(&h.name),
                 engine_bin,
                 &out.join(&h.name).join(&name),
-                engine,
+                &c.engine,
                 long,
             )?;
+            engines.push((i, name, p));
+        }
+        for n in 1..=h.direct_engines {
+            let name = format!("direct-{n}");
+            let mut p = start(
+                "engine",
+                &topo.namespace(&h.name),
+                engine_bin,
+                &out.join(&h.name).join(&name),
+                &c.direct.replace("{n}", &n.to_string()),
+                long,
+            )?;
+            // Subscribed before the feed starts: it hears the feed's first message.
+            wait_ready(&mut p, "engine")?;
             engines.push((i, name, p));
         }
     }
@@ -868,10 +922,10 @@ fn drive(
             &topo.namespace(&h.name),
             relay_bin,
             &out.join(&h.name).join("relay-2"),
-            &configs.hosts[0].0.replace("{n}", "2"),
+            &configs.hosts[0].relay.replace("{n}", "2"),
             long,
         )?;
-        wait_ready(&mut p)?;
+        wait_ready(&mut p, "relay")?;
         restarted = Some(p);
     }
     if let Some(at) = args.kill_feed.filter(|_| !stop.load(Ordering::Relaxed)) {
@@ -921,7 +975,10 @@ fn drive(
         // The first host's engines wait for a next relay after each: once the last
         // has ended, they are asked to stop (and write their summaries).
         std::thread::sleep(Duration::from_millis(500));
-        for (_, _, p) in engines.iter_mut().filter(|(i, ..)| *i == 0) {
+        for (_, _, p) in engines
+            .iter_mut()
+            .filter(|(i, name, _)| *i == 0 && name.starts_with("engine-"))
+        {
             p.sup.signal(Signal::Int);
         }
     }
@@ -1076,14 +1133,40 @@ fn drive(
                         "{host}/{name}: {unaccounted} ticks unaccounted for"
                     ));
                 }
-                if exit.is_none_or(|s| !s.success()) && summary.interrupted_by.is_none() {
+                // A direct engine hears the feed's death itself (exit 1, the feed
+                // vanished); a ring's engine hears its relay end the ring.
+                let direct = e.aeron.is_some();
+                let feed_death =
+                    direct && feed_killed_at.is_some() && e.end_reason == EndReason::ProducerGone;
+                if exit.is_none_or(|s| !s.success())
+                    && summary.interrupted_by.is_none()
+                    && !feed_death
+                {
                     summary.problems.push(format!(
                         "{host}/{name} ended with {}: {}",
                         exit_text(exit),
                         last_line(&p.stderr())
                     ));
                 }
+                if let (true, Some(fp), None) = (direct, feed_published, feed_killed_at) {
+                    if published != fp {
+                        summary.problems.push(format!(
+                            "{host}/{name}: the feed published {fp}, the engine heard of {published}"
+                        ));
+                    }
+                }
+                // Per tick, nothing; waiting for a new feed between sessions (no ticks
+                // to handle) allocates, so only a one-session run is held to it.
+                if e.sessions.len() == 1 && e.hot_allocs.calls() != 0 {
+                    summary.problems.push(format!(
+                        "{host}/{name}: its hot thread allocated {} times after the warm-up",
+                        e.hot_allocs.calls()
+                    ));
+                }
                 let stage = |k: &str| e.latency_ns.get(k).copied().unwrap_or_default();
+                let naks = e.aeron.as_ref().map_or(0, |a| {
+                    a.driver_counters.get("NAKs sent").copied().unwrap_or(0)
+                });
                 summary.rows.push(Row {
                     host: host.clone(),
                     process: name.clone(),
@@ -1096,9 +1179,9 @@ fn drive(
                     hop_ns: stage("hop"),
                     work_ns: stage("engine"),
                     e2e_ns: stage("e2e"),
+                    naks,
                     end: format!("{:?}", e.end_reason),
                     exit: exit_text(exit),
-                    ..Row::default()
                 });
             }
             Err(err) => summary.problems.push(format!(
@@ -1199,7 +1282,7 @@ pub fn format_table(s: &ClusterSummary, out: &Path) -> String {
     }
     let _ = writeln!(
         w,
-        "hop: relays feed publish → relay receive (the network), engines their host's ring; work: relays receive → ring, engines per tick; one TSC on one machine (real hosts need PTP for one-way figures)"
+        "hop: relays and direct engines feed publish → receive (the network), engines their host's ring; work: relays receive → ring, engines per tick; e2e: the feed's schedule → the engine done, comparable across both paths; one TSC on one machine (real hosts need PTP for one-way figures)"
     );
     for (who, ms) in &s.feed_death_noticed_ms {
         let _ = writeln!(w, "feed's death noticed by {who} after {ms} ms");
@@ -1237,16 +1320,16 @@ mod tests {
         let a = args();
         let plan = load(&a.config, &a).unwrap();
         assert_eq!(plan.feed_ip(), Ipv4Addr::new(10, 77, 0, 1));
-        let hosts: Vec<(&str, Ipv4Addr, u32)> = plan
+        let hosts: Vec<(&str, Ipv4Addr, u32, u32)> = plan
             .hosts
             .iter()
-            .map(|h| (h.name.as_str(), h.ip, h.engines))
+            .map(|h| (h.name.as_str(), h.ip, h.engines, h.direct_engines))
             .collect();
         assert_eq!(
             hosts,
             [
-                ("east", Ipv4Addr::new(10, 77, 0, 2), 2),
-                ("west", Ipv4Addr::new(10, 77, 0, 3), 1)
+                ("east", Ipv4Addr::new(10, 77, 0, 2), 2, 0),
+                ("west", Ipv4Addr::new(10, 77, 0, 3), 1, 1)
             ]
         );
         assert_eq!(plan.loss_rate, 0.05, "--loss wins over the file");
@@ -1262,8 +1345,16 @@ mod tests {
             feed.net.as_ref().unwrap().interface.as_deref(),
             Some("10.77.0.1")
         );
-        for (i, (relay, engine)) in c.hosts.iter().enumerate() {
+        for (i, h) in c.hosts.iter().enumerate() {
+            let (relay, engine) = (&h.relay, &h.engine);
             let (r, e) = (parse(relay), parse(engine));
+            let d = parse(&h.direct);
+            assert_eq!(d.engine.source, common::config::EngineSource::Aeron);
+            assert_eq!(d.net.as_ref().unwrap().driver.loss_rate, 0.05);
+            assert!(
+                h.direct.contains("-direct-aeron-{n}"),
+                "a driver per engine"
+            );
             assert_eq!(r.ring.path, e.ring.path, "the relay's ring is its engines'");
             let n = r.net.as_ref().unwrap();
             assert_eq!(n.history, Some("10.77.0.1:7070".parse().unwrap()));

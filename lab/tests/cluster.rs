@@ -198,6 +198,7 @@ fn two_engine_hosts_every_tick_accounted_and_nothing_left() {
         ("east", "engine-2"),
         ("west", "relay"),
         ("west", "engine-1"),
+        ("west", "direct-1"),
     ] {
         assert!(
             processes.contains(&(want.0.to_string(), want.1.to_string())),
@@ -226,6 +227,11 @@ fn two_engine_hosts_every_tick_accounted_and_nothing_left() {
             assert!(e["e2e_ns"]["count"].as_u64().unwrap() > 0, "{e}");
         }
     }
+    // The engine on the stream itself heard every tick the feed published, over the
+    // network (its hop), with nothing of the relay's.
+    let direct = r.row("west", "direct-1");
+    assert!(direct["hop_ns"]["count"].as_u64().unwrap() > 0, "{direct}");
+    assert_eq!(direct["recovered"], 0, "{direct}");
     let stdout = String::from_utf8_lossy(&r.out.stdout);
     assert!(stdout.contains("== lab cluster:"), "{stdout}");
     assert!(
@@ -259,9 +265,9 @@ fn under_simulated_loss_aeron_retransmits_and_no_tick_is_unaccounted() {
             r.summary.as_ref().unwrap()["loss_rate"].as_f64(),
             Some(loss.parse().unwrap())
         );
-        for host in ["east", "west"] {
-            let relay = r.row(host, "relay");
-            assert!(relay["naks"].as_i64().unwrap() > 0, "loss {loss}: {relay}");
+        for (host, process) in [("east", "relay"), ("west", "relay"), ("west", "direct-1")] {
+            let row = r.row(host, process);
+            assert!(row["naks"].as_i64().unwrap() > 0, "loss {loss}: {row}");
         }
     }
 }
@@ -313,6 +319,10 @@ fn a_killed_feed_is_noticed_by_every_host() {
         assert_eq!(relay["end"], "ProducerGone", "{relay}");
         assert!(relay["published"].as_u64().unwrap() > 0, "{relay}");
     }
+    // The engine on the stream itself noticed it too.
+    let direct = r.row("west", "direct-1");
+    assert_eq!(direct["end"], "ProducerGone", "{direct}");
+    assert!(direct["ticks"].as_u64().unwrap() > 0, "{direct}");
 }
 
 #[test]
@@ -360,6 +370,12 @@ fn a_bad_cluster_file_exits_2_with_a_located_message() {
             "engines = 2",
             "engines = 9",
             "hosts[0].engines: must be between 1 and 4",
+        ),
+        (
+            "too many direct engines",
+            "direct_engines = 1",
+            "direct_engines = 9",
+            "hosts[1].direct_engines: must be between 0 and 4",
         ),
         (
             "an unknown key",

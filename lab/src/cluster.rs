@@ -58,6 +58,8 @@ use std::time::{Duration, Instant};
 
 /// What `lab cluster` writes into its output folder.
 pub const CLUSTER_SUMMARY: &str = "cluster_summary.json";
+/// What `lab cluster --repeat N` writes: the direct engines against the relay-fed ones.
+pub const CLUSTER_COMPARE: &str = "cluster_compare.json";
 
 /// The producer timeout every relay and engine runs with: how soon a feed's (or a
 /// relay's) silence is noticed.
@@ -161,6 +163,12 @@ pub struct ClusterArgs {
     /// SIGKILL the feed this many seconds after it started: every relay must notice.
     #[arg(long, value_name = "SECS", value_parser = common::runargs::parse_secs)]
     pub kill_feed: Option<f64>,
+    /// Run the cluster N times (2 to 50; each in `run-K/`) and compare, over the
+    /// repetitions, each host's direct engines with its first relay-fed engine, and two
+    /// relay-fed engines of one host with each other (the noise floor), with the
+    /// report's verdict rule (`cluster_compare.json`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..=50))]
+    pub repeat: Option<u32>,
 }
 
 /// A loss rate from 0 to below 1.
@@ -684,8 +692,11 @@ pub fn cluster(args: &ClusterArgs) -> Result<()> {
     }
     let out = match &args.out {
         Some(d) => {
-            common::runargs::prepare_out_dir(d, &[(CLUSTER_SUMMARY, Kind::Json)])
-                .map_err(Failure::bad_input)?;
+            common::runargs::prepare_out_dir(
+                d,
+                &[(CLUSTER_SUMMARY, Kind::Json), (CLUSTER_COMPARE, Kind::Json)],
+            )
+            .map_err(Failure::bad_input)?;
             d.clone()
         }
         None => files::create_fresh_dir(&Path::new("results").join(format!(
@@ -693,10 +704,58 @@ pub fn cluster(args: &ClusterArgs) -> Result<()> {
             common::units::utc_stamp(std::time::SystemTime::now())
         )))?,
     };
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("cannot install the SIGINT/SIGTERM handler")?;
+    }
+    let bins = [&feed_bin, &engine_bin, &relay_bin];
+    let repeat = args.repeat.unwrap_or(1);
+    if repeat == 1 {
+        let summary = run_once(&plan, args, &out, &stop, bins)?;
+        return passed(&summary);
+    }
+    let mut runs = Vec::new();
+    for k in 1..=repeat {
+        let dir = out.join(format!("run-{k}"));
+        files::create_dir_all(&dir)?;
+        let summary = run_once(&plan, args, &dir, &stop, bins)?;
+        passed(&summary).with_context(|| format!("repetition {k} of {repeat}"))?;
+        runs.push(summary);
+    }
+    let compared = compare_paths(&runs);
+    files::write_json(&out.join(CLUSTER_COMPARE), &compared)?;
+    print!("{}", format_compare(&compared, &out));
+    Ok(())
+}
+
+/// Whether a run passed: not interrupted, no problem.
+fn passed(summary: &ClusterSummary) -> Result<()> {
+    if let Some(sig) = &summary.interrupted_by {
+        bail!("the run was interrupted by {sig}; the table covers it up to then");
+    }
+    ensure!(
+        summary.problems.is_empty(),
+        "{} problem(s): {}",
+        summary.problems.len(),
+        summary.problems.join("; ")
+    );
+    Ok(())
+}
+
+/// One run of the cluster into `out`: the topology made, the processes driven, the
+/// topology removed and checked; writes `cluster_summary.json` and prints the table.
+fn run_once(
+    plan: &Plan,
+    args: &ClusterArgs,
+    out: &Path,
+    stop: &AtomicBool,
+    bins: [&PathBuf; 3],
+) -> Result<ClusterSummary> {
     let shm = PathBuf::from(format!("/dev/shm/hft-cluster-{}", std::process::id()));
     files::create_fresh_dir(&shm)?;
     // From here on the folder is the topology's: removed on every path out.
-    let configs = match derive(&plan, &shm, args.kill_relay.is_some()) {
+    let configs = match derive(plan, &shm, args.kill_relay.is_some()) {
         Ok(c) => c,
         Err((key, m)) => {
             let _ = std::fs::remove_dir_all(&shm);
@@ -733,21 +792,8 @@ pub fn cluster(args: &ClusterArgs) -> Result<()> {
         let _ = std::fs::remove_dir_all(&shm);
         return Err(e);
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .context("cannot install the SIGINT/SIGTERM handler")?;
-    }
-    let mut topo = Topology::create(&plan, shm.clone())?;
-    let ran = drive(
-        &plan,
-        &configs,
-        &topo,
-        &out,
-        args,
-        &stop,
-        [&feed_bin, &engine_bin, &relay_bin],
-    );
+    let mut topo = Topology::create(plan, shm.clone())?;
+    let ran = drive(plan, &configs, &topo, out, args, stop, bins);
     // Every process has ended (or was terminated when `drive` returned): the network
     // and the folder go now, and what is left is checked.
     topo.remove();
@@ -761,17 +807,8 @@ pub fn cluster(args: &ClusterArgs) -> Result<()> {
             .push(format!("left after the teardown: {l}"));
     }
     files::write_json(&out.join(CLUSTER_SUMMARY), &summary)?;
-    print!("{}", format_table(&summary, &out));
-    if let Some(sig) = &summary.interrupted_by {
-        bail!("the run was interrupted by {sig}; the table covers it up to then");
-    }
-    ensure!(
-        summary.problems.is_empty(),
-        "{} problem(s): {}",
-        summary.problems.len(),
-        summary.problems.join("; ")
-    );
-    Ok(())
+    print!("{}", format_table(&summary, out));
+    Ok(summary)
 }
 
 /// Waits until `p` has exited or `secs` have passed (or a stop was asked); its status.
@@ -1208,6 +1245,164 @@ fn drive(
     Ok(summary)
 }
 
+/// One comparison of `lab cluster --repeat`: a variant engine against a baseline engine
+/// of the same host, on one figure, over the repetitions.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PathComparison {
+    /// The host.
+    pub host: String,
+    /// The baseline engine (`engine-1`: relay-fed, on the host's ring).
+    pub baseline: String,
+    /// The engine compared with it.
+    pub variant: String,
+    /// What the pair shows: the two paths, or the noise floor (two engines on one ring).
+    pub what: String,
+    /// The figure, lower is better: `e2e p50` or `e2e p99`.
+    pub metric: String,
+    /// The baseline's value per repetition, µs.
+    pub baseline_us: Vec<f64>,
+    /// The variant's value per repetition, µs.
+    pub variant_us: Vec<f64>,
+    /// Median of the variant over median of the baseline.
+    pub ratio: f64,
+    /// The bootstrap 95% interval of the ratio.
+    pub lo: f64,
+    /// Upper end.
+    pub hi: f64,
+    /// The median ratios of the odd and the even repetitions.
+    pub halves: (f64, f64),
+    /// The report's verdict (`better`, `worse`, `unstable`, `no detectable difference`).
+    pub verdict: String,
+}
+
+/// `cluster_compare.json`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ClusterCompare {
+    /// Repetitions compared.
+    pub repetitions: usize,
+    /// The rule, in words.
+    pub rule: String,
+    /// Every comparison.
+    pub rows: Vec<PathComparison>,
+}
+
+/// One percentile of a stage.
+type Pick = fn(&Percentiles) -> u64;
+
+/// The direct engines of every host against its first relay-fed engine, and its second
+/// relay-fed engine against the first (two engines on one ring: what the same path
+/// differs from itself, the noise floor of the comparison), on e2e p50 and p99 over the
+/// repetitions `runs`, by the report's rule ([`crate::report::verdict`]).
+fn compare_paths(runs: &[ClusterSummary]) -> ClusterCompare {
+    use crate::report::verdict;
+    let rule = verdict::Rule::default();
+    let mut pairs: Vec<(String, String, String, &str)> = Vec::new();
+    if let Some(first) = runs.first() {
+        for r in &first.rows {
+            if r.process.starts_with("direct-") {
+                pairs.push((
+                    r.host.clone(),
+                    "engine-1".into(),
+                    r.process.clone(),
+                    "no relay, no ring (the stream itself) vs relay and ring",
+                ));
+            } else if r.process.starts_with("engine-") && r.process != "engine-1" {
+                pairs.push((
+                    r.host.clone(),
+                    "engine-1".into(),
+                    r.process.clone(),
+                    "noise floor: two engines on one ring",
+                ));
+            }
+        }
+    }
+    let values = |host: &str, process: &str, pick: Pick| -> Vec<f64> {
+        runs.iter()
+            .filter_map(|run| {
+                run.rows
+                    .iter()
+                    .find(|r| r.host == host && r.process == process && r.e2e_ns.count > 0)
+                    .map(|r| pick(&r.e2e_ns) as f64 / 1e3)
+            })
+            .collect()
+    };
+    let metrics: [(&str, Pick); 2] = [("e2e p50", |p| p.p50), ("e2e p99", |p| p.p99)];
+    let mut rows = Vec::new();
+    for (host, baseline, variant, what) in &pairs {
+        for (metric, pick) in metrics {
+            let (b, v) = (values(host, baseline, pick), values(host, variant, pick));
+            let c = verdict::compare(&format!("{host} {variant} {metric}"), &b, &v, &rule);
+            rows.push(PathComparison {
+                host: host.clone(),
+                baseline: baseline.clone(),
+                variant: variant.clone(),
+                what: (*what).into(),
+                metric: metric.into(),
+                baseline_us: b,
+                variant_us: v,
+                ratio: c.ratio,
+                lo: c.lo,
+                hi: c.hi,
+                halves: c.halves,
+                verdict: c.verdict.word().into(),
+            });
+        }
+    }
+    ClusterCompare {
+        repetitions: runs.len(),
+        rule: format!(
+            "ratio of medians over the repetitions, seeded bootstrap {:.0}% interval, Mann-Whitney U, minimum effect {:.0}%, split halves (lab/src/report/verdict.rs)",
+            rule.confidence * 100.0,
+            rule.min_effect * 100.0
+        ),
+        rows,
+    }
+}
+
+/// The comparison table `lab cluster --repeat` prints.
+pub fn format_compare(c: &ClusterCompare, out: &Path) -> String {
+    let mut w = String::new();
+    let _ = writeln!(
+        w,
+        "== lab cluster: {} repetitions, {} ==",
+        c.repetitions,
+        out.display()
+    );
+    let _ = writeln!(w, "{}", c.rule);
+    let _ = writeln!(
+        w,
+        "{:<6} {:<21} {:<8} {:>13} {:>13} {:>22} {:>13}  verdict",
+        "host",
+        "variant vs baseline",
+        "figure",
+        "baseline µs",
+        "variant µs",
+        "ratio [95% interval]",
+        "halves"
+    );
+    for r in &c.rows {
+        let _ = writeln!(
+            w,
+            "{:<6} {:<21} {:<8} {:>13.1} {:>13.1} {:>22} {:>13}  {} ({})",
+            r.host,
+            format!("{} vs {}", r.variant, r.baseline),
+            r.metric,
+            crate::report::verdict::median(&r.baseline_us),
+            crate::report::verdict::median(&r.variant_us),
+            format!("{:.2} [{:.2}, {:.2}]", r.ratio, r.lo, r.hi),
+            format!("{:.2}/{:.2}", r.halves.0, r.halves.1),
+            r.verdict,
+            r.what
+        );
+    }
+    let _ = writeln!(
+        w,
+        "medians over the repetitions; each repetition's own table is in run-K/; one machine, one clock"
+    );
+    let _ = writeln!(w, "compare     {}", out.join(CLUSTER_COMPARE).display());
+    w
+}
+
 /// `dir` relative to `out`, for the table.
 fn rel(out: &Path, dir: &Path) -> String {
     dir.strip_prefix(out).unwrap_or(dir).display().to_string()
@@ -1310,6 +1505,7 @@ mod tests {
             loss: Some(0.05),
             kill_relay: Some(1.0),
             kill_feed: None,
+            repeat: None,
         }
     }
 
@@ -1369,5 +1565,56 @@ mod tests {
                 i == 0
             );
         }
+    }
+
+    /// `--repeat`'s comparison: a direct engine clearly faster than the relay-fed one in
+    /// every repetition is better; two engines on one ring drawn alike are not told apart.
+    #[test]
+    fn repetitions_compare_the_paths_and_the_noise_floor() {
+        let row = |host: &str, process: &str, p50: u64| Row {
+            host: host.into(),
+            process: process.into(),
+            e2e_ns: Percentiles {
+                count: 1000,
+                p50,
+                p99: p50 * 10,
+                ..Percentiles::default()
+            },
+            ..Row::default()
+        };
+        let runs: Vec<ClusterSummary> = (0..8u64)
+            .map(|k| ClusterSummary {
+                rows: vec![
+                    row("feed", "feed", 0),
+                    row("east", "relay", 0),
+                    row("east", "engine-1", 100_000 + (k * 7919) % 5_000),
+                    row("east", "engine-2", 100_000 + (k * 104_729) % 5_000),
+                    row("east", "direct-1", 50_000 + (k * 15_485) % 2_000),
+                ],
+                ..ClusterSummary::default()
+            })
+            .collect();
+        let c = compare_paths(&runs);
+        assert_eq!(c.repetitions, 8);
+        let found: Vec<(&str, &str, &str)> = c
+            .rows
+            .iter()
+            .map(|r| (r.variant.as_str(), r.metric.as_str(), r.verdict.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("engine-2", "e2e p50", "no detectable difference"),
+                ("engine-2", "e2e p99", "no detectable difference"),
+                ("direct-1", "e2e p50", "better"),
+                ("direct-1", "e2e p99", "better"),
+            ]
+        );
+        let direct = &c.rows[2];
+        assert_eq!(direct.baseline, "engine-1");
+        assert_eq!(direct.baseline_us.len(), 8);
+        assert!(direct.hi < 1.0 && direct.ratio < 0.6, "{direct:?}");
+        let table = format_compare(&c, Path::new("/tmp/x"));
+        assert!(table.contains("direct-1 vs engine-1"), "{table}");
     }
 }

@@ -404,3 +404,62 @@ fn a_bad_cluster_file_exits_2_with_a_located_message() {
         assert_eq!(err.trim().lines().count(), 1, "{what}: one line: {err}");
     }
 }
+
+/// `--repeat 2`: two whole runs, each in its own folder with its own summary, then the
+/// comparison of the paths over them (too few repetitions for a verdict, and said so).
+#[test]
+fn repetitions_compare_the_direct_engine_with_the_relay_fed_one() {
+    if !root() {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let r = cluster(dir.path(), &["--duration", "2", "--repeat", "2"], |_| {});
+    assert!(r.out.status.success(), "{}", r.text());
+    assert_torn_down(&r, dir.path());
+    let out = dir.path().join("out");
+    for k in 1..=2 {
+        let s: Value = serde_json::from_slice(
+            &std::fs::read(out.join(format!("run-{k}/cluster_summary.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(s["problems"], Value::Array(vec![]), "run {k}: {s}");
+        assert!(out
+            .join(format!("run-{k}/west/direct-1/engine_summary.json"))
+            .is_file());
+    }
+    let c: Value =
+        serde_json::from_slice(&std::fs::read(out.join("cluster_compare.json")).unwrap()).unwrap();
+    assert_eq!(c["repetitions"], 2);
+    let rows = c["rows"].as_array().unwrap();
+    let pairs: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["host"].as_str().unwrap().into(),
+                r["variant"].as_str().unwrap().into(),
+                r["metric"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    for want in [
+        ("east", "engine-2", "e2e p50"),
+        ("west", "direct-1", "e2e p50"),
+        ("west", "direct-1", "e2e p99"),
+    ] {
+        assert!(
+            pairs.contains(&(want.0.into(), want.1.into(), want.2.into())),
+            "{want:?} missing: {c}"
+        );
+    }
+    for row in rows {
+        assert_eq!(row["baseline_us"].as_array().unwrap().len(), 2, "{row}");
+        // Two repetitions cannot pass the rank test: never a verdict.
+        assert!(
+            !["better", "worse"].contains(&row["verdict"].as_str().unwrap()),
+            "{row}"
+        );
+    }
+    let stdout = String::from_utf8_lossy(&r.out.stdout);
+    assert!(stdout.contains("direct-1 vs engine-1"), "{stdout}");
+}

@@ -432,12 +432,14 @@ pub struct EngineConfig {
     /// exit, non-zero for a vanished feed) or `wait` (wait for a new feed, resynchronise
     /// on its ring and go on; each feed is a `session` in the summary).
     pub on_producer_gone: OnProducerGone,
-    /// The feed's history service socket (`feed.service.socket`): at start the engine
+    /// The feed's history service: its socket's path (`feed.service.socket`, a path
+    /// with a `/`), or its TCP address (`feed.service.listen`, `tcp://IP:PORT`, for an
+    /// engine on another host; [`crate::service::Endpoint`]): at start the engine
     /// asks it for a snapshot (the last `window` ticks of every symbol), warms each
     /// symbol's book from it, skips the ring's ticks the snapshot covered, and quotes a
     /// symbol only once its window is full. None: start cold, quote from the first tick.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub history_service: Option<PathBuf>,
+    pub history_service: Option<crate::service::Endpoint>,
     /// Gap recovery (needs `history_service`): after a gap in the ring (lossy mode, a
     /// lapped engine) the engine stops quoting, asks the history service for the missed
     /// range on a cold thread, applies the recovered ticks to its books in sequence
@@ -1355,7 +1357,7 @@ impl Config {
         if e.recover && e.history_service.is_none() {
             return Err((
                 key("recover"),
-                "needs engine.history_service (the feed's feed.service.socket) to recover gaps from".into(),
+                "needs engine.history_service (the feed's feed.service.socket or tcp://feed.service.listen) to recover gaps from".into(),
             ));
         }
         if let Some(l) = &e.service_load {
@@ -1363,7 +1365,7 @@ impl Config {
             if e.history_service.is_none() {
                 return Err((
                     key("requests_per_s"),
-                    "needs engine.history_service (the feed's feed.service.socket) to send requests to".into(),
+                    "needs engine.history_service (the feed's feed.service.socket or tcp://feed.service.listen) to send requests to".into(),
                 ));
             }
             if !(l.requests_per_s.is_finite()
@@ -2016,6 +2018,8 @@ volatility_bps = 2.0
             ("unknown scratch", e(|e| e.set("engine.scratch", "pool2")), "29:11: engine.scratch: unknown variant `pool2`"),
             ("pool of nothing", e(|e| e.set("engine.scratch", Scratch::Pool).set("engine.pool_blocks", 0)), "30:1: engine.pool_blocks: must be between 1 and 1000000, got 0"),
             ("recovery without a service", e(|e| e.set("engine.recover", true)), "29:1: engine.recover: needs engine.history_service"),
+            ("a service that is no endpoint", e(|e| e.set("engine.history_service", "feed.sock")), "29:19: engine.history_service: \"feed.sock\" is neither a TCP address"),
+            ("a service host name", e(|e| e.set("engine.history_service", "tcp://feed:7070")), "29:19: engine.history_service: \"tcp://feed:7070\" is not tcp://IP:PORT"),
             ("aeron without a channel", e(|e| e.set("engine.source", "aeron")), "29:1: engine.source: \"aeron\" needs a [net] section"),
             ("unknown source", e(|e| e.set("engine.source", "udp")), "29:10: engine.source: unknown variant `udp`"),
             ("load without a service", e(|e| e.set("engine.service_load.requests_per_s", 10)), "29:1: engine.service_load.requests_per_s: needs engine.history_service"),

@@ -541,6 +541,21 @@ impl FromStr for Endpoint {
     }
 }
 
+/// Written as its [`Display`](fmt::Display) form, read as [`FromStr`] reads it (a
+/// configuration's `engine.history_service`).
+impl serde::Serialize for Endpoint {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Endpoint {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Endpoint, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl From<&Path> for Endpoint {
     fn from(p: &Path) -> Endpoint {
         Endpoint::Unix(p.to_path_buf())

@@ -289,7 +289,7 @@ pub fn new_feed_snapshot(config: &Config) -> Option<Snapshot> {
         Ok(s) => {
             eprintln!(
                 "engine: warmed from {}: {} ticks of the new feed, covering it through seq {}",
-                socket.display(),
+                socket,
                 s.ticks.len(),
                 s.covered_through
             );
@@ -298,7 +298,7 @@ pub fn new_feed_snapshot(config: &Config) -> Option<Snapshot> {
         Err(e) => {
             eprintln!(
                 "engine: warning: no snapshot of the new feed from {}: {e}; warming from its ticks",
-                socket.display()
+                socket
             );
             None
         }

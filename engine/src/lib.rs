@@ -206,7 +206,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
             Ok(s) => {
                 eprintln!(
                     "engine: warmed from {}: {} ticks, covering the ring through seq {}",
-                    socket.display(),
+                    socket,
                     s.ticks.len(),
                     s.covered_through
                 );
@@ -215,7 +215,7 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
             Err(e) => {
                 eprintln!(
                     "engine: warning: no snapshot from {}: {e}; warming from the ring",
-                    socket.display()
+                    socket
                 );
                 (None, Some(e))
             }
@@ -299,9 +299,9 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
                     &clock,
                 );
                 let patience = Duration::from_millis(config.engine.producer_timeout_ms);
-                let name = socket.display().to_string();
+                let name = socket.to_string();
                 let fetch = |r: &common::service::Request| {
-                    common::service::request(&socket, r, Duration::from_secs(2))
+                    common::service::request_at(&socket, r, Duration::from_secs(2))
                 };
                 let r = recovery::thread(&name, fetch, patience, req_rx, tick_tx, cold);
                 profile.publish(ROLE_RECOVERY);
@@ -749,7 +749,7 @@ fn print_memory(monitor: &mut Monitor, stats: BTreeMap<String, u64>, profile: &A
 /// Asks the feed's history service at `socket` for the last `depth` ticks of every
 /// symbol, retrying for a second (the feed makes its socket just after its ring).
 pub(crate) fn fetch_snapshot(
-    socket: &std::path::Path,
+    service: &common::service::Endpoint,
     depth: usize,
 ) -> Result<hot::Snapshot, String> {
     let req = common::service::Request::Snapshot {
@@ -757,7 +757,7 @@ pub(crate) fn fetch_snapshot(
     };
     let until = std::time::Instant::now() + Duration::from_secs(1);
     let answer = loop {
-        match common::service::request(socket, &req, Duration::from_secs(2)) {
+        match common::service::request_at(service, &req, Duration::from_secs(2)) {
             Ok(a) => break a,
             Err(e) if std::time::Instant::now() >= until => return Err(e),
             Err(_) => std::thread::sleep(Duration::from_millis(20)),

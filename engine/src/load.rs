@@ -14,7 +14,7 @@ use common::budget::{ColdBudget, ColdThread};
 use common::config::ServiceLoad;
 use common::ring::shm;
 use common::ring::StartAt;
-use common::service::{request, Request, MAX_DEPTH};
+use common::service::{request_at, Request, MAX_DEPTH};
 use common::summary::LoadReport;
 use hdrhistogram::Histogram;
 use std::path::PathBuf;
@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 /// Where the load goes and what it asks.
 pub struct Target {
-    /// The service's socket.
-    pub socket: PathBuf,
+    /// The service: its socket, or its TCP address.
+    pub socket: common::service::Endpoint,
     /// The feed's ring (for the latest sequence number).
     pub ring: PathBuf,
     /// The load.
@@ -67,7 +67,7 @@ pub fn thread(t: Target, done: &AtomicBool, mut cold: ColdThread) -> (LoadReport
             }
         };
         let began = Instant::now();
-        match request(&t.socket, &req, Duration::from_secs(5)) {
+        match request_at(&t.socket, &req, Duration::from_secs(5)) {
             Ok(a) => {
                 let took = began.elapsed().as_micros() as u64;
                 us.saturating_record(took.max(1));

@@ -553,12 +553,28 @@ fn direct_over(channel: &str, loss: f64) -> Value {
         loss,
     );
     edit_file(&engine_cfg, |e| e.set("engine.source", "aeron"));
+    if ipc {
+        // The feed is there first: the engine warms from its history service over TCP,
+        // as an engine on another host would.
+        let service = format!("127.0.0.1:{}", free_tcp_port());
+        edit_file(&feed_cfg, |e| {
+            e.set("feed.service.socket", d.join("feed.sock"))
+                .set("feed.service.listen", &service)
+        });
+        edit_file(&engine_cfg, |e| {
+            e.set("engine.history_service", format!("tcp://{service}"))
+        });
+    }
     let (feed, engine) = if ipc {
         // The engine is a client of the feed's driver: the feed first.
-        let feed = start(&sibling("feed"), &feed_cfg, &d.join("feed"));
+        let mut feed = start(&sibling("feed"), &feed_cfg, &d.join("feed"));
         let deadline = Instant::now() + Duration::from_secs(20);
         while !feed_driver.join("cnc.dat").exists() {
-            assert!(Instant::now() < deadline, "the feed started no driver");
+            if Instant::now() > deadline || feed.try_wait().unwrap().is_some() {
+                let _ = feed.kill();
+                let (code, err) = finish(feed, "feed");
+                panic!("the feed started no driver (exit {code}): {err}");
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
         (
@@ -630,6 +646,10 @@ fn an_engine_reads_the_feed_over_udp_with_no_relay() {
 #[test]
 fn an_engine_reads_the_feed_over_ipc_on_the_feeds_driver() {
     let engine = direct_over("ipc", 0.0);
+    // It warmed from the feed's history service over TCP.
+    let warm = &engine["warm"];
+    assert_eq!(warm["error"], Value::Null, "{warm}");
+    assert_eq!(warm["warmups"], 1, "{warm}");
     // Another process's driver: no counters of its own.
     assert!(
         engine["aeron"]["driver_counters"]

@@ -1353,7 +1353,7 @@ fn feed_restarted_warm(env: &Env, row: &mut Row) -> Result<bool> {
         .context("the engine wrote no warm-up report")?;
     let said = engine
         .stderr()
-        .contains("ticks of the new feed, covering its ring");
+        .contains("ticks of the new feed, covering it through seq");
     let window = common::config::Config::shipped_default().engine.window as u64;
     row.observed = format!(
         "engine {}; {} snapshots warmed from (at start and after the restart), said so: {said}; fewest mids at a first quote after the last warm-up {} (window {window}); session 2: {} published, {} received; feed2 {}",

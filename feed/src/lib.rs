@@ -168,8 +168,13 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         .as_ref()
         .map_or(1, |(_, restored)| restored.next_seq);
     let producer = ProducerId::now(clock.source(), config.ring.lossless).starting_at(first_seq);
-    // The network side first: a configuration it refuses leaves no ring behind.
+    // The network side and the history service first: what they refuse leaves no ring
+    // behind (nor disturbs engines waiting on a ring at that path).
     let net = net::open(&config, producer.epoch_ns)?;
+    let service = match &config.feed.service {
+        Some(s) => Some(service::open(&config, s, producer.epoch_ns)?),
+        None => None,
+    };
     let mut publisher = common::runargs::create_ring(&config, producer)?;
     let reclaimed = publisher.region().reclaimed();
     if let Some(pid) = reclaimed {
@@ -202,10 +207,6 @@ fn run(args: &cli::Args, hooks: &AllocatorHooks) -> Result<(), Failure> {
         clock.source().name()
     );
 
-    let service = match &config.feed.service {
-        Some(s) => Some(service::open(&config, s, producer.epoch_ns)?),
-        None => None,
-    };
     let mut hist = history::History::new(config.symbols.len(), config.feed.history.max_ticks());
     let journaling = journal.map(|(writer, restored)| {
         let report = journal::restore(&config, &restored, &mut hist);

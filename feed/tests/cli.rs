@@ -735,6 +735,10 @@ fn a_service_socket_path_at_someone_elses_file_exits_2_and_leaves_it() {
             "{err}"
         );
         assert_eq!(common::files::snapshot(path).unwrap(), before);
+        assert!(
+            !dir.path().join("s.ring").exists() && !err.contains("publishing"),
+            "the refused service comes before the ring: {err}"
+        );
     }
 }
 

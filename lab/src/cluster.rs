@@ -651,7 +651,7 @@ pub struct ClusterSummary {
     pub faults: Vec<String>,
     /// Every process.
     pub rows: Vec<Row>,
-    /// Kill to exit, per relay, ms (`--kill-feed`).
+    /// Kill to exit, per relay and per direct engine, ms (`--kill-feed`).
     pub feed_death_noticed_ms: Vec<(String, u128)>,
     /// What was left after the teardown (empty: nothing).
     pub left_after_teardown: Vec<String>,
@@ -939,6 +939,10 @@ fn drive(
     )?;
     let t0 = feed.started;
     let relay_count = relays.len();
+    let direct_count = engines
+        .iter()
+        .filter(|(_, name, _)| name.starts_with("direct-"))
+        .count();
     let mut restarted: Option<Proc> = None;
     let mut killed_relay = None;
     let mut feed_killed_at = None;
@@ -982,6 +986,16 @@ fn drive(
             .map(|(_, p)| p)
             .chain(restarted.as_mut())
             .collect();
+        let relays_waited = waiting.len();
+        if feed_killed_at.is_some() {
+            // The engines on the stream itself must notice the feed's death too.
+            waiting.extend(
+                engines
+                    .iter_mut()
+                    .filter(|(_, name, _)| name.starts_with("direct-"))
+                    .map(|(_, _, p)| p),
+            );
+        }
         let deadline = Instant::now() + Duration::from_secs(15);
         let mut exits: Vec<Option<(ExitStatus, Instant)>> = vec![None; waiting.len()];
         while exits.iter().any(Option::is_none)
@@ -1002,7 +1016,7 @@ fn drive(
                     .push((rel(out, &p.dir), at.duration_since(k).as_millis()));
             }
         }
-        relay_exits.extend(exits.iter().map(|e| e.map(|(s, _)| s)));
+        relay_exits.extend(exits.iter().take(relays_waited).map(|e| e.map(|(s, _)| s)));
     }
     let restarted_exit = match restarted {
         Some(_) => relay_exits.pop(),
@@ -1230,9 +1244,10 @@ fn drive(
     }
     if feed_killed_at.is_some() {
         let limit = PRODUCER_TIMEOUT_MS as u128 + 2000;
-        if summary.feed_death_noticed_ms.len() != relay_count {
+        let expected = relay_count + direct_count;
+        if summary.feed_death_noticed_ms.len() != expected {
             summary.problems.push(format!(
-                "{} of {relay_count} relays ended after the feed's kill",
+                "{} of {relay_count} relays and {direct_count} direct engines ended after the feed's kill",
                 summary.feed_death_noticed_ms.len()
             ));
         }

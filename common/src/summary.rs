@@ -57,8 +57,10 @@ pub struct NetSendStats {
     pub failed: u64,
     /// Control messages (heartbeats, the end) refused, whatever the cause.
     pub control_refused: u64,
-    /// Bytes of the stream the slowest receiver had not consumed when the feed stopped
-    /// waiting for it at the end (0: every receiver had everything).
+    /// Bytes of the stream the receiver that paces it had not consumed when the feed
+    /// stopped waiting for it at the end (0: it had everything). That receiver is the
+    /// slowest under `net.flow_control = "min"` (0: every receiver had everything) and
+    /// the fastest under `"max"`, where a slower one is not waited for.
     #[serde(default)]
     pub unconsumed_at_end: u64,
 }

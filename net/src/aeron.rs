@@ -379,10 +379,11 @@ impl Sink for NetSink {
                 }
             }
         }
-        // Linger until the receivers have consumed the whole stream (the limit leads the
-        // position by the whole window again), and at least LINGER_FLOOR, so that the
-        // driver is still there to retransmit what they lost; a receiver that never catches up is given up on
-        // after LINGER, and what it had not consumed is counted.
+        // Linger until the receiver that paces the stream (the slowest under fc=min, the
+        // fastest under fc=max) has consumed all of it (the limit leads the position by
+        // the whole window again), and at least LINGER_FLOOR, so that the driver is
+        // still there to retransmit what the receivers lost; one that never catches up is
+        // given up on after LINGER, and what it had not consumed is counted.
         while self.publication.is_connected() {
             let lead = self.lead();
             self.window = self.window.max(lead);

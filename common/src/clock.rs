@@ -110,9 +110,23 @@ impl Clock {
         }
     }
 
-    /// Raw units in `ns` nanoseconds (rounded).
+    /// The fewest raw units that span at least `ns` nanoseconds by [`Clock::delta_ns`],
+    /// so that a deadline or a timeout built from it is never short of what was asked
+    /// (a plain rounding can fall a fraction of a nanosecond short, and `delta_ns`
+    /// truncates). Exact for spans up to days; beyond, within the calibration's error.
     pub fn raw_from_ns(&self, ns: u64) -> u64 {
-        (ns as f64 / self.ns_per_raw()).round() as u64
+        let mut raw = (ns as f64 / self.ns_per_raw()).round() as u64;
+        // The estimate is off by a few units at most for the spans used here.
+        for _ in 0..1024 {
+            if raw > 0 && self.delta_ns(0, raw - 1) >= ns {
+                raw -= 1;
+            } else if raw < u64::MAX && self.delta_ns(0, raw) < ns {
+                raw += 1;
+            } else {
+                break;
+            }
+        }
+        raw
     }
 }
 
@@ -177,6 +191,23 @@ mod tests {
             assert_eq!(c.delta_ns(b, a), 0);
             let scaled = ((b - a) as f64 * c.ns_per_raw()) as u64;
             assert!(scaled.abs_diff(ns) <= ns / 1000 + 1, "{scaled} vs {ns}");
+        }
+    }
+
+    #[test]
+    fn a_span_in_raw_units_is_the_fewest_that_reach_the_nanoseconds() {
+        for source in [ClockSource::Tsc, ClockSource::Monotonic] {
+            if source == ClockSource::Tsc && !cfg!(target_arch = "x86_64") {
+                continue;
+            }
+            let c = Clock::with_source(source);
+            for ns in (0..2_000u64).chain([20_000_000, 1_000_000_000, 3_600_000_000_000]) {
+                let raw = c.raw_from_ns(ns);
+                assert!(c.delta_ns(0, raw) >= ns, "{source:?}: {ns} ns -> {raw}");
+                if raw > 0 {
+                    assert!(c.delta_ns(0, raw - 1) < ns, "{source:?}: {ns} ns -> {raw}");
+                }
+            }
         }
     }
 

@@ -54,7 +54,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Unsent bytes per client above which no more of its response is produced.
@@ -219,22 +219,29 @@ pub fn open(config: &Config, s: &ServiceConfig, producer: u64) -> Result<Service
     };
     let listener = UnixListener::bind(&path)
         .map_err(|e| Failure::runtime(anyhow::anyhow!("cannot bind {}: {e}", path.display())))?;
-    let setup = (|| -> std::io::Result<FileId> {
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-        listener.set_nonblocking(true)?;
-        Ok(FileId::of(&std::fs::symlink_metadata(&path)?))
-    })();
-    let id = setup.map_err(|e| {
-        remove_bound(&path);
+    let set_up = |e: std::io::Error| {
         Failure::runtime(anyhow::anyhow!("cannot set up {}: {e}", path.display()))
-    })?;
+    };
+    let id = FileId::of(&std::fs::symlink_metadata(&path).map_err(set_up)?);
+    // A failure from here on removes the socket just made (and only it), as Drop does.
+    let remove_bound = || {
+        if id.is_at(&path) {
+            let _ = std::fs::remove_file(&path);
+        }
+    };
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .and_then(|()| listener.set_nonblocking(true))
+        .map_err(|e| {
+            remove_bound();
+            set_up(e)
+        })?;
     let text = format!(
         "{}pid {}\n",
         Kind::Text.header("the marker of a feed's history service socket"),
         std::process::id()
     );
     files::write(&marker, Kind::Text, text.as_bytes()).map_err(|e| {
-        remove_bound(&path);
+        remove_bound();
         Failure::classify(e)
     })?;
     match &tcp {
@@ -254,16 +261,6 @@ pub fn open(config: &Config, s: &ServiceConfig, producer: u64) -> Result<Service
         latency: common::latency::fixed_histogram(common::latency::HIGHEST_NS),
         producer,
     })
-}
-
-/// Removes the socket `open` has just bound at `path` when its set-up fails after the
-/// bind, so that a refused start leaves no file; only a socket of this user is removed.
-fn remove_bound(path: &Path) {
-    if let Ok(meta) = std::fs::symlink_metadata(path) {
-        if meta.file_type().is_socket() && meta.uid() == common::os::effective_uid() {
-            let _ = std::fs::remove_file(path);
-        }
-    }
 }
 
 /// A non-blocking listener on `addr` and the address it is bound to. An address this

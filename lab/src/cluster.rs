@@ -64,6 +64,8 @@ pub const CLUSTER_COMPARE: &str = "cluster_compare.json";
 /// The producer timeout every relay and engine runs with: how soon a feed's (or a
 /// relay's) silence is noticed.
 const PRODUCER_TIMEOUT_MS: u64 = 1000;
+/// The name of an engine on the feed's stream itself, before its number (`direct-1`).
+const DIRECT: &str = "direct-";
 
 /// The cluster file (`configs/cluster.toml`).
 #[derive(Debug, Deserialize)]
@@ -915,7 +917,7 @@ fn drive(
             engines.push((i, name, p));
         }
         for n in 1..=h.direct_engines {
-            let name = format!("direct-{n}");
+            let name = format!("{DIRECT}{n}");
             let mut p = start(
                 "engine",
                 &topo.namespace(&h.name),
@@ -939,10 +941,7 @@ fn drive(
     )?;
     let t0 = feed.started;
     let relay_count = relays.len();
-    let direct_count = engines
-        .iter()
-        .filter(|(_, name, _)| name.starts_with("direct-"))
-        .count();
+    let direct_count: usize = plan.hosts.iter().map(|h| h.direct_engines as usize).sum();
     let mut restarted: Option<Proc> = None;
     let mut killed_relay = None;
     let mut feed_killed_at = None;
@@ -992,7 +991,7 @@ fn drive(
             waiting.extend(
                 engines
                     .iter_mut()
-                    .filter(|(_, name, _)| name.starts_with("direct-"))
+                    .filter(|(_, name, _)| name.starts_with(DIRECT))
                     .map(|(_, _, p)| p),
             );
         }
@@ -1314,7 +1313,7 @@ fn compare_paths(runs: &[ClusterSummary]) -> ClusterCompare {
     let mut pairs: Vec<(String, String, String, &str)> = Vec::new();
     if let Some(first) = runs.first() {
         for r in &first.rows {
-            if r.process.starts_with("direct-") {
+            if r.process.starts_with(DIRECT) {
                 pairs.push((
                     r.host.clone(),
                     "engine-1".into(),
